@@ -1,0 +1,166 @@
+//! The [`Adapter`] trait and the types that cross it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chatgate_model::{Channel, Event, Limits};
+
+use crate::{OutboundPart, SendError, SendReceipt, WebhookError};
+
+/// Webhook bodies larger than this are refused before they are buffered, unless the adapter says otherwise.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A webhook request as received: the raw body bytes are what providers sign.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    pub method: &'a http::Method,
+    pub headers: &'a http::HeaderMap,
+    /// The raw query string, without `?`.
+    pub query: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+impl WebhookRequest<'_> {
+    /// A header's value as text, if present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One normalised event plus the key that makes a redelivery of it recognisable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundEvent {
+    /// Unique per account for one provider event (e.g. Telegram `update:<update_id>`).
+    /// Events with the same key are stored once. `None`: never deduplicated.
+    pub dedup_key: Option<String>,
+    pub event: Event,
+}
+
+/// What the provider should get back once the events are stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Reply {
+    /// `200` with an empty body.
+    #[default]
+    Empty,
+    /// `200` with this plain-text body (VK's `ok`, a Meta handshake challenge, ...).
+    Text(String),
+}
+
+/// The result of parsing one authentic webhook.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Inbound {
+    pub events: Vec<InboundEvent>,
+    pub reply: Reply,
+}
+
+/// A rate as a count per period, e.g. 30 per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    pub const fn per_second(count: u32) -> Rate {
+        Rate { count, per: Duration::from_secs(1) }
+    }
+    pub const fn per_minute(count: u32) -> Rate {
+        Rate { count, per: Duration::from_secs(60) }
+    }
+}
+
+/// How fast the provider lets one account send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RateLimits {
+    /// Across all chats of the account.
+    pub per_account: Option<Rate>,
+    /// Within one chat.
+    pub per_chat: Option<Rate>,
+}
+
+/// What a channel can do, as data the server and the core can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// `reply_to` is sent as a native quote; otherwise the channel documents its fallback.
+    pub native_reply: bool,
+    /// Outbound templates are supported.
+    pub templates: bool,
+    /// Free-form messages are allowed only this long after the customer's last message (WhatsApp: 24 h).
+    pub messaging_window: Option<Duration>,
+}
+
+/// One account of one channel: verifies and parses its webhooks, sends its messages.
+///
+/// The server calls, for each webhook: [`Adapter::handshake`] for `GET`, else
+/// [`Adapter::verify`] and only if that passes [`Adapter::parse`]. Parsing never sees an
+/// unauthenticated body.
+#[async_trait]
+pub trait Adapter: Send + Sync + 'static {
+    fn channel(&self) -> Channel;
+
+    /// The account id from `channels.toml`.
+    fn account(&self) -> &str;
+
+    /// The account's default outbound limits (the gateway applies config overrides on top).
+    fn limits(&self) -> Limits;
+
+    fn rate_limits(&self) -> RateLimits {
+        RateLimits::default()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// Bodies larger than this are refused before they are buffered whole.
+    fn max_body_bytes(&self) -> usize {
+        DEFAULT_MAX_BODY_BYTES
+    }
+
+    /// Answers a `GET` subscription handshake (Meta's `hub.challenge`). Channels without one refuse.
+    fn handshake(&self, _request: &WebhookRequest<'_>) -> Result<Reply, WebhookError> {
+        Err(WebhookError::MethodNotAllowed)
+    }
+
+    /// Authenticates a webhook on its raw bytes, in constant time.
+    fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError>;
+
+    /// Normalises an authenticated webhook. Kinds the channel does not model become
+    /// `unsupported` events carrying the raw object; only unreadable bodies are errors.
+    fn parse(&self, request: &WebhookRequest<'_>) -> Result<Inbound, WebhookError>;
+
+    /// Re-signs a recorded webhook with this account's secret (for `chatgate replay` and tests):
+    /// sets the signature header, or rewrites the secret inside the body where the provider puts it there.
+    fn sign(&self, headers: &mut http::HeaderMap, body: Vec<u8>) -> Vec<u8>;
+
+    /// Sends one part of an outbound message. Errors say whether and when to retry.
+    async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError>;
+}
+
+/// Builds adapters of one channel kind from their `channels.toml` tables.
+pub trait ChannelFactory: Send + Sync {
+    /// The `kind` value in `channels.toml` (and the URL segment), e.g. `telegram`.
+    fn kind(&self) -> &'static str;
+
+    /// Builds one account. `settings` is the account's table as JSON, with `${ENV}` references
+    /// resolved and the gateway's own keys (`kind`, `limits`, ...) removed. Unknown keys are errors.
+    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError>;
+}
+
+/// An account's configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(pub String);
+
+impl BuildError {
+    pub fn new(message: impl Into<String>) -> BuildError {
+        BuildError(message.into())
+    }
+}
+
+impl From<serde_json::Error> for BuildError {
+    fn from(e: serde_json::Error) -> Self {
+        BuildError(e.to_string())
+    }
+}

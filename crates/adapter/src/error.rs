@@ -1,0 +1,87 @@
+//! Typed errors: the kind, not the message, decides what the server does.
+
+use std::time::Duration;
+
+/// Why a webhook was not accepted. The server maps each variant to one HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// No signature/secret where one is required (401).
+    #[error("missing signature or secret")]
+    MissingSignature,
+    /// The signature/secret does not match (401).
+    #[error("signature or secret mismatch")]
+    BadSignature,
+    /// Authentic, but not readable as the provider's format (400). The text is for logs.
+    #[error("malformed webhook body: {0}")]
+    Malformed(String),
+    /// A handshake that does not match our configuration (403).
+    #[error("handshake refused")]
+    HandshakeRefused,
+    /// The channel does not take this HTTP method (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
+
+/// Why sending failed, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendErrorKind {
+    /// The provider asked us to wait this long (Telegram `retry_after`, HTTP `Retry-After`).
+    RetryAfter(Duration),
+    /// A network error or a provider-side failure (5xx): retry with backoff.
+    Transient,
+    /// The provider refused the message for good.
+    Failed(FailureCode),
+}
+
+/// A stable code for a permanent failure, as the core sees it in `error.code`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureCode {
+    /// The customer blocked the bot, unsubscribed or never allowed messages.
+    CustomerUnsubscribed,
+    /// The messaging window is closed (WhatsApp 24 h rule).
+    WindowClosed,
+    /// An attachment was larger than the channel takes.
+    AttachmentTooLarge,
+    /// The channel does not take this kind of content.
+    AttachmentKindUnsupported,
+    /// The provider rejected the request (bad chat id, bad content, ...).
+    Rejected,
+    /// Our credentials were refused (token revoked, ...).
+    Unauthorized,
+}
+
+impl FailureCode {
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            FailureCode::CustomerUnsubscribed => "customer_unsubscribed",
+            FailureCode::WindowClosed => "window_closed",
+            FailureCode::AttachmentTooLarge => "attachment_too_large",
+            FailureCode::AttachmentKindUnsupported => "attachment_kind_unsupported",
+            FailureCode::Rejected => "provider_rejected",
+            FailureCode::Unauthorized => "provider_unauthorized",
+        }
+    }
+}
+
+/// A send error: a kind that drives retry, and a message for logs and the core.
+///
+/// The message must never contain secrets: channels whose API puts tokens into URLs
+/// strip the URL from transport errors before building one of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    pub kind: SendErrorKind,
+    pub message: String,
+}
+
+impl SendError {
+    pub fn retry_after(after: Duration, message: impl Into<String>) -> SendError {
+        SendError { kind: SendErrorKind::RetryAfter(after), message: message.into() }
+    }
+    pub fn transient(message: impl Into<String>) -> SendError {
+        SendError { kind: SendErrorKind::Transient, message: message.into() }
+    }
+    pub fn failed(code: FailureCode, message: impl Into<String>) -> SendError {
+        SendError { kind: SendErrorKind::Failed(code), message: message.into() }
+    }
+}

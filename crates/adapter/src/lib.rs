@@ -1,0 +1,22 @@
+//! The contract every channel adapter implements, and helpers they share.
+//!
+//! A channel crate depends on this crate and on `chatgate-model` only. It knows its provider's
+//! wire format, how the provider authenticates webhooks and how to call the provider's send API.
+//! It does not know routes, HTTP status codes, the queue or the core: the server turns the
+//! typed errors here into answers, and stores what [`Adapter::parse`] returns.
+//!
+//! Adding a channel is a new crate with the same file shape as `channel-telegram`
+//! (`config.rs wire.rs verify.rs parse.rs send.rs`) plus one line in the gateway's registry.
+
+mod contract;
+mod error;
+pub mod meta;
+mod outbound;
+pub mod verify;
+
+pub use contract::{
+    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, InboundEvent, Rate, RateLimits, Reply,
+    WebhookRequest, DEFAULT_MAX_BODY_BYTES,
+};
+pub use error::{FailureCode, SendError, SendErrorKind, WebhookError};
+pub use outbound::{Media, OutboundPart, PartBody, SendReceipt};

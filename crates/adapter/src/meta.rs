@@ -1,0 +1,119 @@
+//! What Meta's channels (WhatsApp Cloud API, Messenger, Instagram) share: the `GET`
+//! subscription handshake and the `X-Hub-Signature-256` body signature.
+//!
+//! See <https://developers.facebook.com/docs/graph-api/webhooks/getting-started>.
+
+use crate::verify::{constant_time_eq, hmac_sha256_hex_matches};
+use crate::{Reply, WebhookError, WebhookRequest};
+
+/// The signature header Meta sets on every webhook `POST`.
+pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+
+/// Answers `GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`: the challenge echoed
+/// as plain text when the token matches (constant time), [`WebhookError::HandshakeRefused`] otherwise.
+pub fn handshake(request: &WebhookRequest<'_>, verify_token: &str) -> Result<Reply, WebhookError> {
+    let mut mode = None;
+    let mut token = None;
+    let mut challenge = None;
+    for (key, value) in form_pairs(request.query.unwrap_or("")) {
+        match key.as_str() {
+            "hub.mode" => mode = Some(value),
+            "hub.verify_token" => token = Some(value),
+            "hub.challenge" => challenge = Some(value),
+            _ => {}
+        }
+    }
+    match (mode.as_deref(), token, challenge) {
+        (Some("subscribe"), Some(token), Some(challenge))
+            if constant_time_eq(token.as_bytes(), verify_token.as_bytes()) =>
+        {
+            Ok(Reply::Text(challenge))
+        }
+        _ => Err(WebhookError::HandshakeRefused),
+    }
+}
+
+/// Checks `X-Hub-Signature-256: sha256=<hex>` = HMAC-SHA256(app secret, raw body), in constant time.
+pub fn verify_signature(request: &WebhookRequest<'_>, app_secret: &str) -> Result<(), WebhookError> {
+    let header = request.header(SIGNATURE_HEADER).ok_or(WebhookError::MissingSignature)?;
+    let hex = header.strip_prefix("sha256=").ok_or(WebhookError::BadSignature)?;
+    if hmac_sha256_hex_matches(app_secret.as_bytes(), request.body, hex) {
+        Ok(())
+    } else {
+        Err(WebhookError::BadSignature)
+    }
+}
+
+/// Splits an `application/x-www-form-urlencoded` query into decoded pairs.
+fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k), percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match (hex_val(bytes[i + 1]), hex_val(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue, Method};
+
+    fn get(query: &str) -> Result<Reply, WebhookError> {
+        let headers = HeaderMap::new();
+        handshake(&WebhookRequest { method: &Method::GET, headers: &headers, query: Some(query), body: b"" }, "tok en")
+    }
+
+    #[test]
+    fn handshake_echoes_challenge_only_for_the_right_token() {
+        assert_eq!(get("hub.mode=subscribe&hub.verify_token=tok+en&hub.challenge=1158201444"), Ok(Reply::Text("1158201444".into())));
+        assert_eq!(get("hub.mode=subscribe&hub.verify_token=tok%20en&hub.challenge=x%2Fy"), Ok(Reply::Text("x/y".into())));
+        assert_eq!(get("hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1"), Err(WebhookError::HandshakeRefused));
+        assert_eq!(get("hub.mode=unsubscribe&hub.verify_token=tok+en&hub.challenge=1"), Err(WebhookError::HandshakeRefused));
+        assert_eq!(get("hub.mode=subscribe&hub.verify_token=tok+en"), Err(WebhookError::HandshakeRefused));
+        assert_eq!(get("%"), Err(WebhookError::HandshakeRefused));
+    }
+
+    #[test]
+    fn signature_is_checked_on_raw_bytes() {
+        let body = br#"{"object":"page"}"#;
+        let sig = hex::encode(crate::verify::hmac_sha256(b"s3cret", body));
+        let check = |value: Option<&str>, body: &[u8]| {
+            let mut headers = HeaderMap::new();
+            if let Some(v) = value {
+                headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(v).unwrap());
+            }
+            verify_signature(&WebhookRequest { method: &Method::POST, headers: &headers, query: None, body }, "s3cret")
+        };
+        assert_eq!(check(Some(&format!("sha256={sig}")), body), Ok(()));
+        assert_eq!(check(None, body), Err(WebhookError::MissingSignature));
+        assert_eq!(check(Some(&sig), body), Err(WebhookError::BadSignature));
+        assert_eq!(check(Some(&format!("sha1={sig}")), body), Err(WebhookError::BadSignature));
+        assert_eq!(check(Some(&format!("sha256={sig}")), br#"{"object": "page"}"#), Err(WebhookError::BadSignature));
+    }
+}

@@ -1,0 +1,85 @@
+//! What the core sends to chatgate, and what chatgate reports back about it.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{AttachmentKind, Channel, Status};
+
+/// `POST /v1/messages`: one reply from the contact centre to a customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundRequest {
+    pub channel: Channel,
+    pub account: String,
+    pub chat_id: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub attachments: Vec<OutboundAttachment>,
+    /// The provider's id of the message to quote.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// A pre-approved template (WhatsApp), allowed outside the messaging window.
+    #[serde(default)]
+    pub template: Option<Template>,
+    /// The same key twice yields the same message id and one send.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// A file to send; the gateway downloads it from `url` and uploads it to the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundAttachment {
+    pub kind: AttachmentKind,
+    pub url: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub mime: Option<String>,
+    /// Size in bytes, when the core knows it; checked before download.
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+/// A message template (WhatsApp): name, language code and the provider's component array.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    pub name: String,
+    pub language: String,
+    #[serde(default)]
+    pub components: Vec<serde_json::Value>,
+}
+
+/// An error as reported to the core: a stable snake_case `code` and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub message: String,
+}
+
+/// One step in a message's status history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StatusChange {
+    pub status: Status,
+    pub at: DateTime<Utc>,
+}
+
+/// `GET /v1/messages/{id}`: where an outbound message stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MessageRecord {
+    pub id: Uuid,
+    pub channel: Channel,
+    pub account: String,
+    pub chat_id: String,
+    pub status: Status,
+    /// The provider's ids of the sent parts, in order.
+    pub external_ids: Vec<String>,
+    pub error: Option<ErrorInfo>,
+    pub history: Vec<StatusChange>,
+    pub created_at: DateTime<Utc>,
+    pub request: OutboundRequest,
+}
