@@ -14,6 +14,9 @@ pub struct Media {
     pub name: String,
     pub mime: Option<String>,
     pub bytes: Bytes,
+    /// Where the core said the file is. The gateway has already fetched it (checking size and
+    /// address); channels whose API takes only URLs (Viber) pass this on instead of uploading.
+    pub source_url: String,
 }
 
 /// What one part carries.

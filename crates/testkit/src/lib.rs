@@ -5,6 +5,10 @@
 //! `GET ?query` or `POST ?query` sets method and query). Its reviewed golden output is
 //! `<name>.golden.json`: the envelopes with `id` and `received_at` replaced by placeholders.
 //! Run tests with `UPDATE_GOLDEN=1` to (re)write golden files, then review the diff.
+//!
+//! [`mock::MockApi`] is a recording HTTP server on 127.0.0.1 that stands in for a provider API.
+
+pub mod mock;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,1 @@
+//! Facebook Messenger and Instagram channels (Meta Graph webhooks and Send API). (being written).

@@ -1,0 +1,1 @@
+//! Viber REST Bot API channel. (being written).

@@ -1,0 +1,1 @@
+//! VK Callback API and messages API channel. (being written).

@@ -1,0 +1,1 @@
+//! WhatsApp Cloud API channel (with the WhatsApp QR limit profile). (being written).
