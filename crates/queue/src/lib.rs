@@ -1,1 +1,58 @@
-//! placeholder
+//! The durable queue contract ([`Queue`]) and its embedded backend ([`SqliteQueue`]).
+//!
+//! One store holds everything chatgate must not lose: the ordered event log the core pulls
+//! (inbound events and status changes), the inbound dedup keys, the outbox of messages from
+//! the core with their status history, the customers' messaging windows and the block list.
+//! Every write is acknowledged only after it is committed to disk.
+
+mod schema;
+mod sqlite;
+mod types;
+
+pub use sqlite::SqliteQueue;
+pub use types::{
+    AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, StoredEvent,
+};
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chatgate_model::{Channel, MessageRecord, OutboundRequest};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// The store behind the gateway. Each method returns once its effect is durable.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// Appends inbound events of one account to the log. Events whose dedup key was seen before
+    /// are skipped; status events are merged into the outbox (see [`AppendOutcome`]).
+    async fn append_inbound(&self, records: Vec<InboundRecord>) -> Result<AppendOutcome, QueueError>;
+
+    /// Reads up to `limit` events with `seq > after`, in order.
+    async fn read_events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, QueueError>;
+
+    /// Waits until an event with `seq > after` is committed or `timeout` passes; returns the last committed seq.
+    async fn wait_events(&self, after: u64, timeout: Duration) -> u64;
+
+    /// Stores an outbound message (status `queued`, with a `queued` status event on the log).
+    /// The same idempotency key for the same account returns the existing message.
+    async fn enqueue(&self, id: Uuid, request: OutboundRequest) -> Result<Enqueued, QueueError>;
+
+    /// Records the outcome of one delivery attempt.
+    async fn record_attempt(&self, id: Uuid, attempt: Attempt) -> Result<(), QueueError>;
+
+    /// Messages whose delivery is not finished, oldest first.
+    async fn pending_messages(&self) -> Result<Vec<PendingMessage>, QueueError>;
+
+    /// One outbound message with its history.
+    async fn message(&self, id: Uuid) -> Result<Option<MessageRecord>, QueueError>;
+
+    /// When the customer last sent a message in this chat.
+    async fn last_inbound(&self, channel: Channel, account: &str, chat_id: &str) -> Result<Option<DateTime<Utc>>, QueueError>;
+
+    /// Blocks or unblocks a customer.
+    async fn set_blocked(&self, channel: Channel, account: &str, customer_id: &str, blocked: bool) -> Result<(), QueueError>;
+
+    /// Every blocked customer as (channel, account, customer id).
+    async fn blocked(&self) -> Result<Vec<(Channel, String, String)>, QueueError>;
+}

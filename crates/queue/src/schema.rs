@@ -1,0 +1,60 @@
+//! The SQLite schema. Times are microseconds since the Unix epoch (UTC).
+
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS events (
+    seq  INTEGER PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dedup (
+    account TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    PRIMARY KEY (account, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    id          TEXT PRIMARY KEY,
+    channel     TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    chat_id     TEXT NOT NULL,
+    request     TEXT NOT NULL,
+    idem_key    TEXT,
+    status      TEXT NOT NULL,
+    error_code  TEXT,
+    error_text  TEXT,
+    parts_done  INTEGER NOT NULL DEFAULT 0,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    done        INTEGER NOT NULL DEFAULT 0,
+    created_us  INTEGER NOT NULL,
+    sent_us     INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_idem ON messages (channel, account, idem_key) WHERE idem_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_chat ON messages (channel, account, chat_id, sent_us);
+CREATE INDEX IF NOT EXISTS messages_pending ON messages (done) WHERE done = 0;
+CREATE TABLE IF NOT EXISTS message_history (
+    message_id TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    at_us      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS message_history_id ON message_history (message_id);
+CREATE TABLE IF NOT EXISTS external_ids (
+    channel     TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    part        INTEGER NOT NULL,
+    PRIMARY KEY (channel, account, external_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS external_ids_message ON external_ids (message_id, part);
+CREATE TABLE IF NOT EXISTS windows (
+    channel   TEXT NOT NULL,
+    account   TEXT NOT NULL,
+    chat_id   TEXT NOT NULL,
+    last_us   INTEGER NOT NULL,
+    PRIMARY KEY (channel, account, chat_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (
+    channel     TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    PRIMARY KEY (channel, account, customer_id)
+) WITHOUT ROWID;
+"#;

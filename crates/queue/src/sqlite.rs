@@ -1,0 +1,631 @@
+//! The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`, one writer
+//! thread doing group commit, and a reader connection for queries.
+//!
+//! Group commit: callers send commands to the writer over a channel. The writer takes every
+//! command that is waiting (up to [`MAX_BATCH`]), applies each inside its own savepoint of one
+//! transaction, commits once — a single fsync for the whole batch — and only then answers the
+//! callers. While it commits, the next batch gathers in the channel.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chatgate_model::{
+    Channel, ErrorInfo, Event, EventKind, MessageRecord, OutboundRequest, Status, StatusChange, StatusInfo,
+};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use crate::schema::SCHEMA;
+use crate::types::{AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, StoredEvent};
+use crate::Queue;
+
+/// The most commands one transaction takes.
+const MAX_BATCH: usize = 4096;
+
+/// The embedded SQLite queue.
+#[derive(Debug, Clone)]
+pub struct SqliteQueue {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    reader: Mutex<Connection>,
+    committed: watch::Receiver<u64>,
+    path: PathBuf,
+}
+
+#[derive(Debug)]
+enum Command {
+    Append(Vec<InboundRecord>, oneshot::Sender<Result<AppendOutcome, QueueError>>),
+    Enqueue(Uuid, Box<OutboundRequest>, oneshot::Sender<Result<Enqueued, QueueError>>),
+    Attempt(Uuid, Attempt, oneshot::Sender<Result<(), QueueError>>),
+    Block(Channel, String, String, bool, oneshot::Sender<Result<(), QueueError>>),
+}
+
+impl SqliteQueue {
+    /// Opens (or creates) `chatgate.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<SqliteQueue, QueueError> {
+        std::fs::create_dir_all(dir).map_err(|e| QueueError::Storage(format!("creating {}: {e}", dir.display())))?;
+        let path = dir.join("chatgate.db");
+        let writer = Connection::open(&path)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        writer.pragma_update(None, "synchronous", "FULL")?;
+        writer.pragma_update(None, "busy_timeout", 5000)?;
+        writer.execute_batch(SCHEMA)?;
+        let last: u64 = writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
+
+        let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        reader.pragma_update(None, "busy_timeout", 5000)?;
+
+        let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
+        let (committed_tx, committed) = watch::channel(last);
+        std::thread::Builder::new()
+            .name("chatgate-queue-writer".into())
+            .spawn(move || Writer { conn: writer, last_seq: last, committed: committed_tx }.run(rx))
+            .map_err(|e| QueueError::Storage(format!("starting the writer thread: {e}")))?;
+        Ok(SqliteQueue { inner: Arc::new(Inner { commands: tx, reader: Mutex::new(reader), committed, path }) })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, QueueError>>) -> Command) -> Result<T, QueueError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.commands.send(make(tx)).await.map_err(|_| QueueError::Closed)?;
+        rx.await.map_err(|_| QueueError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, QueueError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.reader.lock().map_err(|_| QueueError::Storage("reader lock poisoned".into()))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| QueueError::Storage(format!("reader task: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Queue for SqliteQueue {
+    async fn append_inbound(&self, records: Vec<InboundRecord>) -> Result<AppendOutcome, QueueError> {
+        if records.is_empty() {
+            return Ok(AppendOutcome::default());
+        }
+        self.call(|tx| Command::Append(records, tx)).await
+    }
+
+    async fn read_events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, QueueError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT seq, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+            let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
+                let seq = r.get::<_, i64>(0)? as u64;
+                let body: String = r.get(1)?;
+                Ok(StoredEvent { seq, json: with_seq(seq, &body) })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn wait_events(&self, after: u64, timeout: Duration) -> u64 {
+        let mut rx = self.inner.committed.clone();
+        let wait = rx.wait_for(|last| *last > after);
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(last)) => *last,
+            _ => *self.inner.committed.borrow(),
+        }
+    }
+
+    async fn enqueue(&self, id: Uuid, request: OutboundRequest) -> Result<Enqueued, QueueError> {
+        self.call(|tx| Command::Enqueue(id, Box::new(request), tx)).await
+    }
+
+    async fn record_attempt(&self, id: Uuid, attempt: Attempt) -> Result<(), QueueError> {
+        self.call(|tx| Command::Attempt(id, attempt, tx)).await
+    }
+
+    async fn pending_messages(&self) -> Result<Vec<PendingMessage>, QueueError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, request, parts_done, attempts, created_us FROM messages WHERE done = 0 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, request, parts_done, attempts, created) = row?;
+                out.push(PendingMessage {
+                    id: parse_uuid(&id)?,
+                    request: serde_json::from_str(&request).map_err(|e| QueueError::Storage(e.to_string()))?,
+                    parts_done: parts_done as u32,
+                    attempts: attempts as u32,
+                    created_at: from_us(created),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn message(&self, id: Uuid) -> Result<Option<MessageRecord>, QueueError> {
+        self.read(move |conn| {
+            let key = id.to_string();
+            let row = conn
+                .prepare_cached("SELECT request, status, error_code, error_text, created_us FROM messages WHERE id = ?1")?
+                .query_row([&key], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .optional()?;
+            let Some((request, status, code, text, created)) = row else {
+                return Ok(None);
+            };
+            let request: OutboundRequest = serde_json::from_str(&request).map_err(|e| QueueError::Storage(e.to_string()))?;
+            let mut stmt = conn.prepare_cached("SELECT status, at_us FROM message_history WHERE message_id = ?1 ORDER BY rowid")?;
+            let history = stmt
+                .query_map([&key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .filter_map(|row| row.ok())
+                .filter_map(|(s, at)| Some(StatusChange { status: Status::parse(&s)?, at: from_us(at) }))
+                .collect();
+            let mut stmt = conn.prepare_cached("SELECT external_id FROM external_ids WHERE message_id = ?1 ORDER BY part")?;
+            let external_ids = stmt.query_map([&key], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(MessageRecord {
+                id,
+                channel: request.channel,
+                account: request.account.clone(),
+                chat_id: request.chat_id.clone(),
+                status: Status::parse(&status).unwrap_or(Status::Queued),
+                external_ids,
+                error: code.map(|code| ErrorInfo { code, message: text.unwrap_or_default() }),
+                history,
+                created_at: from_us(created),
+                request,
+            }))
+        })
+        .await
+    }
+
+    async fn last_inbound(&self, channel: Channel, account: &str, chat_id: &str) -> Result<Option<DateTime<Utc>>, QueueError> {
+        let (account, chat_id) = (account.to_owned(), chat_id.to_owned());
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT last_us FROM windows WHERE channel = ?1 AND account = ?2 AND chat_id = ?3")?
+                .query_row(params![channel.as_str(), account, chat_id], |r| r.get::<_, i64>(0))
+                .optional()?
+                .map(from_us))
+        })
+        .await
+    }
+
+    async fn set_blocked(&self, channel: Channel, account: &str, customer_id: &str, blocked: bool) -> Result<(), QueueError> {
+        let (account, customer_id) = (account.to_owned(), customer_id.to_owned());
+        self.call(|tx| Command::Block(channel, account, customer_id, blocked, tx)).await
+    }
+
+    async fn blocked(&self) -> Result<Vec<(Channel, String, String)>, QueueError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT channel, account, customer_id FROM blocks")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (channel, account, customer) = row?;
+                if let Ok(channel) = channel.parse() {
+                    out.push((channel, account, customer));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    last_seq: u64,
+    committed: watch::Sender<u64>,
+}
+
+/// A command's answer, held until the batch commits.
+enum Pending {
+    Append(oneshot::Sender<Result<AppendOutcome, QueueError>>, Result<AppendOutcome, QueueError>),
+    Enqueue(oneshot::Sender<Result<Enqueued, QueueError>>, Result<Enqueued, QueueError>),
+    Unit(oneshot::Sender<Result<(), QueueError>>, Result<(), QueueError>),
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            self.apply_batch(&mut batch);
+        }
+    }
+
+    fn apply_batch(&mut self, batch: &mut Vec<Command>) {
+        let seq_before = self.last_seq;
+        let mut answers = Vec::with_capacity(batch.len());
+        let begun = self.conn.execute_batch("BEGIN IMMEDIATE");
+        for cmd in batch.drain(..) {
+            answers.push(match begun {
+                Ok(()) => self.apply_in_savepoint(cmd),
+                Err(ref e) => fail(cmd, QueueError::Storage(e.to_string())),
+            });
+        }
+        let committed = match begun {
+            Ok(()) => self.conn.execute_batch("COMMIT").map_err(|e| {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                QueueError::Storage(format!("commit failed: {e}"))
+            }),
+            Err(e) => Err(QueueError::Storage(e.to_string())),
+        };
+        match committed {
+            Ok(()) => {
+                if self.last_seq != seq_before {
+                    self.committed.send_replace(self.last_seq);
+                }
+                for answer in answers {
+                    answer.send();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "queue commit failed; the whole batch is refused");
+                self.last_seq = seq_before;
+                for answer in answers {
+                    answer.fail(&e);
+                }
+            }
+        }
+    }
+
+    fn apply_in_savepoint(&mut self, cmd: Command) -> Pending {
+        if let Err(e) = self.conn.execute_batch("SAVEPOINT cmd") {
+            return fail(cmd, e.into());
+        }
+        let seq_before = self.last_seq;
+        let answer = match cmd {
+            Command::Append(records, tx) => Pending::Append(tx, self.append(records)),
+            Command::Enqueue(id, req, tx) => Pending::Enqueue(tx, self.enqueue(id, *req)),
+            Command::Attempt(id, attempt, tx) => Pending::Unit(tx, self.attempt(id, attempt)),
+            Command::Block(channel, account, customer, blocked, tx) => {
+                Pending::Unit(tx, self.block(channel, &account, &customer, blocked))
+            }
+        };
+        let ok = answer.is_ok();
+        let end = if ok { "RELEASE cmd" } else { "ROLLBACK TO cmd; RELEASE cmd" };
+        if !ok {
+            self.last_seq = seq_before;
+        }
+        if let Err(e) = self.conn.execute_batch(end) {
+            tracing::error!(error = %e, "savepoint end failed");
+        }
+        answer
+    }
+
+    fn push_event(&mut self, body: &str) -> Result<u64, QueueError> {
+        self.conn.prepare_cached("INSERT INTO events (body) VALUES (?1)")?.execute([body])?;
+        let seq = self.conn.last_insert_rowid() as u64;
+        self.last_seq = seq;
+        Ok(seq)
+    }
+
+    fn append(&mut self, records: Vec<InboundRecord>) -> Result<AppendOutcome, QueueError> {
+        let mut out = AppendOutcome::default();
+        for record in records {
+            let event = &record.event;
+            let account_key = format!("{}/{}", event.channel, event.account);
+            if let Some(key) = &record.dedup_key {
+                let inserted = self
+                    .conn
+                    .prepare_cached("INSERT OR IGNORE INTO dedup (account, key) VALUES (?1, ?2)")?
+                    .execute(params![account_key, key])?;
+                if inserted == 0 {
+                    out.duplicates += 1;
+                    continue;
+                }
+            }
+            match (event.kind, &event.status) {
+                (EventKind::Status, Some(info)) => self.apply_receipt(event, info, &mut out)?,
+                _ => {
+                    if event.kind == EventKind::Message {
+                        let at = event.received_at.timestamp_micros();
+                        self.conn
+                            .prepare_cached(
+                                "INSERT INTO windows (channel, account, chat_id, last_us) VALUES (?1, ?2, ?3, ?4)
+                                 ON CONFLICT (channel, account, chat_id) DO UPDATE SET last_us = MAX(last_us, excluded.last_us)",
+                            )?
+                            .execute(params![event.channel.as_str(), event.account, event.chat_id, at])?;
+                    }
+                    let body = serde_json::to_string(event).map_err(|e| QueueError::Storage(e.to_string()))?;
+                    out.seqs.push(self.push_event(&body)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Merges a provider receipt into the outbox and logs the status events it causes.
+    fn apply_receipt(&mut self, event: &Event, info: &StatusInfo, out: &mut AppendOutcome) -> Result<(), QueueError> {
+        let targets: Vec<(String, Option<String>)> = match (&info.external_id, info.up_to) {
+            (Some(external), _) => {
+                let found: Option<String> = self
+                    .conn
+                    .prepare_cached("SELECT message_id FROM external_ids WHERE channel = ?1 AND account = ?2 AND external_id = ?3")?
+                    .query_row(params![event.channel.as_str(), event.account, external], |r| r.get(0))
+                    .optional()?;
+                match found {
+                    Some(id) => vec![(id, Some(external.clone()))],
+                    None => {
+                        // Not one of ours (or sent before this store existed): forward as received.
+                        let body = serde_json::to_string(event).map_err(|e| QueueError::Storage(e.to_string()))?;
+                        out.seqs.push(self.push_event(&body)?);
+                        return Ok(());
+                    }
+                }
+            }
+            (None, Some(up_to)) => {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT id FROM messages WHERE channel = ?1 AND account = ?2 AND chat_id = ?3
+                     AND sent_us IS NOT NULL AND sent_us <= ?4 AND status IN ('sent', 'delivered') ORDER BY rowid",
+                )?;
+                let ids = stmt
+                    .query_map(params![event.channel.as_str(), event.account, event.chat_id, up_to.timestamp_micros()], |r| {
+                        r.get::<_, String>(0)
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                ids.into_iter().map(|id| (id, None)).collect()
+            }
+            (None, None) => {
+                let body = serde_json::to_string(event).map_err(|e| QueueError::Storage(e.to_string()))?;
+                out.seqs.push(self.push_event(&body)?);
+                return Ok(());
+            }
+        };
+        if targets.is_empty() {
+            out.unchanged_statuses += 1;
+        }
+        for (id, external) in targets {
+            let changed = self.merge_status(&id, info.status, info.error.as_ref(), event.received_at)?;
+            match changed {
+                Some(status) => {
+                    let mut logged = event.clone();
+                    logged.id = Uuid::now_v7();
+                    logged.status = Some(StatusInfo {
+                        message_id: Some(parse_uuid(&id)?),
+                        external_id: external.clone(),
+                        status,
+                        error: info.error.clone(),
+                        up_to: info.up_to,
+                    });
+                    let body = serde_json::to_string(&logged).map_err(|e| QueueError::Storage(e.to_string()))?;
+                    out.seqs.push(self.push_event(&body)?);
+                }
+                None => out.unchanged_statuses += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a message's status forward; returns the new status if it changed.
+    fn merge_status(&mut self, id: &str, reported: Status, error: Option<&ErrorInfo>, at: DateTime<Utc>) -> Result<Option<Status>, QueueError> {
+        let current: Option<String> = self
+            .conn
+            .prepare_cached("SELECT status FROM messages WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        let Some(current) = current.as_deref().and_then(Status::parse) else {
+            return Ok(None);
+        };
+        let next = current.merge(reported);
+        if next == current {
+            return Ok(None);
+        }
+        let (code, text) = match (next, error) {
+            (Status::Failed, Some(e)) => (Some(e.code.as_str()), Some(e.message.as_str())),
+            _ => (None, None),
+        };
+        let done = i64::from(next == Status::Failed);
+        self.conn
+            .prepare_cached(
+                "UPDATE messages SET status = ?2, error_code = COALESCE(?3, error_code), error_text = COALESCE(?4, error_text),
+                 done = MAX(done, ?5) WHERE id = ?1",
+            )?
+            .execute(params![id, next.as_str(), code, text, done])?;
+        self.conn
+            .prepare_cached("INSERT INTO message_history (message_id, status, at_us) VALUES (?1, ?2, ?3)")?
+            .execute(params![id, next.as_str(), at.timestamp_micros()])?;
+        Ok(Some(next))
+    }
+
+    fn enqueue(&mut self, id: Uuid, request: OutboundRequest) -> Result<Enqueued, QueueError> {
+        if let Some(key) = &request.idempotency_key {
+            let existing: Option<(String, String, String)> = self
+                .conn
+                .prepare_cached("SELECT id, status, request FROM messages WHERE channel = ?1 AND account = ?2 AND idem_key = ?3")?
+                .query_row(params![request.channel.as_str(), request.account, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            if let Some((existing, status, stored)) = existing {
+                let existing = parse_uuid(&existing)?;
+                let same = serde_json::from_str::<OutboundRequest>(&stored).is_ok_and(|s| s == request);
+                if !same {
+                    return Err(QueueError::IdempotencyConflict { existing });
+                }
+                return Ok(Enqueued { id: existing, status: Status::parse(&status).unwrap_or(Status::Queued), created: false });
+            }
+        }
+        let now = Utc::now();
+        let body = serde_json::to_string(&request).map_err(|e| QueueError::Storage(e.to_string()))?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO messages (id, channel, account, chat_id, request, idem_key, status, created_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7)",
+            )?
+            .execute(params![
+                id.to_string(),
+                request.channel.as_str(),
+                request.account,
+                request.chat_id,
+                body,
+                request.idempotency_key,
+                now.timestamp_micros()
+            ])?;
+        self.conn
+            .prepare_cached("INSERT INTO message_history (message_id, status, at_us) VALUES (?1, 'queued', ?2)")?
+            .execute(params![id.to_string(), now.timestamp_micros()])?;
+        self.log_status(id, &request, Status::Queued, None, None, now)?;
+        Ok(Enqueued { id, status: Status::Queued, created: true })
+    }
+
+    fn log_status(
+        &mut self,
+        id: Uuid,
+        request: &OutboundRequest,
+        status: Status,
+        external_id: Option<String>,
+        error: Option<ErrorInfo>,
+        at: DateTime<Utc>,
+    ) -> Result<u64, QueueError> {
+        let mut event = Event::new(EventKind::Status, request.channel, request.account.clone(), request.chat_id.clone());
+        event.received_at = at;
+        event.status = Some(StatusInfo { message_id: Some(id), external_id, status, error, up_to: None });
+        let body = serde_json::to_string(&event).map_err(|e| QueueError::Storage(e.to_string()))?;
+        self.push_event(&body)
+    }
+
+    fn load_request(&mut self, id: &str) -> Result<OutboundRequest, QueueError> {
+        let body: String = self
+            .conn
+            .prepare_cached("SELECT request FROM messages WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| QueueError::Storage(format!("no message {id}")))?;
+        serde_json::from_str(&body).map_err(|e| QueueError::Storage(e.to_string()))
+    }
+
+    fn attempt(&mut self, id: Uuid, attempt: Attempt) -> Result<(), QueueError> {
+        let key = id.to_string();
+        let now = Utc::now();
+        match attempt {
+            Attempt::PartSent { index, external_id, status, last } => {
+                let request = self.load_request(&key)?;
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO external_ids (channel, account, external_id, message_id, part) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![request.channel.as_str(), request.account, external_id, key, index])?;
+                self.conn
+                    .prepare_cached(
+                        "UPDATE messages SET parts_done = MAX(parts_done, ?2), sent_us = COALESCE(sent_us, ?3), done = MAX(done, ?4) WHERE id = ?1",
+                    )?
+                    .execute(params![key, i64::from(index) + 1, now.timestamp_micros(), i64::from(last)])?;
+                if let Some(next) = self.merge_status(&key, status, None, now)? {
+                    self.log_status(id, &request, next, Some(external_id), None, now)?;
+                }
+                Ok(())
+            }
+            Attempt::Retry { next_at: _, error } => {
+                self.conn
+                    .prepare_cached("UPDATE messages SET attempts = attempts + 1, error_text = ?2 WHERE id = ?1")?
+                    .execute(params![key, error])?;
+                Ok(())
+            }
+            Attempt::Failed { error } => {
+                let request = self.load_request(&key)?;
+                self.conn
+                    .prepare_cached("UPDATE messages SET done = 1, error_code = ?2, error_text = ?3 WHERE id = ?1")?
+                    .execute(params![key, error.code, error.message])?;
+                if let Some(next) = self.merge_status(&key, Status::Failed, Some(&error), now)? {
+                    self.log_status(id, &request, next, None, Some(error), now)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn block(&mut self, channel: Channel, account: &str, customer: &str, blocked: bool) -> Result<(), QueueError> {
+        let sql = if blocked {
+            "INSERT OR IGNORE INTO blocks (channel, account, customer_id) VALUES (?1, ?2, ?3)"
+        } else {
+            "DELETE FROM blocks WHERE channel = ?1 AND account = ?2 AND customer_id = ?3"
+        };
+        self.conn.prepare_cached(sql)?.execute(params![channel.as_str(), account, customer])?;
+        Ok(())
+    }
+}
+
+impl Pending {
+    fn is_ok(&self) -> bool {
+        match self {
+            Pending::Append(_, r) => r.is_ok(),
+            Pending::Enqueue(_, r) => r.is_ok(),
+            Pending::Unit(_, r) => r.is_ok(),
+        }
+    }
+
+    fn send(self) {
+        // A caller that went away (client disconnected) is not an error of the store.
+        match self {
+            Pending::Append(tx, r) => drop(tx.send(r)),
+            Pending::Enqueue(tx, r) => drop(tx.send(r)),
+            Pending::Unit(tx, r) => drop(tx.send(r)),
+        }
+    }
+
+    fn fail(self, e: &QueueError) {
+        let err = || QueueError::Storage(e.to_string());
+        match self {
+            Pending::Append(tx, _) => drop(tx.send(Err(err()))),
+            Pending::Enqueue(tx, _) => drop(tx.send(Err(err()))),
+            Pending::Unit(tx, _) => drop(tx.send(Err(err()))),
+        }
+    }
+}
+
+fn fail(cmd: Command, e: QueueError) -> Pending {
+    match cmd {
+        Command::Append(_, tx) => Pending::Append(tx, Err(e)),
+        Command::Enqueue(_, _, tx) => Pending::Enqueue(tx, Err(e)),
+        Command::Attempt(_, _, tx) | Command::Block(_, _, _, _, tx) => Pending::Unit(tx, Err(e)),
+    }
+}
+
+/// Puts `"seq":N` first into a stored envelope.
+fn with_seq(seq: u64, body: &str) -> String {
+    match body.strip_prefix('{') {
+        Some(rest) if rest.trim_start().starts_with('}') => format!("{{\"seq\":{seq}}}"),
+        Some(rest) => format!("{{\"seq\":{seq},{rest}"),
+        None => body.to_owned(),
+    }
+}
+
+fn from_us(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid, QueueError> {
+    Uuid::parse_str(s).map_err(|e| QueueError::Storage(format!("bad id {s}: {e}")))
+}

@@ -1,0 +1,81 @@
+//! Types that cross the [`crate::Queue`] contract.
+
+use chatgate_model::{ErrorInfo, Event, OutboundRequest, Status};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// One inbound event ready to store.
+#[derive(Debug, Clone)]
+pub struct InboundRecord {
+    /// Unique per account for one provider event; `None` is never deduplicated.
+    pub dedup_key: Option<String>,
+    pub event: Event,
+}
+
+/// What [`crate::Queue::append_inbound`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Sequence numbers of the events appended to the log (a watermark receipt may append several).
+    pub seqs: Vec<u64>,
+    /// Events skipped because their dedup key was stored before.
+    pub duplicates: usize,
+    /// Status receipts that did not move a message's status forward.
+    pub unchanged_statuses: usize,
+}
+
+/// An event on the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: u64,
+    /// The envelope JSON with `seq` as its first field.
+    pub json: String,
+}
+
+/// The result of [`crate::Queue::enqueue`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enqueued {
+    pub id: Uuid,
+    pub status: Status,
+    /// False when the idempotency key matched an existing message.
+    pub created: bool,
+}
+
+/// The outcome of one delivery attempt of an outbound message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    /// Part `index` was accepted by the provider; `last` when it was the message's last part.
+    PartSent { index: u32, external_id: String, status: Status, last: bool },
+    /// The attempt failed and will be retried at `next_at`.
+    Retry { next_at: DateTime<Utc>, error: String },
+    /// The message failed for good.
+    Failed { error: ErrorInfo },
+}
+
+/// A message whose delivery is not finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingMessage {
+    pub id: Uuid,
+    pub request: OutboundRequest,
+    /// Parts already sent; delivery resumes after them.
+    pub parts_done: u32,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A store failure. Nothing it was asked to write is acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// The idempotency key was used before for a different message.
+    #[error("idempotency key was used for a different message ({existing})")]
+    IdempotencyConflict { existing: Uuid },
+    #[error("the store is shut down")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for QueueError {
+    fn from(e: rusqlite::Error) -> Self {
+        QueueError::Storage(e.to_string())
+    }
+}
