@@ -1,0 +1,121 @@
+//! The settings of one Viber bot account (its table in `channels.toml`).
+//!
+//! ```toml
+//! [accounts.viber-main]
+//! kind = "viber"
+//! auth_token = "${VIBER_AUTH_TOKEN}"
+//! sender_name = "Acme Support"
+//! sender_avatar = "https://cdn.example.com/acme-avatar.jpg"
+//! # api_base_url = "https://chatapi.viber.com/pa"
+//! ```
+
+use std::fmt;
+
+use chatgate_adapter::BuildError;
+use serde::Deserialize;
+
+/// Where Viber's REST Bot API lives (<https://developers.viber.com/docs/api/rest-bot-api/>).
+pub const DEFAULT_API_BASE_URL: &str = "https://chatapi.viber.com/pa";
+
+/// `sender.name` of every sent message: "Max 28 characters" (Viber, message data model).
+pub const SENDER_NAME_MAX_CHARS: usize = 28;
+
+/// One Viber bot account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViberConfig {
+    /// The bot's auth token: keys the webhook signature and authenticates API calls
+    /// (`X-Viber-Auth-Token`).
+    pub auth_token: AuthToken,
+    /// The name shown as the sender of every message we send (1–28 characters).
+    pub sender_name: String,
+    /// URL of the sender avatar shown with every message we send (Viber: at most 100 KB).
+    #[serde(default)]
+    pub sender_avatar: Option<String>,
+    /// The API root, without a trailing slash; tests point it at a mock.
+    #[serde(default = "default_api_base_url")]
+    pub api_base_url: String,
+}
+
+fn default_api_base_url() -> String {
+    DEFAULT_API_BASE_URL.to_owned()
+}
+
+impl ViberConfig {
+    /// Reads and checks an account table.
+    pub fn from_settings(settings: serde_json::Value) -> Result<ViberConfig, BuildError> {
+        let mut config: ViberConfig = serde_json::from_value(settings)?;
+        if config.auth_token.expose().trim().is_empty() {
+            return Err(BuildError::new("viber: `auth_token` is empty"));
+        }
+        let name_chars = config.sender_name.chars().count();
+        if name_chars == 0 || name_chars > SENDER_NAME_MAX_CHARS {
+            return Err(BuildError::new(format!(
+                "viber: `sender_name` must be 1 to {SENDER_NAME_MAX_CHARS} characters, not {name_chars}"
+            )));
+        }
+        if !(config.api_base_url.starts_with("https://") || config.api_base_url.starts_with("http://")) {
+            return Err(BuildError::new("viber: `api_base_url` must be an http(s) URL"));
+        }
+        config.api_base_url = config.api_base_url.trim_end_matches('/').to_owned();
+        Ok(config)
+    }
+}
+
+/// The bot's auth token. Its `Debug` form never shows the value.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct AuthToken(String);
+
+impl AuthToken {
+    pub fn new(token: impl Into<String>) -> AuthToken {
+        AuthToken(token.into())
+    }
+
+    /// The token itself, for the HMAC key and the API header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_and_checks() {
+        let c = ViberConfig::from_settings(json!({"auth_token": "t0k", "sender_name": "Acme"})).unwrap();
+        assert_eq!(c.api_base_url, DEFAULT_API_BASE_URL);
+        assert_eq!(c.sender_avatar, None);
+
+        let c = ViberConfig::from_settings(json!({"auth_token": "t0k", "sender_name": "Acme", "api_base_url": "http://127.0.0.1:9/pa/"}))
+            .unwrap();
+        assert_eq!(c.api_base_url, "http://127.0.0.1:9/pa");
+
+        for bad in [
+            json!({"auth_token": "t0k", "sender_name": "Acme", "senderName": "x"}),
+            json!({"auth_token": "", "sender_name": "Acme"}),
+            json!({"auth_token": "t0k", "sender_name": ""}),
+            json!({"auth_token": "t0k", "sender_name": "x".repeat(29)}),
+            json!({"auth_token": "t0k", "sender_name": "Acme", "api_base_url": "chatapi.viber.com"}),
+            json!({"sender_name": "Acme"}),
+        ] {
+            assert!(ViberConfig::from_settings(bad.clone()).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let c = ViberConfig::from_settings(json!({"auth_token": "very-secret-token", "sender_name": "Acme"})).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("very-secret-token"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+}
