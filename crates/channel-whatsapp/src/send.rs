@@ -1,0 +1,284 @@
+//! Outbound parts → Cloud API calls, and Cloud API errors → [`SendErrorKind`].
+//!
+//! - text: `POST {base}/{phone_number_id}/messages` with `type: text`.
+//! - media: first `POST {base}/{phone_number_id}/media` (multipart: `messaging_product=whatsapp`,
+//!   `type=<mime>`, `file=<bytes with file name>`) → media id, then `/messages` with `type`
+//!   image / audio / video / document (with `filename`) / sticker and `{"id": <media id>}`.
+//!   Captions go with image, video and document only (the API takes none on audio and stickers).
+//! - template: `type: template` with `{name, language: {code}, components}`.
+//! - `reply_to` → `"context": {"message_id": ...}` (a native quote).
+//!
+//! Every call carries `Authorization: Bearer <access_token>`; the receipt's external_id is
+//! `messages[0].id` (the wamid that later `statuses[]` webhooks name) with status `sent`.
+//!
+//! Error mapping (codes: <https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes>),
+//! Meta's numeric `error.code` first, then the HTTP status:
+//!
+//! | Code | Meaning | Kind |
+//! |---|---|---|
+//! | 130429 | throughput limit (80 msg/s per number) | `RetryAfter(1 s)` |
+//! | 131056 | pair rate limit (same customer too often, ≈1 per 6 s) | `RetryAfter(6 s)` |
+//! | 80007, 4, 17, 32, 613 | WABA / app / user / page / hourly call limits | `RetryAfter(60 s)` |
+//! | 131047 | re-engagement: outside the 24 h window | `Failed(window_closed)` |
+//! | 131050 | customer stopped marketing messages | `Failed(customer_unsubscribed)` |
+//! | 0, 3, 10, 190, 200–299 | token expired / revoked, missing permission | `Failed(provider_unauthorized)` |
+//! | 1, 2, 131000, 131016, 133004, or `is_transient: true` | temporary service error | `Transient` |
+//! | 131026, 131051, 131048, 131049, 132xxx, any other | undeliverable, unsupported, spam limit, template errors... | `Failed(provider_rejected)` |
+//!
+//! A `Retry-After` header, when Meta sends one, replaces the waits above. Without a known code:
+//! HTTP 429 → `RetryAfter(10 s)`, 401/403 → unauthorized, other 4xx → rejected, 5xx and network
+//! errors → `Transient`.
+
+use std::time::Duration;
+
+use chatgate_adapter::{FailureCode, Media, OutboundPart, PartBody, SendError, SendErrorKind, SendReceipt};
+use chatgate_model::{AttachmentKind, Status};
+use reqwest::multipart::{Form, Part};
+use serde::de::DeserializeOwned;
+
+use crate::config::Config;
+use crate::wire::{
+    ErrorResponse, GraphError, MediaRef, ReplyContext, SendBody, SendMessage, SendResponse, SendTemplate,
+    TemplateLanguage, UploadResponse,
+};
+
+/// Sends one part; see the module doc for the calls and the error mapping.
+pub(crate) async fn send(client: &reqwest::Client, config: &Config, part: &OutboundPart) -> Result<SendReceipt, SendError> {
+    match &part.body {
+        PartBody::Text(text) => post_message(client, config, part, "text", SendBody::Text { body: text }).await,
+        PartBody::Template(t) => {
+            let template = SendTemplate { name: &t.name, language: TemplateLanguage { code: &t.language }, components: &t.components };
+            post_message(client, config, part, "template", SendBody::Template(template)).await
+        }
+        PartBody::Media { media, caption } => {
+            let id = upload(client, config, media).await?;
+            let captioned = matches!(media.kind, AttachmentKind::Image | AttachmentKind::Video | AttachmentKind::File);
+            if caption.is_some() && !captioned {
+                tracing::warn!(kind = media.kind.as_str(), "WhatsApp takes no caption on this kind; caption not sent");
+            }
+            let r = MediaRef {
+                id: &id,
+                caption: caption.as_deref().filter(|_| captioned),
+                filename: (media.kind == AttachmentKind::File && !media.name.is_empty()).then_some(media.name.as_str()),
+            };
+            let (kind, body) = match media.kind {
+                AttachmentKind::Image => ("image", SendBody::Image(r)),
+                AttachmentKind::Audio => ("audio", SendBody::Audio(r)),
+                AttachmentKind::Video => ("video", SendBody::Video(r)),
+                AttachmentKind::File => ("document", SendBody::Document(r)),
+                AttachmentKind::Sticker => ("sticker", SendBody::Sticker(r)),
+            };
+            post_message(client, config, part, kind, body).await
+        }
+    }
+}
+
+async fn post_message(
+    client: &reqwest::Client,
+    config: &Config,
+    part: &OutboundPart,
+    kind: &'static str,
+    body: SendBody<'_>,
+) -> Result<SendReceipt, SendError> {
+    let message = SendMessage {
+        messaging_product: "whatsapp",
+        recipient_type: "individual",
+        to: &part.chat_id,
+        context: part.reply_to.as_deref().map(|message_id| ReplyContext { message_id }),
+        kind,
+        body,
+    };
+    let url = format!("{}/{}/messages", config.api_base_url, config.phone_number_id);
+    let request = client.post(url).bearer_auth(config.access_token.expose()).json(&message);
+    let response: SendResponse = call(request).await?;
+    let external_id = response
+        .messages
+        .into_iter()
+        .next()
+        .map(|m| m.id)
+        .ok_or_else(|| SendError::failed(FailureCode::Rejected, "WhatsApp accepted the message but returned no message id"))?;
+    tracing::debug!(kind, %external_id, "whatsapp message sent");
+    Ok(SendReceipt { external_id, status: Status::Sent })
+}
+
+/// Uploads a file to `/media` and returns its media id.
+async fn upload(client: &reqwest::Client, config: &Config, media: &Media) -> Result<String, SendError> {
+    let mime = mime_of(media);
+    let file_name = if media.name.is_empty() { "file".to_owned() } else { media.name.clone() };
+    let file = Part::stream_with_length(reqwest::Body::from(media.bytes.clone()), media.bytes.len() as u64)
+        .file_name(file_name);
+    let file = match file.mime_str(&mime) {
+        Ok(part) => part,
+        Err(_) => return Err(SendError::failed(FailureCode::AttachmentKindUnsupported, format!("`{mime}` is not a valid MIME type"))),
+    };
+    let form = Form::new().text("messaging_product", "whatsapp").text("type", mime).part("file", file);
+    let url = format!("{}/{}/media", config.api_base_url, config.phone_number_id);
+    let request = client.post(url).bearer_auth(config.access_token.expose()).multipart(form);
+    let uploaded: UploadResponse = call(request).await?;
+    Ok(uploaded.id)
+}
+
+/// The MIME type to declare: the core's, else one guessed from the file name, else the kind's usual one.
+fn mime_of(media: &Media) -> String {
+    if let Some(mime) = media.mime.as_deref().filter(|m| !m.is_empty()) {
+        return mime.to_owned();
+    }
+    let ext = media.name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let guessed = match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "webp" => "image/webp",
+        "mp4" => "video/mp4",
+        "3gp" => "video/3gpp",
+        "ogg" | "opus" => "audio/ogg",
+        "mp3" => "audio/mpeg",
+        "m4a" => "audio/mp4",
+        "aac" => "audio/aac",
+        "amr" => "audio/amr",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        _ => match media.kind {
+            AttachmentKind::Image => "image/jpeg",
+            AttachmentKind::Audio => "audio/mpeg",
+            AttachmentKind::Video => "video/mp4",
+            AttachmentKind::Sticker => "image/webp",
+            AttachmentKind::File => "application/octet-stream",
+        },
+    };
+    guessed.to_owned()
+}
+
+/// Performs a call and reads a 2xx JSON answer, or maps the error.
+async fn call<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<T, SendError> {
+    let response = request.send().await.map_err(transport)?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.bytes().await.map_err(transport)?;
+    if (200..300).contains(&status) {
+        return serde_json::from_slice(&body)
+            .map_err(|e| SendError::failed(FailureCode::Rejected, format!("unexpected WhatsApp API answer: {e}")));
+    }
+    let error = serde_json::from_slice::<ErrorResponse>(&body).ok().map(|r| r.error);
+    Err(classify(status, retry_after, error.as_ref()))
+}
+
+/// Transport failures are retried; the URL holds no secret here, but is stripped all the same.
+fn transport(e: reqwest::Error) -> SendError {
+    SendError::transient(format!("WhatsApp API request failed: {}", e.without_url()))
+}
+
+/// How long to wait after a rate-limit error, or `None` if `code` is not one.
+pub(crate) fn rate_limit_wait(code: i64) -> Option<Duration> {
+    match code {
+        // Throughput: a per-second limit, so the next second is free again.
+        130429 => Some(Duration::from_secs(1)),
+        // Pair rate: about one message every 6 s to the same customer.
+        131056 => Some(Duration::from_secs(6)),
+        // WABA (80007) and Graph app/user/page/hourly call limits (4, 17, 32, 613): rolling windows.
+        80007 | 4 | 17 | 32 | 613 => Some(Duration::from_secs(60)),
+        _ => None,
+    }
+}
+
+/// Meta's error codes that mean "try again later" without a rate limit.
+fn is_transient_code(code: i64) -> bool {
+    matches!(code, 1 | 2 | 131000 | 131016 | 133004)
+}
+
+/// The permanent-failure code for a Cloud API error code (also used for failed `statuses[]`).
+pub(crate) fn failure_code(code: i64) -> FailureCode {
+    match code {
+        131047 => FailureCode::WindowClosed,
+        131050 => FailureCode::CustomerUnsubscribed,
+        0 | 3 | 10 | 190 | 200..=299 => FailureCode::Unauthorized,
+        _ => FailureCode::Rejected,
+    }
+}
+
+/// Maps an error answer to a [`SendError`]; see the module doc.
+fn classify(status: u16, retry_after: Option<Duration>, error: Option<&GraphError>) -> SendError {
+    let code = error.and_then(|e| e.code);
+    let text = error.and_then(|e| e.message.as_deref()).unwrap_or("no error details");
+    let details = error.and_then(|e| e.error_data.as_ref()).and_then(|d| d.details.as_deref());
+    let message = match (code, details) {
+        (Some(c), Some(d)) => format!("WhatsApp API {status} (#{c}): {text}: {d}"),
+        (Some(c), None) => format!("WhatsApp API {status} (#{c}): {text}"),
+        (None, _) => format!("WhatsApp API {status}: {text}"),
+    };
+    let kind = match code {
+        Some(c) if rate_limit_wait(c).is_some() => SendErrorKind::RetryAfter(retry_after.or(rate_limit_wait(c)).unwrap_or_default()),
+        Some(c) if is_transient_code(c) || error.is_some_and(|e| e.is_transient) => SendErrorKind::Transient,
+        Some(c) if status < 500 || failure_code(c) != FailureCode::Rejected => match failure_code(c) {
+            FailureCode::Rejected if matches!(status, 401 | 403) => SendErrorKind::Failed(FailureCode::Unauthorized),
+            code => SendErrorKind::Failed(code),
+        },
+        _ => match status {
+            429 => SendErrorKind::RetryAfter(retry_after.unwrap_or(Duration::from_secs(10))),
+            401 | 403 => SendErrorKind::Failed(FailureCode::Unauthorized),
+            500.. => SendErrorKind::Transient,
+            _ => SendErrorKind::Failed(FailureCode::Rejected),
+        },
+    };
+    SendError { kind, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(code: i64) -> GraphError {
+        GraphError { code: Some(code), message: Some("m".into()), is_transient: false, error_data: None }
+    }
+
+    #[test]
+    fn codes_map_to_kinds() {
+        let kind = |status, code| classify(status, None, Some(&err(code))).kind;
+        assert_eq!(kind(400, 130429), SendErrorKind::RetryAfter(Duration::from_secs(1)));
+        assert_eq!(kind(400, 131056), SendErrorKind::RetryAfter(Duration::from_secs(6)));
+        assert_eq!(kind(400, 80007), SendErrorKind::RetryAfter(Duration::from_secs(60)));
+        assert_eq!(kind(400, 613), SendErrorKind::RetryAfter(Duration::from_secs(60)));
+        assert_eq!(kind(400, 131047), SendErrorKind::Failed(FailureCode::WindowClosed));
+        assert_eq!(kind(400, 131050), SendErrorKind::Failed(FailureCode::CustomerUnsubscribed));
+        assert_eq!(kind(401, 190), SendErrorKind::Failed(FailureCode::Unauthorized));
+        assert_eq!(kind(403, 200), SendErrorKind::Failed(FailureCode::Unauthorized));
+        assert_eq!(kind(400, 131026), SendErrorKind::Failed(FailureCode::Rejected));
+        assert_eq!(kind(400, 131051), SendErrorKind::Failed(FailureCode::Rejected));
+        assert_eq!(kind(500, 131000), SendErrorKind::Transient);
+        assert_eq!(kind(503, 131016), SendErrorKind::Transient);
+        assert_eq!(kind(500, 999_999), SendErrorKind::Transient);
+        assert_eq!(kind(400, 100), SendErrorKind::Failed(FailureCode::Rejected));
+        assert_eq!(kind(401, 100), SendErrorKind::Failed(FailureCode::Unauthorized));
+    }
+
+    #[test]
+    fn headers_and_statuses_decide_without_a_code() {
+        let after = Some(Duration::from_secs(42));
+        assert_eq!(classify(400, after, Some(&err(130429))).kind, SendErrorKind::RetryAfter(Duration::from_secs(42)));
+        assert_eq!(classify(429, None, None).kind, SendErrorKind::RetryAfter(Duration::from_secs(10)));
+        assert_eq!(classify(502, None, None).kind, SendErrorKind::Transient);
+        assert_eq!(classify(401, None, None).kind, SendErrorKind::Failed(FailureCode::Unauthorized));
+        assert_eq!(classify(404, None, None).kind, SendErrorKind::Failed(FailureCode::Rejected));
+        let transient = GraphError { is_transient: true, ..err(131999) };
+        assert_eq!(classify(400, None, Some(&transient)).kind, SendErrorKind::Transient);
+    }
+
+    #[test]
+    fn mime_is_declared_guessed_or_defaulted() {
+        let media = |kind, name: &str, mime: Option<&str>| Media {
+            kind,
+            name: name.into(),
+            mime: mime.map(str::to_owned),
+            bytes: bytes::Bytes::new(),
+            source_url: String::new(),
+        };
+        assert_eq!(mime_of(&media(AttachmentKind::File, "a.pdf", Some("application/x-custom"))), "application/x-custom");
+        assert_eq!(mime_of(&media(AttachmentKind::File, "Report.PDF", None)), "application/pdf");
+        assert_eq!(mime_of(&media(AttachmentKind::Sticker, "s", None)), "image/webp");
+        assert_eq!(mime_of(&media(AttachmentKind::File, "x.bin", None)), "application/octet-stream");
+    }
+}
