@@ -1,1 +1,122 @@
-//! VK Callback API and messages API channel. (being written).
+//! VK (VKontakte) communities: the Callback API in, the messages API out.
+//!
+//! - Inbound: VK POSTs one JSON event per request to the Callback server of a community
+//!   (<https://dev.vk.com/ru/api/callback/getting-started>). The community's secret key inside
+//!   the body authenticates it ([`verify`](crate::verify) explains why the body is read for it);
+//!   the answer is the plain text `ok`, or the confirmation string for `type: confirmation`.
+//!   Events: <https://dev.vk.com/ru/api/community-events/json-schema>.
+//! - Outbound: `messages.send` with a community token
+//!   (<https://dev.vk.com/ru/method/messages.send>), attachments through the upload servers
+//!   (<https://dev.vk.com/ru/api/upload/overview>).
+//! - Limits: 20 API requests per second with a community token; photos up to 50 MB, documents
+//!   up to 200 MB (<https://dev.vk.com/ru/api/api-requests>, <https://dev.vk.com/ru/api/upload/overview>).
+//!
+//! Pin the Callback server to [`config::DEFAULT_API_VERSION`] (or set `api_version` to the
+//! server's version): both `message_new` shapes parse, but ids and fields follow the version.
+
+pub mod config;
+mod parse;
+pub mod send;
+mod verify;
+mod wire;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chatgate_adapter::{
+    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits, SendError,
+    SendReceipt, WebhookError, WebhookRequest,
+};
+use chatgate_model::limits::{MB, MESSAGE_TEXT_MAX_CHARS};
+use chatgate_model::{Channel, Limits};
+
+use crate::config::VkConfig;
+pub use crate::parse::OK_REPLY;
+
+/// What a community may send: photos 50 MB; documents 200 MB, which is how files, audio and
+/// video go out; stickers cannot be uploaded at all. `messages.send` takes 9000 characters,
+/// above the product's cap, so the product's cap applies.
+pub const LIMITS: Limits = Limits {
+    text_max_chars: MESSAGE_TEXT_MAX_CHARS,
+    image_bytes: Some(50 * MB),
+    audio_bytes: Some(200 * MB),
+    video_bytes: Some(200 * MB),
+    file_bytes: Some(200 * MB),
+    sticker_bytes: None,
+};
+
+/// API requests per second allowed to a community token ("20 requests per second").
+pub const REQUESTS_PER_SECOND: u32 = 20;
+
+/// Builds VK accounts (`kind = "vk"`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VkFactory;
+
+/// The factory to register in the gateway.
+pub static FACTORY: VkFactory = VkFactory;
+
+impl ChannelFactory for VkFactory {
+    fn kind(&self) -> &'static str {
+        "vk"
+    }
+
+    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
+        let config = VkConfig::from_settings(settings)?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| BuildError::new(format!("vk: HTTP client: {}", e.without_url())))?;
+        Ok(Arc::new(VkAdapter { account: account.to_owned(), config, client }))
+    }
+}
+
+/// One VK community.
+#[derive(Debug)]
+pub struct VkAdapter {
+    account: String,
+    config: VkConfig,
+    client: reqwest::Client,
+}
+
+#[async_trait]
+impl Adapter for VkAdapter {
+    fn channel(&self) -> Channel {
+        Channel::Vk
+    }
+
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn limits(&self) -> Limits {
+        LIMITS
+    }
+
+    fn rate_limits(&self) -> RateLimits {
+        // Every upload step is an API call too; the limit counts calls, so it is a ceiling.
+        RateLimits { per_account: Some(Rate::per_second(REQUESTS_PER_SECOND)), per_chat: None }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // VK has no reply window: a community may write once the user allowed messages.
+        Capabilities { native_reply: true, templates: false, messaging_window: None }
+    }
+
+    fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {
+        verify::verify(&self.config, request.body)
+    }
+
+    fn parse(&self, request: &WebhookRequest<'_>) -> Result<Inbound, WebhookError> {
+        let root: serde_json::Value =
+            serde_json::from_slice(request.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        Ok(parse::parse(&self.account, &self.config, root))
+    }
+
+    fn sign(&self, _headers: &mut http::HeaderMap, body: Vec<u8>) -> Vec<u8> {
+        verify::sign(&self.config, body)
+    }
+
+    async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
+        send::Api { client: &self.client, config: &self.config }.send(part).await
+    }
+}
