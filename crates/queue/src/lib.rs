@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 /// The store behind the gateway. Each method returns once its effect is durable.
 #[async_trait]
-pub trait Queue: Send + Sync + 'static {
+pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
     /// Appends inbound events of one account to the log. Events whose dedup key was seen before
     /// are skipped; status events are merged into the outbox (see [`AppendOutcome`]).
     async fn append_inbound(&self, records: Vec<InboundRecord>) -> Result<AppendOutcome, QueueError>;

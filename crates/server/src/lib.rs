@@ -1,1 +1,117 @@
-//! placeholder
+//! The axum application: webhook routes, the core-facing API under `/v1`, and the outbound
+//! delivery engine. This is the only crate that knows routes and HTTP status codes.
+//!
+//! Build a [`Gateway`] from adapters, a [`chatgate_queue::Queue`] and settings, then serve
+//! [`Gateway::router`].
+
+mod accounts;
+mod api;
+mod blocks;
+mod error;
+pub mod fetch;
+mod metrics;
+mod outbound;
+mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{any, get, post, put};
+use chatgate_adapter::Adapter;
+use chatgate_model::limits::LimitOverrides;
+use chatgate_queue::Queue;
+
+pub use accounts::{Account, Accounts};
+pub use error::ApiError;
+pub use fetch::{FetchPolicy, Fetcher};
+
+/// Settings of the HTTP app and the delivery engine.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The bearer token of the core API.
+    pub api_token: String,
+    /// Which private addresses attachment downloads may reach.
+    pub fetch: FetchPolicy,
+    /// How long delivery keeps retrying a message before it fails with `retries_exhausted`.
+    pub max_retry_age: Duration,
+    /// The first retry delay after a transient error; doubles each time up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Settings {
+    pub fn new(api_token: impl Into<String>) -> Settings {
+        Settings {
+            api_token: api_token.into(),
+            fetch: FetchPolicy::default(),
+            max_retry_age: Duration::from_secs(24 * 3600),
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Everything the handlers and workers share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub accounts: Accounts,
+    pub queue: Arc<dyn Queue>,
+    pub blocks: blocks::Blocks,
+    pub settings: Settings,
+    pub metrics: metrics::Metrics,
+    pub outbound: outbound::Engine,
+}
+
+/// A running gateway: routes plus the delivery engine.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    /// Wires adapters (with their limit overrides) to the queue, loads blocks and resumes
+    /// delivery of every message that was queued before a restart.
+    pub async fn start(
+        adapters: Vec<(Arc<dyn Adapter>, LimitOverrides)>,
+        queue: Arc<dyn Queue>,
+        settings: Settings,
+    ) -> Result<Gateway, chatgate_queue::QueueError> {
+        let accounts = Accounts::new(adapters);
+        let blocks = blocks::Blocks::load(queue.as_ref()).await?;
+        let fetcher = Fetcher::new(settings.fetch.clone());
+        let shared = Arc::new_cyclic(|weak| Shared {
+            accounts,
+            queue,
+            blocks,
+            metrics: metrics::Metrics::default(),
+            outbound: outbound::Engine::new(weak.clone(), fetcher),
+            settings,
+        });
+        shared.outbound.resume().await?;
+        Ok(Gateway { shared })
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> Router {
+        let v1 = Router::new()
+            .route("/events", get(api::events))
+            .route("/messages", post(api::send_message))
+            .route("/messages/{id}", get(api::message))
+            .route("/blocks/{channel}/{account}/{customer}", put(api::block).delete(api::unblock))
+            .route("/conversations/{channel}/{account}/{chat}", get(api::conversation))
+            .route("/accounts", get(api::accounts))
+            .layer(axum::middleware::from_fn_with_state(self.shared.clone(), api::require_token));
+        Router::new()
+            .route("/webhooks/{channel}/{account}", any(webhook::handle))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/metrics", get(metrics::render))
+            .nest("/v1", v1)
+            .with_state(self.shared.clone())
+    }
+
+    /// The accounts this gateway serves.
+    pub fn accounts(&self) -> &Accounts {
+        &self.shared.accounts
+    }
+}

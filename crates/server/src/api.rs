@@ -1,0 +1,234 @@
+//! The core-facing API under `/v1` (bearer token).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chatgate_adapter::verify::constant_time_eq;
+use chatgate_model::limits::{check_attachment, check_text};
+use chatgate_model::{Channel, LimitViolation, OutboundRequest};
+use chatgate_queue::QueueError;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{ApiError, Shared};
+
+/// Most events one `GET /v1/events` returns.
+const MAX_EVENTS_PER_PULL: usize = 1000;
+/// Longest long-poll wait.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+pub(crate) async fn require_token(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(token) if constant_time_eq(token.as_bytes(), shared.settings.api_token.as_bytes()) => next.run(request).await,
+        _ => ApiError::unauthorized().into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+    #[serde(default)]
+    wait: u64,
+}
+
+/// `GET /v1/events?after=SEQ&limit=N&wait=SECONDS`: events with `seq > after`, in order;
+/// waits up to `wait` seconds for the first one when there is none yet.
+pub(crate) async fn events(State(shared): State<Arc<Shared>>, query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_EVENTS_PER_PULL);
+    let mut events = shared.queue.read_events(q.after, limit).await.map_err(store_error)?;
+    if events.is_empty() && q.wait > 0 {
+        let wait = Duration::from_secs(q.wait).min(MAX_WAIT);
+        shared.queue.wait_events(q.after, wait).await;
+        events = shared.queue.read_events(q.after, limit).await.map_err(store_error)?;
+    }
+    let next = events.last().map_or(q.after, |e| e.seq);
+    let mut body = String::with_capacity(events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 40);
+    body.push_str("{\"events\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&e.json);
+    }
+    body.push_str(&format!("],\"next_after\":{next}}}"));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// `POST /v1/messages`: validate, store in the outbox, answer `202 {id, status}`.
+pub(crate) async fn send_message(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {
+    let request = parse_request(&shared, &body)?;
+    let account = shared
+        .accounts
+        .get(request.channel, &request.account)
+        .ok_or_else(|| ApiError::unprocessable("unknown_account", format!("no {} account `{}`", request.channel, request.account)))?;
+    if shared.blocks.is_blocked(request.channel, &request.account, &request.chat_id) {
+        return Err(ApiError::unprocessable("customer_blocked", "this customer is blocked"));
+    }
+    validate(&request, account)?;
+    let caps = account.adapter.capabilities();
+    if request.template.is_some() && !caps.templates {
+        return Err(ApiError::unprocessable("template_unsupported", format!("{} does not take templates", request.channel)));
+    }
+    if let (Some(window), None) = (caps.messaging_window, &request.template) {
+        let last = shared.queue.last_inbound(request.channel, &request.account, &request.chat_id).await.map_err(store_error)?;
+        if !window_open(last, window) {
+            return Err(ApiError::unprocessable(
+                "window_closed",
+                "the customer has not written within the messaging window; send a template",
+            )
+            .with("last_inbound_at", last.map(|t| t.to_rfc3339()))
+            .with("window_seconds", window.as_secs()));
+        }
+    }
+    let enqueued = match shared.queue.enqueue(Uuid::now_v7(), request.clone()).await {
+        Ok(e) => e,
+        Err(QueueError::IdempotencyConflict { existing }) => {
+            return Err(ApiError::unprocessable("idempotency_conflict", "this idempotency key was used for a different message")
+                .with("id", existing.to_string()));
+        }
+        Err(e) => return Err(store_error(e)),
+    };
+    if enqueued.created {
+        shared.outbound.submit(enqueued.id, request, 0).await;
+    }
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "id": enqueued.id, "status": enqueued.status })) ).into_response())
+}
+
+pub(crate) fn window_open(last: Option<chrono::DateTime<Utc>>, window: Duration) -> bool {
+    last.is_some_and(|t| Utc::now().signed_duration_since(t).to_std().unwrap_or_default() < window)
+}
+
+fn parse_request(shared: &Shared, body: &[u8]) -> Result<OutboundRequest, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    // Name the channel problem precisely before the typed parse would only say "unknown variant".
+    match value.get("channel").and_then(|c| c.as_str()) {
+        Some(c) => match c.parse::<Channel>() {
+            Ok(ch) if shared.accounts.has_channel(ch) => {}
+            _ => return Err(ApiError::unprocessable("unknown_channel", format!("no channel `{c}` is configured"))),
+        },
+        None => return Err(ApiError::unprocessable("invalid_request", "`channel` is required")),
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::unprocessable("invalid_request", e.to_string()))
+}
+
+fn validate(request: &OutboundRequest, account: &crate::Account) -> Result<(), ApiError> {
+    let text = request.text.as_deref().unwrap_or("");
+    if text.trim().is_empty() && request.attachments.is_empty() && request.template.is_none() {
+        return Err(LimitViolation::EmptyMessage.into());
+    }
+    if request.chat_id.is_empty() {
+        return Err(ApiError::unprocessable("invalid_request", "`chat_id` must not be empty"));
+    }
+    check_text(text, &account.limits)?;
+    for (i, a) in request.attachments.iter().enumerate() {
+        check_attachment(a.kind, a.size, &account.limits).map_err(|e| ApiError::from(e).with("index", i))?;
+        let scheme_ok = url::Url::parse(&a.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !scheme_ok {
+            return Err(ApiError::unprocessable("invalid_request", format!("attachments[{i}].url must be an http(s) URL")).with("index", i));
+        }
+    }
+    Ok(())
+}
+
+/// `GET /v1/messages/{id}`.
+pub(crate) async fn message(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("message"))?;
+    match shared.queue.message(id).await.map_err(store_error)? {
+        Some(record) => Ok(axum::Json(record).into_response()),
+        None => Err(ApiError::not_found("message")),
+    }
+}
+
+fn account_of(shared: &Shared, channel: &str, account: &str) -> Result<Channel, ApiError> {
+    let ch = channel
+        .parse::<Channel>()
+        .ok()
+        .filter(|c| shared.accounts.has_channel(*c))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_channel", format!("no channel `{channel}` is configured")))?;
+    shared
+        .accounts
+        .get(ch, account)
+        .map(|_| ch)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_account", format!("no {ch} account `{account}`")))
+}
+
+/// `PUT /v1/blocks/{channel}/{account}/{customer}`.
+pub(crate) async fn block(State(shared): State<Arc<Shared>>, Path((channel, account, customer)): Path<(String, String, String)>) -> Result<Response, ApiError> {
+    set_block(&shared, &channel, &account, &customer, true).await
+}
+
+/// `DELETE /v1/blocks/{channel}/{account}/{customer}`.
+pub(crate) async fn unblock(State(shared): State<Arc<Shared>>, Path((channel, account, customer)): Path<(String, String, String)>) -> Result<Response, ApiError> {
+    set_block(&shared, &channel, &account, &customer, false).await
+}
+
+async fn set_block(shared: &Shared, channel: &str, account: &str, customer: &str, blocked: bool) -> Result<Response, ApiError> {
+    let ch = account_of(shared, channel, account)?;
+    shared.blocks.set(shared.queue.as_ref(), ch, account, customer, blocked).await.map_err(store_error)?;
+    tracing::info!(channel = %ch, %account, %customer, blocked, "block list changed");
+    Ok(axum::Json(json!({ "channel": ch, "account": account, "customer_id": customer, "blocked": blocked })).into_response())
+}
+
+/// `GET /v1/conversations/{channel}/{account}/{chat}`: messaging-window and block state.
+pub(crate) async fn conversation(State(shared): State<Arc<Shared>>, Path((channel, account, chat)): Path<(String, String, String)>) -> Result<Response, ApiError> {
+    let ch = account_of(&shared, &channel, &account)?;
+    let caps = shared.accounts.get(ch, &account).map(|a| a.adapter.capabilities()).unwrap_or_default();
+    let last = shared.queue.last_inbound(ch, &account, &chat).await.map_err(store_error)?;
+    let window = caps.messaging_window.map(|w| {
+        json!({
+            "seconds": w.as_secs(),
+            "open": window_open(last, w),
+            "closes_at": last.map(|t| (t + chrono::Duration::from_std(w).unwrap_or_default()).to_rfc3339()),
+        })
+    });
+    Ok(axum::Json(json!({
+        "channel": ch,
+        "account": account,
+        "chat_id": chat,
+        "last_inbound_at": last.map(|t| t.to_rfc3339()),
+        "window": window,
+        "blocked": shared.blocks.is_blocked(ch, &account, &chat),
+    }))
+    .into_response())
+}
+
+/// `GET /v1/accounts`: what is configured, with effective limits and capabilities.
+pub(crate) async fn accounts(State(shared): State<Arc<Shared>>) -> Response {
+    let list: Vec<_> = shared
+        .accounts
+        .iter()
+        .map(|a| {
+            let caps = a.adapter.capabilities();
+            json!({
+                "channel": a.adapter.channel(),
+                "account": a.adapter.account(),
+                "limits": a.limits,
+                "native_reply": caps.native_reply,
+                "templates": caps.templates,
+                "messaging_window_seconds": caps.messaging_window.map(|w| w.as_secs()),
+            })
+        })
+        .collect();
+    axum::Json(json!({ "accounts": list })).into_response()
+}
+
+fn store_error(e: QueueError) -> ApiError {
+    tracing::error!(error = %e, "store error in the core API");
+    ApiError::unavailable()
+}

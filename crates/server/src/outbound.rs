@@ -1,0 +1,301 @@
+//! The delivery engine: messages from the outbox go to their provider one chat at a time,
+//! in order, rate-limited per account and per chat, with retries driven by the error kind.
+//!
+//! Each chat with work has one worker task; a message that waits for a retry holds back the
+//! later messages of its chat (order first), never other chats. A message is split into parts
+//! (template, text, one part per attachment); the store remembers which parts were sent, so
+//! a retry or a restart never repeats a sent part.
+
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use chatgate_adapter::{Adapter, FailureCode, Media, OutboundPart, PartBody, Rate, SendErrorKind};
+use chatgate_model::{Channel, ErrorInfo, OutboundRequest};
+use chatgate_queue::{Attempt, QueueError};
+use chrono::{DateTime, Utc};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use uuid::Uuid;
+
+use crate::fetch::{FetchError, Fetcher};
+use crate::metrics::labels;
+use crate::{Account, Shared};
+
+type ChatKey = (Channel, String, String);
+
+#[derive(Debug, Clone)]
+struct Job {
+    id: Uuid,
+    request: OutboundRequest,
+    parts_done: u32,
+    attempts: u32,
+    created_at: DateTime<Utc>,
+}
+
+struct Limiters {
+    account: Option<DefaultDirectRateLimiter>,
+    chat: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+impl std::fmt::Debug for Limiters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiters").field("account", &self.account.is_some()).field("chat", &self.chat.is_some()).finish()
+    }
+}
+
+/// The outbound delivery engine.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    shared: Weak<Shared>,
+    fetcher: Fetcher,
+    /// Chats with a running worker and the messages waiting behind the one it works on.
+    chats: Mutex<HashMap<ChatKey, VecDeque<Job>>>,
+    limiters: Mutex<HashMap<(Channel, String), Arc<Limiters>>>,
+}
+
+enum Outcome {
+    Done,
+    Retry { after: Duration, error: String },
+    Failed(ErrorInfo),
+}
+
+fn quota(rate: Rate) -> Option<Quota> {
+    let count = NonZeroU32::new(rate.count)?;
+    Some(Quota::with_period(rate.per / rate.count)?.allow_burst(count))
+}
+
+impl Engine {
+    pub fn new(shared: Weak<Shared>, fetcher: Fetcher) -> Engine {
+        Engine { shared, fetcher, chats: Mutex::new(HashMap::new()), limiters: Mutex::new(HashMap::new()) }
+    }
+
+    /// Re-submits every unfinished message after a restart, oldest first.
+    pub async fn resume(&self) -> Result<(), QueueError> {
+        let Some(shared) = self.shared.upgrade() else { return Ok(()) };
+        let pending = shared.queue.pending_messages().await?;
+        if !pending.is_empty() {
+            tracing::info!(count = pending.len(), "resuming delivery of queued messages");
+        }
+        for m in pending {
+            self.push(Job { id: m.id, request: m.request, parts_done: m.parts_done, attempts: m.attempts, created_at: m.created_at });
+        }
+        Ok(())
+    }
+
+    /// Hands a newly stored message to its chat's worker.
+    pub async fn submit(&self, id: Uuid, request: OutboundRequest, parts_done: u32) {
+        self.push(Job { id, request, parts_done, attempts: 0, created_at: Utc::now() });
+    }
+
+    fn push(&self, job: Job) {
+        let key = (job.request.channel, job.request.account.clone(), job.request.chat_id.clone());
+        let mut chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(waiting) = chats.get_mut(&key) {
+            waiting.push_back(job);
+            return;
+        }
+        chats.insert(key.clone(), VecDeque::from([job]));
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            while let Some(shared) = shared.upgrade() {
+                let next = {
+                    let mut chats = shared.outbound.chats.lock().unwrap_or_else(|e| e.into_inner());
+                    match chats.get_mut(&key).and_then(VecDeque::pop_front) {
+                        Some(job) => job,
+                        None => {
+                            chats.remove(&key);
+                            return;
+                        }
+                    }
+                };
+                shared.outbound.deliver(&shared, next).await;
+            }
+        });
+    }
+
+    fn limiters(&self, adapter: &dyn Adapter) -> Arc<Limiters> {
+        let key = (adapter.channel(), adapter.account().to_owned());
+        let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key)
+            .or_insert_with(|| {
+                let rates = adapter.rate_limits();
+                Arc::new(Limiters {
+                    account: rates.per_account.and_then(quota).map(RateLimiter::direct),
+                    chat: rates.per_chat.and_then(quota).map(RateLimiter::keyed),
+                })
+            })
+            .clone()
+    }
+
+    async fn deliver(&self, shared: &Shared, mut job: Job) {
+        let (channel, account_id) = (job.request.channel, job.request.account.clone());
+        let Some(account) = shared.accounts.get(channel, &account_id).cloned() else {
+            self.finish(shared, &job, Outcome::Failed(error("unknown_account", "the account is no longer configured"))).await;
+            return;
+        };
+        let mut media: Option<Vec<Media>> = None;
+        loop {
+            let outcome = self.attempt(shared, &account, &mut job, &mut media).await;
+            match outcome {
+                Outcome::Retry { after, error: text } => {
+                    job.attempts += 1;
+                    let age = Utc::now().signed_duration_since(job.created_at).to_std().unwrap_or_default();
+                    if age + after > shared.settings.max_retry_age {
+                        let info = error("retries_exhausted", format!("gave up after {} attempts: {text}", job.attempts));
+                        self.finish(shared, &job, Outcome::Failed(info)).await;
+                        return;
+                    }
+                    tracing::warn!(%channel, account = %account_id, message = %job.id, attempt = job.attempts, retry_in = ?after, error = %text, "send failed; will retry");
+                    shared.metrics.add("outbound_retries_total", labels(channel, &account_id), 1);
+                    let next_at = Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
+                    if let Err(e) = shared.queue.record_attempt(job.id, Attempt::Retry { next_at, error: text }).await {
+                        tracing::error!(message = %job.id, error = %e, "could not record a retry");
+                    }
+                    tokio::time::sleep(after).await;
+                }
+                done => {
+                    self.finish(shared, &job, done).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn finish(&self, shared: &Shared, job: &Job, outcome: Outcome) {
+        let lbl = labels(job.request.channel, &job.request.account);
+        match outcome {
+            Outcome::Done => shared.metrics.add("outbound_sent_total", lbl, 1),
+            Outcome::Failed(info) => {
+                tracing::warn!(channel = %job.request.channel, account = %job.request.account, message = %job.id, code = %info.code, error = %info.message, "message failed");
+                shared.metrics.add("outbound_failed_total", lbl, 1);
+                if let Err(e) = shared.queue.record_attempt(job.id, Attempt::Failed { error: info }).await {
+                    tracing::error!(message = %job.id, error = %e, "could not record a failure");
+                }
+            }
+            Outcome::Retry { .. } => unreachable!("retries are handled by deliver"),
+        }
+    }
+
+    /// One pass over the parts not yet sent.
+    async fn attempt(&self, shared: &Shared, account: &Account, job: &mut Job, media: &mut Option<Vec<Media>>) -> Outcome {
+        let request = &job.request;
+        if shared.blocks.is_blocked(request.channel, &request.account, &request.chat_id) {
+            return Outcome::Failed(error("customer_blocked", "the customer was blocked before the message was sent"));
+        }
+        if media.is_none() {
+            match self.download(account, request).await {
+                Ok(files) => *media = Some(files),
+                Err(outcome) => return outcome,
+            }
+        }
+        let parts = plan(job.id, request, media.as_deref().unwrap_or_default());
+        let adapter = account.adapter.as_ref();
+        let caps = adapter.capabilities();
+        let limiters = self.limiters(adapter);
+        let total = parts.len() as u32;
+        for part in parts.into_iter().skip(job.parts_done as usize) {
+            if let (Some(window), false) = (caps.messaging_window, matches!(part.body, PartBody::Template(_))) {
+                let last = match shared.queue.last_inbound(request.channel, &request.account, &request.chat_id).await {
+                    Ok(last) => last,
+                    Err(e) => return Outcome::Retry { after: self.backoff(shared, job.attempts), error: e.to_string() },
+                };
+                if !crate::api::window_open(last, window) {
+                    return Outcome::Failed(error("window_closed", "the messaging window closed before the message was sent"));
+                }
+            }
+            if let Some(l) = &limiters.account {
+                l.until_ready().await;
+            }
+            if let Some(l) = &limiters.chat {
+                l.until_key_ready(&request.chat_id).await;
+            }
+            match adapter.send(&part).await {
+                Ok(receipt) => {
+                    let last = part.index + 1 == total;
+                    let attempt = Attempt::PartSent { index: part.index, external_id: receipt.external_id, status: receipt.status, last };
+                    if let Err(e) = shared.queue.record_attempt(job.id, attempt).await {
+                        tracing::error!(message = %job.id, error = %e, "sent, but could not record it");
+                    }
+                    job.parts_done = part.index + 1;
+                }
+                Err(e) => {
+                    return match e.kind {
+                        SendErrorKind::RetryAfter(after) => Outcome::Retry { after, error: e.message },
+                        SendErrorKind::Transient => Outcome::Retry { after: self.backoff(shared, job.attempts), error: e.message },
+                        SendErrorKind::Failed(code) => Outcome::Failed(error(code.as_str(), e.message)),
+                    };
+                }
+            }
+        }
+        Outcome::Done
+    }
+
+    /// Downloads every attachment, each capped at its kind's limit.
+    async fn download(&self, account: &Account, request: &OutboundRequest) -> Result<Vec<Media>, Outcome> {
+        let mut out = Vec::with_capacity(request.attachments.len());
+        for a in &request.attachments {
+            let Some(limit) = account.limits.for_kind(a.kind) else {
+                return Err(Outcome::Failed(error(
+                    FailureCode::AttachmentKindUnsupported.as_str(),
+                    format!("{} does not take {} attachments", request.channel, a.kind.as_str()),
+                )));
+            };
+            match self.fetcher.fetch(&a.url, limit).await {
+                Ok(f) => out.push(Media {
+                    kind: a.kind,
+                    name: a.name.clone().or(f.file_name).unwrap_or_else(|| "file".to_owned()),
+                    mime: a.mime.clone().or(f.mime),
+                    bytes: f.bytes,
+                    source_url: a.url.clone(),
+                }),
+                Err(e) if e.is_transient() => return Err(Outcome::Retry { after: Duration::from_secs(5), error: e.to_string() }),
+                Err(e) => {
+                    let code = match e {
+                        FetchError::TooLarge { .. } => "attachment_too_large",
+                        FetchError::Forbidden(_) => "attachment_url_forbidden",
+                        _ => "attachment_unavailable",
+                    };
+                    return Err(Outcome::Failed(error(code, e.to_string())));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Exponential backoff with ±20 % jitter.
+    fn backoff(&self, shared: &Shared, attempts: u32) -> Duration {
+        let s = &shared.settings;
+        let exp = s.base_backoff.saturating_mul(1u32.checked_shl(attempts.min(20)).unwrap_or(u32::MAX));
+        let capped = exp.min(s.max_backoff);
+        capped.mul_f64(rand::rng().random_range(0.8..1.2))
+    }
+}
+
+/// Splits a message into provider calls: template, text, then one part per attachment.
+fn plan(id: Uuid, request: &OutboundRequest, media: &[Media]) -> Vec<OutboundPart> {
+    let mut bodies = Vec::new();
+    if let Some(t) = &request.template {
+        bodies.push(PartBody::Template(t.clone()));
+    }
+    if let Some(text) = request.text.as_deref().filter(|t| !t.trim().is_empty()) {
+        bodies.push(PartBody::Text(text.to_owned()));
+    }
+    bodies.extend(media.iter().cloned().map(|m| PartBody::Media { media: m, caption: None }));
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| OutboundPart {
+            message_id: id,
+            index: i as u32,
+            chat_id: request.chat_id.clone(),
+            reply_to: if i == 0 { request.reply_to.clone() } else { None },
+            body,
+        })
+        .collect()
+}
+
+fn error(code: &str, message: impl Into<String>) -> ErrorInfo {
+    ErrorInfo { code: code.to_owned(), message: message.into() }
+}

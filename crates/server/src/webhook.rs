@@ -1,0 +1,126 @@
+//! `/webhooks/{channel}/{account}`: authenticate on the raw bytes, parse, store durably, answer.
+//!
+//! The provider gets 2xx only after the events are committed; anything else makes it retry.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chatgate_adapter::{Reply, WebhookError, WebhookRequest};
+use chatgate_model::{Channel, EventKind};
+use chatgate_queue::InboundRecord;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::Shared;
+use crate::metrics::labels;
+
+pub(crate) async fn handle(
+    State(shared): State<Arc<Shared>>,
+    Path((channel, account)): Path<(String, String)>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(entry) = channel.parse::<Channel>().ok().and_then(|c| shared.accounts.get(c, &account)) else {
+        return (StatusCode::NOT_FOUND, "unknown channel or account").into_response();
+    };
+    let adapter = entry.adapter.as_ref();
+    let channel = adapter.channel();
+    let lbl = || labels(channel, &account);
+
+    if method == Method::GET {
+        let request = WebhookRequest { method: &method, headers: &headers, query: query.as_deref(), body: &[] };
+        return match adapter.handshake(&request) {
+            Ok(reply) => reply_response(reply),
+            Err(e) => {
+                tracing::warn!(%channel, %account, error = %e, "webhook handshake refused");
+                webhook_error(e)
+            }
+        };
+    }
+    if method != Method::POST {
+        return webhook_error(WebhookError::MethodNotAllowed);
+    }
+
+    let limit = adapter.max_body_bytes();
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        shared.metrics.add("webhooks_rejected_total", lbl() + ",reason=\"too_large\"", 1);
+        return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response();
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            shared.metrics.add("webhooks_rejected_total", lbl() + ",reason=\"too_large\"", 1);
+            return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response();
+        }
+        Err(_) => return (StatusCode::BAD_REQUEST, "could not read the body").into_response(),
+    };
+
+    let request = WebhookRequest { method: &method, headers: &headers, query: query.as_deref(), body: &bytes };
+    if let Err(e) = adapter.verify(&request) {
+        tracing::warn!(%channel, %account, error = %e, "webhook authentication failed; nothing stored");
+        shared.metrics.add("webhooks_rejected_total", lbl() + ",reason=\"unauthenticated\"", 1);
+        return webhook_error(e);
+    }
+    let inbound = match adapter.parse(&request) {
+        Ok(inbound) => inbound,
+        Err(e) => {
+            tracing::warn!(%channel, %account, error = %e, "authentic webhook could not be read; nothing stored");
+            shared.metrics.add("webhooks_rejected_total", lbl() + ",reason=\"malformed\"", 1);
+            return webhook_error(e);
+        }
+    };
+
+    let mut records = Vec::with_capacity(inbound.events.len());
+    let mut blocked = 0;
+    let mut unsupported = 0;
+    for item in inbound.events {
+        let customer = item.event.customer.as_ref().map(|c| c.id.as_str());
+        if customer.is_some_and(|c| shared.blocks.is_blocked(channel, &account, c)) && item.event.kind != EventKind::Status {
+            blocked += 1;
+            tracing::info!(%channel, %account, customer = customer.unwrap_or_default(), kind = ?item.event.kind, "inbound from a blocked customer not forwarded");
+            continue;
+        }
+        if item.event.kind == EventKind::Unsupported {
+            unsupported += 1;
+        }
+        records.push(InboundRecord { dedup_key: item.dedup_key, event: item.event });
+    }
+    shared.metrics.add("inbound_blocked_total", lbl(), blocked);
+    shared.metrics.add("inbound_unsupported_total", lbl(), unsupported);
+
+    match shared.queue.append_inbound(records).await {
+        Ok(outcome) => {
+            shared.metrics.add("webhooks_accepted_total", lbl(), 1);
+            shared.metrics.add("events_stored_total", lbl(), outcome.seqs.len() as u64);
+            shared.metrics.add("inbound_duplicates_total", lbl(), outcome.duplicates as u64);
+            reply_response(inbound.reply)
+        }
+        Err(e) => {
+            tracing::error!(%channel, %account, error = %e, "could not store webhook events; the provider will retry");
+            (StatusCode::SERVICE_UNAVAILABLE, "not stored; retry").into_response()
+        }
+    }
+}
+
+fn reply_response(reply: Reply) -> Response {
+    match reply {
+        Reply::Empty => StatusCode::OK.into_response(),
+        Reply::Text(text) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+    }
+}
+
+/// The one place a webhook error becomes an HTTP answer. Details stay in the log.
+fn webhook_error(e: WebhookError) -> Response {
+    let (status, text) = match e {
+        WebhookError::MissingSignature | WebhookError::BadSignature => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        WebhookError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed body"),
+        WebhookError::HandshakeRefused => (StatusCode::FORBIDDEN, "forbidden"),
+        WebhookError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+    };
+    (status, text).into_response()
+}
