@@ -1,1 +1,200 @@
-//! Facebook Messenger and Instagram channels (Meta Graph webhooks and Send API). (being written).
+//! Facebook Messenger and Instagram channels: one crate, two channel kinds, because both
+//! speak Meta's Graph webhook format and the Messenger Send API.
+//!
+//! - [`MESSENGER_FACTORY`] builds `kind = "messenger"` accounts ([`Channel::Messenger`]),
+//!   webhook object `page` (<https://developers.facebook.com/docs/messenger-platform/webhooks>).
+//! - [`INSTAGRAM_FACTORY`] builds `kind = "instagram"` accounts ([`Channel::Instagram`]),
+//!   webhook object `instagram`
+//!   (<https://developers.facebook.com/docs/instagram-platform/webhooks/examples>).
+//!
+//! Webhooks are authenticated with the shared Meta scheme in [`chatgate_adapter::meta`]
+//! (`GET` `hub.challenge` handshake, `X-Hub-Signature-256` over the raw body); bodies may be up
+//! to [`MAX_BODY_BYTES`] because Meta batches up to 1000 updates in one `POST`.
+//! How payloads map to events is described in [`parse`](crate::parse); sending in `send`.
+//!
+//! Limits ([`Limits::mb`]`(Some(8), Some(25), None, Some(25))`): image 8 MB, audio 25 MB,
+//! file 25 MB, no video (our product choice; Meta takes video too); text 2000 characters on
+//! Messenger, 1000 on Instagram
+//! (<https://developers.facebook.com/docs/messenger-platform/instagram/features/send-message>).
+//! Rate: 300 Send API calls/s per Page or Instagram account for text
+//! (<https://developers.facebook.com/docs/messenger-platform/overview/rate-limiting>). Meta's
+//! separate 10 calls/s for audio and video is not modelled (the gateway has one rate per
+//! account); going over it yields error 613, which is retried after a wait.
+
+mod config;
+mod parse;
+mod send;
+mod verify;
+mod wire;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chatgate_adapter::{
+    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits, Reply, SendError,
+    SendReceipt, WebhookError, WebhookRequest, meta,
+};
+use chatgate_model::{Channel, Limits};
+
+pub use config::{DEFAULT_API_BASE_URL, Secret, Settings};
+pub use send::DEFAULT_RETRY_AFTER;
+
+/// Webhook bodies up to 3 MiB are accepted (Meta batches many events per request).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Messenger's text cap: "UTF-8 and has a 2000 character limit" (Send API `message.text`).
+pub const MESSENGER_TEXT_MAX_CHARS: usize = 2000;
+
+/// Instagram's text cap: "Text message must be less than 1000 characters" (Instagram send-message guide).
+pub const INSTAGRAM_TEXT_MAX_CHARS: usize = 1000;
+
+/// Send API calls per second per Page / Instagram account for text, links, reactions and stickers.
+pub const SEND_API_CALLS_PER_SECOND: u32 = 300;
+
+/// Builds Messenger accounts (`kind = "messenger"`).
+#[derive(Debug, Clone, Copy)]
+pub struct MessengerFactory;
+
+/// Builds Instagram accounts (`kind = "instagram"`).
+#[derive(Debug, Clone, Copy)]
+pub struct InstagramFactory;
+
+pub static MESSENGER_FACTORY: MessengerFactory = MessengerFactory;
+pub static INSTAGRAM_FACTORY: InstagramFactory = InstagramFactory;
+
+impl ChannelFactory for MessengerFactory {
+    fn kind(&self) -> &'static str {
+        Kind::Messenger.name()
+    }
+
+    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
+        FacebookAdapter::build(Kind::Messenger, account, settings)
+    }
+}
+
+impl ChannelFactory for InstagramFactory {
+    fn kind(&self) -> &'static str {
+        Kind::Instagram.name()
+    }
+
+    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
+        FacebookAdapter::build(Kind::Instagram, account, settings)
+    }
+}
+
+/// Which of the two Meta channels an account is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Messenger,
+    Instagram,
+}
+
+impl Kind {
+    pub(crate) const fn channel(self) -> Channel {
+        match self {
+            Kind::Messenger => Channel::Messenger,
+            Kind::Instagram => Channel::Instagram,
+        }
+    }
+
+    const fn name(self) -> &'static str {
+        self.channel().as_str()
+    }
+
+    /// The webhook envelope's `object`.
+    pub(crate) const fn object(self) -> &'static str {
+        match self {
+            Kind::Messenger => "page",
+            Kind::Instagram => "instagram",
+        }
+    }
+
+    const fn limits(self) -> Limits {
+        let sizes = Limits::mb(Some(8), Some(25), None, Some(25));
+        let text_max_chars = match self {
+            Kind::Messenger => MESSENGER_TEXT_MAX_CHARS,
+            Kind::Instagram => INSTAGRAM_TEXT_MAX_CHARS,
+        };
+        Limits { text_max_chars, ..sizes }
+    }
+}
+
+/// One Messenger Page or Instagram account.
+#[derive(Debug)]
+struct FacebookAdapter {
+    kind: Kind,
+    account: String,
+    settings: Settings,
+    api: send::SendApi,
+}
+
+impl FacebookAdapter {
+    fn build(kind: Kind, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
+        let settings: Settings = serde_json::from_value(settings)?;
+        for (key, value) in [
+            ("page_id", settings.page_id.as_str()),
+            ("page_access_token", settings.page_access_token.expose()),
+            ("app_secret", settings.app_secret.expose()),
+            ("verify_token", settings.verify_token.expose()),
+        ] {
+            if value.is_empty() {
+                return Err(BuildError::new(format!("{}: `{key}` must not be empty", kind.name())));
+            }
+        }
+        let api = send::SendApi::new(&settings.api_base_url, &settings.page_id, settings.page_access_token.clone())
+            .map_err(|e| BuildError::new(format!("HTTP client: {}", e.without_url())))?;
+        Ok(Arc::new(FacebookAdapter { kind, account: account.to_owned(), settings, api }))
+    }
+}
+
+#[async_trait]
+impl Adapter for FacebookAdapter {
+    fn channel(&self) -> Channel {
+        self.kind.channel()
+    }
+
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn limits(&self) -> Limits {
+        self.kind.limits()
+    }
+
+    fn rate_limits(&self) -> RateLimits {
+        RateLimits { per_account: Some(Rate::per_second(SEND_API_CALLS_PER_SECOND)), per_chat: None }
+    }
+
+    /// Quotes are native (`reply_to.mid`). No templates. No messaging window here: Meta's
+    /// window is opened by more than messages (postbacks, referrals, opt-ins), so Meta decides
+    /// and its "outside of allowed window" error comes back as `window_closed`.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { native_reply: true, templates: false, messaging_window: None }
+    }
+
+    fn max_body_bytes(&self) -> usize {
+        MAX_BODY_BYTES
+    }
+
+    fn handshake(&self, request: &WebhookRequest<'_>) -> Result<Reply, WebhookError> {
+        meta::handshake(request, self.settings.verify_token.expose())
+    }
+
+    fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {
+        meta::verify_signature(request, self.settings.app_secret.expose())
+    }
+
+    fn parse(&self, request: &WebhookRequest<'_>) -> Result<Inbound, WebhookError> {
+        let events = parse::parse(self.kind, &self.account, request.body)?;
+        Ok(Inbound { events, reply: Reply::Empty })
+    }
+
+    fn sign(&self, headers: &mut http::HeaderMap, body: Vec<u8>) -> Vec<u8> {
+        verify::sign(headers, &body, self.settings.app_secret.expose());
+        body
+    }
+
+    async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
+        self.api.send(part).await
+    }
+}
