@@ -314,10 +314,43 @@ fn unsupported(
     InboundEvent { dedup_key, event }
 }
 
-/// `<prefix>:<sha256 hex of the object's JSON>`: stable across redeliveries of the same object.
+/// `<prefix>:<sha256 hex of the object's canonical JSON>`: stable across redeliveries of the same
+/// object, whatever the key order or the `serde_json` map type.
 fn hashed(prefix: &str, raw: &Value) -> Option<String> {
-    let bytes = serde_json::to_vec(raw).ok()?;
-    Some(format!("{prefix}:{}", hex::encode(Sha256::digest(bytes))))
+    let mut canonical = String::new();
+    write_canonical(raw, &mut canonical);
+    Some(format!("{prefix}:{}", hex::encode(Sha256::digest(canonical.as_bytes()))))
+}
+
+/// Compact JSON with object keys sorted.
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::from(key.as_str()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        leaf => out.push_str(&leaf.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -376,6 +409,16 @@ mod tests {
         assert_eq!(kinds(&parse("a", &body).unwrap()), vec![EventKind::Unsupported]);
         let other = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"account_update","value":{"event":"X"}}]},{"id":"2","changes":[]}]}"#;
         assert_eq!(kinds(&parse("a", other).unwrap()), vec![EventKind::Unsupported]);
+    }
+
+    #[test]
+    fn hashes_ignore_key_order() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[1,"x"],"x":null}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":{"x":null,"y":[1,"x"]},"b":1}"#).unwrap();
+        assert_eq!(hashed("error", &a), hashed("error", &b));
+        let mut canonical = String::new();
+        write_canonical(&a, &mut canonical);
+        assert_eq!(canonical, r#"{"a":{"x":null,"y":[1,"x"]},"b":1}"#);
     }
 
     #[test]
