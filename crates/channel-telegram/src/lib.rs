@@ -1,1 +1,118 @@
-//! placeholder
+//! The Telegram channel: a bot of the [Telegram Bot API](https://core.telegram.org/bots/api).
+//!
+//! - Inbound: Telegram `POST`s one [Update](https://core.telegram.org/bots/api#update) per request
+//!   to `/webhooks/telegram/{account}` (registered with
+//!   [`setWebhook`](https://core.telegram.org/bots/api#setwebhook)). It is authenticated by the
+//!   `X-Telegram-Bot-Api-Secret-Token` header (`verify.rs`), then normalised (`parse.rs`).
+//! - Outbound: one Bot API call per part (`sendMessage`, `sendPhoto`, ...; see `send.rs`).
+//!   Telegram has no delivery or read receipts: a successful call is reported as `delivered`.
+//!
+//! Files: `config.rs` (settings), `wire.rs` (Bot API types), `verify.rs`, `parse.rs`, `send.rs`.
+
+mod config;
+mod parse;
+mod send;
+mod verify;
+mod wire;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chatgate_adapter::{
+    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits, SendError, SendReceipt,
+    WebhookError, WebhookRequest,
+};
+use chatgate_model::{Channel, Limits};
+use http::HeaderValue;
+
+pub use config::{DEFAULT_API_BASE_URL, Secret, TelegramConfig};
+pub use verify::SECRET_HEADER;
+
+/// Outbound limits: photos 10 MB, other uploads 50 MB ("Sending files", Bot API; stickers share
+/// the photo limit). Text keeps the product cap of 2000 characters; Telegram's own limit is
+/// 4096 characters after entity parsing (`sendMessage`), captions 1024.
+pub const LIMITS: Limits = Limits::mb(Some(10), Some(50), Some(50), Some(50));
+
+/// Bot FAQ, "My bot is hitting limits" (<https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this>):
+/// about 30 messages per second in all, and no more than one per second in one chat. In a
+/// group the bot may send no more than 20 messages per minute; one limit per chat cannot say
+/// both, so the per-chat rate is the private-chat one and Telegram's 429 `retry_after` paces
+/// groups.
+pub const RATE_LIMITS: RateLimits =
+    RateLimits { per_account: Some(Rate::per_second(30)), per_chat: Some(Rate::per_second(1)) };
+
+/// Builds Telegram accounts (`kind = "telegram"`).
+#[derive(Debug, Clone, Copy)]
+pub struct TelegramFactory;
+
+/// The factory the gateway registers.
+pub static FACTORY: TelegramFactory = TelegramFactory;
+
+impl ChannelFactory for TelegramFactory {
+    fn kind(&self) -> &'static str {
+        "telegram"
+    }
+
+    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
+        Ok(Arc::new(TelegramAdapter::new(account, TelegramConfig::from_settings(settings)?)?))
+    }
+}
+
+/// One Telegram bot.
+#[derive(Debug)]
+pub struct TelegramAdapter {
+    account: String,
+    config: TelegramConfig,
+    sender: send::Sender,
+}
+
+impl TelegramAdapter {
+    pub fn new(account: &str, config: TelegramConfig) -> Result<TelegramAdapter, BuildError> {
+        let sender = send::Sender::new(account, &config.api_base_url, config.bot_token.clone())
+            .map_err(|e| BuildError::new(format!("telegram: cannot build the HTTP client: {}", e.without_url())))?;
+        Ok(TelegramAdapter { account: account.to_owned(), config, sender })
+    }
+}
+
+#[async_trait]
+impl Adapter for TelegramAdapter {
+    fn channel(&self) -> Channel {
+        Channel::Telegram
+    }
+
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn limits(&self) -> Limits {
+        LIMITS
+    }
+
+    fn rate_limits(&self) -> RateLimits {
+        RATE_LIMITS
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { native_reply: true, templates: false, messaging_window: None }
+    }
+
+    fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {
+        verify::verify_secret(request, self.config.secret_token.expose())
+    }
+
+    fn parse(&self, request: &WebhookRequest<'_>) -> Result<Inbound, WebhookError> {
+        parse::parse(&self.account, request.body)
+    }
+
+    fn sign(&self, headers: &mut http::HeaderMap, body: Vec<u8>) -> Vec<u8> {
+        // The secret is checked at build time to be header-safe (A-Z a-z 0-9 _ -).
+        if let Ok(value) = HeaderValue::from_str(self.config.secret_token.expose()) {
+            headers.insert(SECRET_HEADER, value);
+        }
+        body
+    }
+
+    async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
+        self.sender.send(part).await
+    }
+}
