@@ -1,0 +1,496 @@
+//! The server against a scripted in-memory channel: webhook durability and errors, the core
+//! API's validation, blocking, outbound order, retries, idempotency, windows, downloads, restarts.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use chatgate_adapter::verify::constant_time_eq;
+use chatgate_adapter::{
+    Adapter, Capabilities, FailureCode, Inbound, InboundEvent, OutboundPart, PartBody, Reply, SendError, SendReceipt,
+    WebhookError, WebhookRequest,
+};
+use chatgate_model::limits::{LimitOverrides, MB};
+use chatgate_model::{Channel, Customer, Event, EventKind, Limits, Message, Status, StatusInfo};
+use chatgate_queue::SqliteQueue;
+use chatgate_server::{Gateway, Settings};
+use chatgate_testkit::mock::MockApi;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const SECRET: &str = "s3cret";
+const TOKEN: &str = "core-token";
+
+/// A channel whose webhooks are `{"events":[...]}` and whose sends follow a script.
+#[derive(Debug, Default)]
+struct Scripted {
+    window: Option<Duration>,
+    sent: Mutex<Vec<OutboundPart>>,
+    script: Mutex<VecDeque<Result<SendReceipt, SendError>>>,
+}
+
+#[async_trait]
+impl Adapter for Scripted {
+    fn channel(&self) -> Channel {
+        Channel::Web
+    }
+    fn account(&self) -> &str {
+        "test"
+    }
+    fn limits(&self) -> Limits {
+        Limits::mb(Some(1), Some(1), None, Some(2))
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { native_reply: true, templates: true, messaging_window: self.window }
+    }
+    fn max_body_bytes(&self) -> usize {
+        4096
+    }
+    fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {
+        let given = request.header("x-test-secret").ok_or(WebhookError::MissingSignature)?;
+        if constant_time_eq(given.as_bytes(), SECRET.as_bytes()) { Ok(()) } else { Err(WebhookError::BadSignature) }
+    }
+    fn parse(&self, request: &WebhookRequest<'_>) -> Result<Inbound, WebhookError> {
+        let body: Value = serde_json::from_slice(request.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let mut events = Vec::new();
+        for e in body["events"].as_array().cloned().unwrap_or_default() {
+            let chat = e["chat"].as_str().unwrap_or("c1");
+            let event = match e["kind"].as_str() {
+                Some("status") => {
+                    let mut ev = Event::new(EventKind::Status, Channel::Web, "test", chat);
+                    ev.status = Some(StatusInfo {
+                        message_id: None,
+                        external_id: e["external"].as_str().map(str::to_owned),
+                        status: Status::parse(e["status"].as_str().unwrap_or("")).unwrap_or(Status::Sent),
+                        error: None,
+                        up_to: None,
+                    });
+                    ev
+                }
+                _ => {
+                    let mut ev = Event::new(EventKind::Message, Channel::Web, "test", chat);
+                    ev.customer = Some(Customer { id: e["customer"].as_str().unwrap_or(chat).into(), ..Customer::default() });
+                    ev.message = Some(Message { external_id: "m".into(), text: e["text"].as_str().map(str::to_owned), ..Message::default() });
+                    ev
+                }
+            };
+            events.push(InboundEvent { dedup_key: e["key"].as_str().map(str::to_owned), event });
+        }
+        Ok(Inbound { events, reply: Reply::Text("ok".into()) })
+    }
+    fn sign(&self, headers: &mut http::HeaderMap, body: Vec<u8>) -> Vec<u8> {
+        headers.insert("x-test-secret", SECRET.parse().unwrap());
+        body
+    }
+    async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
+        self.sent.lock().unwrap().push(part.clone());
+        let scripted = self.script.lock().unwrap().pop_front();
+        scripted.unwrap_or_else(|| Ok(SendReceipt { external_id: format!("ext-{}-{}", part.message_id, part.index), status: Status::Delivered }))
+    }
+}
+
+struct Harness {
+    app: Router,
+    adapter: Arc<Scripted>,
+    _gateway: Gateway,
+}
+
+async fn start_with(dir: &std::path::Path, adapter: Arc<Scripted>, allow_loopback: bool) -> Harness {
+    let queue = SqliteQueue::open(dir).unwrap();
+    let mut settings = Settings::new(TOKEN);
+    settings.base_backoff = Duration::from_millis(10);
+    settings.max_backoff = Duration::from_millis(50);
+    if allow_loopback {
+        settings.fetch.allow = vec!["127.0.0.1".parse().unwrap()];
+    }
+    let gateway = Gateway::start(vec![(adapter.clone() as Arc<dyn Adapter>, LimitOverrides::default())], Arc::new(queue), settings)
+        .await
+        .unwrap();
+    Harness { app: gateway.router(), adapter, _gateway: gateway }
+}
+
+async fn start(dir: &std::path::Path) -> Harness {
+    start_with(dir, Arc::new(Scripted::default()), true).await
+}
+
+impl Harness {
+    async fn call(&self, method: Method, uri: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> (StatusCode, Value, String) {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self.app.clone().oneshot(req.body(body.into()).unwrap()).await.unwrap();
+        let status = resp.status();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null), text)
+    }
+
+    async fn webhook(&self, body: Value) -> (StatusCode, String) {
+        let (s, _, t) = self.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], body.to_string()).await;
+        (s, t)
+    }
+
+    async fn api(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let auth = format!("Bearer {TOKEN}");
+        let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+        let (s, v, _) = self.call(method, uri, &headers, body.map(|b| b.to_string()).unwrap_or_default()).await;
+        (s, v)
+    }
+
+    async fn events(&self) -> Vec<Value> {
+        let (s, v) = self.api(Method::GET, "/v1/events?after=0&limit=1000", None).await;
+        assert_eq!(s, StatusCode::OK);
+        v["events"].as_array().unwrap().clone()
+    }
+
+    async fn send(&self, body: Value) -> (StatusCode, Value) {
+        self.api(Method::POST, "/v1/messages", Some(body)).await
+    }
+
+    async fn wait_status(&self, id: &str, want: &str) -> Value {
+        for _ in 0..200 {
+            let (_, v) = self.api(Method::GET, &format!("/v1/messages/{id}"), None).await;
+            if v["status"] == want {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (_, v) = self.api(Method::GET, &format!("/v1/messages/{id}"), None).await;
+        panic!("message {id} never reached {want}: {v}");
+    }
+}
+
+fn text_msg(chat: &str, text: &str) -> Value {
+    json!({"channel": "web", "account": "test", "chat_id": chat, "text": text})
+}
+
+#[tokio::test]
+async fn webhook_events_are_stored_before_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(dir.path()).await;
+    let (status, body) = h.webhook(json!({"events": [{"key": "1", "text": "hello"}, {"key": "2", "text": "again"}]})).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    let events = h.events().await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["seq"], 1);
+    assert_eq!(events[0]["v"], 1);
+    assert_eq!(events[1]["message"]["text"], "again");
+}
+
+#[tokio::test]
+async fn unauthenticated_or_malformed_webhooks_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(dir.path()).await;
+    let body = json!({"events": [{"key": "1"}]}).to_string();
+    let (s, _, _) = h.call(Method::POST, "/webhooks/web/test", &[], body.clone()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = h.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", "S3CRET")], body.clone()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = h.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], "{not json").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, _) = h.call(Method::POST, "/webhooks/web/nope", &[("x-test-secret", SECRET)], body.clone()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = h.call(Method::PUT, "/webhooks/web/test", &[("x-test-secret", SECRET)], body).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    let (s, _, _) = h.call(Method::GET, "/webhooks/web/test?hub.challenge=1", &[], "").await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "a channel without a handshake refuses GET");
+    let big = format!("{{\"events\":[],\"pad\":\"{}\"}}", "x".repeat(5000));
+    let (s, _, _) = h.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], big.clone()).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    // Without Content-Length (streamed body) the cap still holds.
+    let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(big))]);
+    let (s, _, _) = h.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], Body::from_stream(stream)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(h.events().await.is_empty());
+}
+
+#[tokio::test]
+async fn redelivered_events_are_stored_once_and_answered_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(dir.path()).await;
+    for _ in 0..3 {
+        let (s, body) = h.webhook(json!({"events": [{"key": "update:5", "text": "hi"}]})).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "ok"));
+    }
+    assert_eq!(h.events().await.len(), 1);
+    let (_, _, metrics) = h.call(Method::GET, "/metrics", &[], "").await;
+    assert!(metrics.contains("chatgate_inbound_duplicates_total{channel=\"web\",account=\"test\"} 2"), "{metrics}");
+}
+
+#[tokio::test]
+async fn core_api_needs_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(dir.path()).await;
+    let (s, v, _) = h.call(Method::GET, "/v1/events", &[], "").await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    let (s, _, _) = h.call(Method::GET, "/v1/events", &[("authorization", "Bearer wrong")], "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = h.call(Method::GET, "/healthz", &[], "").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn outbound_validation_gives_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(dir.path()).await;
+    let (s, v) = h.send(text_msg("c1", &"é".repeat(2000))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (s, v) = h.send(text_msg("c1", &"é".repeat(2001))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["code"], "text_too_long");
+    assert_eq!((v["error"]["limit"].as_u64(), v["error"]["actual"].as_u64()), (Some(2000), Some(2001)));
+
+    let cases = [
+        (json!({"channel": "web", "account": "test", "chat_id": "c1"}), "empty_message"),
+        (json!({"channel": "web", "account": "test", "chat_id": "c1", "text": "  "}), "empty_message"),
+        (json!({"channel": "fax", "account": "test", "chat_id": "c1", "text": "x"}), "unknown_channel"),
+        (json!({"channel": "vk", "account": "test", "chat_id": "c1", "text": "x"}), "unknown_channel"),
+        (json!({"channel": "web", "account": "other", "chat_id": "c1", "text": "x"}), "unknown_account"),
+        (json!({"channel": "web", "account": "test", "chat_id": "c1", "attachments": [{"kind": "image", "url": "http://127.0.0.1/a.png", "size": MB + 1}]}), "attachment_too_large"),
+        (json!({"channel": "web", "account": "test", "chat_id": "c1", "attachments": [{"kind": "video", "url": "http://127.0.0.1/a.mp4"}]}), "attachment_kind_unsupported"),
+        (json!({"channel": "web", "account": "test", "chat_id": "c1", "attachments": [{"kind": "file", "url": "ftp://x/y"}]}), "invalid_request"),
+        (json!({"channel": "web", "account": "test", "chat_id": "c1", "text": "x", "surprise": 1}), "invalid_request"),
+    ];
+    for (body, code) in cases {
+        let (s, v) = h.send(body.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(v["error"]["code"], code, "{body} → {v}");
+    }
+    let (s, v) = h.send(json!({"channel": "web", "account": "test", "chat_id": "c1", "attachments": [{"kind": "image", "url": "http://127.0.0.1/a.png", "size": MB}]})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "exactly the limit is accepted: {v}");
+    let (s, _, t) = h.call(Method::POST, "/v1/messages", &[("authorization", &format!("Bearer {TOKEN}"))], "{oops").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{t}");
+}
+
+#[tokio::test]
+async fn messages_go_out_in_order_and_report_their_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(dir.path()).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut body = text_msg("chat-a", &format!("m{i}"));
+        if i == 0 {
+            body["reply_to"] = json!("earlier-1");
+        }
+        let (s, v) = h.send(body).await;
+        assert_eq!((s, v["status"].as_str()), (StatusCode::ACCEPTED, Some("queued")));
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        h.wait_status(id, "delivered").await;
+    }
+    let sent = h.adapter.sent.lock().unwrap().clone();
+    let texts: Vec<_> = sent.iter().map(|p| match &p.body { PartBody::Text(t) => t.clone(), other => panic!("{other:?}") }).collect();
+    assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4"]);
+    assert_eq!(sent[0].reply_to.as_deref(), Some("earlier-1"));
+    let record = h.wait_status(&ids[0], "delivered").await;
+    assert_eq!(record["external_ids"][0], format!("ext-{}-0", ids[0]));
+    let history: Vec<_> = record["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(history, ["queued", "delivered"]);
+    // Status changes are events on the same log.
+    let statuses: Vec<_> = h
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "status" && e["status"]["message_id"] == ids[0].as_str())
+        .map(|e| e["status"]["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(statuses, ["queued", "delivered"]);
+}
+
+#[tokio::test]
+async fn retries_follow_the_error_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = Arc::new(Scripted::default());
+    adapter.script.lock().unwrap().extend([
+        Err(SendError::transient("HTTP 502")),
+        Err(SendError::retry_after(Duration::from_millis(30), "429")),
+        Ok(SendReceipt { external_id: "x1".into(), status: Status::Sent }),
+        Err(SendError::failed(FailureCode::CustomerUnsubscribed, "bot was blocked by the user")),
+    ]);
+    let h = start_with(dir.path(), adapter, true).await;
+    let (_, v) = h.send(text_msg("c1", "first")).await;
+    let first = v["id"].as_str().unwrap().to_owned();
+    let (_, v) = h.send(text_msg("c1", "second")).await;
+    let second = v["id"].as_str().unwrap().to_owned();
+    h.wait_status(&first, "sent").await;
+    let failed = h.wait_status(&second, "failed").await;
+    assert_eq!(failed["error"]["code"], "customer_unsubscribed");
+    assert_eq!(h.adapter.sent.lock().unwrap().len(), 4, "three tries of the first, one of the second");
+}
+
+#[tokio::test]
+async fn idempotency_key_sends_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(dir.path()).await;
+    let mut body = text_msg("c1", "once");
+    body["idempotency_key"] = json!("op-1");
+    let (s1, v1) = h.send(body.clone()).await;
+    let (s2, v2) = h.send(body.clone()).await;
+    assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(v1["id"], v2["id"]);
+    h.wait_status(v1["id"].as_str().unwrap(), "delivered").await;
+    body["text"] = json!("changed");
+    let (s3, v3) = h.send(body).await;
+    assert_eq!((s3, v3["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_conflict")));
+    assert_eq!(h.adapter.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn blocked_customers_neither_send_nor_receive() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(dir.path()).await;
+    let (s, v) = h.api(Method::PUT, "/v1/blocks/web/test/u1", None).await;
+    assert_eq!((s, v["blocked"].as_bool()), (StatusCode::OK, Some(true)));
+    let (s, _) = h.webhook(json!({"events": [{"key": "1", "chat": "u1", "customer": "u1", "text": "let me in"}]})).await;
+    assert_eq!(s, StatusCode::OK, "the provider is answered, but nothing is forwarded");
+    assert!(h.events().await.is_empty());
+    let (s, v) = h.send(text_msg("u1", "hello")).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("customer_blocked")));
+    let (_, _, metrics) = h.call(Method::GET, "/metrics", &[], "").await;
+    assert!(metrics.contains("chatgate_inbound_blocked_total{channel=\"web\",account=\"test\"} 1"), "{metrics}");
+
+    let (s, _) = h.api(Method::PUT, "/v1/blocks/fax/test/u1", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = h.api(Method::DELETE, "/v1/blocks/web/test/u1", None).await;
+    assert_eq!((s, v["blocked"].as_bool()), (StatusCode::OK, Some(false)));
+    h.webhook(json!({"events": [{"key": "2", "chat": "u1", "customer": "u1", "text": "thanks"}]})).await;
+    assert_eq!(h.events().await.len(), 1);
+    let (s, _) = h.send(text_msg("u1", "hello")).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn blocks_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let h = start(dir.path()).await;
+        h.api(Method::PUT, "/v1/blocks/web/test/u9", None).await;
+    }
+    let h = start(dir.path()).await;
+    let (_, v) = h.send(text_msg("u9", "hello")).await;
+    assert_eq!(v["error"]["code"], "customer_blocked");
+}
+
+#[tokio::test]
+async fn messaging_window_is_enforced_before_calling_the_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = Arc::new(Scripted { window: Some(Duration::from_secs(24 * 3600)), ..Scripted::default() });
+    let h = start_with(dir.path(), adapter, true).await;
+    let (s, v) = h.send(text_msg("w1", "hi")).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("window_closed")));
+    let template = json!({"channel": "web", "account": "test", "chat_id": "w1", "template": {"name": "hello", "language": "en"}});
+    let (s, v) = h.send(template).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    h.wait_status(v["id"].as_str().unwrap(), "delivered").await;
+    let (_, conv) = h.api(Method::GET, "/v1/conversations/web/test/w1", None).await;
+    assert_eq!(conv["window"]["open"], false);
+
+    h.webhook(json!({"events": [{"key": "k", "chat": "w1", "text": "hello"}]})).await;
+    let (_, conv) = h.api(Method::GET, "/v1/conversations/web/test/w1", None).await;
+    assert_eq!(conv["window"]["open"], true, "{conv}");
+    let (s, _) = h.send(text_msg("w1", "now we can talk")).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let sent = h.adapter.sent.lock().unwrap().clone();
+    assert!(matches!(sent[0].body, PartBody::Template(_)));
+}
+
+#[tokio::test]
+async fn receipts_from_webhooks_update_outbound_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(dir.path()).await;
+    let adapter = h.adapter.clone();
+    adapter.script.lock().unwrap().push_back(Ok(SendReceipt { external_id: "prov-1".into(), status: Status::Sent }));
+    let (_, v) = h.send(text_msg("r1", "hi")).await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    h.wait_status(&id, "sent").await;
+    h.webhook(json!({"events": [{"key": "s1", "kind": "status", "chat": "r1", "external": "prov-1", "status": "read"}]})).await;
+    h.webhook(json!({"events": [{"key": "s2", "kind": "status", "chat": "r1", "external": "prov-1", "status": "delivered"}]})).await;
+    let record = h.wait_status(&id, "read").await;
+    let history: Vec<_> = record["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(history, ["queued", "sent", "read"], "a late delivered changes nothing");
+}
+
+#[tokio::test]
+async fn attachments_are_downloaded_within_limits_and_address_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = MockApi::start(|r| match r.path.as_str() {
+        "/small.png" => (200, json!("tiny")),
+        "/big.bin" => (200, json!("x".repeat((2 * MB) as usize + 10))),
+        _ => (404, json!({})),
+    })
+    .await;
+    let h = start(dir.path()).await;
+    let attach = |kind: &str, path: &str| {
+        json!({"channel": "web", "account": "test", "chat_id": "f1", "attachments": [{"kind": kind, "url": format!("{}{path}", files.base_url), "name": "pic.png"}]})
+    };
+    let (_, v) = h.send(attach("image", "/small.png")).await;
+    h.wait_status(v["id"].as_str().unwrap(), "delivered").await;
+    let sent = h.adapter.sent.lock().unwrap().clone();
+    match &sent[0].body {
+        PartBody::Media { media, .. } => {
+            assert_eq!(&media.bytes[..], b"\"tiny\"");
+            assert_eq!(media.name, "pic.png");
+            assert_eq!(media.mime.as_deref(), Some("application/json"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let (_, v) = h.send(attach("file", "/big.bin")).await;
+    let failed = h.wait_status(v["id"].as_str().unwrap(), "failed").await;
+    assert_eq!(failed["error"]["code"], "attachment_too_large");
+    let (_, v) = h.send(attach("file", "/missing")).await;
+    let failed = h.wait_status(v["id"].as_str().unwrap(), "failed").await;
+    assert_eq!(failed["error"]["code"], "attachment_unavailable");
+
+    // Without the allowlist, loopback is refused.
+    let dir2 = tempfile::tempdir().unwrap();
+    let strict = start_with(dir2.path(), Arc::new(Scripted::default()), false).await;
+    let (_, v) = strict.send(attach("image", "/small.png")).await;
+    let failed = strict.wait_status(v["id"].as_str().unwrap(), "failed").await;
+    assert_eq!(failed["error"]["code"], "attachment_url_forbidden");
+    assert!(strict.adapter.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn queued_messages_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let id;
+    {
+        let adapter = Arc::new(Scripted::default());
+        // The provider is down for longer than this gateway lives.
+        adapter.script.lock().unwrap().extend((0..1000).map(|_| Err(SendError::retry_after(Duration::from_secs(60), "down"))));
+        let h = start_with(dir.path(), adapter, true).await;
+        let (_, v) = h.send(text_msg("r", "survive")).await;
+        id = v["id"].as_str().unwrap().to_owned();
+        for _ in 0..100 {
+            if !h.adapter.sent.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let h = start(dir.path()).await;
+    h.wait_status(&id, "delivered").await;
+    assert_eq!(h.adapter.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn long_poll_returns_when_an_event_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Arc::new(start(dir.path()).await);
+    let poller = {
+        let h = h.clone();
+        tokio::spawn(async move { h.api(Method::GET, "/v1/events?after=0&wait=10", None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.webhook(json!({"events": [{"key": "lp", "text": "wake up"}]})).await;
+    let (s, v) = tokio::time::timeout(Duration::from_secs(5), poller).await.unwrap().unwrap();
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["events"].as_array().unwrap().len(), 1);
+    assert_eq!(v["next_after"], 1);
+}
