@@ -87,13 +87,12 @@ impl Ctx<'_> {
         Event::new(kind, self.kind.channel(), self.account, chat_id)
     }
 
-    /// `unsupported` with the raw object; the chat is the sender's when one is readable.
+    /// `unsupported` with the raw object; chat and customer are the sender's when readable.
     fn unsupported(&self, raw: &Value) -> InboundEvent {
-        let chat_id = raw.get("sender").and_then(|s| s.get("id")).and_then(id_text).unwrap_or_default();
-        InboundEvent {
-            dedup_key: Some(raw_key(raw)),
-            event: Event::unsupported(self.kind.channel(), self.account, chat_id, raw.clone()),
-        }
+        let sender = raw.get("sender").and_then(|s| s.get("id")).and_then(id_text).filter(|id| !id.is_empty());
+        let mut event = Event::unsupported(self.kind.channel(), self.account, sender.clone().unwrap_or_default(), raw.clone());
+        event.customer = sender.as_deref().map(customer_of);
+        InboundEvent { dedup_key: Some(raw_key(raw)), event }
     }
 
     /// A `changes[]` item. The Instagram dashboard's "Test" button for the `messages` field is
