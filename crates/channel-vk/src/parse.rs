@@ -15,8 +15,10 @@
 //!
 //! **Message ids.** In private chats VK's message `id` is global and grows monotonically; it is
 //! the external id. In group chats a community sees `id: 0` and only the per-conversation
-//! `conversation_message_id`; such a message is named `cmid:<peer_id>:<conversation_message_id>`
-//! (see [`message_ref`]). The same form is accepted as `reply_to` when sending.
+//! `conversation_message_id`, and button events (`message_event`) name their message by it
+//! alone; such a message is `cmid:<peer_id>:<conversation_message_id>` (see [`message_ref`]).
+//! `reply_to` takes either form when sending. A quoted message (`reply_message`) becomes
+//! `reply_to` the same way: its `id`, or the `cmid:` form when its `id` is 0.
 //!
 //! **Not in the model, kept in `raw`** (the VK message object): forwarded messages
 //! (`fwd_messages`; the event says `forwarded: true`), keyboard `payload`, wall posts, and
@@ -272,12 +274,13 @@ fn attachment(account: &str, value: &Value) -> (Attachment, bool) {
         }),
         "doc" => decode::<wire::Doc>(inner).map(|d| {
             // Type 3 is a GIF, type 4 an image; everything else a file.
-            let (kind, variant) = match d.kind {
-                Some(3) => (AttachmentKind::Image, Some("animation".to_owned())),
-                Some(4) => (AttachmentKind::Image, None),
-                _ => (AttachmentKind::File, None),
+            let (kind, variant, mime) = match d.kind {
+                Some(3) => (AttachmentKind::Image, Some("animation".to_owned()), Some("image/gif".to_owned())),
+                Some(4) => (AttachmentKind::Image, None, None),
+                _ => (AttachmentKind::File, None, None),
             };
             let a = Attachment {
+                mime,
                 size: d.size,
                 name: d.title.clone().or_else(|| d.ext.clone().map(|e| format!("file.{e}"))),
                 media: media(account, "doc", d.owner_id, d.id, d.access_key.as_deref()),
@@ -374,6 +377,7 @@ fn attachment(account: &str, value: &Value) -> (Attachment, bool) {
         let owner = inner.get("owner_id").and_then(as_i64).unwrap_or_default();
         let key = inner.get("access_key").and_then(Value::as_str);
         let a = Attachment {
+            name: inner.get("title").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned),
             media: media(account, kind, owner, id, key),
             variant: Some(kind.to_owned()),
             ..blank(AttachmentKind::File)
