@@ -1,1 +1,78 @@
-fn main() {}
+//! `chatgate`: the messenger channel gateway.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "chatgate", version, about = "Messenger channel gateway for a contact centre")]
+struct Cli {
+    /// The accounts file.
+    #[arg(long, global = true, env = "CHATGATE_CONFIG", default_value = "channels.toml")]
+    config: PathBuf,
+    /// Log format: `text` or `json`.
+    #[arg(long, global = true, env = "CHATGATE_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, env = "CHATGATE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where the embedded queue keeps its file.
+        #[arg(long, env = "CHATGATE_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
+    /// Print the envelopes of one raw webhook body as JSON lines (no verification, no side effects).
+    Normalize {
+        #[arg(long)]
+        channel: String,
+        /// The account whose settings to use (default: the first of the channel).
+        #[arg(long)]
+        account: Option<String>,
+        file: PathBuf,
+    },
+    /// Post recorded fixtures (`*.body` + `*.headers`) to a webhook URL, re-signed with the configured secret.
+    Replay {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The webhook URL, e.g. http://127.0.0.1:8080/webhooks/telegram/support-bot
+        #[arg(long)]
+        to: String,
+    },
+    /// Print the JSON Schema of the event envelope (v1).
+    Schema,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    match cli.command {
+        Command::Serve { listen, data_dir } => {
+            let token = std::env::var("CHATGATE_API_TOKEN").ok();
+            chatgate::commands::serve(&cli.config, listen, &data_dir, token).await
+        }
+        Command::Normalize { channel, account, file } => {
+            chatgate::commands::normalize(&cli.config, &channel, account.as_deref(), &file)
+        }
+        Command::Replay { paths, to } => chatgate::commands::replay(&cli.config, &paths, &to).await,
+        Command::Schema => {
+            print!("{}", chatgate::commands::schema()?);
+            Ok(())
+        }
+    }
+}

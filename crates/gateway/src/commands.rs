@@ -1,0 +1,172 @@
+//! The commands of the `chatgate` binary.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use chatgate_adapter::{Adapter, WebhookRequest};
+use chatgate_queue::SqliteQueue;
+use chatgate_server::{Gateway, Settings};
+use rand::Rng;
+
+use crate::config::{self, MissingSecrets};
+
+/// `chatgate serve`: runs the gateway until SIGINT/SIGTERM.
+pub async fn serve(config_path: &Path, listen: SocketAddr, data_dir: &Path, api_token: Option<String>) -> Result<()> {
+    let config = config::load(config_path, MissingSecrets::Disable)?;
+    for d in &config.disabled {
+        tracing::warn!(account = %d.id, kind = %d.kind, missing = ?d.missing, "account disabled: its secrets are not set in the environment");
+    }
+    for a in &config.accounts {
+        tracing::info!(account = %a.id, kind = %a.kind, webhook = %format!("/webhooks/{}/{}", a.adapter.channel(), a.id), "account enabled");
+    }
+    let api_token = match api_token.filter(|t| !t.is_empty()) {
+        Some(t) => t,
+        None => {
+            let token: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(40).map(char::from).collect();
+            // Printed once to the terminal (not to the log) so a first run can call the API.
+            println!("CHATGATE_API_TOKEN is not set; this run's core API token is: {token}");
+            token
+        }
+    };
+    let queue = SqliteQueue::open(data_dir).with_context(|| format!("opening the queue in {}", data_dir.display()))?;
+    tracing::info!(path = %queue.path().display(), "embedded queue open");
+    let mut settings = Settings::new(api_token);
+    settings.fetch = config.fetch;
+    let adapters = config.accounts.into_iter().map(|a| (a.adapter, a.limits)).collect();
+    let gateway = Gateway::start(adapters, Arc::new(queue), settings).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    tracing::info!(%listen, "chatgate serves");
+    axum::serve(listener, gateway.router()).with_graceful_shutdown(shutdown()).await?;
+    tracing::info!("chatgate stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// Finds a configured account of `channel` (the named one, or the first).
+fn pick_account(config_path: &Path, channel: &str, account: Option<&str>, missing: MissingSecrets) -> Result<Arc<dyn Adapter>> {
+    let config = config::load(config_path, missing)?;
+    if let Some(d) = config.disabled.iter().find(|d| d.kind == channel && account.is_none_or(|a| a == d.id)) {
+        bail!("account `{}` is disabled: set {}", d.id, d.missing.join(", "));
+    }
+    config
+        .accounts
+        .into_iter()
+        .find(|a| a.adapter.channel().as_str() == channel && account.is_none_or(|id| id == a.id))
+        .map(|a| a.adapter)
+        .with_context(|| format!("no {channel} account{} in {}", account.map(|a| format!(" `{a}`")).unwrap_or_default(), config_path.display()))
+}
+
+/// `chatgate normalize --channel C FILE`: prints the envelopes of one raw body as JSON lines.
+/// Verifies nothing, stores nothing.
+pub fn normalize(config_path: &Path, channel: &str, account: Option<&str>, file: &Path) -> Result<()> {
+    let adapter = pick_account(config_path, channel, account, MissingSecrets::Placeholder)?;
+    let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let headers = http::HeaderMap::new();
+    let request = WebhookRequest { method: &http::Method::POST, headers: &headers, query: None, body: &body };
+    let inbound = adapter.parse(&request).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    for e in inbound.events {
+        println!("{}", serde_json::to_string(&e.event)?);
+    }
+    Ok(())
+}
+
+/// `chatgate replay PATH... --to URL`: posts recorded fixtures with their headers, re-signed
+/// with the secret configured for the URL's account, and reports each answer.
+pub async fn replay(config_path: &Path, paths: &[PathBuf], to: &str) -> Result<()> {
+    let url = reqwest::Url::parse(to).with_context(|| format!("--to {to}"))?;
+    let segments: Vec<&str> = url.path_segments().map(|s| s.filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+    let [.., "webhooks", channel, account] = segments.as_slice() else {
+        bail!("--to must be a webhook URL ending in /webhooks/{{channel}}/{{account}}");
+    };
+    let adapter = pick_account(config_path, channel, Some(account), MissingSecrets::Disable)?;
+    let mut bodies = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "body"))
+                .collect();
+            found.sort();
+            bodies.extend(found);
+        } else {
+            bodies.push(p.clone());
+        }
+    }
+    if bodies.is_empty() {
+        bail!("no fixtures (*.body) found");
+    }
+    let client = reqwest::Client::new();
+    let mut failures = 0;
+    for body_path in &bodies {
+        let body = std::fs::read(body_path).with_context(|| format!("reading {}", body_path.display()))?;
+        let head = std::fs::read_to_string(body_path.with_extension("headers")).unwrap_or_default();
+        let (method, query, mut headers) = parse_headers(&head)?;
+        let body = adapter.sign(&mut headers, body);
+        let mut target = url.clone();
+        target.set_query(query.as_deref());
+        let response = client.request(method, target).headers(headers).body(body).send().await;
+        match response {
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                if !status.is_success() {
+                    failures += 1;
+                }
+                println!("{} {} {}", body_path.display(), status.as_u16(), text.chars().take(200).collect::<String>());
+            }
+            Err(e) => {
+                failures += 1;
+                println!("{} error {}", body_path.display(), e.without_url());
+            }
+        }
+    }
+    println!("{} passed, {} failed", bodies.len() - failures, failures);
+    if failures > 0 {
+        bail!("{failures} of {} fixtures were not accepted", bodies.len());
+    }
+    Ok(())
+}
+
+/// Reads a fixture's `.headers` file (optional first line `GET ?query`, then `Name: value`).
+fn parse_headers(text: &str) -> Result<(http::Method, Option<String>, http::HeaderMap)> {
+    let mut method = http::Method::POST;
+    let mut query = None;
+    let mut headers = http::HeaderMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if i == 0 && (line.starts_with("GET") || line.starts_with("POST")) {
+            let (m, rest) = line.split_once(' ').unwrap_or((line, ""));
+            method = m.parse()?;
+            query = rest.trim().strip_prefix('?').map(str::to_owned);
+            continue;
+        }
+        let (name, value) = line.split_once(':').with_context(|| format!("bad header line `{line}`"))?;
+        headers.append(http::HeaderName::from_bytes(name.trim().as_bytes())?, http::HeaderValue::from_str(value.trim())?);
+    }
+    Ok((method, query, headers))
+}
+
+/// `chatgate schema`: the JSON Schema of the envelope (v1).
+pub fn schema() -> Result<String> {
+    let schema = schemars::schema_for!(chatgate_model::Event);
+    Ok(serde_json::to_string_pretty(&schema)? + "\n")
+}

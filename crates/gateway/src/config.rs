@@ -1,0 +1,181 @@
+//! `channels.toml`: one table per account, secrets as `${ENV}` references.
+//!
+//! ```toml
+//! [fetch]
+//! allow = ["127.0.0.1"]          # internal addresses attachment downloads may reach
+//!
+//! [accounts.support-bot]          # the account id (used in webhook URLs)
+//! kind = "telegram"
+//! bot_token = "${TELEGRAM_BOT_TOKEN}"
+//! secret_token = "${TELEGRAM_WEBHOOK_SECRET}"
+//! [accounts.support-bot.limits]
+//! image_mb = 5
+//! ```
+//!
+//! Unknown keys and missing required values are errors naming the key. An account whose
+//! `${ENV}` reference is unset (or empty) is disabled with a warning: never served without its secret.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use chatgate_adapter::Adapter;
+use chatgate_model::limits::LimitOverrides;
+use chatgate_server::FetchPolicy;
+use serde::Deserialize;
+
+use crate::registry;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    fetch: FetchSection,
+    #[serde(default)]
+    accounts: BTreeMap<String, toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchSection {
+    #[serde(default)]
+    allow: Vec<String>,
+}
+
+/// One account ready to serve.
+pub struct LoadedAccount {
+    pub id: String,
+    pub kind: String,
+    pub adapter: Arc<dyn Adapter>,
+    pub limits: LimitOverrides,
+}
+
+impl std::fmt::Debug for LoadedAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedAccount").field("id", &self.id).field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+/// An account left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisabledAccount {
+    pub id: String,
+    pub kind: String,
+    /// The environment variables it references that are unset or empty.
+    pub missing: Vec<String>,
+}
+
+/// The loaded configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub fetch: FetchPolicy,
+    pub accounts: Vec<LoadedAccount>,
+    pub disabled: Vec<DisabledAccount>,
+}
+
+/// How to treat `${ENV}` references whose variable is unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingSecrets {
+    /// Disable the account (serving).
+    Disable,
+    /// Fill in a placeholder (`normalize`, which verifies nothing).
+    Placeholder,
+}
+
+/// Reads and checks a config file.
+pub fn load(path: &Path, missing: MissingSecrets) -> Result<Config> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&text, &|name| std::env::var(name).ok(), missing).with_context(|| format!("in {}", path.display()))
+}
+
+/// Parses config text; `env` looks up variables.
+pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, missing: MissingSecrets) -> Result<Config> {
+    let file: File = toml::from_str(text)?;
+    let mut allow = Vec::new();
+    for (i, entry) in file.fetch.allow.iter().enumerate() {
+        allow.push(entry.parse().with_context(|| format!("fetch.allow[{i}]"))?);
+    }
+    let mut accounts = Vec::new();
+    let mut disabled = Vec::new();
+    for (id, mut table) in file.accounts {
+        let at = format!("accounts.{id}");
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            bail!("{at}: an account id may hold only letters, digits, `-` and `_` (it is part of the webhook URL)");
+        }
+        let kind = match table.remove("kind") {
+            Some(toml::Value::String(k)) => k,
+            Some(_) => bail!("{at}.kind must be a string"),
+            None => bail!("{at}.kind is required (one of: {})", registry::kinds().join(", ")),
+        };
+        let factory = registry::factory(&kind)
+            .with_context(|| format!("{at}.kind: unknown kind `{kind}` (known: {})", registry::kinds().join(", ")))?;
+        let enabled = match table.remove("enabled") {
+            None => true,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(_) => bail!("{at}.enabled must be true or false"),
+        };
+        let limits: LimitOverrides = match table.remove("limits") {
+            None => LimitOverrides::default(),
+            Some(v) => v.try_into().with_context(|| format!("{at}.limits"))?,
+        };
+        let mut unset = Vec::new();
+        let mut value = toml::Value::Table(table);
+        substitute(&mut value, env, &mut unset).with_context(|| at.clone())?;
+        if !enabled {
+            tracing::info!(account = %id, %kind, "account disabled in config");
+            continue;
+        }
+        if !unset.is_empty() && missing == MissingSecrets::Disable {
+            disabled.push(DisabledAccount { id, kind, missing: unset });
+            continue;
+        }
+        let settings = serde_json::to_value(&value).with_context(|| at.clone())?;
+        let adapter = factory.build(&id, settings).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+        accounts.push(LoadedAccount { id, kind, adapter, limits });
+    }
+    Ok(Config { fetch: FetchPolicy { allow }, accounts, disabled })
+}
+
+/// Replaces `${NAME}` in every string; records unset or empty variables (filled with a placeholder).
+fn substitute(value: &mut toml::Value, env: &dyn Fn(&str) -> Option<String>, unset: &mut Vec<String>) -> Result<()> {
+    match value {
+        toml::Value::String(s) => {
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let end = after.find('}').with_context(|| format!("unclosed `${{` in `{s}`"))?;
+                let name = &after[..end];
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    bail!("`${{{name}}}` is not a valid environment variable reference");
+                }
+                match env(name).filter(|v| !v.is_empty()) {
+                    Some(v) => out.push_str(&v),
+                    None => {
+                        unset.push(name.to_owned());
+                        out.push_str("unset-");
+                        out.push_str(name);
+                    }
+                }
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            *s = out;
+        }
+        toml::Value::Array(items) => {
+            for item in items {
+                substitute(item, env, unset)?;
+            }
+        }
+        toml::Value::Table(t) => {
+            for (_, v) in t.iter_mut() {
+                substitute(v, env, unset)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! The `chatgate` binary's library: configuration loading, the channel registry and the
+//! commands (`serve`, `normalize`, `replay`, `schema`).
+
+pub mod commands;
+pub mod config;
+pub mod registry;
