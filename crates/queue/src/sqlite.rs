@@ -406,7 +406,10 @@ impl Writer {
             }
         };
         if targets.is_empty() {
-            out.unchanged_statuses += 1;
+            // A watermark that covers none of our messages still says something to the core.
+            let body = serde_json::to_string(event).map_err(|e| QueueError::Storage(e.to_string()))?;
+            out.seqs.push(self.push_event(&body)?);
+            return Ok(());
         }
         for (id, external) in targets {
             let changed = self.merge_status(&id, info.status, info.error.as_ref(), event.received_at)?;
