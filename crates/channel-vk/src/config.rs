@@ -38,7 +38,9 @@ impl VkConfig {
     pub fn from_settings(settings: serde_json::Value) -> Result<VkConfig, BuildError> {
         let mut config: VkConfig = serde_json::from_value(settings)?;
         if config.group_id <= 0 {
-            return Err(BuildError::new("vk: `group_id` must be the positive community id"));
+            return Err(BuildError::new(
+                "vk: `group_id` must be the positive community id",
+            ));
         }
         for (name, value) in [
             ("access_token", &config.access_token),

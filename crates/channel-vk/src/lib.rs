@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits, SendError,
-    SendReceipt, WebhookError, WebhookRequest,
+    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits,
+    SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::limits::{MB, MESSAGE_TEXT_MAX_CHARS};
 use chatgate_model::{Channel, Limits};
@@ -60,13 +60,21 @@ impl ChannelFactory for VkFactory {
         "vk"
     }
 
-    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
+    fn build(
+        &self,
+        account: &str,
+        settings: serde_json::Value,
+    ) -> Result<Arc<dyn Adapter>, BuildError> {
         let config = VkConfig::from_settings(settings)?;
         let client = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| BuildError::new(format!("vk: HTTP client: {}", e.without_url())))?;
-        Ok(Arc::new(VkAdapter { account: account.to_owned(), config, client }))
+        Ok(Arc::new(VkAdapter {
+            account: account.to_owned(),
+            config,
+            client,
+        }))
     }
 }
 
@@ -94,12 +102,19 @@ impl Adapter for VkAdapter {
 
     fn rate_limits(&self) -> RateLimits {
         // Every upload step is an API call too; the limit counts calls, so it is a ceiling.
-        RateLimits { per_account: Some(Rate::per_second(REQUESTS_PER_SECOND)), per_chat: None }
+        RateLimits {
+            per_account: Some(Rate::per_second(REQUESTS_PER_SECOND)),
+            per_chat: None,
+        }
     }
 
     fn capabilities(&self) -> Capabilities {
         // VK has no reply window: a community may write once the user allowed messages.
-        Capabilities { native_reply: true, templates: false, messaging_window: None }
+        Capabilities {
+            native_reply: true,
+            templates: false,
+            messaging_window: None,
+        }
     }
 
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {
@@ -107,8 +122,8 @@ impl Adapter for VkAdapter {
     }
 
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Inbound, WebhookError> {
-        let root: serde_json::Value =
-            serde_json::from_slice(request.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let root: serde_json::Value = serde_json::from_slice(request.body)
+            .map_err(|e| WebhookError::Malformed(e.to_string()))?;
         Ok(parse::parse(&self.account, &self.config, root))
     }
 
@@ -117,6 +132,11 @@ impl Adapter for VkAdapter {
     }
 
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
-        send::Api { client: &self.client, config: &self.config }.send(part).await
+        send::Api {
+            client: &self.client,
+            config: &self.config,
+        }
+        .send(part)
+        .await
     }
 }

@@ -70,12 +70,16 @@ pub(crate) struct Api<'a> {
 impl Api<'_> {
     /// Sends one part and returns the id VK gave the message.
     pub(crate) async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
-        let peer: i64 = part
-            .chat_id
-            .trim()
-            .parse()
-            .map_err(|_| SendError::failed(FailureCode::Rejected, format!("`{}` is not a VK peer id", part.chat_id)))?;
-        let mut params: Vec<(&str, String)> = vec![("random_id", random_id(part.message_id, part.index).to_string())];
+        let peer: i64 = part.chat_id.trim().parse().map_err(|_| {
+            SendError::failed(
+                FailureCode::Rejected,
+                format!("`{}` is not a VK peer id", part.chat_id),
+            )
+        })?;
+        let mut params: Vec<(&str, String)> = vec![(
+            "random_id",
+            random_id(part.message_id, part.index).to_string(),
+        )];
         if peer >= CHAT_PEER_OFFSET {
             params.push(("peer_ids", peer.to_string()));
         } else {
@@ -102,14 +106,19 @@ impl Api<'_> {
         }
         let response = self.call("messages.send", params).await?;
         let external_id = receipt_id(peer, &response)?;
-        Ok(SendReceipt { external_id, status: Status::Sent })
+        Ok(SendReceipt {
+            external_id,
+            status: Status::Sent,
+        })
     }
 
     /// Uploads a file and returns its `attachment` string.
     async fn upload(&self, peer: i64, media: &Media) -> Result<String, SendError> {
         match media.kind {
             AttachmentKind::Image => self.upload_photo(peer, media).await,
-            AttachmentKind::File | AttachmentKind::Audio | AttachmentKind::Video => self.upload_doc(peer, media).await,
+            AttachmentKind::File | AttachmentKind::Audio | AttachmentKind::Video => {
+                self.upload_doc(peer, media).await
+            }
             AttachmentKind::Sticker => Err(SendError::failed(
                 FailureCode::AttachmentKindUnsupported,
                 "VK does not take uploaded stickers",
@@ -118,14 +127,27 @@ impl Api<'_> {
     }
 
     async fn upload_photo(&self, peer: i64, media: &Media) -> Result<String, SendError> {
-        let server: wire::UploadServer =
-            typed("photos.getMessagesUploadServer", self.call("photos.getMessagesUploadServer", vec![("peer_id", peer.to_string())]).await?)?;
-        let uploaded: wire::PhotoUpload = self.post_file(&server.upload_url, "photo", media).await?;
+        let server: wire::UploadServer = typed(
+            "photos.getMessagesUploadServer",
+            self.call(
+                "photos.getMessagesUploadServer",
+                vec![("peer_id", peer.to_string())],
+            )
+            .await?,
+        )?;
+        let uploaded: wire::PhotoUpload =
+            self.post_file(&server.upload_url, "photo", media).await?;
         if let Some(error) = uploaded.error {
-            return Err(SendError::failed(FailureCode::Rejected, format!("VK photo upload: {}", error_text(&error))));
+            return Err(SendError::failed(
+                FailureCode::Rejected,
+                format!("VK photo upload: {}", error_text(&error)),
+            ));
         }
         if uploaded.photo.is_empty() || uploaded.photo == "[]" {
-            return Err(SendError::failed(FailureCode::Rejected, "VK's upload server did not take the image"));
+            return Err(SendError::failed(
+                FailureCode::Rejected,
+                "VK's upload server did not take the image",
+            ));
         }
         let server_id = match &uploaded.server {
             Value::String(s) => s.clone(),
@@ -134,11 +156,17 @@ impl Api<'_> {
         let saved = self
             .call(
                 "photos.saveMessagesPhoto",
-                vec![("photo", uploaded.photo), ("server", server_id), ("hash", uploaded.hash)],
+                vec![
+                    ("photo", uploaded.photo),
+                    ("server", server_id),
+                    ("hash", uploaded.hash),
+                ],
             )
             .await?;
         let photo: wire::Saved = match saved {
-            Value::Array(mut items) if !items.is_empty() => typed("photos.saveMessagesPhoto", items.swap_remove(0))?,
+            Value::Array(mut items) if !items.is_empty() => {
+                typed("photos.saveMessagesPhoto", items.swap_remove(0))?
+            }
             other => typed("photos.saveMessagesPhoto", other)?,
         };
         Ok(attachment_string("photo", &photo))
@@ -147,8 +175,11 @@ impl Api<'_> {
     async fn upload_doc(&self, peer: i64, media: &Media) -> Result<String, SendError> {
         let server: wire::UploadServer = typed(
             "docs.getMessagesUploadServer",
-            self.call("docs.getMessagesUploadServer", vec![("peer_id", peer.to_string()), ("type", "doc".to_owned())])
-                .await?,
+            self.call(
+                "docs.getMessagesUploadServer",
+                vec![("peer_id", peer.to_string()), ("type", "doc".to_owned())],
+            )
+            .await?,
         )?;
         let uploaded: wire::DocUpload = self.post_file(&server.upload_url, "file", media).await?;
         let file = match (uploaded.file, uploaded.error) {
@@ -158,14 +189,26 @@ impl Api<'_> {
                     .error_descr
                     .or_else(|| error.as_ref().map(error_text))
                     .unwrap_or_else(|| "no file in the answer".to_owned());
-                return Err(SendError::failed(FailureCode::Rejected, format!("VK document upload: {reason}")));
+                return Err(SendError::failed(
+                    FailureCode::Rejected,
+                    format!("VK document upload: {reason}"),
+                ));
             }
         };
-        let saved = self.call("docs.save", vec![("file", file), ("title", title_of(media))]).await?;
+        let saved = self
+            .call(
+                "docs.save",
+                vec![("file", file), ("title", title_of(media))],
+            )
+            .await?;
         // API 5.199: `{"type": "doc", "doc": {...}}`; very old versions answered an array of docs.
         let doc = match saved {
             Value::Object(mut map) if map.contains_key("type") => {
-                let kind = map.get("type").and_then(Value::as_str).unwrap_or("doc").to_owned();
+                let kind = map
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("doc")
+                    .to_owned();
                 map.remove(&kind).unwrap_or(Value::Null)
             }
             Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
@@ -194,17 +237,27 @@ impl Api<'_> {
         if let Some(error) = answer.error {
             return Err(classify(method, error.error_code, &error.error_msg));
         }
-        answer
-            .response
-            .ok_or_else(|| SendError::transient(format!("VK {method}: the answer has neither `response` nor `error`")))
+        answer.response.ok_or_else(|| {
+            SendError::transient(format!(
+                "VK {method}: the answer has neither `response` nor `error`"
+            ))
+        })
     }
 
     /// Posts a file as multipart to an upload server.
-    async fn post_file<T: DeserializeOwned>(&self, upload_url: &str, field: &str, media: &Media) -> Result<T, SendError> {
+    async fn post_file<T: DeserializeOwned>(
+        &self,
+        upload_url: &str,
+        field: &str,
+        media: &Media,
+    ) -> Result<T, SendError> {
         if upload_url.is_empty() {
             return Err(SendError::transient("VK gave no upload URL"));
         }
-        let mime = media.mime.clone().unwrap_or_else(|| "application/octet-stream".to_owned());
+        let mime = media
+            .mime
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".to_owned());
         let part = reqwest::multipart::Part::stream_with_length(
             reqwest::Body::from(media.bytes.clone()),
             media.bytes.len() as u64,
@@ -212,11 +265,19 @@ impl Api<'_> {
         .file_name(title_of(media))
         .mime_str(&mime)
         .or_else(|_| {
-            reqwest::multipart::Part::stream_with_length(reqwest::Body::from(media.bytes.clone()), media.bytes.len() as u64)
-                .file_name(title_of(media))
-                .mime_str("application/octet-stream")
+            reqwest::multipart::Part::stream_with_length(
+                reqwest::Body::from(media.bytes.clone()),
+                media.bytes.len() as u64,
+            )
+            .file_name(title_of(media))
+            .mime_str("application/octet-stream")
         })
-        .map_err(|e| SendError::failed(FailureCode::Rejected, format!("bad attachment: {}", e.without_url())))?;
+        .map_err(|e| {
+            SendError::failed(
+                FailureCode::Rejected,
+                format!("bad attachment: {}", e.without_url()),
+            )
+        })?;
         let form = reqwest::multipart::Form::new().part(field.to_owned(), part);
         let response = self
             .client
@@ -293,18 +354,32 @@ fn receipt_id(peer: i64, response: &Value) -> Result<String, SendError> {
     let item = response.as_array().and_then(|items| items.first());
     if let Some(item) = item {
         if let Some(error) = item.get("error").filter(|e| !e.is_null()) {
-            let code = error.get("code").and_then(Value::as_i64).unwrap_or_default();
-            let message = error.get("description").and_then(Value::as_str).map_or_else(|| error.to_string(), str::to_owned);
+            let code = error
+                .get("code")
+                .and_then(Value::as_i64)
+                .unwrap_or_default();
+            let message = error
+                .get("description")
+                .and_then(Value::as_str)
+                .map_or_else(|| error.to_string(), str::to_owned);
             return Err(classify("messages.send", code, &message));
         }
-        let id = item.get("message_id").and_then(Value::as_i64).unwrap_or_default();
-        let cmid = item.get("conversation_message_id").and_then(Value::as_i64).unwrap_or_default();
+        let id = item
+            .get("message_id")
+            .and_then(Value::as_i64)
+            .unwrap_or_default();
+        let cmid = item
+            .get("conversation_message_id")
+            .and_then(Value::as_i64)
+            .unwrap_or_default();
         if let Some(r) = crate::parse::message_ref(id, peer, cmid) {
             return Ok(r);
         }
     }
     // VK sent something else; a retry is safe, `random_id` keeps it from sending twice.
-    Err(SendError::transient(format!("VK messages.send answered an unknown shape: {response}")))
+    Err(SendError::transient(format!(
+        "VK messages.send answered an unknown shape: {response}"
+    )))
 }
 
 fn attachment_string(kind: &str, saved: &wire::Saved) -> String {
@@ -315,7 +390,11 @@ fn attachment_string(kind: &str, saved: &wire::Saved) -> String {
 }
 
 fn title_of(media: &Media) -> String {
-    if media.name.trim().is_empty() { "file".to_owned() } else { media.name.clone() }
+    if media.name.trim().is_empty() {
+        "file".to_owned()
+    } else {
+        media.name.clone()
+    }
 }
 
 fn error_text(error: &Value) -> String {
@@ -331,7 +410,10 @@ fn typed<T: DeserializeOwned>(method: &str, value: Value) -> Result<T, SendError
 }
 
 /// Reads a JSON answer; HTTP errors first.
-async fn read_json<T: DeserializeOwned>(what: &str, response: reqwest::Response) -> Result<T, SendError> {
+async fn read_json<T: DeserializeOwned>(
+    what: &str,
+    response: reqwest::Response,
+) -> Result<T, SendError> {
     let status = response.status();
     if status.as_u16() == 429 {
         let wait = response
@@ -346,11 +428,15 @@ async fn read_json<T: DeserializeOwned>(what: &str, response: reqwest::Response)
         return Err(SendError::transient(format!("VK {what}: HTTP {status}")));
     }
     if !status.is_success() {
-        return Err(SendError::failed(FailureCode::Rejected, format!("VK {what}: HTTP {status}")));
+        return Err(SendError::failed(
+            FailureCode::Rejected,
+            format!("VK {what}: HTTP {status}"),
+        ));
     }
     let bytes = response.bytes().await.map_err(|e| transport(what, e))?;
     // A body that is not JSON (a maintenance page) is VK's trouble, not the message's.
-    serde_json::from_slice(&bytes).map_err(|e| SendError::transient(format!("VK {what}: unreadable answer: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| SendError::transient(format!("VK {what}: unreadable answer: {e}")))
 }
 
 fn transport(what: &str, error: reqwest::Error) -> SendError {
