@@ -13,9 +13,13 @@
 //! messages such as `pinned_message`), channel posts, inline queries and membership changes
 //! that are no join or leave (a promotion to administrator).
 //!
-//! The update is read with teloxide's types first. A JSON object they do not take is read from
-//! the JSON value by [`fallback`], which gives the same events for the same content (a unit
-//! test checks this on every fixture). Only a body that is not JSON is an error.
+//! The update is read with teloxide's types first. What they do not take (or take only as
+//! "unreadable") is read from the JSON value by [`fallback`], which gives the same events for
+//! the same content (a unit test checks this on every fixture and on the real corpus). Only a
+//! body that is not JSON is an error.
+//!
+//! A reaction event's `message` names the message reacted to; its `sent_at` is when the
+//! reaction was set.
 
 mod fallback;
 
@@ -38,14 +42,35 @@ pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError>
         serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(format!("telegram update is not JSON: {e}")))?;
     let dedup_key = raw.get("update_id").and_then(id_string).map(|id| format!("update:{id}"));
     let ctx = Ctx { account };
-    // teloxide answers a kind it cannot read (or does not know) with `UpdateKind::Error`.
-    let typed = serde_json::from_slice::<Update>(body).ok().filter(|u| !matches!(u.kind, UpdateKind::Error(_)));
-    let event = match &typed {
-        Some(update) => ctx.update(update, &raw),
-        None => fallback::update(&ctx, &raw),
-    };
-    let event = event.unwrap_or_else(|| Event::unsupported(Channel::Telegram, account, chat_of_any(&raw), raw));
+    // What the typed reader cannot turn into an event (teloxide answers a kind it cannot read
+    // with `UpdateKind::Error`, a message it cannot read with `MessageKind::Empty`), the JSON
+    // reader tries; what neither models is `unsupported`.
+    let event = typed_update(&raw, body)
+        .and_then(|update| ctx.update(&update, &raw))
+        .or_else(|| fallback::update(&ctx, &raw));
+    let event = event.unwrap_or_else(|| {
+        let customer = customer_of_any(&raw);
+        Event { customer, ..Event::unsupported(Channel::Telegram, account, chat_of_any(&raw), raw) }
+    });
     Ok(Inbound { events: vec![InboundEvent { dedup_key, event }], reply: Default::default() })
+}
+
+/// The update in teloxide's types, if they take it.
+///
+/// teloxide 0.13 panics (an `unwrap` in `MessageReactionUpdated`'s actor) on a reaction with
+/// neither `user` nor `actor_chat`; such updates skip the typed reader. Any other panic inside
+/// the deserializer is caught too: parsing must never take the request down.
+fn typed_update(raw: &Value, body: &[u8]) -> Option<Update> {
+    let reaction_without_actor = raw.get("message_reaction").is_some_and(|r| {
+        !r.get("user").is_some_and(Value::is_object) && !r.get("actor_chat").is_some_and(Value::is_object)
+    });
+    if reaction_without_actor {
+        return None;
+    }
+    std::panic::catch_unwind(|| serde_json::from_slice::<Update>(body).ok())
+        .ok()
+        .flatten()
+        .filter(|update| !matches!(update.kind, UpdateKind::Error(_)))
 }
 
 /// What both readers share: the account, and how model values are built.
@@ -454,6 +479,14 @@ fn unix_time(seconds: i64) -> Option<DateTime<Utc>> {
 /// An integer id as its digits (ids go above 2^32 and below zero; never through `f64`).
 fn id_string(value: &Value) -> Option<String> {
     value.as_i64().map(|n| n.to_string()).or_else(|| value.as_u64().map(|n| n.to_string()))
+}
+
+/// The user behind an update of any kind, for `unsupported` events: `<kind>.from` or
+/// `<kind>.user`, when readable.
+fn customer_of_any(update: &Value) -> Option<Customer> {
+    update.as_object()?.iter().filter(|(key, _)| key.as_str() != "update_id").find_map(|(_, inner)| {
+        inner.get("from").or_else(|| inner.get("user")).and_then(fallback::user)
+    })
 }
 
 /// The chat an update of any kind is about, for `unsupported` events: `<kind>.chat.id` or

@@ -159,7 +159,7 @@ fn reaction(ctx: &Ctx<'_>, r: &Value) -> Option<Event> {
     Some(ctx.reaction(envelope, emoji))
 }
 
-fn user(u: &Value) -> Option<Customer> {
+pub(super) fn user(u: &Value) -> Option<Customer> {
     Some(customer(
         u.get("id").and_then(id_string)?,
         str_of(u, "first_name"),
