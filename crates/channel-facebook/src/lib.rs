@@ -10,7 +10,7 @@
 //! Webhooks are authenticated with the shared Meta scheme in [`chatgate_adapter::meta`]
 //! (`GET` `hub.challenge` handshake, `X-Hub-Signature-256` over the raw body); bodies may be up
 //! to [`MAX_BODY_BYTES`] because Meta batches up to 1000 updates in one `POST`.
-//! How payloads map to events is described in [`parse`](crate::parse); sending in `send`.
+//! How payloads map to events is described in the `parse` module; sending in `send`.
 //!
 //! Limits ([`Limits::mb`]`(Some(8), Some(25), None, Some(25))`): image 8 MB, audio 25 MB,
 //! file 25 MB, no video (our product choice; Meta takes video too); text 2000 characters on
