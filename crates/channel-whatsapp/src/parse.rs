@@ -67,7 +67,13 @@ pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError>
                 parse_entry(account, entry, &mut events);
             }
         }
-        _ => events.push(unsupported(account, "", None, &root, hashed("raw", &root))),
+        _ => events.push(unsupported(
+            account,
+            "",
+            None,
+            &root,
+            Some(hashed("raw", &root)),
+        )),
     }
     Ok(Inbound {
         events,
@@ -77,7 +83,13 @@ pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError>
 
 fn parse_entry(account: &str, raw: &Value, out: &mut Vec<InboundEvent>) {
     let Ok(entry) = wire::Entry::deserialize(raw) else {
-        out.push(unsupported(account, "", None, raw, hashed("raw", raw)));
+        out.push(unsupported(
+            account,
+            "",
+            None,
+            raw,
+            Some(hashed("raw", raw)),
+        ));
         return;
     };
     for change in &entry.changes {
@@ -95,7 +107,13 @@ fn parse_change(account: &str, raw: &Value, out: &mut Vec<InboundEvent>) {
     let Some(value) =
         value.filter(|v| !(v.messages.is_empty() && v.statuses.is_empty() && v.errors.is_empty()))
     else {
-        out.push(unsupported(account, "", None, raw, hashed("raw", raw)));
+        out.push(unsupported(
+            account,
+            "",
+            None,
+            raw,
+            Some(hashed("raw", raw)),
+        ));
         return;
     };
     let names: HashMap<&str, &str> = value
@@ -110,7 +128,7 @@ fn parse_change(account: &str, raw: &Value, out: &mut Vec<InboundEvent>) {
         value
             .errors
             .iter()
-            .map(|e| unsupported(account, "", None, e, hashed("error", e))),
+            .map(|e| unsupported(account, "", None, e, Some(hashed("error", e)))),
     );
 }
 
@@ -137,9 +155,7 @@ impl Ctx<'_> {
     /// One `messages[]` item.
     fn message(&self, raw: &Value) -> InboundEvent {
         let id = raw.get("id").and_then(Value::as_str);
-        let dedup = id
-            .map(|id| format!("msg:{id}"))
-            .or_else(|| hashed("raw", raw));
+        let dedup = Some(id.map_or_else(|| hashed("raw", raw), |id| format!("msg:{id}")));
         let from = raw.get("from").and_then(Value::as_str);
         let customer = from.map(|f| self.customer(f));
         let chat_id = from.unwrap_or("");
@@ -319,9 +335,10 @@ impl Ctx<'_> {
     fn status(&self, raw: &Value) -> InboundEvent {
         let field = |name: &str| raw.get(name).and_then(Value::as_str);
         let dedup = match (field("id"), field("status")) {
-            (Some(id), Some(status)) => Some(format!("status:{id}:{status}")),
+            (Some(id), Some(status)) => format!("status:{id}:{status}"),
             _ => hashed("raw", raw),
         };
+        let dedup = Some(dedup);
         let recipient = field("recipient_id");
         let customer = recipient.map(|r| self.customer(r));
         let chat_id = recipient.unwrap_or("");
@@ -403,13 +420,13 @@ fn unsupported(
 
 /// `<prefix>:<sha256 hex of the object's canonical JSON>`: stable across redeliveries of the same
 /// object, whatever the key order or the `serde_json` map type.
-fn hashed(prefix: &str, raw: &Value) -> Option<String> {
+fn hashed(prefix: &str, raw: &Value) -> String {
     let mut canonical = String::new();
     write_canonical(raw, &mut canonical);
-    Some(format!(
+    format!(
         "{prefix}:{}",
         hex::encode(Sha256::digest(canonical.as_bytes()))
-    ))
+    )
 }
 
 /// Compact JSON with object keys sorted.
