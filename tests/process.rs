@@ -1,0 +1,149 @@
+//! The real `chatgate` binary as a process: acknowledged webhooks and queued replies survive
+//! `kill -9`, and redelivered updates are still recognised after the restart.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chatgate_testkit::mock::MockApi;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "process-token";
+const SECRET: &str = "process-secret";
+
+struct Gateway {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn start(config: &Path, data: &Path) -> Gateway {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_chatgate"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .env("CHATGATE_API_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("chatgate starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Gateway { child, base };
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("chatgate did not answer /healthz");
+}
+
+fn update(id: u64) -> String {
+    json!({
+        "update_id": id,
+        "message": {"message_id": id, "date": 1718000000, "text": format!("message {id}"),
+                    "from": {"id": 777, "is_bot": false, "first_name": "Ann"},
+                    "chat": {"id": 777, "type": "private", "first_name": "Ann"}}
+    })
+    .to_string()
+}
+
+async fn post_update(client: &reqwest::Client, base: &str, id: u64) -> u16 {
+    client
+        .post(format!("{base}/webhooks/telegram/main"))
+        .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+        .header("Content-Type", "application/json")
+        .body(update(id))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn all_events(client: &reqwest::Client, base: &str) -> Vec<Value> {
+    let v: Value = client.get(format!("{base}/v1/events?limit=1000")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    v["events"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn acknowledged_work_survives_kill_9() {
+    let provider_up = Arc::new(AtomicBool::new(false));
+    let tg = {
+        let up = provider_up.clone();
+        MockApi::start(move |_| {
+            if up.load(Ordering::SeqCst) {
+                (200, json!({"ok": true, "result": {"message_id": 5}}))
+            } else {
+                (502, json!({"ok": false, "error_code": 502, "description": "Bad Gateway"}))
+            }
+        })
+        .await
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("channels.toml");
+    std::fs::write(
+        &config,
+        format!("[accounts.main]\nkind = \"telegram\"\nbot_token = \"1:process\"\nsecret_token = \"{SECRET}\"\napi_base_url = \"{}\"\n", tg.base_url),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let client = reqwest::Client::new();
+
+    let first = start(&config, &data).await;
+    let posts: Vec<_> = (1..=50).map(|id| {
+        let (client, base) = (client.clone(), first.base.clone());
+        tokio::spawn(async move { post_update(&client, &base, id).await })
+    }).collect();
+    for p in posts {
+        assert_eq!(p.await.unwrap(), 200);
+    }
+    let reply: Value = client
+        .post(format!("{}/v1/messages", first.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({"channel": "telegram", "account": "main", "chat_id": "777", "text": "are you there?"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = reply["id"].as_str().unwrap().to_owned();
+    drop(first); // SIGKILL: no graceful shutdown
+
+    provider_up.store(true, Ordering::SeqCst);
+    let second = start(&config, &data).await;
+    let events = all_events(&client, &second.base).await;
+    let messages = events.iter().filter(|e| e["type"] == "message").count();
+    assert_eq!(messages, 50, "every acknowledged update is still there");
+    assert_eq!(post_update(&client, &second.base, 7).await, 200, "a redelivery is answered 200");
+    let again = all_events(&client, &second.base).await;
+    assert_eq!(again.iter().filter(|e| e["type"] == "message").count(), 50, "and stored once");
+
+    let mut status = Value::Null;
+    for _ in 0..300 {
+        let record: Value = client.get(format!("{}/v1/messages/{id}", second.base)).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+        status = record["status"].clone();
+        if status == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "delivered", "the queued reply was sent after the restart");
+}
