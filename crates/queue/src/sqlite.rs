@@ -42,7 +42,8 @@ struct Inner {
 
 #[derive(Debug)]
 enum Command {
-    Append(Vec<InboundRecord>, oneshot::Sender<Result<AppendOutcome, QueueError>>),
+    /// Records with their envelope JSON, serialised by the caller (off the writer thread).
+    Append(Vec<(InboundRecord, String)>, oneshot::Sender<Result<AppendOutcome, QueueError>>),
     Enqueue(Uuid, Box<OutboundRequest>, oneshot::Sender<Result<Enqueued, QueueError>>),
     Attempt(Uuid, Attempt, oneshot::Sender<Result<(), QueueError>>),
     Block(Channel, String, String, bool, oneshot::Sender<Result<(), QueueError>>),
@@ -103,7 +104,12 @@ impl Queue for SqliteQueue {
         if records.is_empty() {
             return Ok(AppendOutcome::default());
         }
-        self.call(|tx| Command::Append(records, tx)).await
+        let mut prepared = Vec::with_capacity(records.len());
+        for r in records {
+            let json = serde_json::to_string(&r.event).map_err(|e| QueueError::Storage(e.to_string()))?;
+            prepared.push((r, json));
+        }
+        self.call(|tx| Command::Append(prepared, tx)).await
     }
 
     async fn read_events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, QueueError> {
@@ -333,9 +339,9 @@ impl Writer {
         Ok(seq)
     }
 
-    fn append(&mut self, records: Vec<InboundRecord>) -> Result<AppendOutcome, QueueError> {
+    fn append(&mut self, records: Vec<(InboundRecord, String)>) -> Result<AppendOutcome, QueueError> {
         let mut out = AppendOutcome::default();
-        for record in records {
+        for (record, json) in records {
             let event = &record.event;
             let account_key = format!("{}/{}", event.channel, event.account);
             if let Some(key) = &record.dedup_key {
@@ -360,8 +366,7 @@ impl Writer {
                             )?
                             .execute(params![event.channel.as_str(), event.account, event.chat_id, at])?;
                     }
-                    let body = serde_json::to_string(event).map_err(|e| QueueError::Storage(e.to_string()))?;
-                    out.seqs.push(self.push_event(&body)?);
+                    out.seqs.push(self.push_event(&json)?);
                 }
             }
         }
