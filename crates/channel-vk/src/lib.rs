@@ -2,7 +2,7 @@
 //!
 //! - Inbound: VK POSTs one JSON event per request to the Callback server of a community
 //!   (<https://dev.vk.com/ru/api/callback/getting-started>). The community's secret key inside
-//!   the body authenticates it ([`verify`](crate::verify) explains why the body is read for it);
+//!   the body authenticates it (the `verify` module explains why the body is read for it);
 //!   the answer is the plain text `ok`, or the confirmation string for `type: confirmation`.
 //!   Events: <https://dev.vk.com/ru/api/community-events/json-schema>.
 //! - Outbound: `messages.send` with a community token
@@ -101,7 +101,9 @@ impl Adapter for VkAdapter {
     }
 
     fn rate_limits(&self) -> RateLimits {
-        // Every upload step is an API call too; the limit counts calls, so it is a ceiling.
+        // VK counts API calls, the server counts parts: a text part is one call, a media part
+        // three (get upload server, save, send). Above 20 calls/s VK answers error 6, which
+        // `send` turns into a 1 s retry.
         RateLimits {
             per_account: Some(Rate::per_second(REQUESTS_PER_SECOND)),
             per_chat: None,

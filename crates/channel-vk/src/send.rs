@@ -1,4 +1,4 @@
-//! Outbound parts → VK API calls, and VK errors → [`SendErrorKind`].
+//! Outbound parts → VK API calls, and VK errors → [`SendErrorKind`](chatgate_adapter::SendErrorKind).
 //!
 //! Every method is `POST {api_base_url}/{method}` with form parameters, among them
 //! `access_token` and `v`. The token therefore travels in the body, never in a URL; it is never
@@ -58,6 +58,8 @@ pub const TOO_MANY_REQUESTS_WAIT: Duration = Duration::from_secs(1);
 /// Wait after error 9 "Flood control": VK names no time; this limit outlasts a second (it
 /// guards against too many or too similar messages), so we back off for a minute.
 pub const FLOOD_CONTROL_WAIT: Duration = Duration::from_secs(60);
+const OCTET_STREAM: &str = "application/octet-stream";
+
 /// Wait after HTTP 429 without `Retry-After`.
 const HTTP_429_WAIT: Duration = Duration::from_secs(1);
 
@@ -254,30 +256,17 @@ impl Api<'_> {
         if upload_url.is_empty() {
             return Err(SendError::transient("VK gave no upload URL"));
         }
-        let mime = media
-            .mime
-            .clone()
-            .unwrap_or_else(|| "application/octet-stream".to_owned());
-        let part = reqwest::multipart::Part::stream_with_length(
-            reqwest::Body::from(media.bytes.clone()),
-            media.bytes.len() as u64,
-        )
-        .file_name(title_of(media))
-        .mime_str(&mime)
-        .or_else(|_| {
-            reqwest::multipart::Part::stream_with_length(
-                reqwest::Body::from(media.bytes.clone()),
-                media.bytes.len() as u64,
-            )
-            .file_name(title_of(media))
-            .mime_str("application/octet-stream")
-        })
-        .map_err(|e| {
-            SendError::failed(
-                FailureCode::Rejected,
-                format!("bad attachment: {}", e.without_url()),
-            )
-        })?;
+        // The bytes are shared (`Bytes`), not copied; a MIME type reqwest cannot parse falls
+        // back to a neutral one (VK's upload servers look at the content and the name).
+        let part = || {
+            let body = reqwest::Body::from(media.bytes.clone());
+            reqwest::multipart::Part::stream_with_length(body, media.bytes.len() as u64)
+                .file_name(title_of(media))
+        };
+        let part = part()
+            .mime_str(media.mime.as_deref().unwrap_or(OCTET_STREAM))
+            .or_else(|_| part().mime_str(OCTET_STREAM))
+            .map_err(|e| SendError::transient(format!("VK upload: {}", e.without_url())))?;
         let form = reqwest::multipart::Form::new().part(field.to_owned(), part);
         let response = self
             .client
