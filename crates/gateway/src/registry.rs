@@ -5,7 +5,11 @@ use chatgate_adapter::ChannelFactory;
 /// The channel factories, by the `kind` they build.
 pub static CHANNELS: &[&dyn ChannelFactory] = &[
     &chatgate_channel_telegram::FACTORY,
+    &chatgate_channel_whatsapp::FACTORY,
+    &chatgate_channel_facebook::MESSENGER_FACTORY,
+    &chatgate_channel_facebook::INSTAGRAM_FACTORY,
     &chatgate_channel_viber::FACTORY,
+    &chatgate_channel_vk::FACTORY,
 ];
 
 /// The factory for a `kind` value from `channels.toml`.
