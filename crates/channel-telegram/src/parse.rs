@@ -119,7 +119,8 @@ impl Ctx<'_> {
         }
     }
 
-    /// `telegram:<account>:<file_id>`: the core resolves it through the gateway (`getFile`).
+    /// `media` is `telegram:<account>:<file_id>`; a `file_id` is downloadable with the Bot API's
+    /// `getFile` (up to 20 MB) and can be re-sent as is.
     fn attachment(&self, kind: AttachmentKind, file_id: &str) -> Attachment {
         Attachment {
             kind,
