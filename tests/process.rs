@@ -43,11 +43,11 @@ async fn start(config: &Path, data: &Path) -> Gateway {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("chatgate starts");
-    let base = format!("http://127.0.0.1:{port}");
+    let gateway = Gateway { child, base: format!("http://127.0.0.1:{port}") };
     let client = reqwest::Client::new();
     for _ in 0..300 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            return Gateway { child, base };
+        if client.get(format!("{}/healthz", gateway.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+            return gateway;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -159,7 +159,7 @@ async fn telegram_end_to_end_over_http() {
 
     // Inbound: `chatgate replay` posts a recorded fixture, re-signed with the configured secret.
     let fixture = workspace_root().join("fixtures/telegram/text-entities.body");
-    chatgate::commands::replay(&config_path, &[fixture.clone()], &format!("{base}/webhooks/telegram/main")).await.unwrap();
+    chatgate::commands::replay(&config_path, std::slice::from_ref(&fixture), &format!("{base}/webhooks/telegram/main")).await.unwrap();
     let inbound = events(&client, &base, 0).await;
     assert_eq!(inbound.len(), 1, "{inbound:?}");
     assert_eq!(inbound[0]["type"], "message");
