@@ -253,3 +253,55 @@ async fn each_channel_refuses_attachments_over_its_limits() {
         }
     }
 }
+
+#[tokio::test]
+async fn media_references_resolve_through_the_gateway() {
+    let tg = MockApi::start(|r| {
+        if r.path.ends_with("/getFile") {
+            if r.json()["file_id"] == "AgADgone" {
+                (400, json!({"ok": false, "error_code": 400, "description": "Bad Request: invalid file_id"}))
+            } else {
+                (200, json!({"ok": true, "result": {"file_id": "AgADphoto", "file_unique_id": "u", "file_size": 10, "file_path": "photos/file_7.jpg"}}))
+            }
+        } else if r.path.ends_with("/photos/file_7.jpg") {
+            (200, json!("jpeg-bytes"))
+        } else {
+            (404, json!({}))
+        }
+    })
+    .await;
+    let h = harness("telegram", Some(tg.base_url.clone())).await;
+    let (status, body) = h
+        .call(Request::get("/v1/media/telegram:test:AgADphoto").header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!((status, body.as_str()), (200, "\"jpeg-bytes\""));
+    let calls = tg.requests();
+    assert!(calls[1].path.starts_with("/file/bot7012345678:"), "the file is read with the bot's file URL");
+    let (status, body) = h
+        .call(Request::get("/v1/media/telegram:test:AgADgone").header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("media_unavailable") && !body.contains("7012345678"), "no token in errors: {body}");
+    let (status, _) = h.call(Request::get("/v1/media/telegram:test:AgADphoto").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 401, "media needs the API token");
+
+    let wa = MockApi::start(|r| match r.path.as_str() {
+        "/dl/4455" => (200, json!("wa-image")),
+        _ => (404, json!({"error": {"message": "not found", "code": 100}})),
+    })
+    .await;
+    // Meta's Graph API names a download URL on another host (here: the first mock).
+    let wa_url = wa.base_url.clone();
+    let wa2 = MockApi::start(move |r| match r.path.as_str() {
+        "/v26.0/4455" => (200, json!({"url": format!("{wa_url}/dl/4455"), "mime_type": "image/jpeg", "id": "4455"})),
+        _ => (404, json!({"error": {"message": "not found", "code": 100}})),
+    })
+    .await;
+    let h = harness("whatsapp", Some(format!("{}/v26.0", wa2.base_url))).await;
+    let (status, body) = h
+        .call(Request::get("/v1/media/whatsapp:test:4455").header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!((status, body.as_str()), (200, "\"wa-image\""));
+    let download = wa.requests().into_iter().find(|r| r.path == "/dl/4455").unwrap();
+    assert_eq!(download.headers["authorization"], "Bearer test-access-token");
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chatgate_model::{Channel, Event, Limits};
 
-use crate::{OutboundPart, SendError, SendReceipt, WebhookError};
+use crate::{MediaDownload, OutboundPart, SendError, SendReceipt, WebhookError};
 
 /// Webhook bodies larger than this are refused before they are buffered, unless the adapter says otherwise.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -136,6 +136,14 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Sends one part of an outbound message. Errors say whether and when to retry.
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError>;
+
+    /// Downloads the file behind an inbound attachment's `media` reference — the part after
+    /// `<channel>:<account>:` — at most `limit` bytes. Channels whose attachments carry a plain
+    /// `url` and no `media` need not implement it.
+    async fn fetch_media(&self, reference: &str, limit: u64) -> Result<MediaDownload, SendError> {
+        let _ = (reference, limit);
+        Err(SendError::failed(crate::FailureCode::Rejected, "this channel cannot resolve media references"))
+    }
 }
 
 /// Builds adapters of one channel kind from their `channels.toml` tables.

@@ -19,4 +19,4 @@ pub use contract::{
     WebhookRequest, DEFAULT_MAX_BODY_BYTES,
 };
 pub use error::{FailureCode, SendError, SendErrorKind, WebhookError};
-pub use outbound::{Media, OutboundPart, PartBody, SendReceipt};
+pub use outbound::{Media, MediaDownload, OutboundPart, PartBody, SendReceipt};

@@ -50,3 +50,11 @@ pub struct SendReceipt {
     /// `sent`, or `delivered` for channels whose API answer already means delivery (Telegram).
     pub status: Status,
 }
+
+/// A file fetched from the provider for the core (see `Adapter::fetch_media`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaDownload {
+    pub bytes: Bytes,
+    pub mime: Option<String>,
+    pub name: Option<String>,
+}

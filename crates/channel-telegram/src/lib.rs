@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits,
+    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, MediaDownload, OutboundPart, Rate, RateLimits,
     SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::{Channel, Limits};
@@ -136,5 +136,9 @@ impl Adapter for TelegramAdapter {
 
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
         self.sender.send(part).await
+    }
+
+    async fn fetch_media(&self, reference: &str, limit: u64) -> Result<MediaDownload, SendError> {
+        self.sender.fetch_media(reference, limit).await
     }
 }

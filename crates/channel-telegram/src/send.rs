@@ -22,7 +22,7 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use chatgate_adapter::{FailureCode, Media, OutboundPart, PartBody, SendError, SendReceipt};
+use chatgate_adapter::{FailureCode, Media, MediaDownload, OutboundPart, PartBody, SendError, SendReceipt};
 use chatgate_model::{AttachmentKind, Status};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -119,6 +119,60 @@ impl Sender {
             external_id,
             status: Status::Delivered,
         })
+    }
+
+    /// Downloads an inbound file by its `file_id`: [`getFile`](https://core.telegram.org/bots/api#getfile)
+    /// gives its path, then `{api_base_url}/file/bot{token}/{file_path}` gives the bytes. The Bot
+    /// API serves files of up to 20 MB this way. Reading stops once more than `limit` bytes arrive.
+    pub(crate) async fn fetch_media(&self, file_id: &str, limit: u64) -> Result<MediaDownload, SendError> {
+        let method = "getFile";
+        let response = self
+            .request(method)
+            .json(&json!({ "file_id": file_id }))
+            .send()
+            .await
+            .map_err(|e| transport_error(method, e))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| transport_error(method, e))?;
+        let answer = serde_json::from_slice::<ApiAnswer>(&body).ok();
+        let path = match answer {
+            Some(ApiAnswer { ok: true, result: Some(ref result), .. }) if (200..300).contains(&status) => {
+                result.get("file_path").and_then(Value::as_str).map(str::to_owned)
+            }
+            other => return Err(outcome(method, status, other).err().unwrap_or_else(|| {
+                SendError::failed(FailureCode::Rejected, "telegram getFile: unexpected answer")
+            })),
+        };
+        let path = path.ok_or_else(|| {
+            SendError::failed(FailureCode::Rejected, "telegram getFile: the file is not available for download")
+        })?;
+        let url = format!("{}/file/bot{}/{path}", self.api_base_url, self.token.expose());
+        let mut response = self.client.get(url).send().await.map_err(|e| transport_error("file download", e))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(if status >= 500 {
+                SendError::transient(format!("telegram file download: HTTP {status}"))
+            } else {
+                SendError::failed(FailureCode::Rejected, format!("telegram file download: HTTP {status}"))
+            });
+        }
+        let mime = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport_error("file download", e))? {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(SendError::failed(
+                    FailureCode::AttachmentTooLarge,
+                    format!("telegram file is larger than {limit} bytes"),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let name = path.rsplit('/').next().map(str::to_owned);
+        Ok(MediaDownload { bytes: bytes.into(), mime, name })
     }
 
     fn request(&self, method: &str) -> reqwest::RequestBuilder {

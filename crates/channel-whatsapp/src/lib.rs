@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits,
+    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, MediaDownload, OutboundPart, Rate, RateLimits,
     Reply, SendError, SendReceipt, WebhookError, WebhookRequest, meta,
 };
 use chatgate_model::{Channel, Limits};
@@ -144,5 +144,9 @@ impl Adapter for WhatsappAdapter {
 
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
         send::send(&self.client, &self.config, part).await
+    }
+
+    async fn fetch_media(&self, reference: &str, limit: u64) -> Result<MediaDownload, SendError> {
+        send::fetch_media(&self.client, &self.config, reference, limit).await
     }
 }

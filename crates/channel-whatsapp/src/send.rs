@@ -32,7 +32,7 @@
 use std::time::Duration;
 
 use chatgate_adapter::{
-    FailureCode, Media, OutboundPart, PartBody, SendError, SendErrorKind, SendReceipt,
+    FailureCode, Media, MediaDownload, OutboundPart, PartBody, SendError, SendErrorKind, SendReceipt,
 };
 use chatgate_model::{AttachmentKind, Status};
 use reqwest::multipart::{Form, Part};
@@ -40,7 +40,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::wire::{
-    ErrorResponse, GraphError, MediaRef, ReplyContext, SendBody, SendMessage, SendResponse,
+    ErrorResponse, GraphError, MediaInfo, MediaRef, ReplyContext, SendBody, SendMessage, SendResponse,
     SendTemplate, TemplateLanguage, UploadResponse,
 };
 
@@ -142,6 +142,46 @@ async fn post_message(
         external_id,
         status: Status::Sent,
     })
+}
+
+/// Downloads an inbound file: `GET {base}/{media-id}` names a short-lived URL, which is read with
+/// the same bearer token, stopping once more than `limit` bytes arrive.
+pub(crate) async fn fetch_media(
+    client: &reqwest::Client,
+    config: &Config,
+    media_id: &str,
+    limit: u64,
+) -> Result<MediaDownload, SendError> {
+    if media_id.is_empty() || !media_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(SendError::failed(FailureCode::Rejected, "not a WhatsApp media id"));
+    }
+    let info: MediaInfo = call(
+        client
+            .get(format!("{}/{media_id}", config.api_base_url))
+            .bearer_auth(config.access_token.expose()),
+    )
+    .await?;
+    let mut response = client
+        .get(&info.url)
+        .bearer_auth(config.access_token.expose())
+        .send()
+        .await
+        .map_err(transport)?;
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(classify(status, None, None));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if (bytes.len() + chunk.len()) as u64 > limit {
+            return Err(SendError::failed(
+                FailureCode::AttachmentTooLarge,
+                format!("WhatsApp media is larger than {limit} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(MediaDownload { bytes: bytes.into(), mime: info.mime_type, name: None })
 }
 
 /// Uploads a file to `/media` and returns its media id.

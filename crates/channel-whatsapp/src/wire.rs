@@ -315,6 +315,14 @@ pub(crate) struct UploadResponse {
     pub id: String,
 }
 
+/// `GET /{media-id}`: where to download an inbound file (the URL needs the bearer token too).
+#[derive(Debug, Deserialize)]
+pub(crate) struct MediaInfo {
+    pub url: String,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+}
+
 /// A Graph API error answer: `{"error": {"message", "type", "code", "error_subcode", "error_data", "is_transient"}}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ErrorResponse {

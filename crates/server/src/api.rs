@@ -228,6 +228,46 @@ pub(crate) async fn accounts(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(json!({ "accounts": list })).into_response()
 }
 
+/// The most bytes `GET /v1/media/...` passes through.
+const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
+
+/// `GET /v1/media/{reference}`: the file behind an inbound attachment's `media` reference
+/// (`<channel>:<account>:<provider ref>`), fetched from the provider with the account's credentials.
+pub(crate) async fn media(State(shared): State<Arc<Shared>>, Path(reference): Path<String>) -> Result<Response, ApiError> {
+    let mut parts = reference.splitn(3, ':');
+    let (Some(channel), Some(account), Some(provider_ref)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(ApiError::not_found("media reference"));
+    };
+    let ch = account_of(&shared, channel, account)?;
+    let adapter = shared.accounts.get(ch, account).map(|a| a.adapter.clone()).ok_or_else(|| ApiError::not_found("account"))?;
+    match adapter.fetch_media(provider_ref, MAX_MEDIA_BYTES).await {
+        Ok(download) => {
+            let mime = download.mime.unwrap_or_else(|| "application/octet-stream".to_owned());
+            let mut response = (StatusCode::OK, download.bytes).into_response();
+            let headers = response.headers_mut();
+            if let Ok(v) = header::HeaderValue::from_str(&mime) {
+                headers.insert(header::CONTENT_TYPE, v);
+            }
+            if let Some(name) = download.name.filter(|n| n.chars().all(|c| c.is_ascii_graphic() && c != '"')) {
+                if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+                    headers.insert(header::CONTENT_DISPOSITION, v);
+                }
+            }
+            Ok(response)
+        }
+        Err(e) => {
+            tracing::warn!(channel = %ch, %account, error = %e, "media could not be fetched");
+            Err(match e.kind {
+                chatgate_adapter::SendErrorKind::Failed(chatgate_adapter::FailureCode::AttachmentTooLarge) => {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "media_too_large", e.message).with("limit", MAX_MEDIA_BYTES)
+                }
+                chatgate_adapter::SendErrorKind::Failed(_) => ApiError::new(StatusCode::NOT_FOUND, "media_unavailable", e.message),
+                _ => ApiError::new(StatusCode::BAD_GATEWAY, "provider_unavailable", e.message),
+            })
+        }
+    }
+}
+
 fn store_error(e: QueueError) -> ApiError {
     tracing::error!(error = %e, "store error in the core API");
     ApiError::unavailable()

@@ -101,6 +101,7 @@ impl Gateway {
             .route("/blocks/{channel}/{account}/{customer}", put(api::block).delete(api::unblock))
             .route("/conversations/{channel}/{account}/{chat}", get(api::conversation))
             .route("/accounts", get(api::accounts))
+            .route("/media/{reference}", get(api::media))
             .layer(axum::middleware::from_fn_with_state(self.shared.clone(), api::require_token));
         Router::new()
             .route("/webhooks/{channel}/{account}", any(webhook::handle))
