@@ -35,7 +35,8 @@ fn every_golden_envelope_still_loads() {
                 let mut event = e["event"].clone();
                 event["id"] = "0190e5a2-0000-7000-8000-000000000000".into();
                 event["received_at"] = "2026-01-01T00:00:00Z".into();
-                let parsed: Event = serde_json::from_value(event.clone()).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+                let parsed: Event =
+                    serde_json::from_value(event.clone()).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
                 assert_eq!(serde_json::to_value(&parsed).unwrap(), event, "{} does not round-trip", path.display());
                 loaded += 1;
             }

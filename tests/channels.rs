@@ -29,8 +29,10 @@ struct Harness {
 
 /// A gateway with one account `test` of `kind`, its settings from the fixtures, its API at `api_base_url`.
 async fn harness(kind: &str, api_base_url: Option<String>) -> Harness {
-    let mut settings: Value =
-        serde_json::from_slice(&std::fs::read(workspace_root().join("fixtures").join(kind).join("account.json")).unwrap()).unwrap();
+    let mut settings: Value = serde_json::from_slice(
+        &std::fs::read(workspace_root().join("fixtures").join(kind).join("account.json")).unwrap(),
+    )
+    .unwrap();
     if let Some(url) = api_base_url {
         settings["api_base_url"] = url.into();
     }
@@ -39,9 +41,13 @@ async fn harness(kind: &str, api_base_url: Option<String>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Settings::new(TOKEN);
     s.base_backoff = Duration::from_millis(10);
-    let gateway = Gateway::start(vec![(adapter.clone(), LimitOverrides::default())], Arc::new(SqliteQueue::open(dir.path()).unwrap()), s)
-        .await
-        .unwrap();
+    let gateway = Gateway::start(
+        vec![(adapter.clone(), LimitOverrides::default())],
+        Arc::new(SqliteQueue::open(dir.path()).unwrap()),
+        s,
+    )
+    .await
+    .unwrap();
     Harness { app: gateway.router(), adapter, kind: kind.to_owned(), _gateway: gateway, _dir: dir }
 }
 
@@ -112,8 +118,10 @@ async fn messenger_read_watermark_marks_exactly_the_earlier_messages_of_that_cha
     let counter = Arc::new(AtomicU64::new(0));
     let graph = {
         let counter = counter.clone();
-        MockApi::start(move |_| (200, json!({"recipient_id": "x", "message_id": format!("m_{}", counter.fetch_add(1, Ordering::SeqCst))})))
-            .await
+        MockApi::start(move |_| {
+            (200, json!({"recipient_id": "x", "message_id": format!("m_{}", counter.fetch_add(1, Ordering::SeqCst))}))
+        })
+        .await
     };
     let h = harness("messenger", Some(format!("{}/v26.0", graph.base_url))).await;
     let mut ids = Vec::new();
@@ -145,7 +153,8 @@ async fn messenger_read_watermark_marks_exactly_the_earlier_messages_of_that_cha
         out
     };
     assert_eq!(states, ["read", "read", "sent", "sent"]);
-    let read_events = h.events().await.into_iter().filter(|e| e["type"] == "status" && e["status"]["status"] == "read").count();
+    let read_events =
+        h.events().await.into_iter().filter(|e| e["type"] == "status" && e["status"]["status"] == "read").count();
     assert_eq!(read_events, 2, "one read status event per message the watermark covers");
     // A wrongly signed copy is refused.
     let request = Request::post("/webhooks/messenger/test")
@@ -272,13 +281,23 @@ async fn media_references_resolve_through_the_gateway() {
     .await;
     let h = harness("telegram", Some(tg.base_url.clone())).await;
     let (status, body) = h
-        .call(Request::get("/v1/media/telegram:test:AgADphoto").header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).unwrap())
+        .call(
+            Request::get("/v1/media/telegram:test:AgADphoto")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!((status, body.as_str()), (200, "\"jpeg-bytes\""));
     let calls = tg.requests();
     assert!(calls[1].path.starts_with("/file/bot7012345678:"), "the file is read with the bot's file URL");
     let (status, body) = h
-        .call(Request::get("/v1/media/telegram:test:AgADgone").header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).unwrap())
+        .call(
+            Request::get("/v1/media/telegram:test:AgADgone")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("media_unavailable") && !body.contains("7012345678"), "no token in errors: {body}");
@@ -299,7 +318,12 @@ async fn media_references_resolve_through_the_gateway() {
     .await;
     let h = harness("whatsapp", Some(format!("{}/v26.0", wa2.base_url))).await;
     let (status, body) = h
-        .call(Request::get("/v1/media/whatsapp:test:4455").header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).unwrap())
+        .call(
+            Request::get("/v1/media/whatsapp:test:4455")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!((status, body.as_str()), (200, "\"wa-image\""));
     let download = wa.requests().into_iter().find(|r| r.path == "/dl/4455").unwrap();

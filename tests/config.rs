@@ -65,7 +65,9 @@ fn errors_name_the_key() {
     assert!(e.contains("accounts.bot.kind"), "{e}");
     let e = error_of(&GOOD.replace("image_mb", "imag_mb"));
     assert!(e.contains("accounts.bot.limits") && e.contains("imag_mb"), "{e}");
-    let e = error_of(&GOOD.replace("[accounts.bot]", "[accounts.\"b/t\"]").replace("accounts.bot.limits", "accounts.\"b/t\".limits"));
+    let e = error_of(
+        &GOOD.replace("[accounts.bot]", "[accounts.\"b/t\"]").replace("accounts.bot.limits", "accounts.\"b/t\".limits"),
+    );
     assert!(e.contains("account id"), "{e}");
     let e = error_of(&GOOD.replace("${TG_TOKEN}", "${TG_TOKEN"));
     assert!(e.contains("unclosed"), "{e}");
@@ -84,6 +86,11 @@ fn the_shipped_file_starts_without_environment() {
         assert!(kinds.contains(&kind), "channels.toml has no example account of kind {kind}");
     }
     // With every variable set, every shipped account builds.
-    let all = parse(&text, &|name| Some(format!("{}x1", name.to_ascii_lowercase().replace('_', ""))), MissingSecrets::Disable).unwrap();
+    let all = parse(
+        &text,
+        &|name| Some(format!("{}x1", name.to_ascii_lowercase().replace('_', ""))),
+        MissingSecrets::Disable,
+    )
+    .unwrap();
     assert_eq!(all.accounts.len(), config.disabled.len());
 }

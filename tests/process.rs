@@ -78,7 +78,15 @@ async fn post_update(client: &reqwest::Client, base: &str, id: u64) -> u16 {
 }
 
 async fn all_events(client: &reqwest::Client, base: &str) -> Vec<Value> {
-    let v: Value = client.get(format!("{base}/v1/events?limit=1000")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    let v: Value = client
+        .get(format!("{base}/v1/events?limit=1000"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     v["events"].as_array().unwrap().clone()
 }
 
@@ -107,10 +115,12 @@ async fn acknowledged_work_survives_kill_9() {
     let client = reqwest::Client::new();
 
     let first = start(&config, &data).await;
-    let posts: Vec<_> = (1..=50).map(|id| {
-        let (client, base) = (client.clone(), first.base.clone());
-        tokio::spawn(async move { post_update(&client, &base, id).await })
-    }).collect();
+    let posts: Vec<_> = (1..=50)
+        .map(|id| {
+            let (client, base) = (client.clone(), first.base.clone());
+            tokio::spawn(async move { post_update(&client, &base, id).await })
+        })
+        .collect();
     for p in posts {
         assert_eq!(p.await.unwrap(), 200);
     }
@@ -138,7 +148,15 @@ async fn acknowledged_work_survives_kill_9() {
 
     let mut status = Value::Null;
     for _ in 0..300 {
-        let record: Value = client.get(format!("{}/v1/messages/{id}", second.base)).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+        let record: Value = client
+            .get(format!("{}/v1/messages/{id}", second.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         status = record["status"].clone();
         if status == "delivered" {
             break;

@@ -55,14 +55,20 @@ async fn every_fixture_replays_through_the_router_into_its_golden_events() {
         adapters.push((factory.build("test", account_settings(kind)).unwrap(), LimitOverrides::default()));
     }
     let dir = tempfile::tempdir().unwrap();
-    let gateway = Gateway::start(adapters.clone(), Arc::new(SqliteQueue::open(dir.path()).unwrap()), Settings::new(TOKEN)).await.unwrap();
+    let gateway =
+        Gateway::start(adapters.clone(), Arc::new(SqliteQueue::open(dir.path()).unwrap()), Settings::new(TOKEN))
+            .await
+            .unwrap();
     let app = gateway.router();
     let mut after = 0u64;
     let mut replayed = 0;
     for ((kind, _), (adapter, _)) in kinds.iter().zip(&adapters) {
         let mut seen_keys = HashSet::new();
         for fixture in fixtures(kind) {
-            let golden: Value = serde_json::from_slice(&std::fs::read(&fixture.golden).unwrap_or_else(|_| panic!("{} has no golden file", fixture.name))).unwrap();
+            let golden: Value = serde_json::from_slice(
+                &std::fs::read(&fixture.golden).unwrap_or_else(|_| panic!("{} has no golden file", fixture.name)),
+            )
+            .unwrap();
             let mut headers = fixture.headers.clone();
             let body = adapter.sign(&mut headers, fixture.body.clone());
             let uri = match &fixture.query {
@@ -153,13 +159,17 @@ async fn telegram_end_to_end_over_http() {
     let mut settings = Settings::new(TOKEN);
     settings.fetch = config.fetch;
     let adapters = config.accounts.into_iter().map(|a| (a.adapter, a.limits)).collect();
-    let gateway = Gateway::start(adapters, Arc::new(SqliteQueue::open(&dir.path().join("data")).unwrap()), settings).await.unwrap();
+    let gateway = Gateway::start(adapters, Arc::new(SqliteQueue::open(&dir.path().join("data")).unwrap()), settings)
+        .await
+        .unwrap();
     let base = serve(&gateway).await;
     let client = reqwest::Client::new();
 
     // Inbound: `chatgate replay` posts a recorded fixture, re-signed with the configured secret.
     let fixture = workspace_root().join("fixtures/telegram/text-entities.body");
-    chatgate::commands::replay(&config_path, std::slice::from_ref(&fixture), &format!("{base}/webhooks/telegram/main")).await.unwrap();
+    chatgate::commands::replay(&config_path, std::slice::from_ref(&fixture), &format!("{base}/webhooks/telegram/main"))
+        .await
+        .unwrap();
     let inbound = events(&client, &base, 0).await;
     assert_eq!(inbound.len(), 1, "{inbound:?}");
     assert_eq!(inbound[0]["type"], "message");
@@ -194,10 +204,9 @@ async fn telegram_end_to_end_over_http() {
     let id = reply["id"].as_str().unwrap().to_owned();
     let mut delivered = None;
     for _ in 0..200 {
-        delivered = events(&client, &base, 0)
-            .await
-            .into_iter()
-            .find(|e| e["type"] == "status" && e["status"]["message_id"] == id.as_str() && e["status"]["status"] == "delivered");
+        delivered = events(&client, &base, 0).await.into_iter().find(|e| {
+            e["type"] == "status" && e["status"]["message_id"] == id.as_str() && e["status"]["status"] == "delivered"
+        });
         if delivered.is_some() {
             break;
         }
@@ -214,10 +223,15 @@ async fn telegram_end_to_end_over_http() {
     assert_eq!(sent["reply_parameters"]["message_id"].to_string(), external);
 
     // Limits: 2000 scalar values pass, 2001 do not; a 10 MiB + 1 byte image is refused.
-    let (s, _) = post(json!({"channel": "telegram", "account": "main", "chat_id": chat, "text": "ж".repeat(2000)})).await;
+    let (s, _) =
+        post(json!({"channel": "telegram", "account": "main", "chat_id": chat, "text": "ж".repeat(2000)})).await;
     assert_eq!(s, 202);
-    let (s, v) = post(json!({"channel": "telegram", "account": "main", "chat_id": chat, "text": "ж".repeat(2001)})).await;
-    assert_eq!((s, v["error"]["code"].as_str(), v["error"]["limit"].as_u64(), v["error"]["actual"].as_u64()), (422, Some("text_too_long"), Some(2000), Some(2001)));
+    let (s, v) =
+        post(json!({"channel": "telegram", "account": "main", "chat_id": chat, "text": "ж".repeat(2001)})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str(), v["error"]["limit"].as_u64(), v["error"]["actual"].as_u64()),
+        (422, Some("text_too_long"), Some(2000), Some(2001))
+    );
     let image = |size: Option<u64>, path: &str| {
         let mut a = json!({"kind": "image", "url": format!("{}{path}", files.base_url)});
         if let Some(size) = size {
@@ -226,7 +240,10 @@ async fn telegram_end_to_end_over_http() {
         json!({"channel": "telegram", "account": "main", "chat_id": chat, "attachments": [a]})
     };
     let (s, v) = post(image(Some(10 * 1024 * 1024 + 1), "/big.jpg")).await;
-    assert_eq!((s, v["error"]["code"].as_str(), v["error"]["limit"].as_u64()), (422, Some("attachment_too_large"), Some(10 * 1024 * 1024)));
+    assert_eq!(
+        (s, v["error"]["code"].as_str(), v["error"]["limit"].as_u64()),
+        (422, Some("attachment_too_large"), Some(10 * 1024 * 1024))
+    );
     // Without a declared size, the download stops at the limit and the message fails.
     let (s, v) = post(image(None, "/big.jpg")).await;
     assert_eq!(s, 202);
@@ -239,7 +256,17 @@ async fn telegram_end_to_end_over_http() {
         let get = |id: String| {
             let client = client.clone();
             let base = base.clone();
-            async move { client.get(format!("{base}/v1/messages/{id}")).bearer_auth(TOKEN).send().await.unwrap().json::<Value>().await.unwrap() }
+            async move {
+                client
+                    .get(format!("{base}/v1/messages/{id}"))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            }
         };
         let (big, small) = (get(big_id.clone()).await, get(small_id.clone()).await);
         states = (format!("{}:{}", big["status"], big["error"]["code"]), small["status"].to_string());

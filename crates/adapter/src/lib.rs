@@ -15,8 +15,8 @@ mod outbound;
 pub mod verify;
 
 pub use contract::{
-    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, InboundEvent, Rate, RateLimits, Reply,
-    WebhookRequest, DEFAULT_MAX_BODY_BYTES,
+    Adapter, BuildError, Capabilities, ChannelFactory, DEFAULT_MAX_BODY_BYTES, Inbound, InboundEvent, Rate, RateLimits,
+    Reply, WebhookRequest,
 };
 pub use error::{FailureCode, SendError, SendErrorKind, WebhookError};
 pub use outbound::{Media, MediaDownload, OutboundPart, PartBody, SendReceipt};

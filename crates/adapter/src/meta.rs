@@ -59,15 +59,13 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex_val(bytes[i + 1]), hex_val(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex_val(bytes[i + 1]), hex_val(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -91,10 +89,22 @@ mod tests {
 
     #[test]
     fn handshake_echoes_challenge_only_for_the_right_token() {
-        assert_eq!(get("hub.mode=subscribe&hub.verify_token=tok+en&hub.challenge=1158201444"), Ok(Reply::Text("1158201444".into())));
-        assert_eq!(get("hub.mode=subscribe&hub.verify_token=tok%20en&hub.challenge=x%2Fy"), Ok(Reply::Text("x/y".into())));
-        assert_eq!(get("hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1"), Err(WebhookError::HandshakeRefused));
-        assert_eq!(get("hub.mode=unsubscribe&hub.verify_token=tok+en&hub.challenge=1"), Err(WebhookError::HandshakeRefused));
+        assert_eq!(
+            get("hub.mode=subscribe&hub.verify_token=tok+en&hub.challenge=1158201444"),
+            Ok(Reply::Text("1158201444".into()))
+        );
+        assert_eq!(
+            get("hub.mode=subscribe&hub.verify_token=tok%20en&hub.challenge=x%2Fy"),
+            Ok(Reply::Text("x/y".into()))
+        );
+        assert_eq!(
+            get("hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1"),
+            Err(WebhookError::HandshakeRefused)
+        );
+        assert_eq!(
+            get("hub.mode=unsubscribe&hub.verify_token=tok+en&hub.challenge=1"),
+            Err(WebhookError::HandshakeRefused)
+        );
         assert_eq!(get("hub.mode=subscribe&hub.verify_token=tok+en"), Err(WebhookError::HandshakeRefused));
         assert_eq!(get("%"), Err(WebhookError::HandshakeRefused));
     }

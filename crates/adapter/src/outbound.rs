@@ -24,7 +24,10 @@ pub struct Media {
 pub enum PartBody {
     Text(String),
     /// An attachment, with an optional caption.
-    Media { media: Media, caption: Option<String> },
+    Media {
+        media: Media,
+        caption: Option<String>,
+    },
     Template(Template),
 }
 

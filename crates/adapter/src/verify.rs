@@ -39,7 +39,11 @@ mod tests {
             b"what do ya want for nothing?",
             "5BDCC146BF60754E6A042426089575C75A003F089D2739839DEC58B964EC3843"
         ));
-        assert!(!hmac_sha256_hex_matches(b"Jefe", b"what do ya want for nothing!", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
+        assert!(!hmac_sha256_hex_matches(
+            b"Jefe",
+            b"what do ya want for nothing!",
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        ));
         assert!(!hmac_sha256_hex_matches(b"Jefe", b"x", "not hex"));
         assert!(!hmac_sha256_hex_matches(b"Jefe", b"x", ""));
     }

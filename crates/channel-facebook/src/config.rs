@@ -66,10 +66,7 @@ mod tests {
         }))
         .unwrap();
         let debug = format!("{settings:?}");
-        assert!(
-            !debug.contains("tok-123") && !debug.contains("sec-456") && !debug.contains("vt-789"),
-            "{debug}"
-        );
+        assert!(!debug.contains("tok-123") && !debug.contains("sec-456") && !debug.contains("vt-789"), "{debug}");
         assert_eq!(settings.api_base_url, DEFAULT_API_BASE_URL);
         let unknown = serde_json::from_value::<Settings>(serde_json::json!({
             "page_id": "1", "page_access_token": "t", "app_secret": "s", "verify_token": "v", "app_secre": "x"

@@ -31,8 +31,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits,
-    Reply, SendError, SendReceipt, WebhookError, WebhookRequest, meta,
+    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits, Reply, SendError,
+    SendReceipt, WebhookError, WebhookRequest, meta,
 };
 use chatgate_model::{Channel, Limits};
 
@@ -67,11 +67,7 @@ impl ChannelFactory for MessengerFactory {
         Kind::Messenger.name()
     }
 
-    fn build(
-        &self,
-        account: &str,
-        settings: serde_json::Value,
-    ) -> Result<Arc<dyn Adapter>, BuildError> {
+    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
         FacebookAdapter::build(Kind::Messenger, account, settings)
     }
 }
@@ -81,11 +77,7 @@ impl ChannelFactory for InstagramFactory {
         Kind::Instagram.name()
     }
 
-    fn build(
-        &self,
-        account: &str,
-        settings: serde_json::Value,
-    ) -> Result<Arc<dyn Adapter>, BuildError> {
+    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
         FacebookAdapter::build(Kind::Instagram, account, settings)
     }
 }
@@ -123,10 +115,7 @@ impl Kind {
             Kind::Messenger => MESSENGER_TEXT_MAX_CHARS,
             Kind::Instagram => INSTAGRAM_TEXT_MAX_CHARS,
         };
-        Limits {
-            text_max_chars,
-            ..sizes
-        }
+        Limits { text_max_chars, ..sizes }
     }
 }
 
@@ -140,11 +129,7 @@ struct FacebookAdapter {
 }
 
 impl FacebookAdapter {
-    fn build(
-        kind: Kind,
-        account: &str,
-        settings: serde_json::Value,
-    ) -> Result<Arc<dyn Adapter>, BuildError> {
+    fn build(kind: Kind, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
         let settings: Settings = serde_json::from_value(settings)?;
         for (key, value) in [
             ("page_id", settings.page_id.as_str()),
@@ -153,24 +138,12 @@ impl FacebookAdapter {
             ("verify_token", settings.verify_token.expose()),
         ] {
             if value.is_empty() {
-                return Err(BuildError::new(format!(
-                    "{}: `{key}` must not be empty",
-                    kind.name()
-                )));
+                return Err(BuildError::new(format!("{}: `{key}` must not be empty", kind.name())));
             }
         }
-        let api = send::SendApi::new(
-            &settings.api_base_url,
-            &settings.page_id,
-            settings.page_access_token.clone(),
-        )
-        .map_err(|e| BuildError::new(format!("HTTP client: {}", e.without_url())))?;
-        Ok(Arc::new(FacebookAdapter {
-            kind,
-            account: account.to_owned(),
-            settings,
-            api,
-        }))
+        let api = send::SendApi::new(&settings.api_base_url, &settings.page_id, settings.page_access_token.clone())
+            .map_err(|e| BuildError::new(format!("HTTP client: {}", e.without_url())))?;
+        Ok(Arc::new(FacebookAdapter { kind, account: account.to_owned(), settings, api }))
     }
 }
 
@@ -189,21 +162,14 @@ impl Adapter for FacebookAdapter {
     }
 
     fn rate_limits(&self) -> RateLimits {
-        RateLimits {
-            per_account: Some(Rate::per_second(SEND_API_CALLS_PER_SECOND)),
-            per_chat: None,
-        }
+        RateLimits { per_account: Some(Rate::per_second(SEND_API_CALLS_PER_SECOND)), per_chat: None }
     }
 
     /// Quotes are native (`reply_to.mid`). No templates. No messaging window here: Meta's
     /// window is opened by more than messages (postbacks, referrals, opt-ins), so Meta decides
     /// and its "outside of allowed window" error comes back as `window_closed`.
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            native_reply: true,
-            templates: false,
-            messaging_window: None,
-        }
+        Capabilities { native_reply: true, templates: false, messaging_window: None }
     }
 
     fn max_body_bytes(&self) -> usize {
@@ -220,10 +186,7 @@ impl Adapter for FacebookAdapter {
 
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Inbound, WebhookError> {
         let events = parse::parse(self.kind, &self.account, request.body)?;
-        Ok(Inbound {
-            events,
-            reply: Reply::Empty,
-        })
+        Ok(Inbound { events, reply: Reply::Empty })
     }
 
     fn sign(&self, headers: &mut http::HeaderMap, body: Vec<u8>) -> Vec<u8> {

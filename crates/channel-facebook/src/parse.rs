@@ -28,8 +28,8 @@
 
 use chatgate_adapter::{InboundEvent, WebhookError};
 use chatgate_model::{
-    Attachment, AttachmentKind, Customer, Event, EventKind, Location, Message, Postback, Reaction,
-    Source, Status, StatusInfo,
+    Attachment, AttachmentKind, Customer, Event, EventKind, Location, Message, Postback, Reaction, Source, Status,
+    StatusInfo,
 };
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -40,23 +40,15 @@ use crate::Kind;
 use crate::wire;
 
 /// Parses one authenticated webhook body. Only a body that is not JSON is an error.
-pub(crate) fn parse(
-    kind: Kind,
-    account: &str,
-    body: &[u8],
-) -> Result<Vec<InboundEvent>, WebhookError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+pub(crate) fn parse(kind: Kind, account: &str, body: &[u8]) -> Result<Vec<InboundEvent>, WebhookError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
     let ctx = Ctx { kind, account };
     let Some(envelope) = from_value::<wire::Envelope>(&value) else {
         return Ok(vec![ctx.unsupported(&value)]);
     };
     // A body for the other Meta object (e.g. `page` posted to an Instagram account): keep
     // every item, but do not read it as ours.
-    let foreign = envelope
-        .object
-        .as_deref()
-        .is_some_and(|object| object != kind.object());
+    let foreign = envelope.object.as_deref().is_some_and(|object| object != kind.object());
     let mut events = Vec::new();
     for entry_value in &envelope.entry {
         let Some(entry) = from_value::<wire::Entry>(entry_value) else {
@@ -97,32 +89,18 @@ impl Ctx<'_> {
 
     /// `unsupported` with the raw object; chat and customer are the sender's when readable.
     fn unsupported(&self, raw: &Value) -> InboundEvent {
-        let sender = raw
-            .get("sender")
-            .and_then(|s| s.get("id"))
-            .and_then(id_text)
-            .filter(|id| !id.is_empty());
-        let mut event = Event::unsupported(
-            self.kind.channel(),
-            self.account,
-            sender.clone().unwrap_or_default(),
-            raw.clone(),
-        );
+        let sender = raw.get("sender").and_then(|s| s.get("id")).and_then(id_text).filter(|id| !id.is_empty());
+        let mut event =
+            Event::unsupported(self.kind.channel(), self.account, sender.clone().unwrap_or_default(), raw.clone());
         event.customer = sender.as_deref().map(customer_of);
-        InboundEvent {
-            dedup_key: Some(raw_key(raw)),
-            event,
-        }
+        InboundEvent { dedup_key: Some(raw_key(raw)), event }
     }
 
     /// A `changes[]` item. The Instagram dashboard's "Test" button for the `messages` field is
     /// reported to post a messaging item as a change (`field: messages`); that one is read as a
     /// messaging item, every other change is kept as `unsupported`.
     fn change(&self, raw: &Value) -> Vec<InboundEvent> {
-        if let Some(wire::Change {
-            field: Some(field),
-            value: Some(value),
-        }) = from_value::<wire::Change>(raw)
+        if let Some(wire::Change { field: Some(field), value: Some(value) }) = from_value::<wire::Change>(raw)
             && field == "messages"
             && value.get("sender").is_some()
         {
@@ -161,12 +139,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn message(
-        &self,
-        item: &wire::Item,
-        message: &wire::Message,
-        raw: &Value,
-    ) -> Option<Vec<InboundEvent>> {
+    fn message(&self, item: &wire::Item, message: &wire::Message, raw: &Value) -> Option<Vec<InboundEvent>> {
         let mid = text_of(&message.mid)?;
         if message.is_echo == Some(true) {
             return self.echo(item, mid, raw);
@@ -178,21 +151,14 @@ impl Ctx<'_> {
         if message.is_deleted == Some(true) {
             let mut event = self.event(EventKind::MessageDeleted, customer);
             event.customer = Some(customer_of(customer));
-            event.message = Some(Message {
-                external_id: mid.to_owned(),
-                ..Message::default()
-            });
+            event.message = Some(Message { external_id: mid.to_owned(), ..Message::default() });
             return Some(vec![keyed(format!("deleted:{mid}"), event)]);
         }
 
         let mut content = Message {
             external_id: mid.to_owned(),
             text: message.text.clone(),
-            reply_to: message
-                .reply_to
-                .as_ref()
-                .and_then(|r| text_of(&r.mid))
-                .map(str::to_owned),
+            reply_to: message.reply_to.as_ref().and_then(|r| text_of(&r.mid)).map(str::to_owned),
             sent_at: item.timestamp,
             ..Message::default()
         };
@@ -228,22 +194,14 @@ impl Ctx<'_> {
         let mut event = match quick_reply {
             Some(payload) => {
                 let mut event = self.event(EventKind::Postback, customer);
-                event.postback = Some(Postback {
-                    payload,
-                    title: message.text.clone(),
-                    external_id: None,
-                });
+                event.postback = Some(Postback { payload, title: message.text.clone(), external_id: None });
                 event
             }
             None => self.event(EventKind::Message, customer),
         };
         event.customer = Some(customer_of(customer));
         event.message = Some(content);
-        event.source = message
-            .referral
-            .as_ref()
-            .or(item.referral.as_ref())
-            .map(source_of);
+        event.source = message.referral.as_ref().or(item.referral.as_ref()).map(source_of);
         if keep_raw {
             event.raw = Some(raw.clone());
         }
@@ -260,24 +218,16 @@ impl Ctx<'_> {
 
     fn attachment(&self, a: &wire::Attachment, message: &wire::Message) -> Mapped {
         let url = a.payload_str("url");
-        let file = |kind: AttachmentKind| Attachment {
-            url: url.clone(),
-            ..attachment(kind)
-        };
+        let file = |kind: AttachmentKind| Attachment { url: url.clone(), ..attachment(kind) };
         let variant = |kind: AttachmentKind, variant: &str, media_key: &[&str]| Attachment {
             url: url.clone(),
-            media: media_key
-                .iter()
-                .find_map(|k| a.payload_str(k))
-                .map(|id| self.media_ref(&id)),
+            media: media_key.iter().find_map(|k| a.payload_str(k)).map(|id| self.media_ref(&id)),
             variant: Some(variant.to_owned()),
             ..attachment(kind)
         };
         match a.kind.as_deref() {
             Some("image") => {
-                let sticker = a
-                    .payload_str("sticker_id")
-                    .or_else(|| text_of(&message.sticker_id).map(str::to_owned));
+                let sticker = a.payload_str("sticker_id").or_else(|| text_of(&message.sticker_id).map(str::to_owned));
                 match sticker {
                     Some(id) => Mapped::Attachment(Attachment {
                         media: Some(self.media_ref(&id)),
@@ -291,15 +241,11 @@ impl Ctx<'_> {
             Some("file") => Mapped::Attachment(file(AttachmentKind::File)),
             Some("location") => {
                 let coordinates = a.payload.as_ref().and_then(|p| p.get("coordinates"));
-                let number =
-                    |key: &str| coordinates.and_then(|c| c.get(key)).and_then(Value::as_f64);
+                let number = |key: &str| coordinates.and_then(|c| c.get(key)).and_then(Value::as_f64);
                 match (number("lat"), number("long")) {
-                    (Some(latitude), Some(longitude)) => Mapped::Location(Location {
-                        latitude,
-                        longitude,
-                        name: a.title.clone(),
-                        address: None,
-                    }),
+                    (Some(latitude), Some(longitude)) => {
+                        Mapped::Location(Location { latitude, longitude, name: a.title.clone(), address: None })
+                    }
                     _ => Mapped::Unknown,
                 }
             }
@@ -309,24 +255,14 @@ impl Ctx<'_> {
                 variant: Some("fallback".to_owned()),
                 ..attachment(AttachmentKind::File)
             }),
-            Some("share") => Mapped::Attachment(variant(
-                AttachmentKind::Image,
-                "share",
-                &["ig_post_media_id"],
-            )),
-            Some("story_mention") => {
-                Mapped::Attachment(variant(AttachmentKind::Image, "story_mention", &["id"]))
+            Some("share") => Mapped::Attachment(variant(AttachmentKind::Image, "share", &["ig_post_media_id"])),
+            Some("story_mention") => Mapped::Attachment(variant(AttachmentKind::Image, "story_mention", &["id"])),
+            Some("ig_post") => {
+                Mapped::Attachment(variant(AttachmentKind::Image, "ig_post", &["ig_post_media_id", "media_id", "id"]))
             }
-            Some("ig_post") => Mapped::Attachment(variant(
-                AttachmentKind::Image,
-                "ig_post",
-                &["ig_post_media_id", "media_id", "id"],
-            )),
-            Some("ig_reel" | "reel") => Mapped::Attachment(variant(
-                AttachmentKind::Video,
-                "reel",
-                &["reel_video_id", "id"],
-            )),
+            Some("ig_reel" | "reel") => {
+                Mapped::Attachment(variant(AttachmentKind::Video, "reel", &["reel_video_id", "id"]))
+            }
             _ => Mapped::Unknown,
         }
     }
@@ -360,16 +296,10 @@ impl Ctx<'_> {
         };
         let mut event = self.event(EventKind::Reaction, customer);
         event.customer = Some(customer_of(customer));
-        event.message = Some(Message {
-            external_id: mid.to_owned(),
-            reaction: Some(Reaction { emoji }),
-            ..Message::default()
-        });
+        event.message =
+            Some(Message { external_id: mid.to_owned(), reaction: Some(Reaction { emoji }), ..Message::default() });
         let at = item.timestamp?.timestamp_millis();
-        Some(vec![keyed(
-            format!("reaction:{mid}:{customer}:{action}:{at}"),
-            event,
-        )])
+        Some(vec![keyed(format!("reaction:{mid}:{customer}:{action}:{at}"), event)])
     }
 
     fn postback(&self, item: &wire::Item, postback: &wire::Postback) -> Option<Vec<InboundEvent>> {
@@ -382,11 +312,7 @@ impl Ctx<'_> {
             title: postback.title.clone(),
             external_id: mid.map(str::to_owned),
         });
-        event.source = postback
-            .referral
-            .as_ref()
-            .or(item.referral.as_ref())
-            .map(source_of);
+        event.source = postback.referral.as_ref().or(item.referral.as_ref()).map(source_of);
         let key = match mid {
             Some(mid) => format!("postback:{mid}"),
             None => format!("postback:{customer}:{}", item.timestamp?.timestamp_millis()),
@@ -411,19 +337,10 @@ impl Ctx<'_> {
             .as_ref()
             .and_then(wire::Party::key)
             .or_else(|| text_of(&optin.user_ref))
-            .or_else(|| {
-                item.recipient
-                    .as_ref()
-                    .and_then(|r| r.user_ref.as_ref())
-                    .map(|id| id.0.as_str())
-            })?;
+            .or_else(|| item.recipient.as_ref().and_then(|r| r.user_ref.as_ref()).map(|id| id.0.as_str()))?;
         let stopped = optin.kind.as_deref() == Some("notification_messages")
             && optin.notification_messages_status.as_deref() == Some("STOP_NOTIFICATIONS");
-        let kind = if stopped {
-            EventKind::CustomerUnsubscribed
-        } else {
-            EventKind::CustomerSubscribed
-        };
+        let kind = if stopped { EventKind::CustomerUnsubscribed } else { EventKind::CustomerSubscribed };
         let mut event = self.event(kind, customer);
         event.customer = Some(customer_of(customer));
         event.source = Some(Source {
@@ -443,64 +360,36 @@ impl Ctx<'_> {
 
     fn delivery(&self, item: &wire::Item, delivery: &wire::Delivery) -> Option<Vec<InboundEvent>> {
         let customer = sender(item)?;
-        let mids: Vec<&str> = delivery
-            .mids
-            .iter()
-            .flatten()
-            .map(|id| id.0.as_str())
-            .collect();
+        let mids: Vec<&str> = delivery.mids.iter().flatten().map(|id| id.0.as_str()).collect();
         if !mids.is_empty() {
             return Some(
                 mids.into_iter()
                     .map(|mid| {
-                        keyed(
-                            format!("delivered:{mid}"),
-                            self.status(customer, Status::Delivered, Some(mid), None),
-                        )
+                        keyed(format!("delivered:{mid}"), self.status(customer, Status::Delivered, Some(mid), None))
                     })
                     .collect(),
             );
         }
         let watermark = delivery.watermark?;
         let event = self.status(customer, Status::Delivered, None, Some(watermark));
-        Some(vec![keyed(
-            format!("delivered:{customer}:{}", watermark.timestamp_millis()),
-            event,
-        )])
+        Some(vec![keyed(format!("delivered:{customer}:{}", watermark.timestamp_millis()), event)])
     }
 
     fn read(&self, item: &wire::Item, read: &wire::Read) -> Option<Vec<InboundEvent>> {
         let customer = sender(item)?;
         if let Some(mid) = text_of(&read.mid) {
-            return Some(vec![keyed(
-                format!("read:{mid}"),
-                self.status(customer, Status::Read, Some(mid), None),
-            )]);
+            return Some(vec![keyed(format!("read:{mid}"), self.status(customer, Status::Read, Some(mid), None))]);
         }
         let watermark = read.watermark?;
         let event = self.status(customer, Status::Read, None, Some(watermark));
-        Some(vec![keyed(
-            format!("read:{customer}:{}", watermark.timestamp_millis()),
-            event,
-        )])
+        Some(vec![keyed(format!("read:{customer}:{}", watermark.timestamp_millis()), event)])
     }
 
-    fn status(
-        &self,
-        customer: &str,
-        status: Status,
-        mid: Option<&str>,
-        up_to: Option<DateTime<Utc>>,
-    ) -> Event {
+    fn status(&self, customer: &str, status: Status, mid: Option<&str>, up_to: Option<DateTime<Utc>>) -> Event {
         let mut event = self.event(EventKind::Status, customer);
         event.customer = Some(customer_of(customer));
-        event.status = Some(StatusInfo {
-            message_id: None,
-            external_id: mid.map(str::to_owned),
-            status,
-            error: None,
-            up_to,
-        });
+        event.status =
+            Some(StatusInfo { message_id: None, external_id: mid.map(str::to_owned), status, error: None, up_to });
         event
     }
 
@@ -517,16 +406,7 @@ enum Mapped {
 }
 
 fn attachment(kind: AttachmentKind) -> Attachment {
-    Attachment {
-        kind,
-        mime: None,
-        size: None,
-        name: None,
-        media: None,
-        url: None,
-        duration: None,
-        variant: None,
-    }
+    Attachment { kind, mime: None, size: None, name: None, media: None, url: None, duration: None, variant: None }
 }
 
 /// A referral object as a source: `ADS` → `ad`, `SHORTLINK` → `shortlink`, `MESSENGER_CODE` →
@@ -542,24 +422,15 @@ fn source_of(raw: &Value) -> Source {
     };
     Source {
         kind,
-        reference: referral.and_then(|r| {
-            r.reference
-                .clone()
-                .or_else(|| r.ad_id.as_ref().map(|id| id.0.clone()))
-        }),
+        reference: referral.and_then(|r| r.reference.clone().or_else(|| r.ad_id.as_ref().map(|id| id.0.clone()))),
         url: referral.and_then(|r| r.referer_uri.clone()),
-        title: referral
-            .and_then(|r| r.ads_context_data.as_ref())
-            .and_then(|c| c.ad_title.clone()),
+        title: referral.and_then(|r| r.ads_context_data.as_ref()).and_then(|c| c.ad_title.clone()),
         raw: Some(raw.clone()),
     }
 }
 
 fn keyed(key: String, event: Event) -> InboundEvent {
-    InboundEvent {
-        dedup_key: Some(key),
-        event,
-    }
+    InboundEvent { dedup_key: Some(key), event }
 }
 
 /// Stable across redeliveries of the same item: a hash of its JSON.
@@ -569,24 +440,15 @@ fn raw_key(raw: &Value) -> String {
 }
 
 fn sender(item: &wire::Item) -> Option<&str> {
-    item.sender
-        .as_ref()
-        .and_then(|s| s.id.as_ref())
-        .map(|id| id.0.as_str())
-        .filter(|id| !id.is_empty())
+    item.sender.as_ref().and_then(|s| s.id.as_ref()).map(|id| id.0.as_str()).filter(|id| !id.is_empty())
 }
 
 fn customer_of(id: &str) -> Customer {
-    Customer {
-        id: id.to_owned(),
-        ..Customer::default()
-    }
+    Customer { id: id.to_owned(), ..Customer::default() }
 }
 
 fn text_of(id: &Option<wire::Id>) -> Option<&str> {
-    id.as_ref()
-        .map(|id| id.0.as_str())
-        .filter(|id| !id.is_empty())
+    id.as_ref().map(|id| id.0.as_str()).filter(|id| !id.is_empty())
 }
 
 fn id_text(value: &Value) -> Option<String> {

@@ -20,9 +20,7 @@
 
 use std::time::Duration;
 
-use chatgate_adapter::{
-    FailureCode, OutboundPart, PartBody, SendError, SendErrorKind, SendReceipt,
-};
+use chatgate_adapter::{FailureCode, OutboundPart, PartBody, SendError, SendErrorKind, SendReceipt};
 use chatgate_model::{AttachmentKind, Status};
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
@@ -45,21 +43,11 @@ pub(crate) struct SendApi {
 }
 
 impl SendApi {
-    pub fn new(
-        api_base_url: &str,
-        page_id: &str,
-        token: Secret,
-    ) -> Result<SendApi, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(10))
-            .build()?;
+    pub fn new(api_base_url: &str, page_id: &str, token: Secret) -> Result<SendApi, reqwest::Error> {
+        let client =
+            reqwest::Client::builder().timeout(REQUEST_TIMEOUT).connect_timeout(Duration::from_secs(10)).build()?;
         let messages_url = format!("{}/{page_id}/messages", api_base_url.trim_end_matches('/'));
-        Ok(SendApi {
-            client,
-            messages_url,
-            token,
-        })
+        Ok(SendApi { client, messages_url, token })
     }
 
     pub async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
@@ -95,8 +83,7 @@ impl SendApi {
                         ));
                     }
                 };
-                let message =
-                    json!({ "attachment": { "type": kind, "payload": { "is_reusable": false } } });
+                let message = json!({ "attachment": { "type": kind, "payload": { "is_reusable": false } } });
                 let new_file = || Part::bytes(media.bytes.to_vec()).file_name(media.name.clone());
                 // An unparsable MIME type is left out rather than failing the send.
                 let file = match media.mime.as_deref().map(|mime| new_file().mime_str(mime)) {
@@ -110,48 +97,32 @@ impl SendApi {
                 if let Some(reply_to) = reply_to {
                     form = form.text("reply_to", reply_to.to_string());
                 }
-                self.client
-                    .post(&self.messages_url)
-                    .multipart(form.part("filedata", file))
+                self.client.post(&self.messages_url).multipart(form.part("filedata", file))
             }
             PartBody::Template(_) => {
-                return Err(SendError::failed(
-                    FailureCode::Rejected,
-                    "templates are not supported on this channel",
-                ));
+                return Err(SendError::failed(FailureCode::Rejected, "templates are not supported on this channel"));
             }
         };
         let response = request
             .bearer_auth(self.token.expose())
             .send()
             .await
-            .map_err(|e| {
-                SendError::transient(format!("send API request failed: {}", e.without_url()))
-            })?;
+            .map_err(|e| SendError::transient(format!("send API request failed: {}", e.without_url())))?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
-        let bytes = response.bytes().await.map_err(|e| {
-            SendError::transient(format!(
-                "reading the send API answer failed: {}",
-                e.without_url()
-            ))
-        })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| SendError::transient(format!("reading the send API answer failed: {}", e.without_url())))?;
         let answer: SendResponse = serde_json::from_slice(&bytes).unwrap_or_default();
         match (status, answer.error, answer.message_id) {
-            (200..=299, None, Some(message_id)) => Ok(SendReceipt {
-                external_id: message_id,
-                status: Status::Sent,
-            }),
-            (200..=299, None, None) => Err(SendError::failed(
-                FailureCode::Rejected,
-                "the send API answered without a message_id",
-            )),
+            (200..=299, None, Some(message_id)) => Ok(SendReceipt { external_id: message_id, status: Status::Sent }),
+            (200..=299, None, None) => {
+                Err(SendError::failed(FailureCode::Rejected, "the send API answered without a message_id"))
+            }
             (status, error, _) => {
                 let kind = classify(status, error.as_ref(), retry_after);
-                Err(SendError {
-                    kind,
-                    message: describe(status, error.as_ref()),
-                })
+                Err(SendError { kind, message: describe(status, error.as_ref()) })
             }
         }
     }
@@ -170,11 +141,7 @@ impl SendApi {
 /// | 100 (2018109) | attachment size exceeds the limit | `Failed(attachment_too_large)` |
 /// | any other code, other 4xx | invalid request, no matching user, abuse, commerce disabled (2022) ... | `Failed(provider_rejected)` |
 /// | no Graph error: 429 / 5xx | | `RetryAfter` / `Transient` |
-pub(crate) fn classify(
-    status: u16,
-    error: Option<&GraphError>,
-    retry_after: Option<Duration>,
-) -> SendErrorKind {
+pub(crate) fn classify(status: u16, error: Option<&GraphError>, retry_after: Option<Duration>) -> SendErrorKind {
     let wait = || SendErrorKind::RetryAfter(retry_after.unwrap_or(DEFAULT_RETRY_AFTER));
     let Some(error) = error else {
         return match status {
@@ -190,9 +157,7 @@ pub(crate) fn classify(
         (Some(551 | 230), _) | (Some(10 | 200), Some(2018108)) => {
             SendErrorKind::Failed(FailureCode::CustomerUnsubscribed)
         }
-        (Some(10), Some(2018278 | 2018065 | 2534022)) => {
-            SendErrorKind::Failed(FailureCode::WindowClosed)
-        }
+        (Some(10), Some(2018278 | 2018065 | 2534022)) => SendErrorKind::Failed(FailureCode::WindowClosed),
         (Some(190 | 102 | 10 | 200), _) => SendErrorKind::Failed(FailureCode::Unauthorized),
         (Some(100), Some(2018109)) => SendErrorKind::Failed(FailureCode::AttachmentTooLarge),
         _ if error.is_transient == Some(true) => SendErrorKind::Transient,
@@ -218,11 +183,7 @@ fn describe(status: u16, error: Option<&GraphError>) -> String {
 /// How long Meta asks us to wait: `Retry-After` (seconds), else the largest
 /// `estimated_time_to_regain_access` (minutes) in `X-Business-Use-Case-Usage`.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    if let Some(secs) = headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-    {
+    if let Some(secs) = headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()) {
         return Some(Duration::from_secs(secs));
     }
     let usage: serde_json::Value =
@@ -244,91 +205,39 @@ mod tests {
     use reqwest::header::{HeaderMap, HeaderValue};
 
     fn graph(code: i64, subcode: Option<i64>) -> GraphError {
-        GraphError {
-            code: Some(code),
-            error_subcode: subcode,
-            ..GraphError::default()
-        }
+        GraphError { code: Some(code), error_subcode: subcode, ..GraphError::default() }
     }
 
     #[test]
     fn graph_codes_drive_retry() {
         let after = Some(Duration::from_secs(5));
-        assert_eq!(
-            classify(400, Some(&graph(613, None)), after),
-            SendErrorKind::RetryAfter(Duration::from_secs(5))
-        );
-        assert_eq!(
-            classify(400, Some(&graph(4, Some(2018022))), None),
-            SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER)
-        );
-        assert_eq!(
-            classify(400, Some(&graph(32, None)), None),
-            SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER)
-        );
-        assert_eq!(
-            classify(400, Some(&graph(17, None)), None),
-            SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER)
-        );
-        assert_eq!(
-            classify(500, Some(&graph(1200, None)), None),
-            SendErrorKind::Transient
-        );
-        assert_eq!(
-            classify(500, Some(&graph(2, None)), None),
-            SendErrorKind::Transient
-        );
+        assert_eq!(classify(400, Some(&graph(613, None)), after), SendErrorKind::RetryAfter(Duration::from_secs(5)));
+        assert_eq!(classify(400, Some(&graph(4, Some(2018022))), None), SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER));
+        assert_eq!(classify(400, Some(&graph(32, None)), None), SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER));
+        assert_eq!(classify(400, Some(&graph(17, None)), None), SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER));
+        assert_eq!(classify(500, Some(&graph(1200, None)), None), SendErrorKind::Transient);
+        assert_eq!(classify(500, Some(&graph(2, None)), None), SendErrorKind::Transient);
         let unsubscribed = SendErrorKind::Failed(FailureCode::CustomerUnsubscribed);
-        assert_eq!(
-            classify(400, Some(&graph(551, Some(1545041))), None),
-            unsubscribed
-        );
+        assert_eq!(classify(400, Some(&graph(551, Some(1545041))), None), unsubscribed);
         assert_eq!(classify(403, Some(&graph(230, None)), None), unsubscribed);
-        assert_eq!(
-            classify(400, Some(&graph(10, Some(2018108))), None),
-            unsubscribed
-        );
+        assert_eq!(classify(400, Some(&graph(10, Some(2018108))), None), unsubscribed);
         let window = SendErrorKind::Failed(FailureCode::WindowClosed);
         assert_eq!(classify(400, Some(&graph(10, Some(2018278))), None), window);
         assert_eq!(classify(400, Some(&graph(10, Some(2534022))), None), window);
         let unauthorized = SendErrorKind::Failed(FailureCode::Unauthorized);
-        assert_eq!(
-            classify(401, Some(&graph(190, Some(463))), None),
-            unauthorized
-        );
-        assert_eq!(
-            classify(403, Some(&graph(200, Some(2018028))), None),
-            unauthorized
-        );
+        assert_eq!(classify(401, Some(&graph(190, Some(463))), None), unauthorized);
+        assert_eq!(classify(403, Some(&graph(200, Some(2018028))), None), unauthorized);
         assert_eq!(
             classify(400, Some(&graph(100, Some(2018109))), None),
             SendErrorKind::Failed(FailureCode::AttachmentTooLarge)
         );
-        assert_eq!(
-            classify(400, Some(&graph(100, Some(2018001))), None),
-            SendErrorKind::Failed(FailureCode::Rejected)
-        );
-        assert_eq!(
-            classify(400, Some(&graph(2022, None)), None),
-            SendErrorKind::Failed(FailureCode::Rejected)
-        );
-        let transient_flag = GraphError {
-            is_transient: Some(true),
-            ..graph(1, Some(99))
-        };
-        assert_eq!(
-            classify(400, Some(&transient_flag), None),
-            SendErrorKind::Transient
-        );
+        assert_eq!(classify(400, Some(&graph(100, Some(2018001))), None), SendErrorKind::Failed(FailureCode::Rejected));
+        assert_eq!(classify(400, Some(&graph(2022, None)), None), SendErrorKind::Failed(FailureCode::Rejected));
+        let transient_flag = GraphError { is_transient: Some(true), ..graph(1, Some(99)) };
+        assert_eq!(classify(400, Some(&transient_flag), None), SendErrorKind::Transient);
         assert_eq!(classify(503, None, None), SendErrorKind::Transient);
-        assert_eq!(
-            classify(429, None, after),
-            SendErrorKind::RetryAfter(Duration::from_secs(5))
-        );
-        assert_eq!(
-            classify(404, None, None),
-            SendErrorKind::Failed(FailureCode::Rejected)
-        );
+        assert_eq!(classify(429, None, after), SendErrorKind::RetryAfter(Duration::from_secs(5)));
+        assert_eq!(classify(404, None, None), SendErrorKind::Failed(FailureCode::Rejected));
     }
 
     #[test]

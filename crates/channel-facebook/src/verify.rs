@@ -8,10 +8,7 @@ use http::{HeaderMap, HeaderValue};
 
 /// Sets `X-Hub-Signature-256: sha256=<hex>` for `body`, as Meta would.
 pub(crate) fn sign(headers: &mut HeaderMap, body: &[u8], app_secret: &str) {
-    let signature = format!(
-        "sha256={}",
-        hex::encode(hmac_sha256(app_secret.as_bytes(), body))
-    );
+    let signature = format!("sha256={}", hex::encode(hmac_sha256(app_secret.as_bytes(), body)));
     // Hex digits and `sha256=` are always a valid header value.
     if let Ok(value) = HeaderValue::from_str(&signature) {
         headers.insert(SIGNATURE_HEADER, value);

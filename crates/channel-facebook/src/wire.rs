@@ -81,10 +81,7 @@ pub(crate) struct Party {
 
 impl Party {
     pub fn key(&self) -> Option<&str> {
-        self.id
-            .as_ref()
-            .or(self.user_ref.as_ref())
-            .map(|id| id.0.as_str())
+        self.id.as_ref().or(self.user_ref.as_ref()).map(|id| id.0.as_str())
     }
 }
 
@@ -305,37 +302,25 @@ const SECONDS_BELOW: i64 = 100_000_000_000;
 
 /// Reads a time from epoch ms or s (number or digit string) or an ISO 8601 string; anything
 /// else is `None` rather than an error, so one odd timestamp never loses an event.
-fn lenient_time<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<DateTime<Utc>>, D::Error> {
+fn lenient_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     Ok(time_from_value(&Value::deserialize(deserializer)?))
 }
 
 pub(crate) fn time_from_value(value: &Value) -> Option<DateTime<Utc>> {
     match value {
         Value::Number(n) => epoch(n.as_i64()?),
-        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-            epoch(s.parse().ok()?)
-        }
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => epoch(s.parse().ok()?),
         Value::String(s) => DateTime::parse_from_rfc3339(s)
             .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%z"))
             .map(|t| t.with_timezone(&Utc))
             .ok()
-            .or_else(|| {
-                NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
-                    .ok()
-                    .map(|t| t.and_utc())
-            }),
+            .or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok().map(|t| t.and_utc())),
         _ => None,
     }
 }
 
 fn epoch(n: i64) -> Option<DateTime<Utc>> {
-    if n.abs() < SECONDS_BELOW {
-        Utc.timestamp_opt(n, 0).single()
-    } else {
-        Utc.timestamp_millis_opt(n).single()
-    }
+    if n.abs() < SECONDS_BELOW { Utc.timestamp_opt(n, 0).single() } else { Utc.timestamp_millis_opt(n).single() }
 }
 
 #[cfg(test)]
@@ -344,16 +329,10 @@ mod tests {
 
     #[test]
     fn ids_are_strings_or_integers() {
-        let ids: Vec<Id> =
-            serde_json::from_str(r#"["abc", 987654321432, -5, 18446744073709551615]"#).unwrap();
+        let ids: Vec<Id> = serde_json::from_str(r#"["abc", 987654321432, -5, 18446744073709551615]"#).unwrap();
         assert_eq!(
             ids,
-            vec![
-                Id("abc".into()),
-                Id("987654321432".into()),
-                Id("-5".into()),
-                Id("18446744073709551615".into())
-            ]
+            vec![Id("abc".into()), Id("987654321432".into()), Id("-5".into()), Id("18446744073709551615".into())]
         );
         assert!(serde_json::from_str::<Id>("1.5").is_err());
     }
@@ -361,14 +340,8 @@ mod tests {
     #[test]
     fn times_in_every_recorded_form() {
         let ms = Utc.timestamp_millis_opt(1_457_764_197_627).unwrap();
-        assert_eq!(
-            time_from_value(&serde_json::json!(1_457_764_197_627_i64)),
-            Some(ms)
-        );
-        assert_eq!(
-            time_from_value(&serde_json::json!("1527459824")),
-            Utc.timestamp_opt(1_527_459_824, 0).single()
-        );
+        assert_eq!(time_from_value(&serde_json::json!(1_457_764_197_627_i64)), Some(ms));
+        assert_eq!(time_from_value(&serde_json::json!("1527459824")), Utc.timestamp_opt(1_527_459_824, 0).single());
         assert_eq!(
             time_from_value(&serde_json::json!("2021-09-08T06:34:04+0000")),
             Utc.with_ymd_and_hms(2021, 9, 8, 6, 34, 4).single()

@@ -10,12 +10,8 @@ use chatgate_testkit::{Fixture, assert_golden, fixtures, golden_json, handle, wo
 use http::{HeaderMap, HeaderValue, Method};
 
 fn account(channel: &str) -> serde_json::Value {
-    let path = workspace_root()
-        .join("fixtures")
-        .join(channel)
-        .join("account.json");
-    serde_json::from_slice(&std::fs::read(path).expect("account.json"))
-        .expect("account.json is JSON")
+    let path = workspace_root().join("fixtures").join(channel).join("account.json");
+    serde_json::from_slice(&std::fs::read(path).expect("account.json")).expect("account.json is JSON")
 }
 
 fn adapter(channel: &str) -> Arc<dyn Adapter> {
@@ -23,23 +19,17 @@ fn adapter(channel: &str) -> Arc<dyn Adapter> {
         "messenger" => &MESSENGER_FACTORY,
         _ => &INSTAGRAM_FACTORY,
     };
-    factory
-        .build("test", account(channel))
-        .expect("account builds")
+    factory.build("test", account(channel)).expect("account builds")
 }
 
 fn check_all(channel: &str) -> usize {
     let adapter = adapter(channel);
     let all = fixtures(channel);
     for fixture in &all {
-        let inbound = handle(&*adapter, &fixture.request())
-            .unwrap_or_else(|e| panic!("{channel}/{}: {e:?}", fixture.name));
+        let inbound =
+            handle(&*adapter, &fixture.request()).unwrap_or_else(|e| panic!("{channel}/{}: {e:?}", fixture.name));
         for event in &inbound.events {
-            assert!(
-                event.dedup_key.is_some(),
-                "{channel}/{}: every event is deduplicable",
-                fixture.name
-            );
+            assert!(event.dedup_key.is_some(), "{channel}/{}: every event is deduplicable", fixture.name);
         }
         assert_golden(&fixture.golden, &golden_json(&inbound));
     }
@@ -57,19 +47,11 @@ fn instagram_fixtures_match_golden() {
 }
 
 fn fixture(channel: &str, name: &str) -> Fixture {
-    fixtures(channel)
-        .into_iter()
-        .find(|f| f.name == name)
-        .unwrap_or_else(|| panic!("{channel}/{name} exists"))
+    fixtures(channel).into_iter().find(|f| f.name == name).unwrap_or_else(|| panic!("{channel}/{name} exists"))
 }
 
 fn post<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> WebhookRequest<'a> {
-    WebhookRequest {
-        method: &Method::POST,
-        headers,
-        query: None,
-        body,
-    }
+    WebhookRequest { method: &Method::POST, headers, query: None, body }
 }
 
 /// valid, flipped byte, missing header, wrong prefix, malformed hex, re-serialised JSON, wrong secret, legacy SHA-1 only.
@@ -77,85 +59,38 @@ fn signature_vectors(channel: &str, name: &str) {
     let adapter = adapter(channel);
     let fixture = fixture(channel, name);
     let valid = fixture.headers.clone();
-    assert_eq!(
-        adapter.verify(&post(&valid, &fixture.body)),
-        Ok(()),
-        "valid"
-    );
+    assert_eq!(adapter.verify(&post(&valid, &fixture.body)), Ok(()), "valid");
 
     let mut flipped = fixture.body.clone();
     flipped[10] ^= 0x01;
-    assert_eq!(
-        adapter.verify(&post(&valid, &flipped)),
-        Err(WebhookError::BadSignature),
-        "flipped byte"
-    );
+    assert_eq!(adapter.verify(&post(&valid, &flipped)), Err(WebhookError::BadSignature), "flipped byte");
 
     let mut missing = valid.clone();
     missing.remove("x-hub-signature-256");
-    assert_eq!(
-        adapter.verify(&post(&missing, &fixture.body)),
-        Err(WebhookError::MissingSignature),
-        "missing"
-    );
+    assert_eq!(adapter.verify(&post(&missing, &fixture.body)), Err(WebhookError::MissingSignature), "missing");
 
-    let hex = valid["x-hub-signature-256"]
-        .to_str()
-        .unwrap()
-        .trim_start_matches("sha256=")
-        .to_owned();
-    for wrong in [
-        format!("sha1={hex}"),
-        hex.clone(),
-        format!("sha256={}", &hex[..63]),
-        "sha256=zz".to_owned(),
-    ] {
+    let hex = valid["x-hub-signature-256"].to_str().unwrap().trim_start_matches("sha256=").to_owned();
+    for wrong in [format!("sha1={hex}"), hex.clone(), format!("sha256={}", &hex[..63]), "sha256=zz".to_owned()] {
         let mut headers = valid.clone();
-        headers.insert(
-            "x-hub-signature-256",
-            HeaderValue::from_str(&wrong).unwrap(),
-        );
-        assert_eq!(
-            adapter.verify(&post(&headers, &fixture.body)),
-            Err(WebhookError::BadSignature),
-            "{wrong}"
-        );
+        headers.insert("x-hub-signature-256", HeaderValue::from_str(&wrong).unwrap());
+        assert_eq!(adapter.verify(&post(&headers, &fixture.body)), Err(WebhookError::BadSignature), "{wrong}");
     }
 
     // The same JSON, re-serialised (no `\/` and `\u` escapes, other spacing), is not what Meta signed.
     let value: serde_json::Value = serde_json::from_slice(&fixture.body).unwrap();
     let reserialised = serde_json::to_vec_pretty(&value).unwrap();
     assert_ne!(reserialised, fixture.body);
-    assert_eq!(
-        adapter.verify(&post(&valid, &reserialised)),
-        Err(WebhookError::BadSignature),
-        "re-serialised"
-    );
+    assert_eq!(adapter.verify(&post(&valid, &reserialised)), Err(WebhookError::BadSignature), "re-serialised");
 
     let mut other = account(channel);
     other["app_secret"] = "some-other-app-secret".into();
-    let factory: &dyn ChannelFactory = if channel == "messenger" {
-        &MESSENGER_FACTORY
-    } else {
-        &INSTAGRAM_FACTORY
-    };
+    let factory: &dyn ChannelFactory = if channel == "messenger" { &MESSENGER_FACTORY } else { &INSTAGRAM_FACTORY };
     let other = factory.build("other", other).unwrap();
-    assert_eq!(
-        other.verify(&post(&valid, &fixture.body)),
-        Err(WebhookError::BadSignature),
-        "wrong secret"
-    );
+    assert_eq!(other.verify(&post(&valid, &fixture.body)), Err(WebhookError::BadSignature), "wrong secret");
 
     let mut sha1_only = HeaderMap::new();
-    sha1_only.insert(
-        "x-hub-signature",
-        HeaderValue::from_static("sha1=3daa41999293ff66c3eb313e04bcf77861bb0276"),
-    );
-    assert_eq!(
-        adapter.verify(&post(&sha1_only, &fixture.body)),
-        Err(WebhookError::MissingSignature),
-        "sha1 only"
-    );
+    sha1_only.insert("x-hub-signature", HeaderValue::from_static("sha1=3daa41999293ff66c3eb313e04bcf77861bb0276"));
+    assert_eq!(adapter.verify(&post(&sha1_only, &fixture.body)), Err(WebhookError::MissingSignature), "sha1 only");
 
     // sign() reproduces Meta's header byte for byte.
     let mut signed = HeaderMap::new();
@@ -176,33 +111,17 @@ fn instagram_signature_vectors() {
 
 fn handshake_vectors(channel: &str) {
     let adapter = adapter(channel);
-    let token = account(channel)["verify_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = account(channel)["verify_token"].as_str().unwrap().to_owned();
     let headers = HeaderMap::new();
     let get = |query: &str| {
-        adapter.handshake(&WebhookRequest {
-            method: &Method::GET,
-            headers: &headers,
-            query: Some(query),
-            body: b"",
-        })
+        adapter.handshake(&WebhookRequest { method: &Method::GET, headers: &headers, query: Some(query), body: b"" })
     };
     assert_eq!(
-        get(&format!(
-            "hub.mode=subscribe&hub.verify_token={token}&hub.challenge=42"
-        )),
+        get(&format!("hub.mode=subscribe&hub.verify_token={token}&hub.challenge=42")),
         Ok(chatgate_adapter::Reply::Text("42".into()))
     );
-    assert_eq!(
-        get("hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=42"),
-        Err(WebhookError::HandshakeRefused)
-    );
-    assert_eq!(
-        get(&format!("hub.mode=subscribe&hub.verify_token={token}")),
-        Err(WebhookError::HandshakeRefused)
-    );
+    assert_eq!(get("hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=42"), Err(WebhookError::HandshakeRefused));
+    assert_eq!(get(&format!("hub.mode=subscribe&hub.verify_token={token}")), Err(WebhookError::HandshakeRefused));
 }
 
 #[test]
@@ -216,28 +135,12 @@ fn not_json_is_malformed_but_any_json_is_kept() {
     let adapter = adapter("messenger");
     let mut headers = HeaderMap::new();
     let body = adapter.sign(&mut headers, b"object=page&entry=".to_vec());
-    assert!(matches!(
-        adapter.parse(&post(&headers, &body)),
-        Err(WebhookError::Malformed(_))
-    ));
+    assert!(matches!(adapter.parse(&post(&headers, &body)), Err(WebhookError::Malformed(_))));
 
-    for body in [
-        &b"[]"[..],
-        b"null",
-        b"{\"object\":\"page\",\"entry\":[null, 7, {}]}",
-    ] {
+    for body in [&b"[]"[..], b"null", b"{\"object\":\"page\",\"entry\":[null, 7, {}]}"] {
         let inbound = adapter.parse(&post(&headers, body)).expect("JSON parses");
-        assert!(
-            !inbound.events.is_empty(),
-            "{}",
-            String::from_utf8_lossy(body)
-        );
-        assert!(
-            inbound
-                .events
-                .iter()
-                .all(|e| e.event.kind == EventKind::Unsupported)
-        );
+        assert!(!inbound.events.is_empty(), "{}", String::from_utf8_lossy(body));
+        assert!(inbound.events.iter().all(|e| e.event.kind == EventKind::Unsupported));
     }
 }
 
@@ -245,14 +148,8 @@ fn not_json_is_malformed_but_any_json_is_kept() {
 fn both_kinds_declare_their_channel_and_limits() {
     let messenger = adapter("messenger");
     let instagram = adapter("instagram");
-    assert_eq!(
-        (messenger.channel(), instagram.channel()),
-        (Channel::Messenger, Channel::Instagram)
-    );
-    assert_eq!(
-        (MESSENGER_FACTORY.kind(), INSTAGRAM_FACTORY.kind()),
-        ("messenger", "instagram")
-    );
+    assert_eq!((messenger.channel(), instagram.channel()), (Channel::Messenger, Channel::Instagram));
+    assert_eq!((MESSENGER_FACTORY.kind(), INSTAGRAM_FACTORY.kind()), ("messenger", "instagram"));
     assert_eq!(messenger.limits().text_max_chars, 2000);
     assert_eq!(instagram.limits().text_max_chars, 1000);
     for adapter in [&messenger, &instagram] {
@@ -262,10 +159,7 @@ fn both_kinds_declare_their_channel_and_limits() {
         assert_eq!(limits.video_bytes, None);
         assert_eq!(limits.file_bytes, Some(25 * 1024 * 1024));
         assert_eq!(adapter.max_body_bytes(), 3 * 1024 * 1024);
-        assert_eq!(
-            adapter.rate_limits().per_account,
-            Some(chatgate_adapter::Rate::per_second(300))
-        );
+        assert_eq!(adapter.rate_limits().per_account, Some(chatgate_adapter::Rate::per_second(300)));
         assert!(adapter.capabilities().native_reply);
     }
 }
@@ -292,24 +186,13 @@ fn batches_give_one_event_per_item() {
     let kinds: Vec<EventKind> = inbound.events.iter().map(|e| e.event.kind).collect();
     assert_eq!(
         kinds,
-        [
-            EventKind::Message,
-            EventKind::Message,
-            EventKind::Status,
-            EventKind::Status,
-            EventKind::Postback
-        ]
+        [EventKind::Message, EventKind::Message, EventKind::Status, EventKind::Status, EventKind::Postback]
     );
     let delivery = handle(&*adapter, &fixture("messenger", "delivery-mids").request()).unwrap();
     let mids: Vec<_> = delivery
         .events
         .iter()
-        .map(|e| {
-            e.event
-                .status
-                .as_ref()
-                .map(|s| (s.status, s.external_id.clone(), s.up_to))
-        })
+        .map(|e| e.event.status.as_ref().map(|s| (s.status, s.external_id.clone(), s.up_to)))
         .collect();
     assert_eq!(
         mids,

@@ -100,12 +100,7 @@ fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(|pairs| {
-                Value::Object(
-                    pairs
-                        .into_iter()
-                        .map(|(k, v)| (k.to_owned(), v))
-                        .collect::<Map<_, _>>(),
-                )
+                Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Map<_, _>>())
             }),
         ]
     })
@@ -125,17 +120,8 @@ fn envelope() -> impl Strategy<Value = Value> {
 
 fn parse(adapter: &dyn Adapter, body: &[u8]) -> usize {
     let headers = HeaderMap::new();
-    let request = WebhookRequest {
-        method: &Method::POST,
-        headers: &headers,
-        query: None,
-        body,
-    };
-    adapter
-        .parse(&request)
-        .expect("JSON always parses")
-        .events
-        .len()
+    let request = WebhookRequest { method: &Method::POST, headers: &headers, query: None, body };
+    adapter.parse(&request).expect("JSON always parses").events.len()
 }
 
 proptest! {

@@ -23,18 +23,12 @@ fn graph(request: &Recorded) -> (u16, Value) {
         .get("content-type")
         .is_some_and(|v| v.to_str().unwrap_or("").starts_with("application/json"))
     {
-        request.json()["recipient"]["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        request.json()["recipient"]["id"].as_str().unwrap_or_default().to_owned()
     } else {
         ["err-", "http-", "psid-", "igsid-"]
             .iter()
             .find_map(|prefix| {
-                let at = request
-                    .body
-                    .windows(prefix.len())
-                    .position(|w| w == prefix.as_bytes())?;
+                let at = request.body.windows(prefix.len()).position(|w| w == prefix.as_bytes())?;
                 let rest = &request.body[at..];
                 let end = rest.iter().position(|b| *b == b'"').unwrap_or(rest.len());
                 Some(String::from_utf8_lossy(&rest[..end]).into_owned())
@@ -60,10 +54,7 @@ fn graph(request: &Recorded) -> (u16, Value) {
         "err-100-2018109" => error(400, 100, Some(2018109)),
         "http-502" => (502, json!({})),
         "http-200-empty" => (200, json!({})),
-        other => (
-            200,
-            json!({"recipient_id": other, "message_id": format!("m_sent_to_{other}")}),
-        ),
+        other => (200, json!({"recipient_id": other, "message_id": format!("m_sent_to_{other}")})),
     }
 }
 
@@ -102,59 +93,32 @@ fn media(chat_id: &str, kind: AttachmentKind, name: &str, mime: &str) -> Outboun
         bytes: Bytes::from_static(b"\x89PNG fake bytes of the file"),
         source_url: "https://core.example/files/1".to_owned(),
     };
-    part(
-        chat_id,
-        PartBody::Media {
-            media,
-            caption: None,
-        },
-        None,
-    )
+    part(chat_id, PartBody::Media { media, caption: None }, None)
 }
 
 /// The value of a text field of a multipart body.
 fn field(request: &Recorded, name: &str) -> String {
     let body = String::from_utf8_lossy(&request.body);
-    let start = body
-        .find(&format!("name=\"{name}\"\r\n\r\n"))
-        .unwrap_or_else(|| panic!("field {name}"));
+    let start = body.find(&format!("name=\"{name}\"\r\n\r\n")).unwrap_or_else(|| panic!("field {name}"));
     let value = &body[start + name.len() + 11..];
     value[..value.find("\r\n--").expect("boundary")].to_owned()
 }
 
 fn assert_authorised(request: &Recorded) {
-    assert_eq!(
-        request.headers["authorization"],
-        format!("Bearer {TOKEN}").as_str()
-    );
-    assert!(
-        request.query.as_deref().is_none_or(|q| !q.contains(TOKEN)),
-        "token stays out of the URL"
-    );
+    assert_eq!(request.headers["authorization"], format!("Bearer {TOKEN}").as_str());
+    assert!(request.query.as_deref().is_none_or(|q| !q.contains(TOKEN)), "token stays out of the URL");
 }
 
 #[tokio::test]
 async fn text_goes_to_the_page_messages_edge() {
     let (mock, adapter) = setup(&MESSENGER_FACTORY, "104060651234567").await;
-    let receipt = adapter
-        .send(&text("psid-1", "Your order ships today."))
-        .await
-        .expect("sent");
-    assert_eq!(
-        receipt,
-        SendReceipt {
-            external_id: "m_sent_to_psid-1".into(),
-            status: Status::Sent
-        }
-    );
+    let receipt = adapter.send(&text("psid-1", "Your order ships today.")).await.expect("sent");
+    assert_eq!(receipt, SendReceipt { external_id: "m_sent_to_psid-1".into(), status: Status::Sent });
 
     let requests = mock.requests();
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
-    assert_eq!(
-        (request.method.as_str(), request.path.as_str()),
-        ("POST", "/v26.0/104060651234567/messages")
-    );
+    assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/v26.0/104060651234567/messages"));
     assert_authorised(request);
     assert_eq!(
         request.json(),
@@ -165,11 +129,7 @@ async fn text_goes_to_the_page_messages_edge() {
 #[tokio::test]
 async fn reply_quotes_the_message_natively() {
     let (mock, adapter) = setup(&INSTAGRAM_FACTORY, "104060659876543").await;
-    let quoted = part(
-        "igsid-1",
-        PartBody::Text("the blue one".into()),
-        Some("aWdfZAG1_quoted_mid"),
-    );
+    let quoted = part("igsid-1", PartBody::Text("the blue one".into()), Some("aWdfZAG1_quoted_mid"));
     adapter.send(&quoted).await.expect("sent");
     let body = mock.requests()[0].json();
     assert_eq!(body["reply_to"], json!({"mid": "aWdfZAG1_quoted_mid"}));
@@ -180,67 +140,34 @@ async fn reply_quotes_the_message_natively() {
     quoted_image.reply_to = Some("aWdfZAG1_quoted_mid".into());
     adapter.send(&quoted_image).await.expect("sent");
     let upload = &mock.requests()[1];
-    assert_eq!(
-        field(upload, "reply_to"),
-        json!({"mid": "aWdfZAG1_quoted_mid"}).to_string()
-    );
+    assert_eq!(field(upload, "reply_to"), json!({"mid": "aWdfZAG1_quoted_mid"}).to_string());
 }
 
 #[tokio::test]
 async fn attachments_are_uploaded_and_sent_in_one_multipart_call() {
-    for factory in [
-        &MESSENGER_FACTORY as &dyn ChannelFactory,
-        &INSTAGRAM_FACTORY,
-    ] {
+    for factory in [&MESSENGER_FACTORY as &dyn ChannelFactory, &INSTAGRAM_FACTORY] {
         let (mock, adapter) = setup(factory, "555").await;
         let cases = [
             (AttachmentKind::Image, "photo.png", "image/png", "image"),
             (AttachmentKind::Audio, "voice.m4a", "audio/mp4", "audio"),
-            (
-                AttachmentKind::File,
-                "invoice.pdf",
-                "application/pdf",
-                "file",
-            ),
-            (
-                AttachmentKind::Sticker,
-                "sticker.webp",
-                "image/webp",
-                "image",
-            ),
+            (AttachmentKind::File, "invoice.pdf", "application/pdf", "file"),
+            (AttachmentKind::Sticker, "sticker.webp", "image/webp", "image"),
         ];
         for (kind, name, mime, wire_type) in cases {
-            let receipt = adapter
-                .send(&media("psid-7", kind, name, mime))
-                .await
-                .expect("sent");
+            let receipt = adapter.send(&media("psid-7", kind, name, mime)).await.expect("sent");
             assert_eq!(receipt.external_id, "m_sent_to_psid-7");
             let requests = mock.requests();
             let request = requests.last().unwrap();
             assert_eq!(request.path, "/v26.0/555/messages");
             assert_authorised(request);
-            assert!(
-                request.headers["content-type"]
-                    .to_str()
-                    .unwrap()
-                    .starts_with("multipart/form-data")
-            );
+            assert!(request.headers["content-type"].to_str().unwrap().starts_with("multipart/form-data"));
             for field in ["recipient", "messaging_type", "message", "filedata"] {
-                assert!(
-                    request.body_contains(&format!("name=\"{field}\"")),
-                    "{wire_type}: field {field}"
-                );
+                assert!(request.body_contains(&format!("name=\"{field}\"")), "{wire_type}: field {field}");
             }
-            assert_eq!(
-                field(request, "recipient"),
-                json!({"id": "psid-7"}).to_string()
-            );
+            assert_eq!(field(request, "recipient"), json!({"id": "psid-7"}).to_string());
             assert_eq!(field(request, "messaging_type"), "RESPONSE");
             let message: Value = serde_json::from_str(&field(request, "message")).unwrap();
-            assert_eq!(
-                message,
-                json!({"attachment": {"type": wire_type, "payload": {"is_reusable": false}}})
-            );
+            assert_eq!(message, json!({"attachment": {"type": wire_type, "payload": {"is_reusable": false}}}));
             assert!(request.body_contains(&format!("filename=\"{name}\"")));
             assert!(request.body_contains(&format!("Content-Type: {mime}")));
             assert!(request.body_contains("fake bytes of the file"));
@@ -252,42 +179,21 @@ async fn attachments_are_uploaded_and_sent_in_one_multipart_call() {
 #[tokio::test]
 async fn video_captions_and_templates_are_refused_before_any_call() {
     let (mock, adapter) = setup(&MESSENGER_FACTORY, "555").await;
-    let video = adapter
-        .send(&media(
-            "psid-1",
-            AttachmentKind::Video,
-            "clip.mp4",
-            "video/mp4",
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        video.kind,
-        SendErrorKind::Failed(FailureCode::AttachmentKindUnsupported)
-    );
+    let video = adapter.send(&media("psid-1", AttachmentKind::Video, "clip.mp4", "video/mp4")).await.unwrap_err();
+    assert_eq!(video.kind, SendErrorKind::Failed(FailureCode::AttachmentKindUnsupported));
 
     let mut captioned = media("psid-1", AttachmentKind::Image, "p.png", "image/png");
     if let PartBody::Media { caption, .. } = &mut captioned.body {
         *caption = Some("look".into());
     }
-    assert_eq!(
-        adapter.send(&captioned).await.unwrap_err().kind,
-        SendErrorKind::Failed(FailureCode::Rejected)
-    );
+    assert_eq!(adapter.send(&captioned).await.unwrap_err().kind, SendErrorKind::Failed(FailureCode::Rejected));
 
     let template = part(
         "psid-1",
-        PartBody::Template(Template {
-            name: "t".into(),
-            language: "en".into(),
-            components: vec![],
-        }),
+        PartBody::Template(Template { name: "t".into(), language: "en".into(), components: vec![] }),
         None,
     );
-    assert_eq!(
-        adapter.send(&template).await.unwrap_err().kind,
-        SendErrorKind::Failed(FailureCode::Rejected)
-    );
+    assert_eq!(adapter.send(&template).await.unwrap_err().kind, SendErrorKind::Failed(FailureCode::Rejected));
     assert!(mock.requests().is_empty());
 }
 
@@ -299,49 +205,23 @@ async fn graph_errors_say_whether_to_retry() {
         ("err-4", SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER)),
         ("err-1200", SendErrorKind::Transient),
         ("http-502", SendErrorKind::Transient),
-        (
-            "err-551",
-            SendErrorKind::Failed(FailureCode::CustomerUnsubscribed),
-        ),
-        (
-            "err-10-2018278",
-            SendErrorKind::Failed(FailureCode::WindowClosed),
-        ),
-        (
-            "err-10-2534022",
-            SendErrorKind::Failed(FailureCode::WindowClosed),
-        ),
+        ("err-551", SendErrorKind::Failed(FailureCode::CustomerUnsubscribed)),
+        ("err-10-2018278", SendErrorKind::Failed(FailureCode::WindowClosed)),
+        ("err-10-2534022", SendErrorKind::Failed(FailureCode::WindowClosed)),
         ("err-190", SendErrorKind::Failed(FailureCode::Unauthorized)),
         ("err-100", SendErrorKind::Failed(FailureCode::Rejected)),
-        (
-            "err-100-2018109",
-            SendErrorKind::Failed(FailureCode::AttachmentTooLarge),
-        ),
-        (
-            "http-200-empty",
-            SendErrorKind::Failed(FailureCode::Rejected),
-        ),
+        ("err-100-2018109", SendErrorKind::Failed(FailureCode::AttachmentTooLarge)),
+        ("http-200-empty", SendErrorKind::Failed(FailureCode::Rejected)),
     ];
     for (chat_id, expected) in &cases {
         let error = adapter.send(&text(chat_id, "hi")).await.unwrap_err();
         assert_eq!(&error.kind, expected, "{chat_id}: {}", error.message);
-        assert!(
-            !error.message.contains(TOKEN),
-            "{chat_id}: {}",
-            error.message
-        );
+        assert!(!error.message.contains(TOKEN), "{chat_id}: {}", error.message);
     }
     assert_eq!(mock.requests().len(), cases.len());
     // The Graph code is in the message for the core and the logs.
-    let error = adapter
-        .send(&text("err-10-2018278", "hi"))
-        .await
-        .unwrap_err();
-    assert!(
-        error.message.contains("code 10 subcode 2018278"),
-        "{}",
-        error.message
-    );
+    let error = adapter.send(&text("err-10-2018278", "hi")).await.unwrap_err();
+    assert!(error.message.contains("code 10 subcode 2018278"), "{}", error.message);
 }
 
 #[tokio::test]

@@ -47,32 +47,20 @@ impl TelegramConfig {
         let mut config: TelegramConfig = serde_json::from_value(settings)?;
         // The token becomes a URL path segment: refuse anything that would change the URL's shape.
         let token = config.bot_token.expose();
-        if token.is_empty()
-            || !token
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'))
-        {
-            return Err(BuildError::new(
-                "telegram: `bot_token` must be non-empty and contain only A-Z a-z 0-9 : _ -",
-            ));
+        if token.is_empty() || !token.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-')) {
+            return Err(BuildError::new("telegram: `bot_token` must be non-empty and contain only A-Z a-z 0-9 : _ -"));
         }
         let secret = config.secret_token.expose();
         if secret.is_empty()
             || secret.len() > SECRET_TOKEN_MAX_CHARS
-            || !secret
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+            || !secret.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
         {
             return Err(BuildError::new(format!(
                 "telegram: `secret_token` must be 1 to {SECRET_TOKEN_MAX_CHARS} characters of A-Z a-z 0-9 _ -"
             )));
         }
-        if !(config.api_base_url.starts_with("https://")
-            || config.api_base_url.starts_with("http://"))
-        {
-            return Err(BuildError::new(
-                "telegram: `api_base_url` must be an http(s) URL",
-            ));
+        if !(config.api_base_url.starts_with("https://") || config.api_base_url.starts_with("http://")) {
+            return Err(BuildError::new("telegram: `api_base_url` must be an http(s) URL"));
         }
         config.api_base_url = config.api_base_url.trim_end_matches('/').to_owned();
         Ok(config)
@@ -104,10 +92,7 @@ mod tests {
 
     #[test]
     fn reads_settings_with_the_real_default_base_url() {
-        let c = TelegramConfig::from_settings(
-            json!({"bot_token": "123:AB-c_d", "secret_token": "s-3_x"}),
-        )
-        .unwrap();
+        let c = TelegramConfig::from_settings(json!({"bot_token": "123:AB-c_d", "secret_token": "s-3_x"})).unwrap();
         assert_eq!(c.api_base_url, "https://api.telegram.org");
         let c = TelegramConfig::from_settings(
             json!({"bot_token": "123:AB", "secret_token": "s", "api_base_url": "http://127.0.0.1:8/"}),
@@ -129,24 +114,16 @@ mod tests {
             json!({"bot_token": "123:AB", "secret_token": "s", "api_base_url": "ftp://x"}),
         ];
         for settings in bad {
-            assert!(
-                TelegramConfig::from_settings(settings.clone()).is_err(),
-                "{settings} was accepted"
-            );
+            assert!(TelegramConfig::from_settings(settings.clone()).is_err(), "{settings} was accepted");
         }
     }
 
     #[test]
     fn debug_never_shows_secrets() {
-        let c = TelegramConfig::from_settings(
-            json!({"bot_token": "999:TOPSECRET", "secret_token": "hush-hush"}),
-        )
-        .unwrap();
+        let c =
+            TelegramConfig::from_settings(json!({"bot_token": "999:TOPSECRET", "secret_token": "hush-hush"})).unwrap();
         let shown = format!("{c:?}");
-        assert!(
-            !shown.contains("TOPSECRET") && !shown.contains("hush-hush"),
-            "{shown}"
-        );
+        assert!(!shown.contains("TOPSECRET") && !shown.contains("hush-hush"), "{shown}");
         assert!(shown.contains("[redacted]"));
     }
 }

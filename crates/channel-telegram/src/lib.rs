@@ -38,10 +38,8 @@ pub const LIMITS: Limits = Limits::mb(Some(10), Some(50), Some(50), Some(50));
 /// group the bot may send no more than 20 messages per minute; one limit per chat cannot say
 /// both, so the per-chat rate is the private-chat one and Telegram's 429 `retry_after` paces
 /// groups.
-pub const RATE_LIMITS: RateLimits = RateLimits {
-    per_account: Some(Rate::per_second(30)),
-    per_chat: Some(Rate::per_second(1)),
-};
+pub const RATE_LIMITS: RateLimits =
+    RateLimits { per_account: Some(Rate::per_second(30)), per_chat: Some(Rate::per_second(1)) };
 
 /// Builds Telegram accounts (`kind = "telegram"`).
 #[derive(Debug, Clone, Copy)]
@@ -55,15 +53,8 @@ impl ChannelFactory for TelegramFactory {
         "telegram"
     }
 
-    fn build(
-        &self,
-        account: &str,
-        settings: serde_json::Value,
-    ) -> Result<Arc<dyn Adapter>, BuildError> {
-        Ok(Arc::new(TelegramAdapter::new(
-            account,
-            TelegramConfig::from_settings(settings)?,
-        )?))
+    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
+        Ok(Arc::new(TelegramAdapter::new(account, TelegramConfig::from_settings(settings)?)?))
     }
 }
 
@@ -78,17 +69,8 @@ pub struct TelegramAdapter {
 impl TelegramAdapter {
     pub fn new(account: &str, config: TelegramConfig) -> Result<TelegramAdapter, BuildError> {
         let sender = send::Sender::new(account, &config.api_base_url, config.bot_token.clone())
-            .map_err(|e| {
-                BuildError::new(format!(
-                    "telegram: cannot build the HTTP client: {}",
-                    e.without_url()
-                ))
-            })?;
-        Ok(TelegramAdapter {
-            account: account.to_owned(),
-            config,
-            sender,
-        })
+            .map_err(|e| BuildError::new(format!("telegram: cannot build the HTTP client: {}", e.without_url())))?;
+        Ok(TelegramAdapter { account: account.to_owned(), config, sender })
     }
 }
 
@@ -111,11 +93,7 @@ impl Adapter for TelegramAdapter {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            native_reply: true,
-            templates: false,
-            messaging_window: None,
-        }
+        Capabilities { native_reply: true, templates: false, messaging_window: None }
     }
 
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {

@@ -25,44 +25,33 @@ mod fallback;
 
 use chatgate_adapter::{Inbound, InboundEvent, WebhookError};
 use chatgate_model::{
-    Attachment, AttachmentKind, Channel, Contact, Customer, Event, EventKind, Location, Message,
-    Postback, Reaction, TextEntity,
+    Attachment, AttachmentKind, Channel, Contact, Customer, Event, EventKind, Location, Message, Postback, Reaction,
+    TextEntity,
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::wire::{
-    CallbackQuery, ChatMember, ChatMemberKind, ChatMemberUpdated, MaybeAnonymousUser, MediaKind,
-    MessageEntity, MessageEntityKind, MessageKind, MessageReactionUpdated, PhotoSize, ReactionType,
-    Update, UpdateKind, User,
+    CallbackQuery, ChatMember, ChatMemberKind, ChatMemberUpdated, MaybeAnonymousUser, MediaKind, MessageEntity,
+    MessageEntityKind, MessageKind, MessageReactionUpdated, PhotoSize, ReactionType, Update, UpdateKind, User,
 };
 
 /// Verifies nothing: call after [`crate::verify::verify_secret`].
 pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError> {
     let raw: Value = serde_json::from_slice(body)
         .map_err(|e| WebhookError::Malformed(format!("telegram update is not JSON: {e}")))?;
-    let dedup_key = raw
-        .get("update_id")
-        .and_then(id_string)
-        .map(|id| format!("update:{id}"));
+    let dedup_key = raw.get("update_id").and_then(id_string).map(|id| format!("update:{id}"));
     let ctx = Ctx { account };
     // What the typed reader cannot turn into an event (teloxide answers a kind it cannot read
     // with `UpdateKind::Error`, a message it cannot read with `MessageKind::Empty`), the JSON
     // reader tries; what neither models is `unsupported`.
-    let event = typed_update(&raw, body)
-        .and_then(|update| ctx.update(&update, &raw))
-        .or_else(|| fallback::update(&ctx, &raw));
+    let event =
+        typed_update(&raw, body).and_then(|update| ctx.update(&update, &raw)).or_else(|| fallback::update(&ctx, &raw));
     let event = event.unwrap_or_else(|| {
         let customer = customer_of_any(&raw);
-        Event {
-            customer,
-            ..Event::unsupported(Channel::Telegram, account, chat_of_any(&raw), raw)
-        }
+        Event { customer, ..Event::unsupported(Channel::Telegram, account, chat_of_any(&raw), raw) }
     });
-    Ok(Inbound {
-        events: vec![InboundEvent { dedup_key, event }],
-        reply: Default::default(),
-    })
+    Ok(Inbound { events: vec![InboundEvent { dedup_key, event }], reply: Default::default() })
 }
 
 /// The update in teloxide's types, if they take it.
@@ -72,8 +61,7 @@ pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError>
 /// the deserializer is caught too: parsing must never take the request down.
 fn typed_update(raw: &Value, body: &[u8]) -> Option<Update> {
     let reaction_without_actor = raw.get("message_reaction").is_some_and(|r| {
-        !r.get("user").is_some_and(Value::is_object)
-            && !r.get("actor_chat").is_some_and(Value::is_object)
+        !r.get("user").is_some_and(Value::is_object) && !r.get("actor_chat").is_some_and(Value::is_object)
     });
     if reaction_without_actor {
         return None;
@@ -113,10 +101,7 @@ struct Envelope {
 
 impl Ctx<'_> {
     fn event(&self, kind: EventKind, chat_id: String, customer: Option<Customer>) -> Event {
-        Event {
-            customer,
-            ..Event::new(kind, Channel::Telegram, self.account, chat_id)
-        }
+        Event { customer, ..Event::new(kind, Channel::Telegram, self.account, chat_id) }
     }
 
     /// `media` is `telegram:<account>:<file_id>`; a `file_id` is downloadable with the Bot API's
@@ -135,15 +120,7 @@ impl Ctx<'_> {
     }
 
     fn message(&self, kind: EventKind, envelope: Envelope, content: Content) -> Event {
-        let Envelope {
-            chat_id,
-            customer,
-            external_id,
-            reply_to,
-            forwarded,
-            sent_at,
-            edited_at,
-        } = envelope;
+        let Envelope { chat_id, customer, external_id, reply_to, forwarded, sent_at, edited_at } = envelope;
         Event {
             message: Some(Message {
                 external_id,
@@ -162,19 +139,9 @@ impl Ctx<'_> {
         }
     }
 
-    fn postback(
-        &self,
-        chat_id: String,
-        customer: Customer,
-        payload: String,
-        external_id: Option<String>,
-    ) -> Event {
+    fn postback(&self, chat_id: String, customer: Customer, payload: String, external_id: Option<String>) -> Event {
         Event {
-            postback: Some(Postback {
-                payload,
-                title: None,
-                external_id,
-            }),
+            postback: Some(Postback { payload, title: None, external_id }),
             ..self.event(EventKind::Postback, chat_id, Some(customer))
         }
     }
@@ -193,9 +160,7 @@ impl Ctx<'_> {
     fn update(&self, update: &Update, raw: &Value) -> Option<Event> {
         match &update.kind {
             UpdateKind::Message(m) => self.typed_message(EventKind::Message, m, raw.get("message")),
-            UpdateKind::EditedMessage(m) => {
-                self.typed_message(EventKind::MessageEdited, m, raw.get("edited_message"))
-            }
+            UpdateKind::EditedMessage(m) => self.typed_message(EventKind::MessageEdited, m, raw.get("edited_message")),
             UpdateKind::CallbackQuery(q) => self.typed_callback(q),
             UpdateKind::MyChatMember(m) => self.typed_membership(m),
             UpdateKind::MessageReaction(r) => self.typed_reaction(r),
@@ -203,12 +168,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn typed_message(
-        &self,
-        kind: EventKind,
-        m: &crate::wire::Message,
-        raw: Option<&Value>,
-    ) -> Option<Event> {
+    fn typed_message(&self, kind: EventKind, m: &crate::wire::Message, raw: Option<&Value>) -> Option<Event> {
         let MessageKind::Common(common) = &m.kind else {
             return None;
         };
@@ -338,8 +298,7 @@ impl Ctx<'_> {
             reply_to: common.reply_to_message.as_ref().map(|r| r.id.0.to_string()),
             // `forward_origin` since Bot API 7.0; older payloads carry `forward_date` (and
             // `forward_from…`), which teloxide no longer reads.
-            forwarded: common.forward_origin.is_some()
-                || raw.is_some_and(|m| m.get("forward_date").is_some()),
+            forwarded: common.forward_origin.is_some() || raw.is_some_and(|m| m.get("forward_date").is_some()),
             sent_at: Some(m.date),
             edited_at: common.edit_date,
         };
@@ -358,10 +317,7 @@ impl Ctx<'_> {
     }
 
     fn typed_membership(&self, m: &ChatMemberUpdated) -> Option<Event> {
-        let kind = membership_change(
-            typed_is_member(&m.old_chat_member),
-            typed_is_member(&m.new_chat_member),
-        )?;
+        let kind = membership_change(typed_is_member(&m.old_chat_member), typed_is_member(&m.new_chat_member))?;
         Some(self.event(kind, m.chat.id.0.to_string(), Some(typed_customer(&m.from))))
     }
 
@@ -437,21 +393,14 @@ fn typed_entities(entities: &[MessageEntity]) -> Vec<TextEntity> {
                 MessageEntityKind::TextMention { .. } => ("text_mention", None),
                 MessageEntityKind::CustomEmoji { .. } => ("custom_emoji", None),
             };
-            TextEntity {
-                kind: kind.to_owned(),
-                offset: e.offset as u64,
-                length: e.length as u64,
-                url,
-            }
+            TextEntity { kind: kind.to_owned(), offset: e.offset as u64, length: e.length as u64, url }
         })
         .collect()
 }
 
 fn largest_photo(sizes: &[PhotoSize]) -> Option<&PhotoSize> {
     // Telegram lists sizes smallest first; on equal areas the later one wins.
-    sizes
-        .iter()
-        .max_by_key(|s| u64::from(s.width) * u64::from(s.height))
+    sizes.iter().max_by_key(|s| u64::from(s.width) * u64::from(s.height))
 }
 
 /// teloxide puts `u32::MAX` where `file_size` is absent.
@@ -461,9 +410,7 @@ fn known_size(size: u32) -> Option<u64> {
 
 fn typed_is_member(member: &ChatMember) -> bool {
     match &member.kind {
-        ChatMemberKind::Owner(_) | ChatMemberKind::Administrator(_) | ChatMemberKind::Member(_) => {
-            true
-        }
+        ChatMemberKind::Owner(_) | ChatMemberKind::Administrator(_) | ChatMemberKind::Member(_) => true,
         ChatMemberKind::Restricted(r) => r.is_member,
         ChatMemberKind::Left | ChatMemberKind::Banned(_) => false,
     }
@@ -490,13 +437,8 @@ fn customer(
 
 /// `first last`, either alone, or `None` when both are empty.
 fn full_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
-    let name = [first, last]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let name =
+        [first, last].into_iter().flatten().map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
     (!name.is_empty()).then_some(name)
 }
 
@@ -548,10 +490,7 @@ fn unix_time(seconds: i64) -> Option<DateTime<Utc>> {
 
 /// An integer id as its digits (ids go above 2^32 and below zero; never through `f64`).
 fn id_string(value: &Value) -> Option<String> {
-    value
-        .as_i64()
-        .map(|n| n.to_string())
-        .or_else(|| value.as_u64().map(|n| n.to_string()))
+    value.as_i64().map(|n| n.to_string()).or_else(|| value.as_u64().map(|n| n.to_string()))
 }
 
 /// The user behind an update of any kind, for `unsupported` events: `<kind>.from` or
@@ -561,12 +500,7 @@ fn customer_of_any(update: &Value) -> Option<Customer> {
         .as_object()?
         .iter()
         .filter(|(key, _)| key.as_str() != "update_id")
-        .find_map(|(_, inner)| {
-            inner
-                .get("from")
-                .or_else(|| inner.get("user"))
-                .and_then(fallback::user)
-        })
+        .find_map(|(_, inner)| inner.get("from").or_else(|| inner.get("user")).and_then(fallback::user))
 }
 
 /// The chat an update of any kind is about, for `unsupported` events: `<kind>.chat.id` or
@@ -579,9 +513,7 @@ fn chat_of_any(update: &Value) -> String {
         .iter()
         .filter(|(key, _)| key.as_str() != "update_id")
         .find_map(|(_, inner)| {
-            let chat = inner
-                .get("chat")
-                .or_else(|| inner.get("message").and_then(|m| m.get("chat")))?;
+            let chat = inner.get("chat").or_else(|| inner.get("message").and_then(|m| m.get("chat")))?;
             chat.get("id").and_then(id_string)
         })
         .unwrap_or_default()

@@ -37,12 +37,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `403` descriptions that mean the customer cannot be messaged any more (Bot API error texts,
 /// e.g. "Forbidden: bot was blocked by the user"). A group that removed the bot counts too.
-const UNSUBSCRIBED: [&str; 4] = [
-    "bot was blocked by the user",
-    "user is deactivated",
-    "bot can't initiate conversation",
-    "bot was kicked from",
-];
+const UNSUBSCRIBED: [&str; 4] =
+    ["bot was blocked by the user", "user is deactivated", "bot can't initiate conversation", "bot was kicked from"];
 
 /// Calls the Bot API for one account.
 #[derive(Debug)]
@@ -54,21 +50,9 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
-    pub(crate) fn new(
-        account: &str,
-        api_base_url: &str,
-        token: Secret,
-    ) -> Result<Sender, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .build()?;
-        Ok(Sender {
-            client,
-            api_base_url: api_base_url.to_owned(),
-            token,
-            account: account.to_owned(),
-        })
+    pub(crate) fn new(account: &str, api_base_url: &str, token: Secret) -> Result<Sender, reqwest::Error> {
+        let client = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).timeout(REQUEST_TIMEOUT).build()?;
+        Ok(Sender { client, api_base_url: api_base_url.to_owned(), token, account: account.to_owned() })
     }
 
     pub(crate) async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
@@ -91,34 +75,18 @@ impl Sender {
                 if let Some(reply) = reply {
                     form = form.text("reply_parameters", reply.to_string());
                 }
-                (
-                    method,
-                    self.request(method)
-                        .multipart(form.part(field, file_part(media))),
-                )
+                (method, self.request(method).multipart(form.part(field, file_part(media))))
             }
             PartBody::Template(_) => {
-                return Err(SendError::failed(
-                    FailureCode::Rejected,
-                    "Telegram has no message templates",
-                ));
+                return Err(SendError::failed(FailureCode::Rejected, "Telegram has no message templates"));
             }
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| transport_error(method, e))?;
+        let response = request.send().await.map_err(|e| transport_error(method, e))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(method, e))?;
+        let body = response.bytes().await.map_err(|e| transport_error(method, e))?;
         let answer = serde_json::from_slice::<ApiAnswer>(&body).ok();
         let external_id = outcome(method, status, answer)?;
-        Ok(SendReceipt {
-            external_id,
-            status: Status::Delivered,
-        })
+        Ok(SendReceipt { external_id, status: Status::Delivered })
     }
 
     /// Downloads an inbound file by its `file_id`: [`getFile`](https://core.telegram.org/bots/api#getfile)
@@ -139,9 +107,11 @@ impl Sender {
             Some(ApiAnswer { ok: true, result: Some(ref result), .. }) if (200..300).contains(&status) => {
                 result.get("file_path").and_then(Value::as_str).map(str::to_owned)
             }
-            other => return Err(outcome(method, status, other).err().unwrap_or_else(|| {
-                SendError::failed(FailureCode::Rejected, "telegram getFile: unexpected answer")
-            })),
+            other => {
+                return Err(outcome(method, status, other).err().unwrap_or_else(|| {
+                    SendError::failed(FailureCode::Rejected, "telegram getFile: unexpected answer")
+                }));
+            }
         };
         let path = path.ok_or_else(|| {
             SendError::failed(FailureCode::Rejected, "telegram getFile: the file is not available for download")
@@ -156,11 +126,8 @@ impl Sender {
                 SendError::failed(FailureCode::Rejected, format!("telegram file download: HTTP {status}"))
             });
         }
-        let mime = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let mime =
+            response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| transport_error("file download", e))? {
             if (bytes.len() + chunk.len()) as u64 > limit {
@@ -176,20 +143,14 @@ impl Sender {
     }
 
     fn request(&self, method: &str) -> reqwest::RequestBuilder {
-        self.client.post(format!(
-            "{}/bot{}/{method}",
-            self.api_base_url,
-            self.token.expose()
-        ))
+        self.client.post(format!("{}/bot{}/{method}", self.api_base_url, self.token.expose()))
     }
 
     /// `reply_to` as `reply_parameters`; a reply_to that is no message id is dropped (and logged).
     fn reply_parameters(&self, part: &OutboundPart) -> Option<Value> {
         let reply_to = part.reply_to.as_deref()?;
         match reply_to.parse::<i64>() {
-            Ok(message_id) => {
-                Some(json!({ "message_id": message_id, "allow_sending_without_reply": true }))
-            }
+            Ok(message_id) => Some(json!({ "message_id": message_id, "allow_sending_without_reply": true })),
             Err(_) => {
                 tracing::warn!(
                     channel = "telegram",
@@ -207,9 +168,7 @@ impl Sender {
 /// A numeric chat id as a JSON number (ids exceed 2^32 and are negative for groups), an
 /// `@channelusername` as a string.
 fn chat_id(chat_id: &str) -> Value {
-    chat_id
-        .parse::<i64>()
-        .map_or_else(|_| Value::from(chat_id), Value::from)
+    chat_id.parse::<i64>().map_or_else(|_| Value::from(chat_id), Value::from)
 }
 
 /// The method and its file field for one attachment.
@@ -226,22 +185,14 @@ fn method_for(media: &Media) -> (&'static str, &'static str) {
 
 /// `audio/ogg`, with or without parameters (`; codecs=opus`): what clients play as a voice note.
 fn is_ogg(mime: Option<&str>) -> bool {
-    mime.and_then(|m| m.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("audio/ogg"))
+    mime.and_then(|m| m.split(';').next()).is_some_and(|m| m.trim().eq_ignore_ascii_case("audio/ogg"))
 }
 
 fn file_part(media: &Media) -> Part {
-    let name = if media.name.trim().is_empty() {
-        "file".to_owned()
-    } else {
-        media.name.clone()
-    };
+    let name = if media.name.trim().is_empty() { "file".to_owned() } else { media.name.clone() };
     let part = || {
-        Part::stream_with_length(
-            reqwest::Body::from(media.bytes.clone()),
-            media.bytes.len() as u64,
-        )
-        .file_name(name.clone())
+        Part::stream_with_length(reqwest::Body::from(media.bytes.clone()), media.bytes.len() as u64)
+            .file_name(name.clone())
     };
     match media.mime.as_deref() {
         // An unparsable type is left out rather than failing the upload.
@@ -265,34 +216,17 @@ fn transport_error(method: &str, error: reqwest::Error) -> SendError {
 
 /// The sent message's id, or what the error means for retrying.
 fn outcome(method: &str, status: u16, answer: Option<ApiAnswer>) -> Result<String, SendError> {
-    let answer = answer.unwrap_or(ApiAnswer {
-        ok: false,
-        result: None,
-        error_code: None,
-        description: None,
-        parameters: None,
-    });
+    let answer =
+        answer.unwrap_or(ApiAnswer { ok: false, result: None, error_code: None, description: None, parameters: None });
     if (200..300).contains(&status) && answer.ok {
-        let id = answer
-            .result
-            .as_ref()
-            .and_then(|r| r.get("message_id"))
-            .and_then(Value::as_i64);
+        let id = answer.result.as_ref().and_then(|r| r.get("message_id")).and_then(Value::as_i64);
         // Sent, but we cannot name it: failing (not retrying) avoids sending it twice.
         return id.map(|id| id.to_string()).ok_or_else(|| {
-            SendError::failed(
-                FailureCode::Rejected,
-                format!("telegram {method}: the answer names no message_id"),
-            )
+            SendError::failed(FailureCode::Rejected, format!("telegram {method}: the answer names no message_id"))
         });
     }
-    let code = answer
-        .error_code
-        .and_then(|c| u16::try_from(c).ok())
-        .unwrap_or(status);
-    let description = answer
-        .description
-        .unwrap_or_else(|| format!("HTTP {status}"));
+    let code = answer.error_code.and_then(|c| u16::try_from(c).ok()).unwrap_or(status);
+    let description = answer.description.unwrap_or_else(|| format!("HTTP {status}"));
     let parameters = answer.parameters.unwrap_or_default();
     let message = match parameters.migrate_to_chat_id {
         Some(to) => {
@@ -327,19 +261,10 @@ mod tests {
     #[test]
     fn success_needs_a_message_id() {
         assert_eq!(
-            outcome(
-                "sendMessage",
-                200,
-                answer(json!({"ok": true, "result": {"message_id": 7}}))
-            ),
+            outcome("sendMessage", 200, answer(json!({"ok": true, "result": {"message_id": 7}}))),
             Ok("7".into())
         );
-        let err = outcome(
-            "sendMessage",
-            200,
-            answer(json!({"ok": true, "result": true})),
-        )
-        .unwrap_err();
+        let err = outcome("sendMessage", 200, answer(json!({"ok": true, "result": true}))).unwrap_err();
         assert_eq!(err.kind, SendErrorKind::Failed(FailureCode::Rejected));
     }
 
@@ -350,23 +275,10 @@ mod tests {
             200,
             answer(json!({"ok": false, "error_code": 400, "description": "Bad Request: x"})),
         );
-        assert_eq!(
-            err.unwrap_err().kind,
-            SendErrorKind::Failed(FailureCode::Rejected)
-        );
-        assert_eq!(
-            outcome("sendMessage", 502, None).unwrap_err().kind,
-            SendErrorKind::Transient
-        );
-        assert_eq!(
-            outcome("sendMessage", 302, None).unwrap_err().kind,
-            SendErrorKind::Transient
-        );
-        let no_wait = outcome(
-            "sendMessage",
-            429,
-            answer(json!({"ok": false, "error_code": 429})),
-        );
+        assert_eq!(err.unwrap_err().kind, SendErrorKind::Failed(FailureCode::Rejected));
+        assert_eq!(outcome("sendMessage", 502, None).unwrap_err().kind, SendErrorKind::Transient);
+        assert_eq!(outcome("sendMessage", 302, None).unwrap_err().kind, SendErrorKind::Transient);
+        let no_wait = outcome("sendMessage", 429, answer(json!({"ok": false, "error_code": 429})));
         assert_eq!(no_wait.unwrap_err().kind, SendErrorKind::Transient);
     }
 

@@ -13,13 +13,6 @@ pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 /// Missing header → [`WebhookError::MissingSignature`]; present but different (including empty,
 /// or not valid header text) → [`WebhookError::BadSignature`].
 pub fn verify_secret(request: &WebhookRequest<'_>, secret: &str) -> Result<(), WebhookError> {
-    let given = request
-        .headers
-        .get(SECRET_HEADER)
-        .ok_or(WebhookError::MissingSignature)?;
-    if constant_time_eq(given.as_bytes(), secret.as_bytes()) {
-        Ok(())
-    } else {
-        Err(WebhookError::BadSignature)
-    }
+    let given = request.headers.get(SECRET_HEADER).ok_or(WebhookError::MissingSignature)?;
+    if constant_time_eq(given.as_bytes(), secret.as_bytes()) { Ok(()) } else { Err(WebhookError::BadSignature) }
 }

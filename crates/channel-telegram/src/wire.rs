@@ -13,9 +13,9 @@
 use serde::Deserialize;
 
 pub(crate) use teloxide_core::types::{
-    CallbackQuery, ChatMember, ChatMemberKind, ChatMemberUpdated, MaybeAnonymousUser, MediaKind,
-    Message, MessageEntity, MessageEntityKind, MessageKind, MessageReactionUpdated, PhotoSize,
-    ReactionType, Update, UpdateKind, User,
+    CallbackQuery, ChatMember, ChatMemberKind, ChatMemberUpdated, MaybeAnonymousUser, MediaKind, Message,
+    MessageEntity, MessageEntityKind, MessageKind, MessageReactionUpdated, PhotoSize, ReactionType, Update, UpdateKind,
+    User,
 };
 
 /// Every Bot API answer: `{"ok": true, "result": …}` or

@@ -10,38 +10,22 @@ use http::{HeaderMap, HeaderValue, Method};
 
 fn adapter() -> Arc<dyn Adapter> {
     let path = workspace_root().join("fixtures/telegram/account.json");
-    let settings = serde_json::from_slice(&std::fs::read(path).expect("account.json"))
-        .expect("account.json is JSON");
-    FACTORY
-        .build("test", settings)
-        .expect("the test account builds")
+    let settings = serde_json::from_slice(&std::fs::read(path).expect("account.json")).expect("account.json is JSON");
+    FACTORY.build("test", settings).expect("the test account builds")
 }
 
 fn text_fixture() -> Fixture {
-    fixtures("telegram")
-        .into_iter()
-        .find(|f| f.name == "text-entities")
-        .expect("text-entities fixture")
+    fixtures("telegram").into_iter().find(|f| f.name == "text-entities").expect("text-entities fixture")
 }
 
 #[test]
 fn every_fixture_matches_its_golden_file() {
     let adapter = adapter();
     let all = fixtures("telegram");
-    assert!(
-        all.len() >= 20,
-        "expected the full Telegram fixture set, found {}",
-        all.len()
-    );
+    assert!(all.len() >= 20, "expected the full Telegram fixture set, found {}", all.len());
     for fixture in all {
-        let inbound = handle(&*adapter, &fixture.request())
-            .unwrap_or_else(|e| panic!("{}: {e}", fixture.name));
-        assert_eq!(
-            inbound.events.len(),
-            1,
-            "{}: one update is one event",
-            fixture.name
-        );
+        let inbound = handle(&*adapter, &fixture.request()).unwrap_or_else(|e| panic!("{}: {e}", fixture.name));
+        assert_eq!(inbound.events.len(), 1, "{}: one update is one event", fixture.name);
         assert_golden(&fixture.golden, &golden_json(&inbound));
     }
 }
@@ -53,60 +37,28 @@ fn with_secret(value: Option<&[u8]>) -> Result<(), WebhookError> {
     let mut headers = fixture.headers.clone();
     headers.remove("x-telegram-bot-api-secret-token");
     if let Some(v) = value {
-        headers.insert(
-            "x-telegram-bot-api-secret-token",
-            HeaderValue::from_bytes(v).expect("header value"),
-        );
+        headers.insert("x-telegram-bot-api-secret-token", HeaderValue::from_bytes(v).expect("header value"));
     }
-    let request = WebhookRequest {
-        method: &Method::POST,
-        headers: &headers,
-        query: None,
-        body: &fixture.body,
-    };
+    let request = WebhookRequest { method: &Method::POST, headers: &headers, query: None, body: &fixture.body };
     adapter.verify(&request)
 }
 
 #[test]
 fn secret_header_vectors() {
     let fixture = text_fixture();
-    let valid = fixture
-        .headers
-        .get("x-telegram-bot-api-secret-token")
-        .expect("fixture carries the secret")
-        .clone();
+    let valid = fixture.headers.get("x-telegram-bot-api-secret-token").expect("fixture carries the secret").clone();
     assert_eq!(with_secret(Some(valid.as_bytes())), Ok(()));
     assert_eq!(with_secret(None), Err(WebhookError::MissingSignature));
-    assert_eq!(
-        with_secret(Some(b"fixture-secret_7Qw3")),
-        Err(WebhookError::BadSignature),
-        "one character off"
-    );
+    assert_eq!(with_secret(Some(b"fixture-secret_7Qw3")), Err(WebhookError::BadSignature), "one character off");
     assert_eq!(
         with_secret(Some(b"FIXTURE-SECRET_7QW2")),
         Err(WebhookError::BadSignature),
         "the secret is case-sensitive"
     );
-    assert_eq!(
-        with_secret(Some(b"")),
-        Err(WebhookError::BadSignature),
-        "empty"
-    );
-    assert_eq!(
-        with_secret(Some(b"fixture-secret_7Qw2 ")),
-        Err(WebhookError::BadSignature),
-        "trailing space"
-    );
-    assert_eq!(
-        with_secret(Some(b"fixture-secret_7Qw")),
-        Err(WebhookError::BadSignature),
-        "a prefix of the secret"
-    );
-    assert_eq!(
-        with_secret(Some(b"fixture-secret_7Qw2\xff")),
-        Err(WebhookError::BadSignature),
-        "not UTF-8"
-    );
+    assert_eq!(with_secret(Some(b"")), Err(WebhookError::BadSignature), "empty");
+    assert_eq!(with_secret(Some(b"fixture-secret_7Qw2 ")), Err(WebhookError::BadSignature), "trailing space");
+    assert_eq!(with_secret(Some(b"fixture-secret_7Qw")), Err(WebhookError::BadSignature), "a prefix of the secret");
+    assert_eq!(with_secret(Some(b"fixture-secret_7Qw2\xff")), Err(WebhookError::BadSignature), "not UTF-8");
 }
 
 #[test]
@@ -119,12 +71,7 @@ fn the_header_name_is_case_insensitive() {
         http::HeaderName::from_bytes(b"X-TELEGRAM-BOT-API-SECRET-TOKEN").unwrap(),
         HeaderValue::from_static("fixture-secret_7Qw2"),
     );
-    let request = WebhookRequest {
-        method: &Method::POST,
-        headers: &headers,
-        query: None,
-        body: &fixture.body,
-    };
+    let request = WebhookRequest { method: &Method::POST, headers: &headers, query: None, body: &fixture.body };
     assert_eq!(adapter.verify(&request), Ok(()));
 }
 
@@ -135,16 +82,8 @@ fn sign_sets_the_secret_header_and_keeps_the_body() {
     let mut headers = HeaderMap::new();
     let body = adapter.sign(&mut headers, fixture.body.clone());
     assert_eq!(body, fixture.body);
-    assert_eq!(
-        headers.get("x-telegram-bot-api-secret-token"),
-        fixture.headers.get("x-telegram-bot-api-secret-token")
-    );
-    let request = WebhookRequest {
-        method: &Method::POST,
-        headers: &headers,
-        query: None,
-        body: &body,
-    };
+    assert_eq!(headers.get("x-telegram-bot-api-secret-token"), fixture.headers.get("x-telegram-bot-api-secret-token"));
+    let request = WebhookRequest { method: &Method::POST, headers: &headers, query: None, body: &body };
     assert_eq!(adapter.verify(&request), Ok(()));
 }
 
@@ -153,36 +92,19 @@ fn only_non_json_bodies_are_malformed() {
     let adapter = adapter();
     let headers = text_fixture().headers;
     let parse = |body: &[u8]| {
-        let request = WebhookRequest {
-            method: &Method::POST,
-            headers: &headers,
-            query: None,
-            body,
-        };
+        let request = WebhookRequest { method: &Method::POST, headers: &headers, query: None, body };
         handle(&*adapter, &request)
     };
     for body in [&b""[..], b"not json", b"{\"update_id\": 1,", b"\xff\xfe"] {
-        assert!(
-            matches!(parse(body), Err(WebhookError::Malformed(_))),
-            "{:?}",
-            String::from_utf8_lossy(body)
-        );
+        assert!(matches!(parse(body), Err(WebhookError::Malformed(_))), "{:?}", String::from_utf8_lossy(body));
     }
     // JSON that is no update is authentic: kept whole as `unsupported`.
-    for body in [
-        &b"[]"[..],
-        b"42",
-        b"{}",
-        b"{\"update_id\":\"x\",\"message\":7}",
-    ] {
+    for body in [&b"[]"[..], b"42", b"{}", b"{\"update_id\":\"x\",\"message\":7}"] {
         let inbound = parse(body).expect("JSON parses");
         assert_eq!(inbound.events.len(), 1);
         let event = &inbound.events[0].event;
         assert_eq!(event.kind, chatgate_model::EventKind::Unsupported);
-        assert_eq!(
-            event.raw.as_ref(),
-            Some(&serde_json::from_slice::<serde_json::Value>(body).unwrap())
-        );
+        assert_eq!(event.raw.as_ref(), Some(&serde_json::from_slice::<serde_json::Value>(body).unwrap()));
     }
 }
 
@@ -190,14 +112,6 @@ fn only_non_json_bodies_are_malformed() {
 fn get_is_not_a_telegram_method() {
     let adapter = adapter();
     let headers = text_fixture().headers;
-    let request = WebhookRequest {
-        method: &Method::GET,
-        headers: &headers,
-        query: Some("x=1"),
-        body: b"",
-    };
-    assert_eq!(
-        handle(&*adapter, &request),
-        Err(WebhookError::MethodNotAllowed)
-    );
+    let request = WebhookRequest { method: &Method::GET, headers: &headers, query: Some("x=1"), body: b"" };
+    assert_eq!(handle(&*adapter, &request), Err(WebhookError::MethodNotAllowed));
 }

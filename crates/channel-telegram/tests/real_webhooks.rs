@@ -24,10 +24,7 @@ const EXPECTED: &[(&str, EventKind)] = &[
     ("forwarded-sticker", EventKind::Message),
     ("inline-query-numeric-id", EventKind::Unsupported),
     ("message-reaction", EventKind::Reaction),
-    (
-        "my-chat-member-kicked-bot-blocked",
-        EventKind::CustomerUnsubscribed,
-    ),
+    ("my-chat-member-kicked-bot-blocked", EventKind::CustomerUnsubscribed),
     ("photo-with-caption", EventKind::Message),
     ("pinned-message-service", EventKind::Unsupported),
     ("private-text-message", EventKind::Message),
@@ -46,46 +43,24 @@ fn every_real_payload_gives_one_event_of_the_expected_kind() {
         eprintln!("note: the shared real-webhook corpus is absent; nothing to check");
         return;
     };
-    let adapter = FACTORY
-        .build(
-            "real",
-            json!({"bot_token": "1:real", "secret_token": "corpus-secret"}),
-        )
-        .expect("account builds");
+    let adapter =
+        FACTORY.build("real", json!({"bot_token": "1:real", "secret_token": "corpus-secret"})).expect("account builds");
     assert!(!payloads.is_empty(), "the telegram corpus folder is empty");
     let mut known = 0;
     for payload in &payloads {
-        let stem = payload
-            .path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default();
+        let stem = payload.path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         let mut headers = HeaderMap::new();
         let body = adapter.sign(&mut headers, payload.body.clone());
-        let request = WebhookRequest {
-            method: &Method::POST,
-            headers: &headers,
-            query: None,
-            body: &body,
-        };
+        let request = WebhookRequest { method: &Method::POST, headers: &headers, query: None, body: &body };
         let inbound = handle(&*adapter, &request).unwrap_or_else(|e| panic!("{stem}: {e}"));
         assert_eq!(inbound.events.len(), 1, "{stem}: one update is one event");
         let event = &inbound.events[0].event;
-        let original: serde_json::Value =
-            serde_json::from_slice(&payload.body).expect("corpus payloads are JSON");
+        let original: serde_json::Value = serde_json::from_slice(&payload.body).expect("corpus payloads are JSON");
         if let Some(id) = original.get("update_id").and_then(|v| v.as_i64()) {
-            assert_eq!(
-                inbound.events[0].dedup_key,
-                Some(format!("update:{id}")),
-                "{stem}"
-            );
+            assert_eq!(inbound.events[0].dedup_key, Some(format!("update:{id}")), "{stem}");
         }
         if event.kind == EventKind::Unsupported {
-            assert_eq!(
-                event.raw.as_ref(),
-                Some(&original),
-                "{stem}: unsupported keeps the update whole"
-            );
+            assert_eq!(event.raw.as_ref(), Some(&original), "{stem}: unsupported keeps the update whole");
         }
         if let Some((_, kind)) = EXPECTED.iter().find(|(name, _)| *name == stem) {
             known += 1;
@@ -131,19 +106,11 @@ fn check_details(stem: &str, event: &Event) {
         }
         "callback-query-with-message" => {
             let postback = event.postback.as_ref().expect("postback");
-            assert_eq!(
-                (postback.payload.as_str(), postback.external_id.as_deref()),
-                ("query-data", Some("1"))
-            );
+            assert_eq!((postback.payload.as_str(), postback.external_id.as_deref()), ("query-data", Some("1")));
         }
         "message-reaction" => {
             assert_eq!(event.chat_id, "-1002184233434");
-            assert_eq!(
-                message
-                    .and_then(|m| m.reaction.as_ref())
-                    .and_then(|r| r.emoji.as_deref()),
-                Some("🌭")
-            );
+            assert_eq!(message.and_then(|m| m.reaction.as_ref()).and_then(|r| r.emoji.as_deref()), Some("🌭"));
         }
         "text-with-entities" => assert_eq!(message.map(|m| m.entities.len()), Some(2)),
         _ => {}

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatgate_adapter::{
-    Adapter, ChannelFactory, FailureCode, Media, OutboundPart, PartBody, SendErrorKind,
-};
+use chatgate_adapter::{Adapter, ChannelFactory, FailureCode, Media, OutboundPart, PartBody, SendErrorKind};
 use chatgate_channel_telegram::{FACTORY, TelegramAdapter, TelegramConfig};
 use chatgate_model::{AttachmentKind, Status, Template};
 use chatgate_testkit::mock::MockApi;
@@ -18,22 +16,13 @@ const TOKEN: &str = "4242:SendTestToken-xyz";
 
 fn adapter(base_url: &str) -> Arc<dyn Adapter> {
     FACTORY
-        .build(
-            "test",
-            json!({"bot_token": TOKEN, "secret_token": "s", "api_base_url": base_url}),
-        )
+        .build("test", json!({"bot_token": TOKEN, "secret_token": "s", "api_base_url": base_url}))
         .expect("account builds")
 }
 
 /// A mock answering every call with a sent message whose id is 101.
 async fn ok_mock() -> MockApi {
-    MockApi::start(|_| {
-        (
-            200,
-            json!({"ok": true, "result": {"message_id": 101, "date": 1718000000}}),
-        )
-    })
-    .await
+    MockApi::start(|_| (200, json!({"ok": true, "result": {"message_id": 101, "date": 1718000000}}))).await
 }
 
 fn part(chat_id: &str, reply_to: Option<&str>, body: PartBody) -> OutboundPart {
@@ -67,57 +56,33 @@ fn path(method: &str) -> String {
 async fn text_is_a_json_send_message_reported_as_delivered() {
     let mock = ok_mock().await;
     let receipt = adapter(&mock.base_url)
-        .send(&part(
-            "523847190",
-            None,
-            PartBody::Text("Hello, Maria".into()),
-        ))
+        .send(&part("523847190", None, PartBody::Text("Hello, Maria".into())))
         .await
         .expect("sent");
-    assert_eq!(
-        (receipt.external_id.as_str(), receipt.status),
-        ("101", Status::Delivered)
-    );
+    assert_eq!((receipt.external_id.as_str(), receipt.status), ("101", Status::Delivered));
     let requests = mock.requests();
     assert_eq!(requests.len(), 1);
-    assert_eq!(
-        (requests[0].method.as_str(), requests[0].path.as_str()),
-        ("POST", path("sendMessage").as_str())
-    );
-    assert_eq!(
-        requests[0].json(),
-        json!({"chat_id": 523847190, "text": "Hello, Maria"})
-    );
+    assert_eq!((requests[0].method.as_str(), requests[0].path.as_str()), ("POST", path("sendMessage").as_str()));
+    assert_eq!(requests[0].json(), json!({"chat_id": 523847190, "text": "Hello, Maria"}));
 }
 
 #[tokio::test]
 async fn a_reply_is_a_native_quote_in_big_negative_chats_too() {
     let mock = ok_mock().await;
     adapter(&mock.base_url)
-        .send(&part(
-            "-1001876543210",
-            Some("88410"),
-            PartBody::Text("Yes".into()),
-        ))
+        .send(&part("-1001876543210", Some("88410"), PartBody::Text("Yes".into())))
         .await
         .expect("sent");
     let body = mock.requests()[0].json();
     assert_eq!(body["chat_id"], json!(-1001876543210_i64));
-    assert_eq!(
-        body["reply_parameters"],
-        json!({"message_id": 88410, "allow_sending_without_reply": true})
-    );
+    assert_eq!(body["reply_parameters"], json!({"message_id": 88410, "allow_sending_without_reply": true}));
 }
 
 #[tokio::test]
 async fn a_reply_to_that_is_no_message_id_is_left_out() {
     let mock = ok_mock().await;
     adapter(&mock.base_url)
-        .send(&part(
-            "523847190",
-            Some("wamid.HBgM"),
-            PartBody::Text("Yes".into()),
-        ))
+        .send(&part("523847190", Some("wamid.HBgM"), PartBody::Text("Yes".into())))
         .await
         .expect("sent without the quote");
     let body = mock.requests()[0].json();
@@ -128,124 +93,42 @@ async fn a_reply_to_that_is_no_message_id_is_left_out() {
 #[tokio::test]
 async fn each_attachment_kind_is_a_multipart_upload_to_its_method() {
     let cases = [
-        (
-            AttachmentKind::Image,
-            "box.jpg",
-            Some("image/jpeg"),
-            "sendPhoto",
-            "photo",
-        ),
-        (
-            AttachmentKind::Audio,
-            "hold.mp3",
-            Some("audio/mpeg"),
-            "sendAudio",
-            "audio",
-        ),
-        (
-            AttachmentKind::Audio,
-            "note.ogg",
-            Some("audio/ogg"),
-            "sendVoice",
-            "voice",
-        ),
-        (
-            AttachmentKind::Video,
-            "rattle.mp4",
-            Some("video/mp4"),
-            "sendVideo",
-            "video",
-        ),
-        (
-            AttachmentKind::File,
-            "invoice.pdf",
-            Some("application/pdf"),
-            "sendDocument",
-            "document",
-        ),
-        (
-            AttachmentKind::Sticker,
-            "hi.webp",
-            Some("image/webp"),
-            "sendSticker",
-            "sticker",
-        ),
-        (
-            AttachmentKind::File,
-            "notes.txt",
-            None,
-            "sendDocument",
-            "document",
-        ),
+        (AttachmentKind::Image, "box.jpg", Some("image/jpeg"), "sendPhoto", "photo"),
+        (AttachmentKind::Audio, "hold.mp3", Some("audio/mpeg"), "sendAudio", "audio"),
+        (AttachmentKind::Audio, "note.ogg", Some("audio/ogg"), "sendVoice", "voice"),
+        (AttachmentKind::Video, "rattle.mp4", Some("video/mp4"), "sendVideo", "video"),
+        (AttachmentKind::File, "invoice.pdf", Some("application/pdf"), "sendDocument", "document"),
+        (AttachmentKind::Sticker, "hi.webp", Some("image/webp"), "sendSticker", "sticker"),
+        (AttachmentKind::File, "notes.txt", None, "sendDocument", "document"),
     ];
     for (kind, name, mime, method, field) in cases {
         let mock = ok_mock().await;
-        let receipt = adapter(&mock.base_url)
-            .send(&part(
-                "523847190",
-                None,
-                media(kind, name, mime, b"FILE-BYTES-0123"),
-            ))
-            .await;
-        assert_eq!(
-            receipt.map(|r| r.external_id),
-            Ok("101".to_owned()),
-            "{method}"
-        );
+        let receipt =
+            adapter(&mock.base_url).send(&part("523847190", None, media(kind, name, mime, b"FILE-BYTES-0123"))).await;
+        assert_eq!(receipt.map(|r| r.external_id), Ok("101".to_owned()), "{method}");
         let requests = mock.requests();
         let request = &requests[0];
         assert_eq!(request.path, path(method));
-        let content_type = request
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        assert!(
-            content_type.starts_with("multipart/form-data; boundary="),
-            "{method}: {content_type}"
-        );
-        assert!(
-            request.body_contains("name=\"chat_id\"\r\n\r\n523847190\r\n"),
-            "{method}: chat_id field"
-        );
-        assert!(
-            request.body_contains(&format!("name=\"{field}\"; filename=\"{name}\"")),
-            "{method}: file field"
-        );
-        assert!(
-            request.body_contains("FILE-BYTES-0123"),
-            "{method}: the file's bytes"
-        );
+        let content_type = request.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(content_type.starts_with("multipart/form-data; boundary="), "{method}: {content_type}");
+        assert!(request.body_contains("name=\"chat_id\"\r\n\r\n523847190\r\n"), "{method}: chat_id field");
+        assert!(request.body_contains(&format!("name=\"{field}\"; filename=\"{name}\"")), "{method}: file field");
+        assert!(request.body_contains("FILE-BYTES-0123"), "{method}: the file's bytes");
         if let Some(mime) = mime {
-            assert!(
-                request.body_contains(&format!("Content-Type: {mime}")),
-                "{method}: the file's type"
-            );
+            assert!(request.body_contains(&format!("Content-Type: {mime}")), "{method}: the file's type");
         }
-        assert!(
-            !request.body_contains("reply_parameters")
-                && !request.body_contains("name=\"caption\""),
-            "{method}"
-        );
+        assert!(!request.body_contains("reply_parameters") && !request.body_contains("name=\"caption\""), "{method}");
     }
 }
 
 #[tokio::test]
 async fn media_carry_caption_and_reply_parameters_as_form_fields() {
     let mock = ok_mock().await;
-    let mut body = media(
-        AttachmentKind::Image,
-        "box.jpg",
-        Some("image/jpeg"),
-        b"JPEG",
-    );
+    let mut body = media(AttachmentKind::Image, "box.jpg", Some("image/jpeg"), b"JPEG");
     if let PartBody::Media { caption, .. } = &mut body {
         *caption = Some("The box".into());
     }
-    adapter(&mock.base_url)
-        .send(&part("523847190", Some("17"), body))
-        .await
-        .expect("sent");
+    adapter(&mock.base_url).send(&part("523847190", Some("17"), body)).await.expect("sent");
     let request = &mock.requests()[0];
     assert!(request.body_contains("name=\"caption\"\r\n\r\nThe box\r\n"));
     assert!(request.body_contains(
@@ -256,15 +139,8 @@ async fn media_carry_caption_and_reply_parameters_as_form_fields() {
 #[tokio::test]
 async fn templates_are_refused_without_a_call() {
     let mock = ok_mock().await;
-    let template = Template {
-        name: "order_update".into(),
-        language: "en".into(),
-        components: vec![],
-    };
-    let err = adapter(&mock.base_url)
-        .send(&part("1", None, PartBody::Template(template)))
-        .await
-        .unwrap_err();
+    let template = Template { name: "order_update".into(), language: "en".into(), components: vec![] };
+    let err = adapter(&mock.base_url).send(&part("1", None, PartBody::Template(template))).await.unwrap_err();
     assert_eq!(err.kind, SendErrorKind::Failed(FailureCode::Rejected));
     assert!(err.message.contains("template"), "{}", err.message);
     assert!(mock.requests().is_empty());
@@ -279,16 +155,8 @@ async fn expect_error(status: u16, body: Value, kind: SendErrorKind, says: &str)
         .await
         .expect_err("the API refused");
     assert_eq!(err.kind, kind, "{status} {body}");
-    assert!(
-        err.message.contains(says),
-        "{status}: `{}` does not say `{says}`",
-        err.message
-    );
-    assert!(
-        !err.message.contains(TOKEN) && !err.message.contains("SendTestToken"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains(says), "{status}: `{}` does not say `{says}`", err.message);
+    assert!(!err.message.contains(TOKEN) && !err.message.contains("SendTestToken"), "{}", err.message);
 }
 
 fn refusal(code: u16, description: &str) -> Value {
@@ -298,65 +166,25 @@ fn refusal(code: u16, description: &str) -> Value {
 #[tokio::test]
 async fn api_errors_map_to_retry_decisions() {
     let flood = json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 7", "parameters": {"retry_after": 7}});
-    expect_error(
-        429,
-        flood,
-        SendErrorKind::RetryAfter(Duration::from_secs(7)),
-        "Too Many Requests",
-    )
-    .await;
+    expect_error(429, flood, SendErrorKind::RetryAfter(Duration::from_secs(7)), "Too Many Requests").await;
     for blocked in [
         "Forbidden: bot was blocked by the user",
         "Forbidden: user is deactivated",
         "Forbidden: bot can't initiate conversation with a user",
         "Forbidden: bot was kicked from the supergroup chat",
     ] {
-        expect_error(
-            403,
-            refusal(403, blocked),
-            SendErrorKind::Failed(FailureCode::CustomerUnsubscribed),
-            blocked,
-        )
-        .await;
+        expect_error(403, refusal(403, blocked), SendErrorKind::Failed(FailureCode::CustomerUnsubscribed), blocked)
+            .await;
     }
     let not_member = "Forbidden: bot is not a member of the channel chat";
-    expect_error(
-        403,
-        refusal(403, not_member),
-        SendErrorKind::Failed(FailureCode::Rejected),
-        not_member,
-    )
-    .await;
-    expect_error(
-        401,
-        refusal(401, "Unauthorized"),
-        SendErrorKind::Failed(FailureCode::Unauthorized),
-        "Unauthorized",
-    )
-    .await;
-    expect_error(
-        404,
-        refusal(404, "Not Found"),
-        SendErrorKind::Failed(FailureCode::Unauthorized),
-        "Not Found",
-    )
-    .await;
+    expect_error(403, refusal(403, not_member), SendErrorKind::Failed(FailureCode::Rejected), not_member).await;
+    expect_error(401, refusal(401, "Unauthorized"), SendErrorKind::Failed(FailureCode::Unauthorized), "Unauthorized")
+        .await;
+    expect_error(404, refusal(404, "Not Found"), SendErrorKind::Failed(FailureCode::Unauthorized), "Not Found").await;
     let bad = "Bad Request: chat not found";
-    expect_error(
-        400,
-        refusal(400, bad),
-        SendErrorKind::Failed(FailureCode::Rejected),
-        bad,
-    )
-    .await;
+    expect_error(400, refusal(400, bad), SendErrorKind::Failed(FailureCode::Rejected), bad).await;
     let internal = "Internal Server Error";
-    expect_error(
-        500,
-        refusal(500, internal),
-        SendErrorKind::Transient,
-        internal,
-    )
-    .await;
+    expect_error(500, refusal(500, internal), SendErrorKind::Transient, internal).await;
     expect_error(502, json!(null), SendErrorKind::Transient, "HTTP 502").await;
 }
 
@@ -368,21 +196,11 @@ async fn network_errors_are_transient_and_never_name_the_token() {
         listener.local_addr().expect("addr").port()
     };
     let adapter = adapter(&format!("http://127.0.0.1:{port}"));
-    for body in [
-        PartBody::Text("x".into()),
-        media(AttachmentKind::Image, "a.jpg", Some("image/jpeg"), b"x"),
-    ] {
-        let err = adapter
-            .send(&part("1", None, body))
-            .await
-            .expect_err("nothing listens");
+    for body in [PartBody::Text("x".into()), media(AttachmentKind::Image, "a.jpg", Some("image/jpeg"), b"x")] {
+        let err = adapter.send(&part("1", None, body)).await.expect_err("nothing listens");
         assert_eq!(err.kind, SendErrorKind::Transient, "{}", err.message);
         assert!(err.message.starts_with("telegram send"), "{}", err.message);
-        assert!(
-            !err.message.contains(TOKEN) && !err.message.contains("SendTestToken"),
-            "{}",
-            err.message
-        );
+        assert!(!err.message.contains(TOKEN) && !err.message.contains("SendTestToken"), "{}", err.message);
         assert!(!format!("{err:?}").contains("SendTestToken"));
     }
 }
@@ -390,11 +208,7 @@ async fn network_errors_are_transient_and_never_name_the_token() {
 #[test]
 fn the_adapter_debug_form_hides_both_secrets() {
     let settings = json!({"bot_token": TOKEN, "secret_token": "hush-hush_42"});
-    let adapter =
-        TelegramAdapter::new("test", TelegramConfig::from_settings(settings).unwrap()).unwrap();
+    let adapter = TelegramAdapter::new("test", TelegramConfig::from_settings(settings).unwrap()).unwrap();
     let shown = format!("{adapter:?}");
-    assert!(
-        !shown.contains("SendTestToken") && !shown.contains("hush-hush_42"),
-        "{shown}"
-    );
+    assert!(!shown.contains("SendTestToken") && !shown.contains("hush-hush_42"), "{shown}");
 }

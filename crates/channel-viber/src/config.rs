@@ -54,12 +54,8 @@ impl ViberConfig {
                 "viber: `sender_name` must be 1 to {SENDER_NAME_MAX_CHARS} characters, not {name_chars}"
             )));
         }
-        if !(config.api_base_url.starts_with("https://")
-            || config.api_base_url.starts_with("http://"))
-        {
-            return Err(BuildError::new(
-                "viber: `api_base_url` must be an http(s) URL",
-            ));
+        if !(config.api_base_url.starts_with("https://") || config.api_base_url.starts_with("http://")) {
+            return Err(BuildError::new("viber: `api_base_url` must be an http(s) URL"));
         }
         config.api_base_url = config.api_base_url.trim_end_matches('/').to_owned();
         Ok(config)
@@ -95,13 +91,14 @@ mod tests {
 
     #[test]
     fn defaults_and_checks() {
-        let c = ViberConfig::from_settings(json!({"auth_token": "t0k", "sender_name": "Acme"}))
-            .unwrap();
+        let c = ViberConfig::from_settings(json!({"auth_token": "t0k", "sender_name": "Acme"})).unwrap();
         assert_eq!(c.api_base_url, DEFAULT_API_BASE_URL);
         assert_eq!(c.sender_avatar, None);
 
-        let c = ViberConfig::from_settings(json!({"auth_token": "t0k", "sender_name": "Acme", "api_base_url": "http://127.0.0.1:9/pa/"}))
-            .unwrap();
+        let c = ViberConfig::from_settings(
+            json!({"auth_token": "t0k", "sender_name": "Acme", "api_base_url": "http://127.0.0.1:9/pa/"}),
+        )
+        .unwrap();
         assert_eq!(c.api_base_url, "http://127.0.0.1:9/pa");
 
         for bad in [
@@ -112,19 +109,13 @@ mod tests {
             json!({"auth_token": "t0k", "sender_name": "Acme", "api_base_url": "chatapi.viber.com"}),
             json!({"sender_name": "Acme"}),
         ] {
-            assert!(
-                ViberConfig::from_settings(bad.clone()).is_err(),
-                "{bad} was accepted"
-            );
+            assert!(ViberConfig::from_settings(bad.clone()).is_err(), "{bad} was accepted");
         }
     }
 
     #[test]
     fn debug_hides_the_token() {
-        let c = ViberConfig::from_settings(
-            json!({"auth_token": "very-secret-token", "sender_name": "Acme"}),
-        )
-        .unwrap();
+        let c = ViberConfig::from_settings(json!({"auth_token": "very-secret-token", "sender_name": "Acme"})).unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("very-secret-token"), "{shown}");
         assert!(shown.contains("[redacted]"));

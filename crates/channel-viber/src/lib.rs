@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits,
-    SendError, SendReceipt, WebhookError, WebhookRequest,
+    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits, SendError, SendReceipt,
+    WebhookError, WebhookRequest,
 };
 use chatgate_model::limits::{MB, MESSAGE_TEXT_MAX_CHARS};
 use chatgate_model::{Channel, EventKind, Limits};
@@ -67,15 +67,8 @@ impl ChannelFactory for ViberFactory {
         "viber"
     }
 
-    fn build(
-        &self,
-        account: &str,
-        settings: serde_json::Value,
-    ) -> Result<Arc<dyn Adapter>, BuildError> {
-        Ok(Arc::new(ViberAdapter::new(
-            account,
-            ViberConfig::from_settings(settings)?,
-        )?))
+    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
+        Ok(Arc::new(ViberAdapter::new(account, ViberConfig::from_settings(settings)?)?))
     }
 }
 
@@ -115,9 +108,7 @@ impl ViberAdapter {
 
     fn quotes(&self) -> std::sync::MutexGuard<'_, QuoteCache> {
         // The cache holds no invariant a panicking writer could break.
-        self.quotes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.quotes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -136,18 +127,11 @@ impl Adapter for ViberAdapter {
     }
 
     fn rate_limits(&self) -> RateLimits {
-        RateLimits {
-            per_account: Some(VIBER_RATE_PER_ACCOUNT),
-            per_chat: None,
-        }
+        RateLimits { per_account: Some(VIBER_RATE_PER_ACCOUNT), per_chat: None }
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            native_reply: false,
-            templates: false,
-            messaging_window: None,
-        }
+        Capabilities { native_reply: false, templates: false, messaging_window: None }
     }
 
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {
@@ -175,10 +159,7 @@ impl Adapter for ViberAdapter {
     }
 
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
-        let quote = part
-            .reply_to
-            .as_deref()
-            .and_then(|id| self.quotes().get(id).map(str::to_owned));
+        let quote = part.reply_to.as_deref().and_then(|id| self.quotes().get(id).map(str::to_owned));
         if part.reply_to.is_some() && quote.is_none() {
             tracing::debug!(account = %self.account, "viber: replied-to message not remembered; sending without a quote line");
         }

@@ -30,67 +30,45 @@
 
 use chatgate_adapter::{Inbound, InboundEvent, WebhookError};
 use chatgate_model::{
-    Attachment, AttachmentKind, Channel, Contact, Customer, ErrorInfo, Event, EventKind, Location,
-    Message, Source, Status, StatusInfo,
+    Attachment, AttachmentKind, Channel, Contact, Customer, ErrorInfo, Event, EventKind, Location, Message, Source,
+    Status, StatusInfo,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::wire::{
-    ConversationStartedCallback, Envelope, Id, MessageCallback, SubscribedCallback, User,
-    UserIdCallback, WireMessage,
+    ConversationStartedCallback, Envelope, Id, MessageCallback, SubscribedCallback, User, UserIdCallback, WireMessage,
 };
 
 /// Parses one authenticated callback body. Only a body that is not JSON is an error.
 pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError> {
-    let raw: Value =
-        serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    let raw: Value = serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
     let events = match Envelope::deserialize(&raw) {
         Ok(envelope) => parse_envelope(account, &envelope, &raw),
         Err(_) => vec![unsupported(account, None, raw)],
     };
-    Ok(Inbound {
-        events,
-        reply: Default::default(),
-    })
+    Ok(Inbound { events, reply: Default::default() })
 }
 
 fn parse_envelope(account: &str, envelope: &Envelope, raw: &Value) -> Vec<InboundEvent> {
     let event = envelope.event.as_str();
     let token = envelope.message_token.as_ref();
-    let sent_at = envelope
-        .timestamp
-        .as_ref()
-        .and_then(Id::as_millis)
-        .and_then(DateTime::from_timestamp_millis);
+    let sent_at = envelope.timestamp.as_ref().and_then(Id::as_millis).and_then(DateTime::from_timestamp_millis);
     let parsed = match event {
         "webhook" => return Vec::new(),
         "message" => token.and_then(|t| message(account, t, sent_at, raw)),
         "subscribed" => SubscribedCallback::deserialize(raw).ok().map(|c| {
             let user = c.user;
             let dedup = dedup_key(event, token, &user.id, sent_at);
-            let mut e = Event::new(
-                EventKind::CustomerSubscribed,
-                Channel::Viber,
-                account,
-                &user.id,
-            );
+            let mut e = Event::new(EventKind::CustomerSubscribed, Channel::Viber, account, &user.id);
             e.customer = Some(customer(user));
-            InboundEvent {
-                dedup_key: dedup,
-                event: e,
-            }
+            InboundEvent { dedup_key: dedup, event: e }
         }),
         "conversation_started" => ConversationStartedCallback::deserialize(raw).ok().map(|c| {
             let user = c.user;
             let dedup = dedup_key(event, token, &user.id, sent_at);
-            let mut e = Event::new(
-                EventKind::CustomerSubscribed,
-                Channel::Viber,
-                account,
-                &user.id,
-            );
+            let mut e = Event::new(EventKind::CustomerSubscribed, Channel::Viber, account, &user.id);
             e.customer = Some(customer(user));
             e.source = c.context.filter(|ctx| !ctx.is_empty()).map(|ctx| Source {
                 kind: "deep_link".into(),
@@ -100,27 +78,13 @@ fn parse_envelope(account: &str, envelope: &Envelope, raw: &Value) -> Vec<Inboun
                 raw: None,
             });
             e.raw = Some(raw.clone());
-            InboundEvent {
-                dedup_key: dedup,
-                event: e,
-            }
+            InboundEvent { dedup_key: dedup, event: e }
         }),
         "unsubscribed" => UserIdCallback::deserialize(raw).ok().map(|c| {
             let dedup = dedup_key(event, token, &c.user_id, sent_at);
-            let mut e = Event::new(
-                EventKind::CustomerUnsubscribed,
-                Channel::Viber,
-                account,
-                &c.user_id,
-            );
-            e.customer = Some(Customer {
-                id: c.user_id,
-                ..Customer::default()
-            });
-            InboundEvent {
-                dedup_key: dedup,
-                event: e,
-            }
+            let mut e = Event::new(EventKind::CustomerUnsubscribed, Channel::Viber, account, &c.user_id);
+            e.customer = Some(Customer { id: c.user_id, ..Customer::default() });
+            InboundEvent { dedup_key: dedup, event: e }
         }),
         "delivered" | "seen" | "failed" => token.and_then(|t| receipt(account, event, t, raw)),
         _ => None,
@@ -129,12 +93,7 @@ fn parse_envelope(account: &str, envelope: &Envelope, raw: &Value) -> Vec<Inboun
 }
 
 /// `<event>:<message_token>`; without a token, `<event>:<user>:<timestamp ms>`; else no key.
-fn dedup_key(
-    event: &str,
-    token: Option<&Id>,
-    user: &str,
-    sent_at: Option<DateTime<Utc>>,
-) -> Option<String> {
+fn dedup_key(event: &str, token: Option<&Id>, user: &str, sent_at: Option<DateTime<Utc>>) -> Option<String> {
     match (token, sent_at) {
         (Some(t), _) => Some(format!("{event}:{}", t.0)),
         (None, Some(at)) => Some(format!("{event}:{user}:{}", at.timestamp_millis())),
@@ -153,26 +112,14 @@ fn customer(user: User) -> Customer {
     }
 }
 
-fn message(
-    account: &str,
-    token: &Id,
-    sent_at: Option<DateTime<Utc>>,
-    raw: &Value,
-) -> Option<InboundEvent> {
+fn message(account: &str, token: &Id, sent_at: Option<DateTime<Utc>>, raw: &Value) -> Option<InboundEvent> {
     let MessageCallback { sender, message: m } = MessageCallback::deserialize(raw).ok()?;
     let content = content(account, &m)?;
     let mut e = Event::new(EventKind::Message, Channel::Viber, account, &sender.id);
     e.customer = Some(customer(sender));
-    e.message = Some(Message {
-        external_id: token.0.clone(),
-        sent_at,
-        ..content
-    });
+    e.message = Some(Message { external_id: token.0.clone(), sent_at, ..content });
     e.raw = raw.get("message").cloned();
-    Some(InboundEvent {
-        dedup_key: Some(format!("message:{}", token.0)),
-        event: e,
-    })
+    Some(InboundEvent { dedup_key: Some(format!("message:{}", token.0)), event: e })
 }
 
 /// The content of one message, or `None` for a type or shape chatgate does not model.
@@ -192,19 +139,13 @@ fn content(account: &str, m: &WireMessage) -> Option<Message> {
             variant: None,
         }
     };
-    let mut out = Message {
-        text: non_empty(&m.text),
-        ..Message::default()
-    };
+    let mut out = Message { text: non_empty(&m.text), ..Message::default() };
     match m.kind.as_str() {
         "text" => {
             out.text.as_ref()?;
         }
         "picture" => out.attachments.push(file(AttachmentKind::Image, &m.media)),
-        "video" => out.attachments.push(Attachment {
-            duration: m.duration,
-            ..file(AttachmentKind::Video, &m.media)
-        }),
+        "video" => out.attachments.push(Attachment { duration: m.duration, ..file(AttachmentKind::Video, &m.media) }),
         "file" => out.attachments.push(file(AttachmentKind::File, &m.media)),
         "sticker" => {
             let id = m.sticker_id.as_ref()?;
@@ -229,12 +170,8 @@ fn content(account: &str, m: &WireMessage) -> Option<Message> {
         user_id: None,
         vcard: None,
     });
-    out.location = m.location.as_ref().map(|l| Location {
-        latitude: l.lat,
-        longitude: l.lon,
-        name: None,
-        address: None,
-    });
+    out.location =
+        m.location.as_ref().map(|l| Location { latitude: l.lat, longitude: l.lon, name: None, address: None });
     Some(out)
 }
 
@@ -256,21 +193,9 @@ fn receipt(account: &str, event: &str, token: &Id, raw: &Value) -> Option<Inboun
         ),
     };
     let mut e = Event::new(EventKind::Status, Channel::Viber, account, &c.user_id);
-    e.customer = Some(Customer {
-        id: c.user_id.clone(),
-        ..Customer::default()
-    });
-    e.status = Some(StatusInfo {
-        message_id: None,
-        external_id: Some(token.0.clone()),
-        status,
-        error,
-        up_to: None,
-    });
-    Some(InboundEvent {
-        dedup_key: Some(format!("{event}:{}:{}", token.0, c.user_id)),
-        event: e,
-    })
+    e.customer = Some(Customer { id: c.user_id.clone(), ..Customer::default() });
+    e.status = Some(StatusInfo { message_id: None, external_id: Some(token.0.clone()), status, error, up_to: None });
+    Some(InboundEvent { dedup_key: Some(format!("{event}:{}:{}", token.0, c.user_id)), event: e })
 }
 
 /// An authentic callback chatgate does not model, kept whole.
@@ -280,10 +205,6 @@ fn unsupported(account: &str, envelope: Option<&Envelope>, raw: Value) -> Inboun
         .find_map(|p| raw.pointer(p).and_then(Value::as_str))
         .unwrap_or("")
         .to_owned();
-    let dedup_key =
-        envelope.and_then(|e| Some(format!("{}:{}", e.event, e.message_token.as_ref()?.0)));
-    InboundEvent {
-        dedup_key,
-        event: Event::unsupported(Channel::Viber, account, chat_id, raw),
-    }
+    let dedup_key = envelope.and_then(|e| Some(format!("{}:{}", e.event, e.message_token.as_ref()?.0)));
+    InboundEvent { dedup_key, event: Event::unsupported(Channel::Viber, account, chat_id, raw) }
 }

@@ -50,10 +50,9 @@ pub const FILE_NAME_MAX_CHARS: usize = 256;
 
 /// Extensions Viber refuses in `file` messages (Viber, message data model, "Forbidden File Formats").
 pub const FORBIDDEN_FILE_EXTENSIONS: &[&str] = &[
-    "action", "apk", "app", "bat", "bin", "cmd", "com", "command", "cpl", "csh", "exe", "gadget",
-    "inf1", "ins", "inx", "ipa", "isu", "job", "jse", "ksh", "lnk", "msc", "msi", "msp", "mst",
-    "osx", "out", "paf", "pif", "ps1", "reg", "rgs", "run", "sct", "shb", "shs", "u3p", "vb",
-    "vbe", "vbs", "vbscript", "workflow", "ws", "wsf",
+    "action", "apk", "app", "bat", "bin", "cmd", "com", "command", "cpl", "csh", "exe", "gadget", "inf1", "ins", "inx",
+    "ipa", "isu", "job", "jse", "ksh", "lnk", "msc", "msi", "msp", "mst", "osx", "out", "paf", "pif", "ps1", "reg",
+    "rgs", "run", "sct", "shb", "shs", "u3p", "vb", "vbe", "vbs", "vbscript", "workflow", "ws", "wsf",
 ];
 
 /// How long to wait after Viber's status 12 "Too Many Requests" (or HTTP 429 without
@@ -79,38 +78,23 @@ pub(crate) fn request_body(
     };
     let body = match &part.body {
         PartBody::Text(text) => SendBody::Text { text: quoted(text) },
-        PartBody::Media { media, caption } => {
-            media_body(media, caption.as_deref(), quote.is_some(), &quoted)?
-        }
+        PartBody::Media { media, caption } => media_body(media, caption.as_deref(), quote.is_some(), &quoted)?,
         PartBody::Template(_) => {
-            return Err(SendError::failed(
-                FailureCode::Rejected,
-                "viber: templates are not supported",
-            ));
+            return Err(SendError::failed(FailureCode::Rejected, "viber: templates are not supported"));
         }
     };
     let message = SendMessage {
         receiver: &part.chat_id,
-        sender: Sender {
-            name: &config.sender_name,
-            avatar: config.sender_avatar.as_deref(),
-        },
+        sender: Sender { name: &config.sender_name, avatar: config.sender_avatar.as_deref() },
         tracking_data: part.message_id.to_string(),
         body,
     };
-    let json = serde_json::to_vec(&message).map_err(|e| {
-        SendError::failed(
-            FailureCode::Rejected,
-            format!("viber: cannot encode the message: {e}"),
-        )
-    })?;
+    let json = serde_json::to_vec(&message)
+        .map_err(|e| SendError::failed(FailureCode::Rejected, format!("viber: cannot encode the message: {e}")))?;
     if json.len() > MESSAGE_JSON_MAX_BYTES {
         return Err(SendError::failed(
             FailureCode::Rejected,
-            format!(
-                "viber: the request is {} bytes; Viber takes at most {MESSAGE_JSON_MAX_BYTES}",
-                json.len()
-            ),
+            format!("viber: the request is {} bytes; Viber takes at most {MESSAGE_JSON_MAX_BYTES}", json.len()),
         ));
     }
     Ok(json)
@@ -141,19 +125,15 @@ fn media_body<'a>(
             if chars > PICTURE_TEXT_MAX_CHARS {
                 return Err(SendError::failed(
                     FailureCode::Rejected,
-                    format!(
-                        "viber: a picture caption is {chars} characters; Viber takes {PICTURE_TEXT_MAX_CHARS}"
-                    ),
+                    format!("viber: a picture caption is {chars} characters; Viber takes {PICTURE_TEXT_MAX_CHARS}"),
                 ));
             }
             SendBody::Picture { text, media: url }
         }
         AttachmentKind::Video => SendBody::Video { media: url, size },
-        AttachmentKind::File | AttachmentKind::Audio => SendBody::File {
-            media: url,
-            size,
-            file_name: file_name(media)?,
-        },
+        AttachmentKind::File | AttachmentKind::Audio => {
+            SendBody::File { media: url, size, file_name: file_name(media)? }
+        }
         AttachmentKind::Sticker => {
             let id = media.name.trim();
             if id.is_empty() {
@@ -173,14 +153,9 @@ fn file_name(media: &Media) -> Result<String, SendError> {
         let path = media.source_url.split(['?', '#']).next().unwrap_or("");
         path.rsplit('/').next().unwrap_or("").to_owned()
     };
-    let name = Some(media.name.trim().to_owned())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(from_url);
+    let name = Some(media.name.trim().to_owned()).filter(|n| !n.is_empty()).unwrap_or_else(from_url);
     if name.is_empty() {
-        return Err(SendError::failed(
-            FailureCode::Rejected,
-            "viber: a file needs a name with an extension",
-        ));
+        return Err(SendError::failed(FailureCode::Rejected, "viber: a file needs a name with an extension"));
     }
     if name.chars().count() > FILE_NAME_MAX_CHARS {
         return Err(SendError::failed(
@@ -227,39 +202,19 @@ pub(crate) async fn post(
     if http_status.is_server_error() {
         return Err(SendError::transient(format!("viber: HTTP {http_status}")));
     }
-    if matches!(
-        http_status,
-        http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN
-    ) {
-        return Err(SendError::failed(
-            FailureCode::Unauthorized,
-            format!("viber: HTTP {http_status}"),
-        ));
+    if matches!(http_status, http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN) {
+        return Err(SendError::failed(FailureCode::Unauthorized, format!("viber: HTTP {http_status}")));
     }
     if !http_status.is_success() {
-        return Err(SendError::failed(
-            FailureCode::Rejected,
-            format!("viber: HTTP {http_status}"),
-        ));
+        return Err(SendError::failed(FailureCode::Rejected, format!("viber: HTTP {http_status}")));
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| SendError::transient(format!("viber: {}", e.without_url())))?;
-    let answer: ApiResponse = serde_json::from_slice(&bytes)
-        .map_err(|e| SendError::transient(format!("viber: unreadable answer: {e}")))?;
+    let bytes = response.bytes().await.map_err(|e| SendError::transient(format!("viber: {}", e.without_url())))?;
+    let answer: ApiResponse =
+        serde_json::from_slice(&bytes).map_err(|e| SendError::transient(format!("viber: unreadable answer: {e}")))?;
     match (answer.status, answer.message_token) {
-        (0, Some(token)) => Ok(SendReceipt {
-            external_id: token.0,
-            status: Status::Sent,
-        }),
-        (0, None) => Err(SendError::transient(
-            "viber: status 0 without a message_token",
-        )),
-        (code, _) => Err(classify(
-            code,
-            answer.status_message.as_deref().unwrap_or(""),
-        )),
+        (0, Some(token)) => Ok(SendReceipt { external_id: token.0, status: Status::Sent }),
+        (0, None) => Err(SendError::transient("viber: status 0 without a message_token")),
+        (code, _) => Err(classify(code, answer.status_message.as_deref().unwrap_or(""))),
     }
 }
 
@@ -272,9 +227,7 @@ pub(crate) async fn post(
 /// | 2, 7, 8, 9, 15 | invalidAuthToken, publicAccountBlocked / NotFound / Suspended / NotAuthorized | `provider_unauthorized` |
 /// | any other (1, 3, 4, 10, 11 receiverNoSuitableDevice, 13, 14, 16–24, ...) | | `provider_rejected` |
 pub fn classify(code: i64, status_message: &str) -> SendError {
-    let message = format!("viber: status {code} {status_message}")
-        .trim_end()
-        .to_owned();
+    let message = format!("viber: status {code} {status_message}").trim_end().to_owned();
     match code {
         5 | 6 => SendError::failed(FailureCode::CustomerUnsubscribed, message),
         12 => SendError::retry_after(TOO_MANY_REQUESTS_WAIT, message),
@@ -294,11 +247,7 @@ pub struct QuoteCache {
 
 impl QuoteCache {
     pub fn new(capacity: usize) -> QuoteCache {
-        QuoteCache {
-            capacity: capacity.max(1),
-            order: VecDeque::new(),
-            snippets: HashMap::new(),
-        }
+        QuoteCache { capacity: capacity.max(1), order: VecDeque::new(), snippets: HashMap::new() }
     }
 
     /// Remembers the snippet of an inbound message (a redelivery changes nothing).
@@ -325,18 +274,11 @@ impl QuoteCache {
 
 /// The quote snippet of a message: its first non-empty text line, shortened, or a label.
 pub fn snippet(message: &Message) -> Option<String> {
-    let line = message
-        .text
-        .as_deref()
-        .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()));
+    let line = message.text.as_deref().and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()));
     if let Some(line) = line {
         let mut chars = line.chars();
         let head: String = chars.by_ref().take(QUOTE_SNIPPET_MAX_CHARS).collect();
-        return Some(if chars.next().is_some() {
-            format!("{head}…")
-        } else {
-            head
-        });
+        return Some(if chars.next().is_some() { format!("{head}…") } else { head });
     }
     let label = match message.attachments.first().map(|a| a.kind) {
         Some(AttachmentKind::Image) => "[picture]",
@@ -357,29 +299,16 @@ mod tests {
     use chatgate_model::Attachment;
 
     fn text(id: &str, t: &str) -> Message {
-        Message {
-            external_id: id.into(),
-            text: Some(t.into()),
-            ..Message::default()
-        }
+        Message { external_id: id.into(), text: Some(t.into()), ..Message::default() }
     }
 
     #[test]
     fn snippets_are_first_lines_shortened() {
-        assert_eq!(
-            snippet(&text("1", "\n  Where is my order?\nsecond line")).as_deref(),
-            Some("Where is my order?")
-        );
+        assert_eq!(snippet(&text("1", "\n  Where is my order?\nsecond line")).as_deref(), Some("Where is my order?"));
         let long = "й".repeat(QUOTE_SNIPPET_MAX_CHARS + 5);
+        assert_eq!(snippet(&text("1", &long)), Some(format!("{}…", "й".repeat(QUOTE_SNIPPET_MAX_CHARS))));
         assert_eq!(
-            snippet(&text("1", &long)),
-            Some(format!("{}…", "й".repeat(QUOTE_SNIPPET_MAX_CHARS)))
-        );
-        assert_eq!(
-            snippet(&text("1", &"a".repeat(QUOTE_SNIPPET_MAX_CHARS)))
-                .unwrap()
-                .chars()
-                .count(),
+            snippet(&text("1", &"a".repeat(QUOTE_SNIPPET_MAX_CHARS))).unwrap().chars().count(),
             QUOTE_SNIPPET_MAX_CHARS
         );
         let sticker = Message {
@@ -425,9 +354,6 @@ mod tests {
         assert_eq!(kind(11), Failed(FailureCode::Rejected));
         assert_eq!(kind(3), Failed(FailureCode::Rejected));
         assert_eq!(kind(999), Failed(FailureCode::Rejected));
-        assert_eq!(
-            classify(6, "receiverNotSubscribed").message,
-            "viber: status 6 receiverNotSubscribed"
-        );
+        assert_eq!(classify(6, "receiverNotSubscribed").message, "viber: status 6 receiverNotSubscribed");
     }
 }

@@ -9,10 +9,7 @@ pub const SIGNATURE_HEADER: &str = "x-viber-content-signature";
 
 /// Checks the signature on the raw bytes, in constant time.
 pub(crate) fn verify(request: &WebhookRequest<'_>, auth_token: &str) -> Result<(), WebhookError> {
-    let value = request
-        .headers
-        .get(SIGNATURE_HEADER)
-        .ok_or(WebhookError::MissingSignature)?;
+    let value = request.headers.get(SIGNATURE_HEADER).ok_or(WebhookError::MissingSignature)?;
     let hex = value.to_str().map_err(|_| WebhookError::BadSignature)?;
     if hmac_sha256_hex_matches(auth_token.as_bytes(), request.body, hex) {
         Ok(())

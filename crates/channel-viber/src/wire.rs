@@ -31,9 +31,7 @@ impl<'de> Deserialize<'de> for Id {
         match Value::deserialize(deserializer)? {
             Value::Number(n) if n.is_u64() || n.is_i64() => Ok(Id(n.to_string())),
             Value::String(s) if !s.is_empty() => Ok(Id(s)),
-            other => Err(D::Error::custom(format!(
-                "expected an integer id, got {other}"
-            ))),
+            other => Err(D::Error::custom(format!("expected an integer id, got {other}"))),
         }
     }
 }
@@ -188,31 +186,18 @@ mod tests {
 
     #[test]
     fn ids_keep_every_digit() {
-        let e: Envelope = serde_json::from_str(
-            r#"{"event":"x","message_token":9007199254740993,"timestamp":4977069964384421269}"#,
-        )
-        .unwrap();
+        let e: Envelope =
+            serde_json::from_str(r#"{"event":"x","message_token":9007199254740993,"timestamp":4977069964384421269}"#)
+                .unwrap();
         assert_eq!(e.message_token, Some(Id("9007199254740993".into())));
-        assert_eq!(
-            e.timestamp.as_ref().and_then(Id::as_millis),
-            Some(4977069964384421269)
-        );
-        let e: Envelope =
-            serde_json::from_str(r#"{"event":"x","message_token":18446744073709551615}"#).unwrap();
+        assert_eq!(e.timestamp.as_ref().and_then(Id::as_millis), Some(4977069964384421269));
+        let e: Envelope = serde_json::from_str(r#"{"event":"x","message_token":18446744073709551615}"#).unwrap();
         assert_eq!(e.message_token, Some(Id("18446744073709551615".into())));
-        let e: Envelope =
-            serde_json::from_str(r#"{"event":"x","message_token":"5058590812907389764"}"#).unwrap();
+        let e: Envelope = serde_json::from_str(r#"{"event":"x","message_token":"5058590812907389764"}"#).unwrap();
         assert_eq!(e.message_token, Some(Id("5058590812907389764".into())));
         // Rounded or fractional numbers are refused, never stored as something else.
-        assert!(
-            serde_json::from_str::<Envelope>(
-                r#"{"event":"x","message_token":18446744073709551616}"#
-            )
-            .is_err()
-        );
-        assert!(
-            serde_json::from_str::<Envelope>(r#"{"event":"x","message_token":4.9e18}"#).is_err()
-        );
+        assert!(serde_json::from_str::<Envelope>(r#"{"event":"x","message_token":18446744073709551616}"#).is_err());
+        assert!(serde_json::from_str::<Envelope>(r#"{"event":"x","message_token":4.9e18}"#).is_err());
     }
 
     #[test]
@@ -234,16 +219,9 @@ mod tests {
     fn send_body_is_flat_and_typed() {
         let body = SendMessage {
             receiver: "u1",
-            sender: Sender {
-                name: "Acme",
-                avatar: None,
-            },
+            sender: Sender { name: "Acme", avatar: None },
             tracking_data: "m1".into(),
-            body: SendBody::File {
-                media: "https://x/a.pdf",
-                size: 3,
-                file_name: "a.pdf".into(),
-            },
+            body: SendBody::File { media: "https://x/a.pdf", size: 3, file_name: "a.pdf".into() },
         };
         assert_eq!(
             serde_json::to_value(&body).unwrap(),

@@ -8,54 +8,30 @@ use chatgate_testkit::{assert_golden, fixtures, golden_json, handle, workspace_r
 use http::{HeaderMap, HeaderValue, Method};
 
 /// Viber's published vector (viber-bot-java `ViberSignatureValidatorTest`, viber-bot-python `test_api.py`).
-const VECTOR_BODY: &[u8] =
-    br#"{"event":"webhook","timestamp":4977069964384421269,"message_token":1478683725125}"#;
+const VECTOR_BODY: &[u8] = br#"{"event":"webhook","timestamp":4977069964384421269,"message_token":1478683725125}"#;
 const VECTOR_TOKEN: &str = "44dafb7e0f40021e-61a47a1e6778d187-f2c5a676a07050b3";
 const VECTOR_SIGNATURE: &str = "d21b343448c8aee33b8e93768ef6ceb64a6ba6163099973a2b8bd028fea510ef";
 
 fn account_settings() -> serde_json::Value {
     let path = workspace_root().join("fixtures/viber/account.json");
-    serde_json::from_slice(&std::fs::read(path).expect("fixtures/viber/account.json"))
-        .expect("account.json is JSON")
+    serde_json::from_slice(&std::fs::read(path).expect("fixtures/viber/account.json")).expect("account.json is JSON")
 }
 
 fn test_adapter() -> Arc<dyn Adapter> {
-    FACTORY
-        .build("test", account_settings())
-        .expect("account.json builds")
+    FACTORY.build("test", account_settings()).expect("account.json builds")
 }
 
 fn vector_adapter() -> Arc<dyn Adapter> {
-    FACTORY
-        .build(
-            "vector",
-            serde_json::json!({"auth_token": VECTOR_TOKEN, "sender_name": "Vector"}),
-        )
-        .unwrap()
+    FACTORY.build("vector", serde_json::json!({"auth_token": VECTOR_TOKEN, "sender_name": "Vector"})).unwrap()
 }
 
-fn post(
-    headers: &HeaderMap,
-    body: &[u8],
-    adapter: &dyn Adapter,
-) -> Result<chatgate_adapter::Inbound, WebhookError> {
-    handle(
-        adapter,
-        &WebhookRequest {
-            method: &Method::POST,
-            headers,
-            query: None,
-            body,
-        },
-    )
+fn post(headers: &HeaderMap, body: &[u8], adapter: &dyn Adapter) -> Result<chatgate_adapter::Inbound, WebhookError> {
+    handle(adapter, &WebhookRequest { method: &Method::POST, headers, query: None, body })
 }
 
 fn signed(value: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(
-        "x-viber-content-signature",
-        HeaderValue::from_str(value).unwrap(),
-    );
+    headers.insert("x-viber-content-signature", HeaderValue::from_str(value).unwrap());
     headers
 }
 
@@ -63,11 +39,7 @@ fn signed(value: &str) -> HeaderMap {
 fn every_fixture_matches_its_golden_file() {
     let adapter = test_adapter();
     let all = fixtures("viber");
-    assert!(
-        all.len() >= 19,
-        "expected the viber fixtures, found {}",
-        all.len()
-    );
+    assert!(all.len() >= 19, "expected the viber fixtures, found {}", all.len());
     for fixture in all {
         let inbound = handle(&*adapter, &fixture.request())
             .unwrap_or_else(|e| panic!("fixture {} was refused: {e}", fixture.name));
@@ -78,22 +50,11 @@ fn every_fixture_matches_its_golden_file() {
 #[test]
 fn documented_vector_verifies_and_is_the_webhook_probe() {
     let adapter = vector_adapter();
-    let inbound = post(&signed(VECTOR_SIGNATURE), VECTOR_BODY, &*adapter)
-        .expect("the documented vector verifies");
-    assert!(
-        inbound.events.is_empty(),
-        "the set_webhook probe yields no events"
-    );
+    let inbound = post(&signed(VECTOR_SIGNATURE), VECTOR_BODY, &*adapter).expect("the documented vector verifies");
+    assert!(inbound.events.is_empty(), "the set_webhook probe yields no events");
     assert_eq!(inbound.reply, chatgate_adapter::Reply::Empty);
     // Either case of hex is accepted.
-    assert!(
-        post(
-            &signed(&VECTOR_SIGNATURE.to_uppercase()),
-            VECTOR_BODY,
-            &*adapter
-        )
-        .is_ok()
-    );
+    assert!(post(&signed(&VECTOR_SIGNATURE.to_uppercase()), VECTOR_BODY, &*adapter).is_ok());
 }
 
 #[test]
@@ -106,14 +67,8 @@ fn vector_against_the_shared_raw_body() {
         .iter()
         .find(|p| p.path.ends_with("webhook-signed-raw-body.json"))
         .expect("viber/webhook-signed-raw-body.json is in the corpus");
-    assert_eq!(
-        payload.body, VECTOR_BODY,
-        "the shared raw body is the documented vector"
-    );
-    assert_eq!(
-        payload.meta["headers"]["X-Viber-Content-Signature"],
-        VECTOR_SIGNATURE
-    );
+    assert_eq!(payload.body, VECTOR_BODY, "the shared raw body is the documented vector");
+    assert_eq!(payload.meta["headers"]["X-Viber-Content-Signature"], VECTOR_SIGNATURE);
     assert!(post(&signed(VECTOR_SIGNATURE), &payload.body, &*vector_adapter()).is_ok());
 }
 
@@ -121,52 +76,26 @@ fn vector_against_the_shared_raw_body() {
 fn signature_failures_are_told_apart() {
     let adapter = vector_adapter();
     // Missing header.
-    assert_eq!(
-        post(&HeaderMap::new(), VECTOR_BODY, &*adapter),
-        Err(WebhookError::MissingSignature)
-    );
+    assert_eq!(post(&HeaderMap::new(), VECTOR_BODY, &*adapter), Err(WebhookError::MissingSignature));
     // One flipped body byte.
     let mut flipped = VECTOR_BODY.to_vec();
     flipped[10] ^= 0x01;
-    assert_eq!(
-        post(&signed(VECTOR_SIGNATURE), &flipped, &*adapter),
-        Err(WebhookError::BadSignature)
-    );
+    assert_eq!(post(&signed(VECTOR_SIGNATURE), &flipped, &*adapter), Err(WebhookError::BadSignature));
     // The same JSON re-serialised (pretty-printed) does not verify: the signature is over raw bytes.
     let value: serde_json::Value = serde_json::from_slice(VECTOR_BODY).unwrap();
     let pretty = serde_json::to_vec_pretty(&value).unwrap();
-    assert_eq!(
-        post(&signed(VECTOR_SIGNATURE), &pretty, &*adapter),
-        Err(WebhookError::BadSignature)
-    );
+    assert_eq!(post(&signed(VECTOR_SIGNATURE), &pretty, &*adapter), Err(WebhookError::BadSignature));
     // A wrong secret.
-    assert_eq!(
-        post(&signed(VECTOR_SIGNATURE), VECTOR_BODY, &*test_adapter()),
-        Err(WebhookError::BadSignature)
-    );
+    assert_eq!(post(&signed(VECTOR_SIGNATURE), VECTOR_BODY, &*test_adapter()), Err(WebhookError::BadSignature));
     // A Meta-style prefix, a truncated signature, not hex, empty.
-    for bad in [
-        format!("sha256={VECTOR_SIGNATURE}"),
-        VECTOR_SIGNATURE[..63].to_owned(),
-        "zz".repeat(32),
-        String::new(),
-    ] {
-        assert_eq!(
-            post(&signed(&bad), VECTOR_BODY, &*adapter),
-            Err(WebhookError::BadSignature),
-            "{bad:?}"
-        );
+    for bad in [format!("sha256={VECTOR_SIGNATURE}"), VECTOR_SIGNATURE[..63].to_owned(), "zz".repeat(32), String::new()]
+    {
+        assert_eq!(post(&signed(&bad), VECTOR_BODY, &*adapter), Err(WebhookError::BadSignature), "{bad:?}");
     }
     // A header value that is not visible ASCII.
     let mut headers = HeaderMap::new();
-    headers.insert(
-        "x-viber-content-signature",
-        HeaderValue::from_bytes(b"d2\xff").unwrap(),
-    );
-    assert_eq!(
-        post(&headers, VECTOR_BODY, &*adapter),
-        Err(WebhookError::BadSignature)
-    );
+    headers.insert("x-viber-content-signature", HeaderValue::from_bytes(b"d2\xff").unwrap());
+    assert_eq!(post(&headers, VECTOR_BODY, &*adapter), Err(WebhookError::BadSignature));
 }
 
 #[test]
@@ -174,10 +103,7 @@ fn sign_produces_what_verify_accepts() {
     let adapter = vector_adapter();
     let mut headers = HeaderMap::new();
     let body = adapter.sign(&mut headers, VECTOR_BODY.to_vec());
-    assert_eq!(
-        body, VECTOR_BODY,
-        "Viber's signature is a header; the body is unchanged"
-    );
+    assert_eq!(body, VECTOR_BODY, "Viber's signature is a header; the body is unchanged");
     assert_eq!(headers["x-viber-content-signature"], VECTOR_SIGNATURE);
 }
 
@@ -189,14 +115,8 @@ fn only_non_json_is_malformed() {
         let body = adapter.sign(&mut headers, body.to_vec());
         post(&headers, &body, &*adapter)
     };
-    assert!(matches!(
-        sign_and_post(b"not json"),
-        Err(WebhookError::Malformed(_))
-    ));
-    assert!(matches!(
-        sign_and_post(b""),
-        Err(WebhookError::Malformed(_))
-    ));
+    assert!(matches!(sign_and_post(b"not json"), Err(WebhookError::Malformed(_))));
+    assert!(matches!(sign_and_post(b""), Err(WebhookError::Malformed(_))));
     // JSON of shapes chatgate cannot read is kept, never refused or dropped.
     for body in [
         &br#"[1,2,3]"#[..],
@@ -221,12 +141,8 @@ fn truncated_bodies_are_malformed_or_parsed_never_a_panic() {
     for fixture in fixtures("viber") {
         for cut in 0..fixture.body.len() {
             let body = &fixture.body[..cut];
-            let result = adapter.parse(&WebhookRequest {
-                method: &Method::POST,
-                headers: &HeaderMap::new(),
-                query: None,
-                body,
-            });
+            let result =
+                adapter.parse(&WebhookRequest { method: &Method::POST, headers: &HeaderMap::new(), query: None, body });
             assert!(
                 matches!(result, Ok(_) | Err(WebhookError::Malformed(_))),
                 "{} cut at {cut}: {result:?}",

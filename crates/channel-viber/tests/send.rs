@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chatgate_adapter::{
-    Adapter, ChannelFactory, FailureCode, Media, OutboundPart, PartBody, SendErrorKind,
-    WebhookRequest,
+    Adapter, ChannelFactory, FailureCode, Media, OutboundPart, PartBody, SendErrorKind, WebhookRequest,
 };
 use chatgate_channel_viber::config::ViberConfig;
 use chatgate_channel_viber::{FACTORY, VIBER_LIMITS, VIBER_RATE_PER_ACCOUNT, ViberAdapter};
@@ -40,13 +39,7 @@ fn build(base_url: &str) -> Arc<dyn Adapter> {
 }
 
 fn part(body: PartBody) -> OutboundPart {
-    OutboundPart {
-        message_id: MESSAGE_ID,
-        index: 0,
-        chat_id: CHAT.into(),
-        reply_to: None,
-        body,
-    }
+    OutboundPart { message_id: MESSAGE_ID, index: 0, chat_id: CHAT.into(), reply_to: None, body }
 }
 
 fn media(kind: AttachmentKind, name: &str, url: &str, len: usize) -> PartBody {
@@ -87,25 +80,13 @@ fn expected(fields: Value) -> Value {
 async fn text_goes_to_send_message_with_the_auth_header() {
     let mock = MockApi::start(|_| ok()).await;
     let adapter = build(&mock.base_url);
-    let receipt = adapter
-        .send(&part(PartBody::Text("Hello, Olena!".into())))
-        .await
-        .unwrap();
-    assert_eq!(
-        receipt.external_id, "5741311803571721087",
-        "a token above 2^53 keeps every digit"
-    );
+    let receipt = adapter.send(&part(PartBody::Text("Hello, Olena!".into()))).await.unwrap();
+    assert_eq!(receipt.external_id, "5741311803571721087", "a token above 2^53 keeps every digit");
     let r = &mock.requests()[0];
-    assert_eq!(
-        (r.method.as_str(), r.path.as_str()),
-        ("POST", "/pa/send_message")
-    );
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/pa/send_message"));
     assert_eq!(r.headers["x-viber-auth-token"], TOKEN);
     assert_eq!(r.headers["content-type"], "application/json");
-    assert_eq!(
-        r.json(),
-        expected(json!({"type": "text", "text": "Hello, Olena!"}))
-    );
+    assert_eq!(r.json(), expected(json!({"type": "text", "text": "Hello, Olena!"})));
 }
 
 #[tokio::test]
@@ -115,15 +96,9 @@ async fn picture_goes_by_url_with_a_text_field() {
         sent_json(media(AttachmentKind::Image, "photo.jpg", url, 1000)).await,
         expected(json!({"type": "picture", "text": "", "media": url}))
     );
-    let PartBody::Media { media, .. } = media(AttachmentKind::Image, "photo.jpg", url, 1000) else {
-        unreachable!()
-    };
+    let PartBody::Media { media, .. } = media(AttachmentKind::Image, "photo.jpg", url, 1000) else { unreachable!() };
     assert_eq!(
-        sent_json(PartBody::Media {
-            media,
-            caption: Some("Your parcel".into())
-        })
-        .await,
+        sent_json(PartBody::Media { media, caption: Some("Your parcel".into()) }).await,
         expected(json!({"type": "picture", "text": "Your parcel", "media": url}))
     );
 }
@@ -138,9 +113,7 @@ async fn video_and_file_carry_their_size() {
     let file = "https://files.example.com/o/4521/invoice.pdf?sig=abc";
     assert_eq!(
         sent_json(media(AttachmentKind::File, "Invoice 4521.pdf", file, 120)).await,
-        expected(
-            json!({"type": "file", "media": file, "size": 120, "file_name": "Invoice 4521.pdf"})
-        )
+        expected(json!({"type": "file", "media": file, "size": 120, "file_name": "Invoice 4521.pdf"}))
     );
     // Without a name, the URL's last path segment names the file.
     assert_eq!(
@@ -161,34 +134,21 @@ async fn audio_goes_as_a_file() {
 #[tokio::test]
 async fn sticker_is_sent_by_the_id_in_its_name() {
     assert_eq!(
-        sent_json(media(
-            AttachmentKind::Sticker,
-            "40133",
-            "https://files.example.com/stickers/40133.png",
-            10
-        ))
-        .await,
+        sent_json(media(AttachmentKind::Sticker, "40133", "https://files.example.com/stickers/40133.png", 10)).await,
         expected(json!({"type": "sticker", "sticker_id": "40133"}))
     );
 }
 
 /// Feeds an inbound text message to the adapter the way the server does (verify, then parse).
 fn receive_text(adapter: &dyn Adapter, token: u64, text: &str) {
-    let body = serde_json::to_vec(
-        &json!({"event": "message", "timestamp": 1732190405000u64, "message_token": token,
-        "sender": {"id": CHAT, "name": "Olena"}, "message": {"type": "text", "text": text}}),
-    )
+    let body = serde_json::to_vec(&json!({"event": "message", "timestamp": 1732190405000u64, "message_token": token,
+        "sender": {"id": CHAT, "name": "Olena"}, "message": {"type": "text", "text": text}}))
     .unwrap();
     let mut headers = HeaderMap::new();
     let body = adapter.sign(&mut headers, body);
     let inbound = chatgate_testkit::handle(
         adapter,
-        &WebhookRequest {
-            method: &Method::POST,
-            headers: &headers,
-            query: None,
-            body: &body,
-        },
+        &WebhookRequest { method: &Method::POST, headers: &headers, query: None, body: &body },
     )
     .unwrap();
     assert_eq!(inbound.events.len(), 1);
@@ -198,76 +158,28 @@ fn receive_text(adapter: &dyn Adapter, token: u64, text: &str) {
 async fn reply_is_prefixed_with_a_quote_of_the_remembered_message() {
     let mock = MockApi::start(|_| ok()).await;
     let adapter = build(&mock.base_url);
-    receive_text(
-        &*adapter,
-        5741311803571721105,
-        "Where is my order #4521?\nI ordered it last week.",
-    );
-    receive_text(
-        &*adapter,
-        5741311803571721106,
-        &"a very long question ".repeat(10),
-    );
+    receive_text(&*adapter, 5741311803571721105, "Where is my order #4521?\nI ordered it last week.");
+    receive_text(&*adapter, 5741311803571721106, &"a very long question ".repeat(10));
 
-    let reply = |reply_to: &str, body: PartBody| OutboundPart {
-        reply_to: Some(reply_to.into()),
-        ..part(body)
-    };
-    adapter
-        .send(&reply(
-            "5741311803571721105",
-            PartBody::Text("It ships today.".into()),
-        ))
-        .await
-        .unwrap();
-    adapter
-        .send(&reply(
-            "5741311803571721106",
-            PartBody::Text("Answer.".into()),
-        ))
-        .await
-        .unwrap();
+    let reply = |reply_to: &str, body: PartBody| OutboundPart { reply_to: Some(reply_to.into()), ..part(body) };
+    adapter.send(&reply("5741311803571721105", PartBody::Text("It ships today.".into()))).await.unwrap();
+    adapter.send(&reply("5741311803571721106", PartBody::Text("Answer.".into()))).await.unwrap();
     // Not remembered (another instance got it, or before a restart): no quote line at all.
-    adapter
-        .send(&reply("1234", PartBody::Text("Hello.".into())))
-        .await
-        .unwrap();
+    adapter.send(&reply("1234", PartBody::Text("Hello.".into()))).await.unwrap();
     // A picture carries the quote in its text.
     adapter
-        .send(&reply(
-            "5741311803571721105",
-            media(
-                AttachmentKind::Image,
-                "p.png",
-                "https://f.example.com/p.png",
-                5,
-            ),
-        ))
+        .send(&reply("5741311803571721105", media(AttachmentKind::Image, "p.png", "https://f.example.com/p.png", 5)))
         .await
         .unwrap();
     // Video has no text field, so no quote.
     adapter
-        .send(&reply(
-            "5741311803571721105",
-            media(
-                AttachmentKind::Video,
-                "v.mp4",
-                "https://f.example.com/v.mp4",
-                5,
-            ),
-        ))
+        .send(&reply("5741311803571721105", media(AttachmentKind::Video, "v.mp4", "https://f.example.com/v.mp4", 5)))
         .await
         .unwrap();
 
     let sent: Vec<Value> = mock.requests().iter().map(|r| r.json()).collect();
-    assert_eq!(
-        sent[0]["text"],
-        "> Where is my order #4521?\nIt ships today."
-    );
-    let long = format!(
-        "> {}…\nAnswer.",
-        "a very long question ".repeat(3)[..60].to_owned()
-    );
+    assert_eq!(sent[0]["text"], "> Where is my order #4521?\nIt ships today.");
+    let long = format!("> {}…\nAnswer.", "a very long question ".repeat(3)[..60].to_owned());
     assert_eq!(sent[1]["text"], long.as_str());
     assert_eq!(sent[2]["text"], "Hello.");
     assert_eq!(sent[3]["text"], "> Where is my order #4521?");
@@ -279,81 +191,42 @@ async fn reply_is_prefixed_with_a_quote_of_the_remembered_message() {
 async fn viber_status_codes_and_http_errors_map_to_retry_decisions() {
     let cases: Vec<((u16, Value), SendErrorKind)> = vec![
         (
-            (
-                200,
-                json!({"status": 6, "status_message": "receiverNotSubscribed"}),
-            ),
+            (200, json!({"status": 6, "status_message": "receiverNotSubscribed"})),
             SendErrorKind::Failed(FailureCode::CustomerUnsubscribed),
         ),
         (
-            (
-                200,
-                json!({"status": 5, "status_message": "receiverNotRegistered"}),
-            ),
+            (200, json!({"status": 5, "status_message": "receiverNotRegistered"})),
             SendErrorKind::Failed(FailureCode::CustomerUnsubscribed),
         ),
         (
-            (
-                200,
-                json!({"status": 12, "status_message": "Too many requests", "message_token": "1234567890"}),
-            ),
+            (200, json!({"status": 12, "status_message": "Too many requests", "message_token": "1234567890"})),
             SendErrorKind::RetryAfter(Duration::from_secs(60)),
         ),
         (
-            (
-                200,
-                json!({"status": 2, "status_message": "invalidAuthToken"}),
-            ),
+            (200, json!({"status": 2, "status_message": "invalidAuthToken"})),
             SendErrorKind::Failed(FailureCode::Unauthorized),
         ),
         (
-            (
-                200,
-                json!({"status": 9, "status_message": "publicAccountSuspended"}),
-            ),
+            (200, json!({"status": 9, "status_message": "publicAccountSuspended"})),
             SendErrorKind::Failed(FailureCode::Unauthorized),
         ),
+        ((200, json!({"status": 3, "status_message": "badData"})), SendErrorKind::Failed(FailureCode::Rejected)),
         (
-            (200, json!({"status": 3, "status_message": "badData"})),
+            (200, json!({"status": 11, "status_message": "receiverNoSuitableDevice"})),
             SendErrorKind::Failed(FailureCode::Rejected),
         ),
-        (
-            (
-                200,
-                json!({"status": 11, "status_message": "receiverNoSuitableDevice"}),
-            ),
-            SendErrorKind::Failed(FailureCode::Rejected),
-        ),
-        (
-            (200, json!({"status": 0, "status_message": "ok"})),
-            SendErrorKind::Transient,
-        ),
-        (
-            (200, json!("not the answer object")),
-            SendErrorKind::Transient,
-        ),
-        (
-            (429, json!({})),
-            SendErrorKind::RetryAfter(Duration::from_secs(60)),
-        ),
+        ((200, json!({"status": 0, "status_message": "ok"})), SendErrorKind::Transient),
+        ((200, json!("not the answer object")), SendErrorKind::Transient),
+        ((429, json!({})), SendErrorKind::RetryAfter(Duration::from_secs(60))),
         ((500, json!({})), SendErrorKind::Transient),
         ((503, json!({})), SendErrorKind::Transient),
-        (
-            (401, json!({})),
-            SendErrorKind::Failed(FailureCode::Unauthorized),
-        ),
-        (
-            (404, json!({})),
-            SendErrorKind::Failed(FailureCode::Rejected),
-        ),
+        ((401, json!({})), SendErrorKind::Failed(FailureCode::Unauthorized)),
+        ((404, json!({})), SendErrorKind::Failed(FailureCode::Rejected)),
     ];
     for (answer, kind) in cases {
         let shown = format!("{answer:?}");
         let mock = MockApi::start(move |_| answer.clone()).await;
-        let error = build(&mock.base_url)
-            .send(&part(PartBody::Text("hi".into())))
-            .await
-            .unwrap_err();
+        let error = build(&mock.base_url).send(&part(PartBody::Text("hi".into()))).await.unwrap_err();
         assert_eq!(error.kind, kind, "{shown}");
         assert!(!error.message.contains(TOKEN), "{}", error.message);
         assert_eq!(mock.requests().len(), 1);
@@ -365,10 +238,7 @@ async fn an_unreachable_api_is_transient_and_the_token_stays_out_of_the_error() 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let error = build(&base)
-        .send(&part(PartBody::Text("hi".into())))
-        .await
-        .unwrap_err();
+    let error = build(&base).send(&part(PartBody::Text("hi".into()))).await.unwrap_err();
     assert_eq!(error.kind, SendErrorKind::Transient);
     assert!(!error.message.contains(TOKEN), "{}", error.message);
 }
@@ -378,20 +248,11 @@ async fn requests_over_30_kb_are_refused_before_sending() {
     let mock = MockApi::start(|_| ok()).await;
     let adapter = build(&mock.base_url);
     // Just under the cap passes; the envelope around the text is under 200 bytes.
-    adapter
-        .send(&part(PartBody::Text("a".repeat(30 * 1024 - 300))))
-        .await
-        .unwrap();
-    let error = adapter
-        .send(&part(PartBody::Text("a".repeat(30 * 1024))))
-        .await
-        .unwrap_err();
+    adapter.send(&part(PartBody::Text("a".repeat(30 * 1024 - 300)))).await.unwrap();
+    let error = adapter.send(&part(PartBody::Text("a".repeat(30 * 1024)))).await.unwrap_err();
     assert_eq!(error.kind, SendErrorKind::Failed(FailureCode::Rejected));
     // 8000 characters of 4-byte emoji are 32000 bytes of JSON.
-    let error = adapter
-        .send(&part(PartBody::Text("😀".repeat(8000))))
-        .await
-        .unwrap_err();
+    let error = adapter.send(&part(PartBody::Text("😀".repeat(8000)))).await.unwrap_err();
     assert_eq!(error.kind, SendErrorKind::Failed(FailureCode::Rejected));
     assert_eq!(mock.requests().len(), 1, "refused parts never reach Viber");
 }
@@ -405,66 +266,32 @@ async fn refused_before_sending() {
         async move { adapter.send(&part(body)).await.unwrap_err().kind }
     };
     assert_eq!(
-        kind(media(
-            AttachmentKind::File,
-            "setup.EXE",
-            "https://f.example.com/setup.exe",
-            5
-        ))
-        .await,
+        kind(media(AttachmentKind::File, "setup.EXE", "https://f.example.com/setup.exe", 5)).await,
         SendErrorKind::Failed(FailureCode::AttachmentKindUnsupported)
     );
     assert_eq!(
-        kind(media(
-            AttachmentKind::Sticker,
-            " ",
-            "https://f.example.com/s.png",
-            5
-        ))
-        .await,
+        kind(media(AttachmentKind::Sticker, " ", "https://f.example.com/s.png", 5)).await,
         SendErrorKind::Failed(FailureCode::Rejected)
     );
-    let PartBody::Media { media: video, .. } = media(
-        AttachmentKind::Video,
-        "v.mp4",
-        "https://f.example.com/v.mp4",
-        5,
-    ) else {
+    let PartBody::Media { media: video, .. } = media(AttachmentKind::Video, "v.mp4", "https://f.example.com/v.mp4", 5)
+    else {
         unreachable!()
     };
     assert_eq!(
-        kind(PartBody::Media {
-            media: video,
-            caption: Some("look".into())
-        })
-        .await,
+        kind(PartBody::Media { media: video, caption: Some("look".into()) }).await,
         SendErrorKind::Failed(FailureCode::Rejected)
     );
-    let PartBody::Media { media: picture, .. } = media(
-        AttachmentKind::Image,
-        "p.png",
-        "https://f.example.com/p.png",
-        5,
-    ) else {
+    let PartBody::Media { media: picture, .. } =
+        media(AttachmentKind::Image, "p.png", "https://f.example.com/p.png", 5)
+    else {
         unreachable!()
     };
     assert_eq!(
-        kind(PartBody::Media {
-            media: picture,
-            caption: Some("x".repeat(769))
-        })
-        .await,
+        kind(PartBody::Media { media: picture, caption: Some("x".repeat(769)) }).await,
         SendErrorKind::Failed(FailureCode::Rejected)
     );
-    let template = Template {
-        name: "t".into(),
-        language: "en".into(),
-        components: vec![],
-    };
-    assert_eq!(
-        kind(PartBody::Template(template)).await,
-        SendErrorKind::Failed(FailureCode::Rejected)
-    );
+    let template = Template { name: "t".into(), language: "en".into(), components: vec![] };
+    assert_eq!(kind(PartBody::Template(template)).await, SendErrorKind::Failed(FailureCode::Rejected));
     assert!(mock.requests().is_empty());
 }
 
@@ -476,16 +303,9 @@ fn limits_rates_and_capabilities_are_viber_s() {
     assert_eq!(limits.text_max_chars, 2000);
     assert_eq!(limits.image_bytes, Some(MB));
     assert_eq!(limits.video_bytes, Some(26 * MB));
-    assert_eq!(
-        limits.video_bytes,
-        Some(27_262_976),
-        "Viber states 26 MB as 27262976 bytes"
-    );
+    assert_eq!(limits.video_bytes, Some(27_262_976), "Viber states 26 MB as 27262976 bytes");
     assert_eq!(limits.file_bytes, Some(52_428_800));
-    assert_eq!(
-        limits.audio_bytes, limits.file_bytes,
-        "audio goes as a file"
-    );
+    assert_eq!(limits.audio_bytes, limits.file_bytes, "audio goes as a file");
     let rates = adapter.rate_limits();
     assert_eq!(rates.per_account, Some(VIBER_RATE_PER_ACCOUNT));
     assert_eq!(rates.per_chat, None);

@@ -38,15 +38,11 @@ impl VkConfig {
     pub fn from_settings(settings: serde_json::Value) -> Result<VkConfig, BuildError> {
         let mut config: VkConfig = serde_json::from_value(settings)?;
         if config.group_id <= 0 {
-            return Err(BuildError::new(
-                "vk: `group_id` must be the positive community id",
-            ));
+            return Err(BuildError::new("vk: `group_id` must be the positive community id"));
         }
-        for (name, value) in [
-            ("access_token", &config.access_token),
-            ("secret", &config.secret),
-            ("confirmation", &config.confirmation),
-        ] {
+        for (name, value) in
+            [("access_token", &config.access_token), ("secret", &config.secret), ("confirmation", &config.confirmation)]
+        {
             if value.expose().trim().is_empty() {
                 // Without a secret key every callback would be unauthenticated: refuse the account.
                 return Err(BuildError::new(format!("vk: `{name}` must not be empty")));

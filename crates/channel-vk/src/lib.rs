@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits,
-    SendError, SendReceipt, WebhookError, WebhookRequest,
+    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits, SendError, SendReceipt,
+    WebhookError, WebhookRequest,
 };
 use chatgate_model::limits::{MB, MESSAGE_TEXT_MAX_CHARS};
 use chatgate_model::{Channel, Limits};
@@ -60,21 +60,13 @@ impl ChannelFactory for VkFactory {
         "vk"
     }
 
-    fn build(
-        &self,
-        account: &str,
-        settings: serde_json::Value,
-    ) -> Result<Arc<dyn Adapter>, BuildError> {
+    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
         let config = VkConfig::from_settings(settings)?;
         let client = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| BuildError::new(format!("vk: HTTP client: {}", e.without_url())))?;
-        Ok(Arc::new(VkAdapter {
-            account: account.to_owned(),
-            config,
-            client,
-        }))
+        Ok(Arc::new(VkAdapter { account: account.to_owned(), config, client }))
     }
 }
 
@@ -104,19 +96,12 @@ impl Adapter for VkAdapter {
         // VK counts API calls, the server counts parts: a text part is one call, a media part
         // three (get upload server, save, send). Above 20 calls/s VK answers error 6, which
         // `send` turns into a 1 s retry.
-        RateLimits {
-            per_account: Some(Rate::per_second(REQUESTS_PER_SECOND)),
-            per_chat: None,
-        }
+        RateLimits { per_account: Some(Rate::per_second(REQUESTS_PER_SECOND)), per_chat: None }
     }
 
     fn capabilities(&self) -> Capabilities {
         // VK has no reply window: a community may write once the user allowed messages.
-        Capabilities {
-            native_reply: true,
-            templates: false,
-            messaging_window: None,
-        }
+        Capabilities { native_reply: true, templates: false, messaging_window: None }
     }
 
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {
@@ -124,8 +109,8 @@ impl Adapter for VkAdapter {
     }
 
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Inbound, WebhookError> {
-        let root: serde_json::Value = serde_json::from_slice(request.body)
-            .map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let root: serde_json::Value =
+            serde_json::from_slice(request.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
         Ok(parse::parse(&self.account, &self.config, root))
     }
 
@@ -134,11 +119,6 @@ impl Adapter for VkAdapter {
     }
 
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
-        send::Api {
-            client: &self.client,
-            config: &self.config,
-        }
-        .send(part)
-        .await
+        send::Api { client: &self.client, config: &self.config }.send(part).await
     }
 }

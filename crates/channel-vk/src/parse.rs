@@ -31,8 +31,8 @@
 
 use chatgate_adapter::{Inbound, InboundEvent, Reply};
 use chatgate_model::{
-    Attachment, AttachmentKind, Channel, Customer, Event, EventKind, Location, Message, Postback,
-    Source, Status, StatusInfo,
+    Attachment, AttachmentKind, Channel, Customer, Event, EventKind, Location, Message, Postback, Source, Status,
+    StatusInfo,
 };
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -49,16 +49,9 @@ pub const OK_REPLY: &str = "ok";
 /// Normalises one authenticated callback body (already parsed as JSON).
 pub(crate) fn parse(account: &str, config: &VkConfig, root: Value) -> Inbound {
     let root = without_secret(root);
-    let kind = root
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let kind = root.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
     if kind == "confirmation" {
-        return Inbound {
-            events: Vec::new(),
-            reply: Reply::Text(config.confirmation.expose().to_owned()),
-        };
+        return Inbound { events: Vec::new(), reply: Reply::Text(config.confirmation.expose().to_owned()) };
     }
     let object = root.get("object").cloned().unwrap_or(Value::Null);
     let event = match kind.as_str() {
@@ -74,10 +67,7 @@ pub(crate) fn parse(account: &str, config: &VkConfig, root: Value) -> Inbound {
     .unwrap_or_else(|| unsupported(account, &object, &root));
     let dedup_key = dedup_key(&kind, &root, &object);
     Inbound {
-        events: vec![InboundEvent {
-            dedup_key: Some(dedup_key),
-            event,
-        }],
+        events: vec![InboundEvent { dedup_key: Some(dedup_key), event }],
         reply: Reply::Text(OK_REPLY.to_owned()),
     }
 }
@@ -103,11 +93,7 @@ pub(crate) fn message_ref(id: i64, peer_id: i64, conversation_message_id: i64) -
 /// `body:<sha256 of the body>`, which a redelivery repeats byte for byte (the retry counter
 /// is a header, not part of the body).
 fn dedup_key(kind: &str, root: &Value, object: &Value) -> String {
-    if let Some(id) = root
-        .get("event_id")
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty())
-    {
+    if let Some(id) = root.get("event_id").and_then(Value::as_str).filter(|id| !id.is_empty()) {
         return format!("event:{id}");
     }
     match kind {
@@ -122,11 +108,7 @@ fn dedup_key(kind: &str, root: &Value, object: &Value) -> String {
             }
         }
         "message_event" => {
-            if let Some(id) = object
-                .get("event_id")
-                .and_then(Value::as_str)
-                .filter(|id| !id.is_empty())
-            {
+            if let Some(id) = object.get("event_id").and_then(Value::as_str).filter(|id| !id.is_empty()) {
                 return format!("{kind}:{id}");
             }
         }
@@ -163,12 +145,7 @@ fn outgoing_echo(account: &str, object: &Value) -> Option<Event> {
     let raw = message_object(object);
     let m: wire::Message = decode(raw)?;
     let external_id = message_ref(m.id, m.peer_id, m.conversation_message_id)?;
-    let mut event = Event::new(
-        EventKind::Status,
-        Channel::Vk,
-        account,
-        chat_of(&m).to_string(),
-    );
+    let mut event = Event::new(EventKind::Status, Channel::Vk, account, chat_of(&m).to_string());
     event.status = Some(StatusInfo {
         message_id: None,
         external_id: Some(external_id),
@@ -189,13 +166,8 @@ fn permission(account: &str, object: &Value, kind: EventKind) -> Option<Event> {
     let mut event = Event::new(kind, Channel::Vk, account, p.user_id.to_string());
     event.customer = customer(p.user_id);
     if let Some(key) = p.key.filter(|k| !k.is_empty()) {
-        event.source = Some(Source {
-            kind: "deep_link".to_owned(),
-            reference: Some(key),
-            url: None,
-            title: None,
-            raw: None,
-        });
+        event.source =
+            Some(Source { kind: "deep_link".to_owned(), reference: Some(key), url: None, title: None, raw: None });
     }
     Some(event)
 }
@@ -212,18 +184,10 @@ fn button(account: &str, object: &Value) -> Option<Event> {
         Value::Null => String::new(),
         other => other.to_string(),
     };
-    let mut event = Event::new(
-        EventKind::Postback,
-        Channel::Vk,
-        account,
-        b.peer_id.to_string(),
-    );
+    let mut event = Event::new(EventKind::Postback, Channel::Vk, account, b.peer_id.to_string());
     event.customer = customer(b.user_id);
-    event.postback = Some(Postback {
-        payload,
-        title: None,
-        external_id: message_ref(0, b.peer_id, b.conversation_message_id),
-    });
+    event.postback =
+        Some(Postback { payload, title: None, external_id: message_ref(0, b.peer_id, b.conversation_message_id) });
     event.raw = Some(object.clone());
     Some(event)
 }
@@ -294,10 +258,7 @@ fn convert_message(account: &str, m: &wire::Message) -> (Message, bool) {
 
 /// One attachment; `true` when part of it is only in `raw`.
 fn attachment(account: &str, value: &Value) -> (Attachment, bool) {
-    let kind = value
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("unknown");
+    let kind = value.get("type").and_then(Value::as_str).unwrap_or("unknown");
     let inner = value.get(kind).unwrap_or(&Value::Null);
     let converted = match kind {
         "photo" => decode::<wire::Photo>(inner).map(|p| {
@@ -312,21 +273,14 @@ fn attachment(account: &str, value: &Value) -> (Attachment, bool) {
         "doc" => decode::<wire::Doc>(inner).map(|d| {
             // Type 3 is a GIF, type 4 an image; everything else a file.
             let (kind, variant, mime) = match d.kind {
-                Some(3) => (
-                    AttachmentKind::Image,
-                    Some("animation".to_owned()),
-                    Some("image/gif".to_owned()),
-                ),
+                Some(3) => (AttachmentKind::Image, Some("animation".to_owned()), Some("image/gif".to_owned())),
                 Some(4) => (AttachmentKind::Image, None, None),
                 _ => (AttachmentKind::File, None, None),
             };
             let a = Attachment {
                 mime,
                 size: d.size,
-                name: d
-                    .title
-                    .clone()
-                    .or_else(|| d.ext.clone().map(|e| format!("file.{e}"))),
+                name: d.title.clone().or_else(|| d.ext.clone().map(|e| format!("file.{e}"))),
                 media: media(account, "doc", d.owner_id, d.id, d.access_key.as_deref()),
                 url: non_empty(d.url),
                 variant,
@@ -342,13 +296,7 @@ fn attachment(account: &str, value: &Value) -> (Attachment, bool) {
             };
             let a = Attachment {
                 mime: mime.map(str::to_owned),
-                media: media(
-                    account,
-                    "audio_message",
-                    v.owner_id,
-                    v.id,
-                    v.access_key.as_deref(),
-                ),
+                media: media(account, "audio_message", v.owner_id, v.id, v.access_key.as_deref()),
                 url,
                 duration: v.duration,
                 variant: Some("voice".to_owned()),
@@ -391,13 +339,7 @@ fn attachment(account: &str, value: &Value) -> (Attachment, bool) {
         }),
         "graffiti" => decode::<wire::Graffiti>(inner).map(|g| {
             let a = Attachment {
-                media: media(
-                    account,
-                    "graffiti",
-                    g.owner_id,
-                    g.id,
-                    g.access_key.as_deref(),
-                ),
+                media: media(account, "graffiti", g.owner_id, g.id, g.access_key.as_deref()),
                 url: non_empty(g.url),
                 variant: Some("graffiti".to_owned()),
                 ..blank(AttachmentKind::Image)
@@ -418,8 +360,7 @@ fn attachment(account: &str, value: &Value) -> (Attachment, bool) {
             let owner = w.owner_id.or(w.to_id).or(w.from_id).unwrap_or_default();
             let a = Attachment {
                 media: media(account, "wall", owner, w.id, w.access_key.as_deref()),
-                url: (owner != 0 && w.id != 0)
-                    .then(|| format!("https://vk.com/wall{owner}_{}", w.id)),
+                url: (owner != 0 && w.id != 0).then(|| format!("https://vk.com/wall{owner}_{}", w.id)),
                 variant: Some("wall".to_owned()),
                 ..blank(AttachmentKind::File)
             };
@@ -434,11 +375,7 @@ fn attachment(account: &str, value: &Value) -> (Attachment, bool) {
         let owner = inner.get("owner_id").and_then(as_i64).unwrap_or_default();
         let key = inner.get("access_key").and_then(Value::as_str);
         let a = Attachment {
-            name: inner
-                .get("title")
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned),
+            name: inner.get("title").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned),
             media: media(account, kind, owner, id, key),
             variant: Some(kind.to_owned()),
             ..blank(AttachmentKind::File)
@@ -454,21 +391,12 @@ fn largest_photo(sizes: &[wire::PhotoSize]) -> Option<String> {
     sizes
         .iter()
         .filter(|s| !s.url.is_empty())
-        .max_by_key(|s| {
-            (
-                s.width.saturating_mul(s.height),
-                LETTERS.find(s.kind.as_str()).map_or(0, |i| i + 1),
-            )
-        })
+        .max_by_key(|s| (s.width.saturating_mul(s.height), LETTERS.find(s.kind.as_str()).map_or(0, |i| i + 1)))
         .map(|s| s.url.clone())
 }
 
 fn largest_image(images: &[wire::Image]) -> Option<String> {
-    images
-        .iter()
-        .filter(|i| !i.url.is_empty())
-        .max_by_key(|i| i.width.saturating_mul(i.height))
-        .map(|i| i.url.clone())
+    images.iter().filter(|i| !i.url.is_empty()).max_by_key(|i| i.width.saturating_mul(i.height)).map(|i| i.url.clone())
 }
 
 fn location(geo: &wire::Geo) -> Option<Location> {
@@ -481,11 +409,8 @@ fn location(geo: &wire::Geo) -> Option<Location> {
         _ => return None,
     };
     let place = geo.place.clone().unwrap_or_default();
-    let address: Vec<String> = [place.address, place.city, place.country]
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .collect();
+    let address: Vec<String> =
+        [place.address, place.city, place.country].into_iter().flatten().filter(|s| !s.is_empty()).collect();
     Some(Location {
         latitude,
         longitude,
@@ -496,13 +421,7 @@ fn location(geo: &wire::Geo) -> Option<Location> {
 
 /// The opaque media reference `vk:<account>:<type><owner>_<id>[_<access_key>]`: the same string
 /// `messages.send` takes as an `attachment`.
-fn media(
-    account: &str,
-    kind: &str,
-    owner: i64,
-    id: i64,
-    access_key: Option<&str>,
-) -> Option<String> {
+fn media(account: &str, kind: &str, owner: i64, id: i64, access_key: Option<&str>) -> Option<String> {
     if id == 0 {
         return None;
     }
@@ -513,16 +432,7 @@ fn media(
 }
 
 fn blank(kind: AttachmentKind) -> Attachment {
-    Attachment {
-        kind,
-        mime: None,
-        size: None,
-        name: None,
-        media: None,
-        url: None,
-        duration: None,
-        variant: None,
-    }
+    Attachment { kind, mime: None, size: None, name: None, media: None, url: None, duration: None, variant: None }
 }
 
 /// Where a message belongs: its `peer_id`, or the author for payloads that lack one.
@@ -531,16 +441,11 @@ fn chat_of(m: &wire::Message) -> i64 {
 }
 
 fn customer(id: i64) -> Option<Customer> {
-    (id != 0).then(|| Customer {
-        id: id.to_string(),
-        ..Customer::default()
-    })
+    (id != 0).then(|| Customer { id: id.to_string(), ..Customer::default() })
 }
 
 fn timestamp(seconds: i64) -> Option<DateTime<Utc>> {
-    (seconds > 0)
-        .then(|| DateTime::from_timestamp(seconds, 0))
-        .flatten()
+    (seconds > 0).then(|| DateTime::from_timestamp(seconds, 0)).flatten()
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {

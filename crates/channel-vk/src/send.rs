@@ -72,16 +72,11 @@ pub(crate) struct Api<'a> {
 impl Api<'_> {
     /// Sends one part and returns the id VK gave the message.
     pub(crate) async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
-        let peer: i64 = part.chat_id.trim().parse().map_err(|_| {
-            SendError::failed(
-                FailureCode::Rejected,
-                format!("`{}` is not a VK peer id", part.chat_id),
-            )
-        })?;
-        let mut params: Vec<(&str, String)> = vec![(
-            "random_id",
-            random_id(part.message_id, part.index).to_string(),
-        )];
+        let peer: i64 =
+            part.chat_id.trim().parse().map_err(|_| {
+                SendError::failed(FailureCode::Rejected, format!("`{}` is not a VK peer id", part.chat_id))
+            })?;
+        let mut params: Vec<(&str, String)> = vec![("random_id", random_id(part.message_id, part.index).to_string())];
         if peer >= CHAT_PEER_OFFSET {
             params.push(("peer_ids", peer.to_string()));
         } else {
@@ -100,56 +95,36 @@ impl Api<'_> {
                 }
             }
             PartBody::Template(_) => {
-                return Err(SendError::failed(
-                    FailureCode::AttachmentKindUnsupported,
-                    "VK has no message templates",
-                ));
+                return Err(SendError::failed(FailureCode::AttachmentKindUnsupported, "VK has no message templates"));
             }
         }
         let response = self.call("messages.send", params).await?;
         let external_id = receipt_id(peer, &response)?;
-        Ok(SendReceipt {
-            external_id,
-            status: Status::Sent,
-        })
+        Ok(SendReceipt { external_id, status: Status::Sent })
     }
 
     /// Uploads a file and returns its `attachment` string.
     async fn upload(&self, peer: i64, media: &Media) -> Result<String, SendError> {
         match media.kind {
             AttachmentKind::Image => self.upload_photo(peer, media).await,
-            AttachmentKind::File | AttachmentKind::Audio | AttachmentKind::Video => {
-                self.upload_doc(peer, media).await
+            AttachmentKind::File | AttachmentKind::Audio | AttachmentKind::Video => self.upload_doc(peer, media).await,
+            AttachmentKind::Sticker => {
+                Err(SendError::failed(FailureCode::AttachmentKindUnsupported, "VK does not take uploaded stickers"))
             }
-            AttachmentKind::Sticker => Err(SendError::failed(
-                FailureCode::AttachmentKindUnsupported,
-                "VK does not take uploaded stickers",
-            )),
         }
     }
 
     async fn upload_photo(&self, peer: i64, media: &Media) -> Result<String, SendError> {
         let server: wire::UploadServer = typed(
             "photos.getMessagesUploadServer",
-            self.call(
-                "photos.getMessagesUploadServer",
-                vec![("peer_id", peer.to_string())],
-            )
-            .await?,
+            self.call("photos.getMessagesUploadServer", vec![("peer_id", peer.to_string())]).await?,
         )?;
-        let uploaded: wire::PhotoUpload =
-            self.post_file(&server.upload_url, "photo", media).await?;
+        let uploaded: wire::PhotoUpload = self.post_file(&server.upload_url, "photo", media).await?;
         if let Some(error) = uploaded.error {
-            return Err(SendError::failed(
-                FailureCode::Rejected,
-                format!("VK photo upload: {}", error_text(&error)),
-            ));
+            return Err(SendError::failed(FailureCode::Rejected, format!("VK photo upload: {}", error_text(&error))));
         }
         if uploaded.photo.is_empty() || uploaded.photo == "[]" {
-            return Err(SendError::failed(
-                FailureCode::Rejected,
-                "VK's upload server did not take the image",
-            ));
+            return Err(SendError::failed(FailureCode::Rejected, "VK's upload server did not take the image"));
         }
         let server_id = match &uploaded.server {
             Value::String(s) => s.clone(),
@@ -158,17 +133,11 @@ impl Api<'_> {
         let saved = self
             .call(
                 "photos.saveMessagesPhoto",
-                vec![
-                    ("photo", uploaded.photo),
-                    ("server", server_id),
-                    ("hash", uploaded.hash),
-                ],
+                vec![("photo", uploaded.photo), ("server", server_id), ("hash", uploaded.hash)],
             )
             .await?;
         let photo: wire::Saved = match saved {
-            Value::Array(mut items) if !items.is_empty() => {
-                typed("photos.saveMessagesPhoto", items.swap_remove(0))?
-            }
+            Value::Array(mut items) if !items.is_empty() => typed("photos.saveMessagesPhoto", items.swap_remove(0))?,
             other => typed("photos.saveMessagesPhoto", other)?,
         };
         Ok(attachment_string("photo", &photo))
@@ -177,11 +146,8 @@ impl Api<'_> {
     async fn upload_doc(&self, peer: i64, media: &Media) -> Result<String, SendError> {
         let server: wire::UploadServer = typed(
             "docs.getMessagesUploadServer",
-            self.call(
-                "docs.getMessagesUploadServer",
-                vec![("peer_id", peer.to_string()), ("type", "doc".to_owned())],
-            )
-            .await?,
+            self.call("docs.getMessagesUploadServer", vec![("peer_id", peer.to_string()), ("type", "doc".to_owned())])
+                .await?,
         )?;
         let uploaded: wire::DocUpload = self.post_file(&server.upload_url, "file", media).await?;
         let file = match (uploaded.file, uploaded.error) {
@@ -191,26 +157,14 @@ impl Api<'_> {
                     .error_descr
                     .or_else(|| error.as_ref().map(error_text))
                     .unwrap_or_else(|| "no file in the answer".to_owned());
-                return Err(SendError::failed(
-                    FailureCode::Rejected,
-                    format!("VK document upload: {reason}"),
-                ));
+                return Err(SendError::failed(FailureCode::Rejected, format!("VK document upload: {reason}")));
             }
         };
-        let saved = self
-            .call(
-                "docs.save",
-                vec![("file", file), ("title", title_of(media))],
-            )
-            .await?;
+        let saved = self.call("docs.save", vec![("file", file), ("title", title_of(media))]).await?;
         // API 5.199: `{"type": "doc", "doc": {...}}`; very old versions answered an array of docs.
         let doc = match saved {
             Value::Object(mut map) if map.contains_key("type") => {
-                let kind = map
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("doc")
-                    .to_owned();
+                let kind = map.get("type").and_then(Value::as_str).unwrap_or("doc").to_owned();
                 map.remove(&kind).unwrap_or(Value::Null)
             }
             Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
@@ -227,23 +181,15 @@ impl Api<'_> {
         form.push(("v", self.config.api_version.clone()));
         let url = format!("{}/{method}", self.config.api_base_url);
         tracing::debug!(channel = "vk", method, "calling the VK API");
-        let response = self
-            .client
-            .post(url)
-            .timeout(API_TIMEOUT)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| transport(method, e))?;
+        let response =
+            self.client.post(url).timeout(API_TIMEOUT).form(&form).send().await.map_err(|e| transport(method, e))?;
         let answer: wire::ApiAnswer = read_json(method, response).await?;
         if let Some(error) = answer.error {
             return Err(classify(method, error.error_code, &error.error_msg));
         }
-        answer.response.ok_or_else(|| {
-            SendError::transient(format!(
-                "VK {method}: the answer has neither `response` nor `error`"
-            ))
-        })
+        answer
+            .response
+            .ok_or_else(|| SendError::transient(format!("VK {method}: the answer has neither `response` nor `error`")))
     }
 
     /// Posts a file as multipart to an upload server.
@@ -260,8 +206,7 @@ impl Api<'_> {
         // back to a neutral one (VK's upload servers look at the content and the name).
         let part = || {
             let body = reqwest::Body::from(media.bytes.clone());
-            reqwest::multipart::Part::stream_with_length(body, media.bytes.len() as u64)
-                .file_name(title_of(media))
+            reqwest::multipart::Part::stream_with_length(body, media.bytes.len() as u64).file_name(title_of(media))
         };
         let part = part()
             .mime_str(media.mime.as_deref().unwrap_or(OCTET_STREAM))
@@ -343,32 +288,19 @@ fn receipt_id(peer: i64, response: &Value) -> Result<String, SendError> {
     let item = response.as_array().and_then(|items| items.first());
     if let Some(item) = item {
         if let Some(error) = item.get("error").filter(|e| !e.is_null()) {
-            let code = error
-                .get("code")
-                .and_then(Value::as_i64)
-                .unwrap_or_default();
-            let message = error
-                .get("description")
-                .and_then(Value::as_str)
-                .map_or_else(|| error.to_string(), str::to_owned);
+            let code = error.get("code").and_then(Value::as_i64).unwrap_or_default();
+            let message =
+                error.get("description").and_then(Value::as_str).map_or_else(|| error.to_string(), str::to_owned);
             return Err(classify("messages.send", code, &message));
         }
-        let id = item
-            .get("message_id")
-            .and_then(Value::as_i64)
-            .unwrap_or_default();
-        let cmid = item
-            .get("conversation_message_id")
-            .and_then(Value::as_i64)
-            .unwrap_or_default();
+        let id = item.get("message_id").and_then(Value::as_i64).unwrap_or_default();
+        let cmid = item.get("conversation_message_id").and_then(Value::as_i64).unwrap_or_default();
         if let Some(r) = crate::parse::message_ref(id, peer, cmid) {
             return Ok(r);
         }
     }
     // VK sent something else; a retry is safe, `random_id` keeps it from sending twice.
-    Err(SendError::transient(format!(
-        "VK messages.send answered an unknown shape: {response}"
-    )))
+    Err(SendError::transient(format!("VK messages.send answered an unknown shape: {response}")))
 }
 
 fn attachment_string(kind: &str, saved: &wire::Saved) -> String {
@@ -379,11 +311,7 @@ fn attachment_string(kind: &str, saved: &wire::Saved) -> String {
 }
 
 fn title_of(media: &Media) -> String {
-    if media.name.trim().is_empty() {
-        "file".to_owned()
-    } else {
-        media.name.clone()
-    }
+    if media.name.trim().is_empty() { "file".to_owned() } else { media.name.clone() }
 }
 
 fn error_text(error: &Value) -> String {
@@ -394,15 +322,11 @@ fn error_text(error: &Value) -> String {
 }
 
 fn typed<T: DeserializeOwned>(method: &str, value: Value) -> Result<T, SendError> {
-    serde_json::from_value(value)
-        .map_err(|e| SendError::transient(format!("VK {method}: unexpected answer: {e}")))
+    serde_json::from_value(value).map_err(|e| SendError::transient(format!("VK {method}: unexpected answer: {e}")))
 }
 
 /// Reads a JSON answer; HTTP errors first.
-async fn read_json<T: DeserializeOwned>(
-    what: &str,
-    response: reqwest::Response,
-) -> Result<T, SendError> {
+async fn read_json<T: DeserializeOwned>(what: &str, response: reqwest::Response) -> Result<T, SendError> {
     let status = response.status();
     if status.as_u16() == 429 {
         let wait = response
@@ -417,15 +341,11 @@ async fn read_json<T: DeserializeOwned>(
         return Err(SendError::transient(format!("VK {what}: HTTP {status}")));
     }
     if !status.is_success() {
-        return Err(SendError::failed(
-            FailureCode::Rejected,
-            format!("VK {what}: HTTP {status}"),
-        ));
+        return Err(SendError::failed(FailureCode::Rejected, format!("VK {what}: HTTP {status}")));
     }
     let bytes = response.bytes().await.map_err(|e| transport(what, e))?;
     // A body that is not JSON (a maintenance page) is VK's trouble, not the message's.
-    serde_json::from_slice(&bytes)
-        .map_err(|e| SendError::transient(format!("VK {what}: unreadable answer: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| SendError::transient(format!("VK {what}: unreadable answer: {e}")))
 }
 
 fn transport(what: &str, error: reqwest::Error) -> SendError {

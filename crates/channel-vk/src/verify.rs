@@ -60,10 +60,7 @@ pub(crate) fn verify(config: &VkConfig, body: &[u8]) -> Result<(), WebhookError>
 pub(crate) fn sign(config: &VkConfig, body: Vec<u8>) -> Vec<u8> {
     match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(mut root)) => {
-            root.insert(
-                "secret".to_owned(),
-                Value::String(config.secret.expose().to_owned()),
-            );
+            root.insert("secret".to_owned(), Value::String(config.secret.expose().to_owned()));
             serde_json::to_vec(&Value::Object(root)).unwrap_or(body)
         }
         _ => body,

@@ -5,34 +5,21 @@ use std::sync::Arc;
 use chatgate_adapter::{Adapter, Inbound, Reply, WebhookError, WebhookRequest};
 use chatgate_channel_vk::FACTORY;
 use chatgate_model::{EventKind, Status};
-use chatgate_testkit::{
-    assert_golden, fixtures, golden_json, handle, load_fixture, workspace_root,
-};
+use chatgate_testkit::{assert_golden, fixtures, golden_json, handle, load_fixture, workspace_root};
 use http::{HeaderMap, HeaderValue, Method};
 
 fn account_settings() -> serde_json::Value {
     let path = workspace_root().join("fixtures/vk/account.json");
-    serde_json::from_slice(&std::fs::read(path).expect("account.json"))
-        .expect("account.json is JSON")
+    serde_json::from_slice(&std::fs::read(path).expect("account.json")).expect("account.json is JSON")
 }
 
 fn adapter() -> Arc<dyn Adapter> {
     use chatgate_adapter::ChannelFactory;
-    FACTORY
-        .build("test", account_settings())
-        .expect("account builds")
+    FACTORY.build("test", account_settings()).expect("account builds")
 }
 
 fn post(adapter: &dyn Adapter, headers: &HeaderMap, body: &[u8]) -> Result<Inbound, WebhookError> {
-    handle(
-        adapter,
-        &WebhookRequest {
-            method: &Method::POST,
-            headers,
-            query: None,
-            body,
-        },
-    )
+    handle(adapter, &WebhookRequest { method: &Method::POST, headers, query: None, body })
 }
 
 fn body_with(fields: serde_json::Value) -> Vec<u8> {
@@ -43,14 +30,9 @@ fn body_with(fields: serde_json::Value) -> Vec<u8> {
 fn every_fixture_matches_its_golden_file() {
     let adapter = adapter();
     let all = fixtures("vk");
-    assert!(
-        all.len() >= 25,
-        "expected the VK fixtures, found {}",
-        all.len()
-    );
+    assert!(all.len() >= 25, "expected the VK fixtures, found {}", all.len());
     for fixture in all {
-        let inbound = handle(&*adapter, &fixture.request())
-            .unwrap_or_else(|e| panic!("{}: {e}", fixture.name));
+        let inbound = handle(&*adapter, &fixture.request()).unwrap_or_else(|e| panic!("{}: {e}", fixture.name));
         assert_golden(&fixture.golden, &golden_json(&inbound));
     }
 }
@@ -82,64 +64,32 @@ fn secret_vectors() {
         body_with(body)
     };
     // Valid.
-    let ok = post(
-        &*adapter,
-        &headers,
-        &event(Some("test-secret"), 229000001.into()),
-    )
-    .unwrap();
+    let ok = post(&*adapter, &headers, &event(Some("test-secret"), 229000001.into())).unwrap();
     assert_eq!(ok.reply, Reply::Text("ok".into()));
     assert_eq!(ok.events.len(), 1);
     // group_id as a string of digits is the same community.
-    assert!(
-        post(
-            &*adapter,
-            &headers,
-            &event(Some("test-secret"), "229000001".into())
-        )
-        .is_ok()
-    );
+    assert!(post(&*adapter, &headers, &event(Some("test-secret"), "229000001".into())).is_ok());
     // Missing secret.
-    assert_eq!(
-        post(&*adapter, &headers, &event(None, 229000001.into())),
-        Err(WebhookError::MissingSignature)
-    );
+    assert_eq!(post(&*adapter, &headers, &event(None, 229000001.into())), Err(WebhookError::MissingSignature));
     // Wrong secret: another value, a prefix, a different case, a non-string.
-    for wrong in [
-        "test-secreT",
-        "test-secre",
-        "test-secret ",
-        "",
-        "TEST-SECRET",
-    ] {
+    for wrong in ["test-secreT", "test-secre", "test-secret ", "", "TEST-SECRET"] {
         assert_eq!(
             post(&*adapter, &headers, &event(Some(wrong), 229000001.into())),
             Err(WebhookError::BadSignature),
             "{wrong:?}"
         );
     }
-    let numeric = body_with(
-        serde_json::json!({"type": "message_deny", "group_id": 229000001, "secret": 42, "object": {}}),
-    );
-    assert_eq!(
-        post(&*adapter, &headers, &numeric),
-        Err(WebhookError::BadSignature)
-    );
+    let numeric =
+        body_with(serde_json::json!({"type": "message_deny", "group_id": 229000001, "secret": 42, "object": {}}));
+    assert_eq!(post(&*adapter, &headers, &numeric), Err(WebhookError::BadSignature));
     // Right secret, another community.
     assert_eq!(
-        post(
-            &*adapter,
-            &headers,
-            &event(Some("test-secret"), 229000002.into())
-        ),
+        post(&*adapter, &headers, &event(Some("test-secret"), 229000002.into())),
         Err(WebhookError::BadSignature)
     );
     // Not a JSON object at all: nothing can carry a secret.
     for junk in [&b"ok"[..], b"", b"[1,2]", b"{\"secret\":"] {
-        assert_eq!(
-            post(&*adapter, &headers, junk),
-            Err(WebhookError::MissingSignature)
-        );
+        assert_eq!(post(&*adapter, &headers, junk), Err(WebhookError::MissingSignature));
     }
 }
 
@@ -149,24 +99,15 @@ fn confirmation_vectors() {
     let headers = HeaderMap::new();
     let confirm = |fields: serde_json::Value| post(&*adapter, &headers, &body_with(fields));
     assert_eq!(
-        confirm(serde_json::json!({"type": "confirmation", "group_id": 229000001}))
-            .map(|i| i.reply),
+        confirm(serde_json::json!({"type": "confirmation", "group_id": 229000001})).map(|i| i.reply),
         Ok(Reply::Text("a1b2c3d4".into()))
     );
     // Another community's confirmation must not get ours.
-    assert_eq!(
-        confirm(serde_json::json!({"type": "confirmation", "group_id": 1})),
-        Err(WebhookError::BadSignature)
-    );
-    assert_eq!(
-        confirm(serde_json::json!({"type": "confirmation"})),
-        Err(WebhookError::BadSignature)
-    );
+    assert_eq!(confirm(serde_json::json!({"type": "confirmation", "group_id": 1})), Err(WebhookError::BadSignature));
+    assert_eq!(confirm(serde_json::json!({"type": "confirmation"})), Err(WebhookError::BadSignature));
     // A secret, when VK sends one, must be ours.
     assert_eq!(
-        confirm(
-            serde_json::json!({"type": "confirmation", "group_id": 229000001, "secret": "nope"})
-        ),
+        confirm(serde_json::json!({"type": "confirmation", "group_id": 229000001, "secret": "nope"})),
         Err(WebhookError::BadSignature)
     );
 }
@@ -185,11 +126,7 @@ fn redeliveries_with_retry_counter_are_the_same_event() {
         let again = post(&*adapter, &headers, &original.body).unwrap();
         assert_eq!(again.reply, Reply::Text("ok".into()), "retry {counter}");
         assert_eq!(again.events.len(), 1);
-        assert_eq!(
-            again.events[0].dedup_key.as_deref(),
-            Some(key.as_str()),
-            "retry {counter}"
-        );
+        assert_eq!(again.events[0].dedup_key.as_deref(), Some(key.as_str()), "retry {counter}");
         assert_eq!(again.events[0].event.message, first.events[0].event.message);
     }
 }
@@ -204,30 +141,16 @@ fn payloads_without_event_id_get_stable_keys() {
     }));
     let a = post(&*adapter, &headers, &legacy).unwrap();
     let b = post(&*adapter, &headers, &legacy).unwrap();
-    assert_eq!(
-        a.events[0].dedup_key.as_deref(),
-        Some("message_new:cmid:2000000001:9")
-    );
+    assert_eq!(a.events[0].dedup_key.as_deref(), Some("message_new:cmid:2000000001:9"));
     assert_eq!(a.events[0].dedup_key, b.events[0].dedup_key);
 
     let other = |user: i64| {
-        body_with(
-            serde_json::json!({"type": "group_leave", "group_id": 229000001, "secret": "test-secret",
-            "object": {"user_id": user, "self": 1}}),
-        )
+        body_with(serde_json::json!({"type": "group_leave", "group_id": 229000001, "secret": "test-secret",
+            "object": {"user_id": user, "self": 1}}))
     };
-    let k1 = post(&*adapter, &headers, &other(1)).unwrap().events[0]
-        .dedup_key
-        .clone()
-        .unwrap();
-    let k1_again = post(&*adapter, &headers, &other(1)).unwrap().events[0]
-        .dedup_key
-        .clone()
-        .unwrap();
-    let k2 = post(&*adapter, &headers, &other(2)).unwrap().events[0]
-        .dedup_key
-        .clone()
-        .unwrap();
+    let k1 = post(&*adapter, &headers, &other(1)).unwrap().events[0].dedup_key.clone().unwrap();
+    let k1_again = post(&*adapter, &headers, &other(1)).unwrap().events[0].dedup_key.clone().unwrap();
+    let k2 = post(&*adapter, &headers, &other(2)).unwrap().events[0].dedup_key.clone().unwrap();
     assert!(k1.starts_with("body:"), "{k1}");
     assert_eq!(k1, k1_again);
     assert_ne!(k1, k2);
@@ -236,26 +159,17 @@ fn payloads_without_event_id_get_stable_keys() {
 #[test]
 fn sign_writes_the_secret_and_keeps_the_rest() {
     let adapter = adapter();
-    let long_poll_element =
-        br#"{"type":"message_deny","object":{"user_id":7},"group_id":229000001,"event_id":"x"}"#;
+    let long_poll_element = br#"{"type":"message_deny","object":{"user_id":7},"group_id":229000001,"event_id":"x"}"#;
     let mut headers = HeaderMap::new();
-    assert_eq!(
-        post(&*adapter, &headers, long_poll_element),
-        Err(WebhookError::MissingSignature)
-    );
+    assert_eq!(post(&*adapter, &headers, long_poll_element), Err(WebhookError::MissingSignature));
     let signed = adapter.sign(&mut headers, long_poll_element.to_vec());
     let inbound = post(&*adapter, &headers, &signed).unwrap();
-    assert_eq!(
-        inbound.events[0].event.kind,
-        EventKind::CustomerUnsubscribed
-    );
+    assert_eq!(inbound.events[0].event.kind, EventKind::CustomerUnsubscribed);
     assert_eq!(inbound.events[0].event.chat_id, "7");
 
     // A wrong secret is replaced, not duplicated; other fields survive.
-    let wrong =
-        br#"{"type":"message_deny","object":{"user_id":7},"group_id":229000001,"secret":"old"}"#;
-    let resigned: serde_json::Value =
-        serde_json::from_slice(&adapter.sign(&mut headers, wrong.to_vec())).unwrap();
+    let wrong = br#"{"type":"message_deny","object":{"user_id":7},"group_id":229000001,"secret":"old"}"#;
+    let resigned: serde_json::Value = serde_json::from_slice(&adapter.sign(&mut headers, wrong.to_vec())).unwrap();
     assert_eq!(resigned["secret"], "test-secret");
     assert_eq!(resigned["object"]["user_id"], 7);
     // Not JSON: unchanged.
@@ -270,11 +184,7 @@ fn the_secret_never_reaches_raw() {
         let inbound = handle(&*adapter, &f.request()).unwrap();
         for e in &inbound.events {
             let json = serde_json::to_string(&e.event).unwrap();
-            assert!(
-                !json.contains("test-secret"),
-                "{}: secret in the envelope",
-                f.name
-            );
+            assert!(!json.contains("test-secret"), "{}: secret in the envelope", f.name);
         }
     }
     // An unknown type keeps its body, minus the secret.
@@ -291,36 +201,19 @@ fn statuses_name_the_provider_ids() {
     let dir = workspace_root().join("fixtures/vk");
     let read = handle(&*adapter, &load_fixture(&dir, "message-read").request()).unwrap();
     let status = read.events[0].event.status.clone().unwrap();
-    assert_eq!(
-        (status.external_id.as_deref(), status.status),
-        (Some("2055"), Status::Read)
-    );
+    assert_eq!((status.external_id.as_deref(), status.status), (Some("2055"), Status::Read));
     let echo = handle(&*adapter, &load_fixture(&dir, "message-reply").request()).unwrap();
     let status = echo.events[0].event.status.clone().unwrap();
-    assert_eq!(
-        (status.external_id.as_deref(), status.status),
-        (Some("2055"), Status::Sent)
-    );
-    assert!(
-        echo.events[0].event.raw.is_some(),
-        "the echoed message is kept"
-    );
+    assert_eq!((status.external_id.as_deref(), status.status), (Some("2055"), Status::Sent));
+    assert!(echo.events[0].event.raw.is_some(), "the echoed message is kept");
 }
 
 #[test]
 fn non_json_body_that_passed_nothing_is_malformed_for_parse() {
     let adapter = adapter();
     let headers = HeaderMap::new();
-    let request = WebhookRequest {
-        method: &Method::POST,
-        headers: &headers,
-        query: None,
-        body: b"not json",
-    };
-    assert!(matches!(
-        adapter.parse(&request),
-        Err(WebhookError::Malformed(_))
-    ));
+    let request = WebhookRequest { method: &Method::POST, headers: &headers, query: None, body: b"not json" };
+    assert!(matches!(adapter.parse(&request), Err(WebhookError::Malformed(_))));
     // Authentic JSON without a type is kept, not refused.
     let odd = br#"{"group_id":229000001,"secret":"test-secret"}"#;
     let inbound = post(&*adapter, &headers, odd).unwrap();
@@ -334,24 +227,15 @@ fn config_is_checked_and_secrets_are_redacted() {
     let adapter = FACTORY.build("test", settings.clone()).unwrap();
     let config = chatgate_channel_vk::config::VkConfig::from_settings(settings.clone()).unwrap();
     let debug = format!("{config:?}");
-    assert!(
-        debug.contains("229000001") && debug.contains("[redacted]"),
-        "{debug}"
-    );
+    assert!(debug.contains("229000001") && debug.contains("[redacted]"), "{debug}");
     for secret in ["test-community-token", "test-secret", "a1b2c3d4"] {
         assert!(!debug.contains(secret), "{secret} in Debug: {debug}");
     }
     settings["extra"] = "x".into();
-    assert!(
-        FACTORY.build("test", settings).is_err(),
-        "unknown keys are refused"
-    );
+    assert!(FACTORY.build("test", settings).is_err(), "unknown keys are refused");
     let mut empty = account_settings();
     empty["secret"] = "".into();
-    assert!(
-        FACTORY.build("test", empty).is_err(),
-        "an empty secret is refused"
-    );
+    assert!(FACTORY.build("test", empty).is_err(), "an empty secret is refused");
     let mut bad_group = account_settings();
     bad_group["group_id"] = (-5).into();
     assert!(FACTORY.build("test", bad_group).is_err());
@@ -359,10 +243,7 @@ fn config_is_checked_and_secrets_are_redacted() {
     assert_eq!(limits.image_bytes, Some(50 * chatgate_model::limits::MB));
     assert_eq!(limits.file_bytes, Some(200 * chatgate_model::limits::MB));
     assert_eq!(limits.sticker_bytes, None);
-    assert_eq!(
-        adapter.rate_limits().per_account,
-        Some(chatgate_adapter::Rate::per_second(20))
-    );
+    assert_eq!(adapter.rate_limits().per_account, Some(chatgate_adapter::Rate::per_second(20)));
 }
 
 #[test]
@@ -396,43 +277,27 @@ fn odd_shapes_become_unsupported_or_partial_never_errors() {
             let body = body_with(serde_json::json!({
                 "type": kind, "group_id": 229000001, "secret": "test-secret", "object": object
             }));
-            let inbound =
-                post(&*adapter, &headers, &body).unwrap_or_else(|e| panic!("{kind} {object}: {e}"));
+            let inbound = post(&*adapter, &headers, &body).unwrap_or_else(|e| panic!("{kind} {object}: {e}"));
             assert_eq!(inbound.events.len(), 1, "{kind} {object}");
             let event = &inbound.events[0].event;
             if event.kind == EventKind::Unsupported {
-                assert_eq!(
-                    event.raw.as_ref().unwrap()["object"],
-                    *object,
-                    "{kind}: the body is kept"
-                );
+                assert_eq!(event.raw.as_ref().unwrap()["object"], *object, "{kind}: the body is kept");
             }
         }
     }
     // Attachments that do not decode are still listed, with the message kept in raw.
-    let body = body_with(
-        serde_json::json!({"type": "message_new", "group_id": 229000001, "secret": "test-secret",
-        "object": odd_objects[6]}),
-    );
+    let body = body_with(serde_json::json!({"type": "message_new", "group_id": 229000001, "secret": "test-secret",
+        "object": odd_objects[6]}));
     let inbound = post(&*adapter, &headers, &body).unwrap();
     let event = &inbound.events[0].event;
     assert_eq!(event.kind, EventKind::Message);
     assert_eq!(event.message.as_ref().unwrap().attachments.len(), 5);
     assert!(event.raw.is_some());
     // The old string form of coordinates.
-    let body = body_with(
-        serde_json::json!({"type": "message_new", "group_id": 229000001, "secret": "test-secret",
-        "object": odd_objects[8]}),
-    );
+    let body = body_with(serde_json::json!({"type": "message_new", "group_id": 229000001, "secret": "test-secret",
+        "object": odd_objects[8]}));
     let inbound = post(&*adapter, &headers, &body).unwrap();
-    let location = inbound.events[0]
-        .event
-        .message
-        .as_ref()
-        .unwrap()
-        .location
-        .clone()
-        .unwrap();
+    let location = inbound.events[0].event.message.as_ref().unwrap().location.clone().unwrap();
     assert_eq!((location.latitude, location.longitude), (59.9, 30.3));
 }
 
@@ -443,12 +308,7 @@ fn truncated_bodies_never_panic() {
     for f in fixtures("vk") {
         for end in 0..f.body.len() {
             let body = &f.body[..end];
-            let request = WebhookRequest {
-                method: &Method::POST,
-                headers: &headers,
-                query: None,
-                body,
-            };
+            let request = WebhookRequest { method: &Method::POST, headers: &headers, query: None, body };
             let _ = adapter.verify(&request);
             if let Ok(inbound) = adapter.parse(&request) {
                 assert!(inbound.events.len() <= 1);

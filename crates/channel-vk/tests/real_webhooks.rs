@@ -11,10 +11,7 @@ use serde_json::{Value, json};
 
 /// The account a payload was sent to: its `group_id` (payloads come from different communities).
 fn account_for(payload: &Value) -> std::sync::Arc<dyn Adapter> {
-    let group_id = payload
-        .get("group_id")
-        .and_then(Value::as_i64)
-        .unwrap_or(123456);
+    let group_id = payload.get("group_id").and_then(Value::as_i64).unwrap_or(123456);
     FACTORY
         .build(
             "real",
@@ -34,33 +31,20 @@ fn every_real_payload_parses_and_nothing_is_lost() {
         eprintln!("note: the shared real-webhook corpus is not present; nothing to check");
         return;
     };
-    assert!(
-        !payloads.is_empty(),
-        "the corpus has a vk folder but no payloads"
-    );
+    assert!(!payloads.is_empty(), "the corpus has a vk folder but no payloads");
     let mut events = 0;
     for webhook in &payloads {
         let name = webhook.path.display().to_string();
-        let payload: Value =
-            serde_json::from_slice(&webhook.body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let payload: Value = serde_json::from_slice(&webhook.body).unwrap_or_else(|e| panic!("{name}: {e}"));
         let adapter = account_for(&payload);
         let mut headers = HeaderMap::new();
         let body = adapter.sign(&mut headers, webhook.body.clone());
-        let request = WebhookRequest {
-            method: &Method::POST,
-            headers: &headers,
-            query: None,
-            body: &body,
-        };
+        let request = WebhookRequest { method: &Method::POST, headers: &headers, query: None, body: &body };
         let inbound = handle(&*adapter, &request).unwrap_or_else(|e| panic!("{name}: {e}"));
 
         let kind = payload["type"].as_str().unwrap_or_default();
         if kind == "confirmation" {
-            assert_eq!(
-                inbound.reply,
-                Reply::Text("confirmation_123456".into()),
-                "{name}"
-            );
+            assert_eq!(inbound.reply, Reply::Text("confirmation_123456".into()), "{name}");
             assert!(inbound.events.is_empty(), "{name}");
             continue;
         }
@@ -68,17 +52,11 @@ fn every_real_payload_parses_and_nothing_is_lost() {
         assert_eq!(inbound.events.len(), 1, "{name}: one callback is one event");
         let event = &inbound.events[0];
         events += 1;
-        assert!(
-            event.dedup_key.as_deref().is_some_and(|k| !k.is_empty()),
-            "{name}: no dedup key"
-        );
+        assert!(event.dedup_key.as_deref().is_some_and(|k| !k.is_empty()), "{name}: no dedup key");
 
         // The payload says what it should become.
         let object = &payload["object"];
-        let message = object
-            .get("message")
-            .filter(|m| m.is_object())
-            .unwrap_or(object);
+        let message = object.get("message").filter(|m| m.is_object()).unwrap_or(object);
         let expected = match kind {
             "message_new" if message.get("action").is_some() => EventKind::Unsupported,
             "message_new" => EventKind::Message,
@@ -92,27 +70,14 @@ fn every_real_payload_parses_and_nothing_is_lost() {
                 let m = event.event.message.as_ref().expect("message content");
                 let sent = message["attachments"].as_array().map_or(0, Vec::len);
                 assert_eq!(m.attachments.len(), sent, "{name}: attachments lost");
-                assert_eq!(
-                    event.event.chat_id,
-                    message["peer_id"].to_string(),
-                    "{name}"
-                );
-                assert_eq!(
-                    event.event.customer.as_ref().map(|c| c.id.clone()),
-                    Some(message["from_id"].to_string())
-                );
+                assert_eq!(event.event.chat_id, message["peer_id"].to_string(), "{name}");
+                assert_eq!(event.event.customer.as_ref().map(|c| c.id.clone()), Some(message["from_id"].to_string()));
                 let text = message["text"].as_str().unwrap_or_default();
                 assert_eq!(m.text.as_deref().unwrap_or_default(), text, "{name}");
-                let forwarded = message["fwd_messages"]
-                    .as_array()
-                    .is_some_and(|f| !f.is_empty());
+                let forwarded = message["fwd_messages"].as_array().is_some_and(|f| !f.is_empty());
                 assert_eq!(m.forwarded, forwarded, "{name}");
                 if forwarded {
-                    assert_eq!(
-                        event.event.raw.as_ref(),
-                        Some(message),
-                        "{name}: forwarded messages kept in raw"
-                    );
+                    assert_eq!(event.event.raw.as_ref(), Some(message), "{name}: forwarded messages kept in raw");
                 }
                 if message.get("geo").is_some() {
                     assert!(m.location.is_some(), "{name}: geo lost");

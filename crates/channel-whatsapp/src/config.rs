@@ -24,18 +24,14 @@ const KB: u64 = 1024;
 pub const STICKER_BYTES: u64 = 500 * KB;
 
 /// Cloud API (WhatsApp Business) limits: image 5 MB, audio 16 MB, video 16 MB, document 100 MB.
-pub const CLOUD_LIMITS: Limits = Limits {
-    sticker_bytes: Some(STICKER_BYTES),
-    ..Limits::mb(Some(5), Some(16), Some(16), Some(100))
-};
+pub const CLOUD_LIMITS: Limits =
+    Limits { sticker_bytes: Some(STICKER_BYTES), ..Limits::mb(Some(5), Some(16), Some(16), Some(100)) };
 
 /// Limits of a number connected through the WhatsApp app (QR pairing): 64 MB for image, audio and
 /// video, 100 MB for files. Stickers are the same webp format in every WhatsApp client, so the
 /// sticker cap stays [`STICKER_BYTES`].
-pub const QR_LIMITS: Limits = Limits {
-    sticker_bytes: Some(STICKER_BYTES),
-    ..Limits::mb(Some(64), Some(64), Some(64), Some(100))
-};
+pub const QR_LIMITS: Limits =
+    Limits { sticker_bytes: Some(STICKER_BYTES), ..Limits::mb(Some(64), Some(64), Some(64), Some(100)) };
 
 /// Which set of limits an account enforces. It changes limits only: sending always goes through
 /// the Cloud API calls in `send.rs`.
@@ -102,12 +98,7 @@ impl Config {
     /// Reads and checks the settings JSON.
     pub fn from_settings(settings: serde_json::Value) -> Result<Config, BuildError> {
         let mut config: Config = serde_json::from_value(settings)?;
-        if config.phone_number_id.is_empty()
-            || !config
-                .phone_number_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric())
-        {
+        if config.phone_number_id.is_empty() || !config.phone_number_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(BuildError::new(
                 "phone_number_id must be the non-empty numeric id of the business phone number",
             ));

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, MediaDownload, OutboundPart, Rate, RateLimits,
-    Reply, SendError, SendReceipt, WebhookError, WebhookRequest, meta,
+    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, MediaDownload, OutboundPart, Rate, RateLimits, Reply,
+    SendError, SendReceipt, WebhookError, WebhookRequest, meta,
 };
 use chatgate_model::{Channel, Limits};
 
@@ -43,10 +43,7 @@ pub const PER_ACCOUNT_RATE: Rate = Rate::per_second(80);
 /// 131056 but gives no number; third parties measure about one message every 6 s with short
 /// bursts allowed. 10 per minute keeps that average while letting a text and a few attachments
 /// of one reply go out together.
-pub const PER_CHAT_RATE: Rate = Rate {
-    count: 10,
-    per: Duration::from_secs(60),
-};
+pub const PER_CHAT_RATE: Rate = Rate { count: 10, per: Duration::from_secs(60) };
 
 /// The customer-service window: free-form messages only within 24 h of the customer's last message.
 pub const MESSAGING_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
@@ -66,21 +63,13 @@ impl ChannelFactory for WhatsappFactory {
         "whatsapp"
     }
 
-    fn build(
-        &self,
-        account: &str,
-        settings: serde_json::Value,
-    ) -> Result<Arc<dyn Adapter>, BuildError> {
+    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
         let config = Config::from_settings(settings)?;
         let client = reqwest::Client::builder()
             .timeout(HTTP_TIMEOUT)
             .build()
             .map_err(|e| BuildError::new(format!("HTTP client: {}", e.without_url())))?;
-        Ok(Arc::new(WhatsappAdapter {
-            account: account.to_owned(),
-            config,
-            client,
-        }))
+        Ok(Arc::new(WhatsappAdapter { account: account.to_owned(), config, client }))
     }
 }
 
@@ -107,18 +96,11 @@ impl Adapter for WhatsappAdapter {
     }
 
     fn rate_limits(&self) -> RateLimits {
-        RateLimits {
-            per_account: Some(PER_ACCOUNT_RATE),
-            per_chat: Some(PER_CHAT_RATE),
-        }
+        RateLimits { per_account: Some(PER_ACCOUNT_RATE), per_chat: Some(PER_CHAT_RATE) }
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            native_reply: true,
-            templates: true,
-            messaging_window: Some(MESSAGING_WINDOW),
-        }
+        Capabilities { native_reply: true, templates: true, messaging_window: Some(MESSAGING_WINDOW) }
     }
 
     fn max_body_bytes(&self) -> usize {

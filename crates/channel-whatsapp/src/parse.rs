@@ -42,8 +42,8 @@ use std::collections::HashMap;
 
 use chatgate_adapter::{Inbound, InboundEvent, WebhookError};
 use chatgate_model::{
-    Attachment, AttachmentKind, Channel, Contact, Customer, ErrorInfo, Event, EventKind, Location,
-    Message, Postback, Reaction, Source, Status, StatusInfo,
+    Attachment, AttachmentKind, Channel, Contact, Customer, ErrorInfo, Event, EventKind, Location, Message, Postback,
+    Reaction, Source, Status, StatusInfo,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -58,8 +58,7 @@ const OBJECT: &str = "whatsapp_business_account";
 
 /// Normalises one authenticated webhook body. Only a body that is not JSON is an error.
 pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError> {
-    let root: Value =
-        serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    let root: Value = serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
     let mut events = Vec::new();
     match wire::Envelope::deserialize(&root) {
         Ok(envelope) if envelope.object.as_deref() == Some(OBJECT) => {
@@ -67,29 +66,14 @@ pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError>
                 parse_entry(account, entry, &mut events);
             }
         }
-        _ => events.push(unsupported(
-            account,
-            "",
-            None,
-            &root,
-            Some(hashed("raw", &root)),
-        )),
+        _ => events.push(unsupported(account, "", None, &root, Some(hashed("raw", &root)))),
     }
-    Ok(Inbound {
-        events,
-        reply: Default::default(),
-    })
+    Ok(Inbound { events, reply: Default::default() })
 }
 
 fn parse_entry(account: &str, raw: &Value, out: &mut Vec<InboundEvent>) {
     let Ok(entry) = wire::Entry::deserialize(raw) else {
-        out.push(unsupported(
-            account,
-            "",
-            None,
-            raw,
-            Some(hashed("raw", raw)),
-        ));
+        out.push(unsupported(account, "", None, raw, Some(hashed("raw", raw))));
         return;
     };
     for change in &entry.changes {
@@ -99,21 +83,11 @@ fn parse_entry(account: &str, raw: &Value, out: &mut Vec<InboundEvent>) {
 
 fn parse_change(account: &str, raw: &Value, out: &mut Vec<InboundEvent>) {
     let value = match wire::Change::deserialize(raw) {
-        Ok(change) if change.field == "messages" => {
-            wire::MessagesValue::deserialize(&change.value).ok()
-        }
+        Ok(change) if change.field == "messages" => wire::MessagesValue::deserialize(&change.value).ok(),
         _ => None,
     };
-    let Some(value) =
-        value.filter(|v| !(v.messages.is_empty() && v.statuses.is_empty() && v.errors.is_empty()))
-    else {
-        out.push(unsupported(
-            account,
-            "",
-            None,
-            raw,
-            Some(hashed("raw", raw)),
-        ));
+    let Some(value) = value.filter(|v| !(v.messages.is_empty() && v.statuses.is_empty() && v.errors.is_empty())) else {
+        out.push(unsupported(account, "", None, raw, Some(hashed("raw", raw))));
         return;
     };
     let names: HashMap<&str, &str> = value
@@ -124,12 +98,7 @@ fn parse_change(account: &str, raw: &Value, out: &mut Vec<InboundEvent>) {
     let ctx = Ctx { account, names };
     out.extend(value.messages.iter().map(|m| ctx.message(m)));
     out.extend(value.statuses.iter().map(|s| ctx.status(s)));
-    out.extend(
-        value
-            .errors
-            .iter()
-            .map(|e| unsupported(account, "", None, e, Some(hashed("error", e)))),
-    );
+    out.extend(value.errors.iter().map(|e| unsupported(account, "", None, e, Some(hashed("error", e)))));
 }
 
 /// What every item of one change shares.
@@ -141,11 +110,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn customer(&self, wa_id: &str) -> Customer {
-        Customer {
-            id: wa_id.to_owned(),
-            name: self.names.get(wa_id).map(|n| (*n).to_owned()),
-            ..Default::default()
-        }
+        Customer { id: wa_id.to_owned(), name: self.names.get(wa_id).map(|n| (*n).to_owned()), ..Default::default() }
     }
 
     fn media_ref(&self, id: &str) -> String {
@@ -178,10 +143,7 @@ impl Ctx<'_> {
         if msg.content.contacts.as_ref().is_some_and(|c| c.len() > 1) {
             event.raw = Some(raw.clone());
         }
-        InboundEvent {
-            dedup_key: dedup,
-            event,
-        }
+        InboundEvent { dedup_key: dedup, event }
     }
 
     /// Converts message content; `None` for kinds we do not model (→ unsupported).
@@ -201,10 +163,7 @@ impl Ctx<'_> {
         };
         let message = |m: Message| Some((EventKind::Message, m, None));
         match content.kind.as_str() {
-            "text" => message(Message {
-                text: Some(content.text.as_ref()?.body.clone()),
-                ..base
-            }),
+            "text" => message(Message { text: Some(content.text.as_ref()?.body.clone()), ..base }),
             "image" | "audio" | "video" | "document" | "sticker" => {
                 let (kind, media) = match content.kind.as_str() {
                     "image" => (AttachmentKind::Image, content.image.as_ref()?),
@@ -228,11 +187,7 @@ impl Ctx<'_> {
                     duration: None,
                     variant,
                 };
-                message(Message {
-                    text: media.caption.clone(),
-                    attachments: vec![attachment],
-                    ..base
-                })
+                message(Message { text: media.caption.clone(), attachments: vec![attachment], ..base })
             }
             "location" => {
                 let l = content.location.as_ref()?;
@@ -242,20 +197,14 @@ impl Ctx<'_> {
                     name: l.name.clone(),
                     address: l.address.clone(),
                 };
-                message(Message {
-                    location: Some(location),
-                    ..base
-                })
+                message(Message { location: Some(location), ..base })
             }
             "contacts" => {
                 let card = content.contacts.as_ref()?.first()?;
                 let name = card.name.as_ref().and_then(|n| {
                     n.formatted_name.clone().or_else(|| {
-                        let parts: Vec<&str> = [&n.first_name, &n.last_name]
-                            .into_iter()
-                            .flatten()
-                            .map(String::as_str)
-                            .collect();
+                        let parts: Vec<&str> =
+                            [&n.first_name, &n.last_name].into_iter().flatten().map(String::as_str).collect();
                         (!parts.is_empty()).then(|| parts.join(" "))
                     })
                 });
@@ -266,10 +215,7 @@ impl Ctx<'_> {
                     user_id: phone.and_then(|p| p.wa_id.clone()),
                     vcard: None,
                 };
-                message(Message {
-                    contact: Some(contact),
-                    ..base
-                })
+                message(Message { contact: Some(contact), ..base })
             }
             "interactive" => {
                 let i = content.interactive.as_ref()?;
@@ -287,31 +233,22 @@ impl Ctx<'_> {
             }
             "button" => {
                 let b = content.button.as_ref()?;
-                let postback = Postback {
-                    payload: b.payload.clone(),
-                    title: b.text.clone(),
-                    external_id: base.reply_to.clone(),
-                };
+                let postback =
+                    Postback { payload: b.payload.clone(), title: b.text.clone(), external_id: base.reply_to.clone() };
                 Some((EventKind::Postback, base, Some(postback)))
             }
             "reaction" => {
                 let r = content.reaction.as_ref()?;
                 let emoji = r.emoji.clone().filter(|e| !e.is_empty());
-                let m = Message {
-                    external_id: r.message_id.clone(),
-                    reaction: Some(Reaction { emoji }),
-                    ..base
-                };
+                let m = Message { external_id: r.message_id.clone(), reaction: Some(Reaction { emoji }), ..base };
                 Some((EventKind::Reaction, m, None))
             }
             "edit" => {
                 let edit = content.edit.as_ref()?;
                 match self.convert(&edit.original_message_id, &edit.message, None)? {
-                    (EventKind::Message, m, None) => Some((
-                        EventKind::MessageEdited,
-                        Message { edited_at: at, ..m },
-                        None,
-                    )),
+                    (EventKind::Message, m, None) => {
+                        Some((EventKind::MessageEdited, Message { edited_at: at, ..m }, None))
+                    }
                     _ => None,
                 }
             }
@@ -319,11 +256,7 @@ impl Ctx<'_> {
                 let revoke = content.revoke.as_ref()?;
                 Some((
                     EventKind::MessageDeleted,
-                    Message {
-                        external_id: revoke.original_message_id.clone(),
-                        sent_at: at,
-                        ..Default::default()
-                    },
+                    Message { external_id: revoke.original_message_id.clone(), sent_at: at, ..Default::default() },
                     None,
                 ))
             }
@@ -352,40 +285,22 @@ impl Ctx<'_> {
             "failed" => Status::Failed,
             _ => return unsupported(self.account, chat_id, customer, raw, dedup),
         };
-        let error = (status == Status::Failed)
-            .then(|| st.errors.first().map(error_info))
-            .flatten();
+        let error = (status == Status::Failed).then(|| st.errors.first().map(error_info)).flatten();
         let mut event = Event::new(EventKind::Status, Channel::Whatsapp, self.account, chat_id);
         event.customer = customer;
-        event.status = Some(StatusInfo {
-            message_id: None,
-            external_id: Some(st.id),
-            status,
-            error,
-            up_to: None,
-        });
-        InboundEvent {
-            dedup_key: dedup,
-            event,
-        }
+        event.status = Some(StatusInfo { message_id: None, external_id: Some(st.id), status, error, up_to: None });
+        InboundEvent { dedup_key: dedup, event }
     }
 }
 
 /// A webhook error object as the core sees it: our snake_case code, Meta's code and text in the message.
 fn error_info(e: &wire::Error) -> ErrorInfo {
-    let title = e
-        .title
-        .as_deref()
-        .or(e.message.as_deref())
-        .unwrap_or("error");
+    let title = e.title.as_deref().or(e.message.as_deref()).unwrap_or("error");
     let message = match e.error_data.as_ref().and_then(|d| d.details.as_deref()) {
         Some(details) if details != title => format!("(#{}) {title}: {details}", e.code),
         _ => format!("(#{}) {title}", e.code),
     };
-    ErrorInfo {
-        code: failure_code(e.code).as_str().to_owned(),
-        message,
-    }
+    ErrorInfo { code: failure_code(e.code).as_str().to_owned(), message }
 }
 
 fn source(r: wire::Referral, raw: Option<&Value>) -> Source {
@@ -393,13 +308,7 @@ fn source(r: wire::Referral, raw: Option<&Value>) -> Source {
         Some("post") => "post",
         _ => "ad",
     };
-    Source {
-        kind: kind.to_owned(),
-        reference: r.source_id,
-        url: r.source_url,
-        title: r.headline,
-        raw: raw.cloned(),
-    }
+    Source { kind: kind.to_owned(), reference: r.source_id, url: r.source_url, title: r.headline, raw: raw.cloned() }
 }
 
 fn to_time(seconds: i64) -> Option<DateTime<Utc>> {
@@ -423,10 +332,7 @@ fn unsupported(
 fn hashed(prefix: &str, raw: &Value) -> String {
     let mut canonical = String::new();
     write_canonical(raw, &mut canonical);
-    format!(
-        "{prefix}:{}",
-        hex::encode(Sha256::digest(canonical.as_bytes()))
-    )
+    format!("{prefix}:{}", hex::encode(Sha256::digest(canonical.as_bytes())))
 }
 
 /// Compact JSON with object keys sorted.
@@ -466,7 +372,10 @@ mod tests {
     use serde_json::json;
 
     fn wrap(value: Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({"object": OBJECT, "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}]})).unwrap()
+        serde_json::to_vec(
+            &json!({"object": OBJECT, "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}]}),
+        )
+        .unwrap()
     }
 
     fn kinds(inbound: &Inbound) -> Vec<EventKind> {
@@ -475,10 +384,7 @@ mod tests {
 
     #[test]
     fn not_json_is_malformed_but_odd_json_is_unsupported() {
-        assert!(matches!(
-            parse("a", b"not json"),
-            Err(WebhookError::Malformed(_))
-        ));
+        assert!(matches!(parse("a", b"not json"), Err(WebhookError::Malformed(_))));
         for body in [
             &b"[]"[..],
             b"null",
@@ -486,19 +392,8 @@ mod tests {
             b"{\"object\":\"whatsapp_business_account\",\"entry\":[1]}",
         ] {
             let inbound = parse("a", body).unwrap();
-            assert_eq!(
-                kinds(&inbound),
-                vec![EventKind::Unsupported],
-                "{}",
-                String::from_utf8_lossy(body)
-            );
-            assert!(
-                inbound.events[0]
-                    .dedup_key
-                    .as_deref()
-                    .unwrap()
-                    .starts_with("raw:")
-            );
+            assert_eq!(kinds(&inbound), vec![EventKind::Unsupported], "{}", String::from_utf8_lossy(body));
+            assert!(inbound.events[0].dedup_key.as_deref().unwrap().starts_with("raw:"));
         }
     }
 
@@ -519,39 +414,14 @@ mod tests {
         use EventKind::*;
         assert_eq!(
             kinds(&inbound),
-            vec![
-                Message,
-                Unsupported,
-                Message,
-                Unsupported,
-                Unsupported,
-                Unsupported,
-                Unsupported,
-                Unsupported
-            ]
+            vec![Message, Unsupported, Message, Unsupported, Unsupported, Unsupported, Unsupported, Unsupported]
         );
-        let keys: Vec<_> = inbound
-            .events
-            .iter()
-            .map(|e| e.dedup_key.clone().unwrap())
-            .collect();
-        assert_eq!(
-            keys[..5],
-            [
-                "msg:wamid.a",
-                "msg:wamid.b",
-                "msg:wamid.c",
-                "msg:wamid.d",
-                "msg:wamid.e"
-            ]
-        );
+        let keys: Vec<_> = inbound.events.iter().map(|e| e.dedup_key.clone().unwrap()).collect();
+        assert_eq!(keys[..5], ["msg:wamid.a", "msg:wamid.b", "msg:wamid.c", "msg:wamid.d", "msg:wamid.e"]);
         assert_eq!(keys[6], "status:wamid.s:deleted");
         assert!(keys[5].starts_with("raw:") && keys[7].starts_with("raw:"));
         // A timestamp that is not a number is left out, not fatal.
-        assert_eq!(
-            inbound.events[0].event.message.as_ref().unwrap().sent_at,
-            None
-        );
+        assert_eq!(inbound.events[0].event.message.as_ref().unwrap().sent_at, None);
         // An image without a caption or mime still names its media.
         let m = inbound.events[2].event.message.as_ref().unwrap();
         assert_eq!(m.attachments[0].media.as_deref(), Some("whatsapp:a:9"));
@@ -560,15 +430,9 @@ mod tests {
     #[test]
     fn empty_or_foreign_changes_are_kept() {
         let body = wrap(json!({"messaging_product": "whatsapp"}));
-        assert_eq!(
-            kinds(&parse("a", &body).unwrap()),
-            vec![EventKind::Unsupported]
-        );
+        assert_eq!(kinds(&parse("a", &body).unwrap()), vec![EventKind::Unsupported]);
         let other = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"account_update","value":{"event":"X"}}]},{"id":"2","changes":[]}]}"#;
-        assert_eq!(
-            kinds(&parse("a", other).unwrap()),
-            vec![EventKind::Unsupported]
-        );
+        assert_eq!(kinds(&parse("a", other).unwrap()), vec![EventKind::Unsupported]);
     }
 
     #[test]
@@ -587,13 +451,7 @@ mod tests {
             json!({"messages": [{"from": "1", "id": "w", "timestamp": 1697043223, "type": "text", "text": {"body": "x"}}]}),
         );
         let inbound = parse("a", &body).unwrap();
-        let sent = inbound.events[0]
-            .event
-            .message
-            .as_ref()
-            .unwrap()
-            .sent_at
-            .unwrap();
+        let sent = inbound.events[0].event.message.as_ref().unwrap().sent_at.unwrap();
         assert_eq!(sent.timestamp(), 1697043223);
     }
 }

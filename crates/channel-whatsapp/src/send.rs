@@ -40,8 +40,8 @@ use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::wire::{
-    ErrorResponse, GraphError, MediaInfo, MediaRef, ReplyContext, SendBody, SendMessage, SendResponse,
-    SendTemplate, TemplateLanguage, UploadResponse,
+    ErrorResponse, GraphError, MediaInfo, MediaRef, ReplyContext, SendBody, SendMessage, SendResponse, SendTemplate,
+    TemplateLanguage, UploadResponse,
 };
 
 /// Sends one part; see the module doc for the calls and the error mapping.
@@ -51,41 +51,25 @@ pub(crate) async fn send(
     part: &OutboundPart,
 ) -> Result<SendReceipt, SendError> {
     match &part.body {
-        PartBody::Text(text) => {
-            post_message(client, config, part, "text", SendBody::Text { body: text }).await
-        }
+        PartBody::Text(text) => post_message(client, config, part, "text", SendBody::Text { body: text }).await,
         PartBody::Template(t) => {
             let template = SendTemplate {
                 name: &t.name,
                 language: TemplateLanguage { code: &t.language },
                 components: &t.components,
             };
-            post_message(
-                client,
-                config,
-                part,
-                "template",
-                SendBody::Template(template),
-            )
-            .await
+            post_message(client, config, part, "template", SendBody::Template(template)).await
         }
         PartBody::Media { media, caption } => {
             let id = upload(client, config, media).await?;
-            let captioned = matches!(
-                media.kind,
-                AttachmentKind::Image | AttachmentKind::Video | AttachmentKind::File
-            );
+            let captioned = matches!(media.kind, AttachmentKind::Image | AttachmentKind::Video | AttachmentKind::File);
             if caption.is_some() && !captioned {
-                tracing::warn!(
-                    kind = media.kind.as_str(),
-                    "WhatsApp takes no caption on this kind; caption not sent"
-                );
+                tracing::warn!(kind = media.kind.as_str(), "WhatsApp takes no caption on this kind; caption not sent");
             }
             let r = MediaRef {
                 id: &id,
                 caption: caption.as_deref().filter(|_| captioned),
-                filename: (media.kind == AttachmentKind::File && !media.name.is_empty())
-                    .then_some(media.name.as_str()),
+                filename: (media.kind == AttachmentKind::File && !media.name.is_empty()).then_some(media.name.as_str()),
             };
             let (kind, body) = match media.kind {
                 AttachmentKind::Image => ("image", SendBody::Image(r)),
@@ -110,38 +94,18 @@ async fn post_message(
         messaging_product: "whatsapp",
         recipient_type: "individual",
         to: &part.chat_id,
-        context: part
-            .reply_to
-            .as_deref()
-            .map(|message_id| ReplyContext { message_id }),
+        context: part.reply_to.as_deref().map(|message_id| ReplyContext { message_id }),
         kind,
         body,
     };
-    let url = format!(
-        "{}/{}/messages",
-        config.api_base_url, config.phone_number_id
-    );
-    let request = client
-        .post(url)
-        .bearer_auth(config.access_token.expose())
-        .json(&message);
+    let url = format!("{}/{}/messages", config.api_base_url, config.phone_number_id);
+    let request = client.post(url).bearer_auth(config.access_token.expose()).json(&message);
     let response: SendResponse = call(request).await?;
-    let external_id = response
-        .messages
-        .into_iter()
-        .next()
-        .map(|m| m.id)
-        .ok_or_else(|| {
-            SendError::failed(
-                FailureCode::Rejected,
-                "WhatsApp accepted the message but returned no message id",
-            )
-        })?;
+    let external_id = response.messages.into_iter().next().map(|m| m.id).ok_or_else(|| {
+        SendError::failed(FailureCode::Rejected, "WhatsApp accepted the message but returned no message id")
+    })?;
     tracing::debug!(kind, %external_id, "whatsapp message sent");
-    Ok(SendReceipt {
-        external_id,
-        status: Status::Sent,
-    })
+    Ok(SendReceipt { external_id, status: Status::Sent })
 }
 
 /// Downloads an inbound file: `GET {base}/{media-id}` names a short-lived URL, which is read with
@@ -155,18 +119,11 @@ pub(crate) async fn fetch_media(
     if media_id.is_empty() || !media_id.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(SendError::failed(FailureCode::Rejected, "not a WhatsApp media id"));
     }
-    let info: MediaInfo = call(
-        client
-            .get(format!("{}/{media_id}", config.api_base_url))
-            .bearer_auth(config.access_token.expose()),
-    )
-    .await?;
-    let mut response = client
-        .get(&info.url)
-        .bearer_auth(config.access_token.expose())
-        .send()
-        .await
-        .map_err(transport)?;
+    let info: MediaInfo =
+        call(client.get(format!("{}/{media_id}", config.api_base_url)).bearer_auth(config.access_token.expose()))
+            .await?;
+    let mut response =
+        client.get(&info.url).bearer_auth(config.access_token.expose()).send().await.map_err(transport)?;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
         return Err(classify(status, None, None));
@@ -185,22 +142,11 @@ pub(crate) async fn fetch_media(
 }
 
 /// Uploads a file to `/media` and returns its media id.
-async fn upload(
-    client: &reqwest::Client,
-    config: &Config,
-    media: &Media,
-) -> Result<String, SendError> {
+async fn upload(client: &reqwest::Client, config: &Config, media: &Media) -> Result<String, SendError> {
     let mime = mime_of(media);
-    let file_name = if media.name.is_empty() {
-        "file".to_owned()
-    } else {
-        media.name.clone()
-    };
-    let file = Part::stream_with_length(
-        reqwest::Body::from(media.bytes.clone()),
-        media.bytes.len() as u64,
-    )
-    .file_name(file_name);
+    let file_name = if media.name.is_empty() { "file".to_owned() } else { media.name.clone() };
+    let file = Part::stream_with_length(reqwest::Body::from(media.bytes.clone()), media.bytes.len() as u64)
+        .file_name(file_name);
     let file = match file.mime_str(&mime) {
         Ok(part) => part,
         Err(_) => {
@@ -210,15 +156,9 @@ async fn upload(
             ));
         }
     };
-    let form = Form::new()
-        .text("messaging_product", "whatsapp")
-        .text("type", mime)
-        .part("file", file);
+    let form = Form::new().text("messaging_product", "whatsapp").text("type", mime).part("file", file);
     let url = format!("{}/{}/media", config.api_base_url, config.phone_number_id);
-    let request = client
-        .post(url)
-        .bearer_auth(config.access_token.expose())
-        .multipart(form);
+    let request = client.post(url).bearer_auth(config.access_token.expose()).multipart(form);
     let uploaded: UploadResponse = call(request).await?;
     Ok(uploaded.id)
 }
@@ -228,11 +168,7 @@ fn mime_of(media: &Media) -> String {
     if let Some(mime) = media.mime.as_deref().filter(|m| !m.is_empty()) {
         return mime.to_owned();
     }
-    let ext = media
-        .name
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
+    let ext = media.name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     let guessed = match ext.as_str() {
         "jpg" | "jpeg" => "image/jpeg",
         "png" => "image/png",
@@ -269,16 +205,10 @@ async fn call<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<T
         .map(Duration::from_secs);
     let body = response.bytes().await.map_err(transport)?;
     if (200..300).contains(&status) {
-        return serde_json::from_slice(&body).map_err(|e| {
-            SendError::failed(
-                FailureCode::Rejected,
-                format!("unexpected WhatsApp API answer: {e}"),
-            )
-        });
+        return serde_json::from_slice(&body)
+            .map_err(|e| SendError::failed(FailureCode::Rejected, format!("unexpected WhatsApp API answer: {e}")));
     }
-    let error = serde_json::from_slice::<ErrorResponse>(&body)
-        .ok()
-        .map(|r| r.error);
+    let error = serde_json::from_slice::<ErrorResponse>(&body).ok().map(|r| r.error);
     Err(classify(status, retry_after, error.as_ref()))
 }
 
@@ -318,12 +248,8 @@ pub(crate) fn failure_code(code: i64) -> FailureCode {
 /// Maps an error answer to a [`SendError`]; see the module doc.
 fn classify(status: u16, retry_after: Option<Duration>, error: Option<&GraphError>) -> SendError {
     let code = error.and_then(|e| e.code);
-    let text = error
-        .and_then(|e| e.message.as_deref())
-        .unwrap_or("no error details");
-    let details = error
-        .and_then(|e| e.error_data.as_ref())
-        .and_then(|d| d.details.as_deref());
+    let text = error.and_then(|e| e.message.as_deref()).unwrap_or("no error details");
+    let details = error.and_then(|e| e.error_data.as_ref()).and_then(|d| d.details.as_deref());
     let message = match (code, details) {
         (Some(c), Some(d)) => format!("WhatsApp API {status} (#{c}): {text}: {d}"),
         (Some(c), None) => format!("WhatsApp API {status} (#{c}): {text}"),
@@ -333,17 +259,11 @@ fn classify(status: u16, retry_after: Option<Duration>, error: Option<&GraphErro
         Some(c) if rate_limit_wait(c).is_some() => {
             SendErrorKind::RetryAfter(retry_after.or(rate_limit_wait(c)).unwrap_or_default())
         }
-        Some(c) if is_transient_code(c) || error.is_some_and(|e| e.is_transient) => {
-            SendErrorKind::Transient
-        }
-        Some(c) if status < 500 || failure_code(c) != FailureCode::Rejected => {
-            match failure_code(c) {
-                FailureCode::Rejected if matches!(status, 401 | 403) => {
-                    SendErrorKind::Failed(FailureCode::Unauthorized)
-                }
-                code => SendErrorKind::Failed(code),
-            }
-        }
+        Some(c) if is_transient_code(c) || error.is_some_and(|e| e.is_transient) => SendErrorKind::Transient,
+        Some(c) if status < 500 || failure_code(c) != FailureCode::Rejected => match failure_code(c) {
+            FailureCode::Rejected if matches!(status, 401 | 403) => SendErrorKind::Failed(FailureCode::Unauthorized),
+            code => SendErrorKind::Failed(code),
+        },
         _ => match status {
             429 => SendErrorKind::RetryAfter(retry_after.unwrap_or(Duration::from_secs(10))),
             401 | 403 => SendErrorKind::Failed(FailureCode::Unauthorized),
@@ -359,95 +279,39 @@ mod tests {
     use super::*;
 
     fn err(code: i64) -> GraphError {
-        GraphError {
-            code: Some(code),
-            message: Some("m".into()),
-            is_transient: false,
-            error_data: None,
-        }
+        GraphError { code: Some(code), message: Some("m".into()), is_transient: false, error_data: None }
     }
 
     #[test]
     fn codes_map_to_kinds() {
         let kind = |status, code| classify(status, None, Some(&err(code))).kind;
-        assert_eq!(
-            kind(400, 130429),
-            SendErrorKind::RetryAfter(Duration::from_secs(1))
-        );
-        assert_eq!(
-            kind(400, 131056),
-            SendErrorKind::RetryAfter(Duration::from_secs(6))
-        );
-        assert_eq!(
-            kind(400, 80007),
-            SendErrorKind::RetryAfter(Duration::from_secs(60))
-        );
-        assert_eq!(
-            kind(400, 613),
-            SendErrorKind::RetryAfter(Duration::from_secs(60))
-        );
-        assert_eq!(
-            kind(400, 131047),
-            SendErrorKind::Failed(FailureCode::WindowClosed)
-        );
-        assert_eq!(
-            kind(400, 131050),
-            SendErrorKind::Failed(FailureCode::CustomerUnsubscribed)
-        );
-        assert_eq!(
-            kind(401, 190),
-            SendErrorKind::Failed(FailureCode::Unauthorized)
-        );
-        assert_eq!(
-            kind(403, 200),
-            SendErrorKind::Failed(FailureCode::Unauthorized)
-        );
-        assert_eq!(
-            kind(400, 131026),
-            SendErrorKind::Failed(FailureCode::Rejected)
-        );
-        assert_eq!(
-            kind(400, 131051),
-            SendErrorKind::Failed(FailureCode::Rejected)
-        );
+        assert_eq!(kind(400, 130429), SendErrorKind::RetryAfter(Duration::from_secs(1)));
+        assert_eq!(kind(400, 131056), SendErrorKind::RetryAfter(Duration::from_secs(6)));
+        assert_eq!(kind(400, 80007), SendErrorKind::RetryAfter(Duration::from_secs(60)));
+        assert_eq!(kind(400, 613), SendErrorKind::RetryAfter(Duration::from_secs(60)));
+        assert_eq!(kind(400, 131047), SendErrorKind::Failed(FailureCode::WindowClosed));
+        assert_eq!(kind(400, 131050), SendErrorKind::Failed(FailureCode::CustomerUnsubscribed));
+        assert_eq!(kind(401, 190), SendErrorKind::Failed(FailureCode::Unauthorized));
+        assert_eq!(kind(403, 200), SendErrorKind::Failed(FailureCode::Unauthorized));
+        assert_eq!(kind(400, 131026), SendErrorKind::Failed(FailureCode::Rejected));
+        assert_eq!(kind(400, 131051), SendErrorKind::Failed(FailureCode::Rejected));
         assert_eq!(kind(500, 131000), SendErrorKind::Transient);
         assert_eq!(kind(503, 131016), SendErrorKind::Transient);
         assert_eq!(kind(500, 999_999), SendErrorKind::Transient);
         assert_eq!(kind(400, 100), SendErrorKind::Failed(FailureCode::Rejected));
-        assert_eq!(
-            kind(401, 100),
-            SendErrorKind::Failed(FailureCode::Unauthorized)
-        );
+        assert_eq!(kind(401, 100), SendErrorKind::Failed(FailureCode::Unauthorized));
     }
 
     #[test]
     fn headers_and_statuses_decide_without_a_code() {
         let after = Some(Duration::from_secs(42));
-        assert_eq!(
-            classify(400, after, Some(&err(130429))).kind,
-            SendErrorKind::RetryAfter(Duration::from_secs(42))
-        );
-        assert_eq!(
-            classify(429, None, None).kind,
-            SendErrorKind::RetryAfter(Duration::from_secs(10))
-        );
+        assert_eq!(classify(400, after, Some(&err(130429))).kind, SendErrorKind::RetryAfter(Duration::from_secs(42)));
+        assert_eq!(classify(429, None, None).kind, SendErrorKind::RetryAfter(Duration::from_secs(10)));
         assert_eq!(classify(502, None, None).kind, SendErrorKind::Transient);
-        assert_eq!(
-            classify(401, None, None).kind,
-            SendErrorKind::Failed(FailureCode::Unauthorized)
-        );
-        assert_eq!(
-            classify(404, None, None).kind,
-            SendErrorKind::Failed(FailureCode::Rejected)
-        );
-        let transient = GraphError {
-            is_transient: true,
-            ..err(131999)
-        };
-        assert_eq!(
-            classify(400, None, Some(&transient)).kind,
-            SendErrorKind::Transient
-        );
+        assert_eq!(classify(401, None, None).kind, SendErrorKind::Failed(FailureCode::Unauthorized));
+        assert_eq!(classify(404, None, None).kind, SendErrorKind::Failed(FailureCode::Rejected));
+        let transient = GraphError { is_transient: true, ..err(131999) };
+        assert_eq!(classify(400, None, Some(&transient)).kind, SendErrorKind::Transient);
     }
 
     #[test]
@@ -460,24 +324,11 @@ mod tests {
             source_url: String::new(),
         };
         assert_eq!(
-            mime_of(&media(
-                AttachmentKind::File,
-                "a.pdf",
-                Some("application/x-custom")
-            )),
+            mime_of(&media(AttachmentKind::File, "a.pdf", Some("application/x-custom"))),
             "application/x-custom"
         );
-        assert_eq!(
-            mime_of(&media(AttachmentKind::File, "Report.PDF", None)),
-            "application/pdf"
-        );
-        assert_eq!(
-            mime_of(&media(AttachmentKind::Sticker, "s", None)),
-            "image/webp"
-        );
-        assert_eq!(
-            mime_of(&media(AttachmentKind::File, "x.bin", None)),
-            "application/octet-stream"
-        );
+        assert_eq!(mime_of(&media(AttachmentKind::File, "Report.PDF", None)), "application/pdf");
+        assert_eq!(mime_of(&media(AttachmentKind::Sticker, "s", None)), "image/webp");
+        assert_eq!(mime_of(&media(AttachmentKind::File, "x.bin", None)), "application/octet-stream");
     }
 }

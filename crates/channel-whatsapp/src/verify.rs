@@ -10,15 +10,11 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The `X-Hub-Signature-256` value for `body`: `sha256=<lowercase hex HMAC-SHA256(app secret, body)>`.
 pub(crate) fn signature(app_secret: &str, body: &[u8]) -> String {
-    format!(
-        "sha256={}",
-        hex::encode(hmac_sha256(app_secret.as_bytes(), body))
-    )
+    format!("sha256={}", hex::encode(hmac_sha256(app_secret.as_bytes(), body)))
 }
 
 /// Sets the signature header for `body`, replacing any earlier one.
 pub(crate) fn sign(app_secret: &str, headers: &mut HeaderMap, body: &[u8]) {
-    let value =
-        HeaderValue::from_str(&signature(app_secret, body)).expect("hex is a valid header value");
+    let value = HeaderValue::from_str(&signature(app_secret, body)).expect("hex is a valid header value");
     headers.insert(HeaderName::from_static(SIGNATURE_HEADER), value);
 }

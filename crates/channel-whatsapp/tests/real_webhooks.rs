@@ -14,29 +14,15 @@ fn expected_events(body: &Value) -> usize {
     if body["object"] != "whatsapp_business_account" {
         return 1;
     }
-    let entries = body["entry"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let entries = body["entry"].as_array().map(Vec::as_slice).unwrap_or_default();
     entries
         .iter()
-        .flat_map(|entry| {
-            entry["changes"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-        })
+        .flat_map(|entry| entry["changes"].as_array().map(Vec::as_slice).unwrap_or_default())
         .map(|change| {
             let value = &change["value"];
-            let items: usize = ["messages", "statuses", "errors"]
-                .iter()
-                .map(|k| value[*k].as_array().map_or(0, Vec::len))
-                .sum();
-            if change["field"] == "messages" && items > 0 {
-                items
-            } else {
-                1
-            }
+            let items: usize =
+                ["messages", "statuses", "errors"].iter().map(|k| value[*k].as_array().map_or(0, Vec::len)).sum();
+            if change["field"] == "messages" && items > 0 { items } else { 1 }
         })
         .sum()
 }
@@ -48,40 +34,23 @@ fn every_real_payload_parses_without_losing_an_item() {
         return;
     };
     assert!(!corpus.is_empty(), "the whatsapp corpus folder is empty");
-    let settings: Value = serde_json::from_slice(
-        &std::fs::read(workspace_root().join("fixtures/whatsapp/account.json")).unwrap(),
-    )
-    .unwrap();
+    let settings: Value =
+        serde_json::from_slice(&std::fs::read(workspace_root().join("fixtures/whatsapp/account.json")).unwrap())
+            .unwrap();
     let adapter = FACTORY.build("real", settings).unwrap();
     let mut total = 0;
     for webhook in &corpus {
         let name = webhook.path.display();
         let mut headers = HeaderMap::new();
         let body = adapter.sign(&mut headers, webhook.body.clone());
-        let request = WebhookRequest {
-            method: &Method::POST,
-            headers: &headers,
-            query: None,
-            body: &body,
-        };
+        let request = WebhookRequest { method: &Method::POST, headers: &headers, query: None, body: &body };
         let inbound = handle(&*adapter, &request).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        let json: Value =
-            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
-        assert_eq!(
-            inbound.events.len(),
-            expected_events(&json),
-            "{name}: events lost or invented"
-        );
+        let json: Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+        assert_eq!(inbound.events.len(), expected_events(&json), "{name}: events lost or invented");
         for e in &inbound.events {
-            assert!(
-                e.dedup_key.is_some(),
-                "{name}: every WhatsApp event has a dedup key"
-            );
+            assert!(e.dedup_key.is_some(), "{name}: every WhatsApp event has a dedup key");
             if e.event.kind == EventKind::Unsupported {
-                assert!(
-                    e.event.raw.is_some(),
-                    "{name}: unsupported events keep the raw object"
-                );
+                assert!(e.event.raw.is_some(), "{name}: unsupported events keep the raw object");
             }
         }
         let kinds: Vec<_> = inbound.events.iter().map(|e| e.event.kind).collect();
@@ -98,30 +67,15 @@ fn real_payloads_become_the_expected_kinds() {
         eprintln!("shared real-webhook corpus not present; nothing to check");
         return;
     };
-    let settings: Value = serde_json::from_slice(
-        &std::fs::read(workspace_root().join("fixtures/whatsapp/account.json")).unwrap(),
-    )
-    .unwrap();
+    let settings: Value =
+        serde_json::from_slice(&std::fs::read(workspace_root().join("fixtures/whatsapp/account.json")).unwrap())
+            .unwrap();
     let adapter = FACTORY.build("real", settings).unwrap();
     let kinds_of = |file: &str| -> Option<Vec<EventKind>> {
-        let webhook = corpus
-            .iter()
-            .find(|w| w.path.file_name().is_some_and(|n| n == file))?;
-        let request = WebhookRequest {
-            method: &Method::POST,
-            headers: &HeaderMap::new(),
-            query: None,
-            body: &webhook.body,
-        };
-        Some(
-            adapter
-                .parse(&request)
-                .unwrap()
-                .events
-                .iter()
-                .map(|e| e.event.kind)
-                .collect(),
-        )
+        let webhook = corpus.iter().find(|w| w.path.file_name().is_some_and(|n| n == file))?;
+        let request =
+            WebhookRequest { method: &Method::POST, headers: &HeaderMap::new(), query: None, body: &webhook.body };
+        Some(adapter.parse(&request).unwrap().events.iter().map(|e| e.event.kind).collect())
     };
     use EventKind::*;
     for (file, kinds) in [

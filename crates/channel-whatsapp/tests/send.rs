@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatgate_adapter::{
-    Adapter, ChannelFactory, FailureCode, Media, OutboundPart, PartBody, SendErrorKind,
-};
+use chatgate_adapter::{Adapter, ChannelFactory, FailureCode, Media, OutboundPart, PartBody, SendErrorKind};
 use chatgate_channel_whatsapp::FACTORY;
 use chatgate_model::{AttachmentKind, Status, Template};
 use chatgate_testkit::mock::{MockApi, Recorded};
@@ -65,30 +63,19 @@ async fn happy_api() -> MockApi {
 
 fn assert_authorised(r: &Recorded) {
     assert_eq!(r.method, "POST");
-    assert_eq!(
-        r.headers.get("authorization").unwrap(),
-        &format!("Bearer {TOKEN}")
-    );
+    assert_eq!(r.headers.get("authorization").unwrap(), &format!("Bearer {TOKEN}"));
 }
 
 #[tokio::test]
 async fn text_is_posted_to_messages() {
     let mock = happy_api().await;
-    let receipt = adapter(&mock.base_url)
-        .send(&part(
-            PartBody::Text("Your order ships today.".into()),
-            None,
-        ))
-        .await
-        .unwrap();
+    let receipt =
+        adapter(&mock.base_url).send(&part(PartBody::Text("Your order ships today.".into()), None)).await.unwrap();
     assert_eq!(receipt.external_id, "wamid.OUT1");
     assert_eq!(receipt.status, Status::Sent);
     let requests = mock.requests();
     assert_eq!(requests.len(), 1);
-    assert_eq!(
-        requests[0].path,
-        format!("/v26.0/{PHONE_NUMBER_ID}/messages")
-    );
+    assert_eq!(requests[0].path, format!("/v26.0/{PHONE_NUMBER_ID}/messages"));
     assert_authorised(&requests[0]);
     assert_eq!(
         requests[0].json(),
@@ -105,52 +92,16 @@ async fn text_is_posted_to_messages() {
 #[tokio::test]
 async fn each_attachment_kind_is_uploaded_then_sent_by_id() {
     let cases = [
-        (
-            AttachmentKind::Image,
-            "photo.png",
-            Some("image/png"),
-            "image",
-            "image/png",
-        ),
-        (
-            AttachmentKind::Audio,
-            "note.mp3",
-            None,
-            "audio",
-            "audio/mpeg",
-        ),
-        (
-            AttachmentKind::Video,
-            "clip.mp4",
-            Some("video/mp4"),
-            "video",
-            "video/mp4",
-        ),
-        (
-            AttachmentKind::File,
-            "invoice.pdf",
-            Some("application/pdf"),
-            "document",
-            "application/pdf",
-        ),
-        (
-            AttachmentKind::Sticker,
-            "smile.webp",
-            None,
-            "sticker",
-            "image/webp",
-        ),
+        (AttachmentKind::Image, "photo.png", Some("image/png"), "image", "image/png"),
+        (AttachmentKind::Audio, "note.mp3", None, "audio", "audio/mpeg"),
+        (AttachmentKind::Video, "clip.mp4", Some("video/mp4"), "video", "video/mp4"),
+        (AttachmentKind::File, "invoice.pdf", Some("application/pdf"), "document", "application/pdf"),
+        (AttachmentKind::Sticker, "smile.webp", None, "sticker", "image/webp"),
     ];
     for (kind, name, mime, wire_type, declared) in cases {
         let mock = happy_api().await;
-        let body = PartBody::Media {
-            media: media(kind, name, mime),
-            caption: None,
-        };
-        let receipt = adapter(&mock.base_url)
-            .send(&part(body, None))
-            .await
-            .unwrap();
+        let body = PartBody::Media { media: media(kind, name, mime), caption: None };
+        let receipt = adapter(&mock.base_url).send(&part(body, None)).await.unwrap();
         assert_eq!(receipt.external_id, "wamid.OUT1", "{wire_type}");
         let requests = mock.requests();
         assert_eq!(requests.len(), 2, "{wire_type}: upload, then send");
@@ -158,36 +109,13 @@ async fn each_attachment_kind_is_uploaded_then_sent_by_id() {
         let upload = &requests[0];
         assert_eq!(upload.path, format!("/v26.0/{PHONE_NUMBER_ID}/media"));
         assert_authorised(upload);
-        let content_type = upload
-            .headers
-            .get("content-type")
-            .unwrap()
-            .to_str()
-            .unwrap();
-        assert!(
-            content_type.starts_with("multipart/form-data; boundary="),
-            "{content_type}"
-        );
-        assert!(
-            upload.body_contains("name=\"messaging_product\"\r\n\r\nwhatsapp\r\n"),
-            "{wire_type}"
-        );
-        assert!(
-            upload.body_contains(&format!("name=\"type\"\r\n\r\n{declared}\r\n")),
-            "{wire_type}"
-        );
-        assert!(
-            upload.body_contains(&format!("name=\"file\"; filename=\"{name}\"")),
-            "{wire_type}"
-        );
-        assert!(
-            upload.body_contains(&format!("Content-Type: {declared}")),
-            "{wire_type}"
-        );
-        assert!(
-            upload.body_contains("PNG-not-really-a-file-0123456789"),
-            "{wire_type}: file bytes"
-        );
+        let content_type = upload.headers.get("content-type").unwrap().to_str().unwrap();
+        assert!(content_type.starts_with("multipart/form-data; boundary="), "{content_type}");
+        assert!(upload.body_contains("name=\"messaging_product\"\r\n\r\nwhatsapp\r\n"), "{wire_type}");
+        assert!(upload.body_contains(&format!("name=\"type\"\r\n\r\n{declared}\r\n")), "{wire_type}");
+        assert!(upload.body_contains(&format!("name=\"file\"; filename=\"{name}\"")), "{wire_type}");
+        assert!(upload.body_contains(&format!("Content-Type: {declared}")), "{wire_type}");
+        assert!(upload.body_contains("PNG-not-really-a-file-0123456789"), "{wire_type}: file bytes");
 
         let send = &requests[1];
         assert_eq!(send.path, format!("/v26.0/{PHONE_NUMBER_ID}/messages"));
@@ -208,21 +136,13 @@ async fn each_attachment_kind_is_uploaded_then_sent_by_id() {
 async fn captions_go_only_where_whatsapp_takes_them() {
     let mock = happy_api().await;
     let adapter = adapter(&mock.base_url);
-    let image = PartBody::Media {
-        media: media(AttachmentKind::Image, "a.jpg", None),
-        caption: Some("Front side".into()),
-    };
+    let image =
+        PartBody::Media { media: media(AttachmentKind::Image, "a.jpg", None), caption: Some("Front side".into()) };
     adapter.send(&part(image, None)).await.unwrap();
-    let audio = PartBody::Media {
-        media: media(AttachmentKind::Audio, "a.ogg", None),
-        caption: Some("ignored".into()),
-    };
+    let audio = PartBody::Media { media: media(AttachmentKind::Audio, "a.ogg", None), caption: Some("ignored".into()) };
     adapter.send(&part(audio, None)).await.unwrap();
     let requests = mock.requests();
-    assert_eq!(
-        requests[1].json()["image"],
-        json!({"id": "media-1", "caption": "Front side"})
-    );
+    assert_eq!(requests[1].json()["image"], json!({"id": "media-1", "caption": "Front side"}));
     assert!(requests[2].body_contains("audio/ogg"));
     assert_eq!(requests[3].json()["audio"], json!({"id": "media-2"}));
 }
@@ -231,54 +151,24 @@ async fn captions_go_only_where_whatsapp_takes_them() {
 async fn reply_to_becomes_a_native_context() {
     let mock = happy_api().await;
     let adapter = adapter(&mock.base_url);
-    adapter
-        .send(&part(PartBody::Text("Yes".into()), Some("wamid.IN42")))
-        .await
-        .unwrap();
-    let file = PartBody::Media {
-        media: media(AttachmentKind::File, "terms.pdf", None),
-        caption: None,
-    };
+    adapter.send(&part(PartBody::Text("Yes".into()), Some("wamid.IN42"))).await.unwrap();
+    let file = PartBody::Media { media: media(AttachmentKind::File, "terms.pdf", None), caption: None };
     adapter.send(&part(file, Some("wamid.IN43"))).await.unwrap();
     let requests = mock.requests();
-    assert_eq!(
-        requests[0].json()["context"],
-        json!({"message_id": "wamid.IN42"})
-    );
-    assert_eq!(
-        requests[2].json()["context"],
-        json!({"message_id": "wamid.IN43"})
-    );
-    assert_eq!(
-        requests[2].json()["document"],
-        json!({"id": "media-1", "filename": "terms.pdf"})
-    );
+    assert_eq!(requests[0].json()["context"], json!({"message_id": "wamid.IN42"}));
+    assert_eq!(requests[2].json()["context"], json!({"message_id": "wamid.IN43"}));
+    assert_eq!(requests[2].json()["document"], json!({"id": "media-1", "filename": "terms.pdf"}));
 }
 
 #[tokio::test]
 async fn template_is_sent_with_language_and_components() {
     let mock = happy_api().await;
-    let components =
-        vec![json!({"type": "body", "parameters": [{"type": "text", "text": "4711"}]})];
-    let template = Template {
-        name: "order_update".into(),
-        language: "de".into(),
-        components: components.clone(),
-    };
-    let receipt = adapter(&mock.base_url)
-        .send(&part(PartBody::Template(template), None))
-        .await
-        .unwrap();
+    let components = vec![json!({"type": "body", "parameters": [{"type": "text", "text": "4711"}]})];
+    let template = Template { name: "order_update".into(), language: "de".into(), components: components.clone() };
+    let receipt = adapter(&mock.base_url).send(&part(PartBody::Template(template), None)).await.unwrap();
     assert_eq!(receipt.external_id, "wamid.OUT1");
-    let bare = Template {
-        name: "hello_world".into(),
-        language: "en_US".into(),
-        components: Vec::new(),
-    };
-    adapter(&mock.base_url)
-        .send(&part(PartBody::Template(bare), None))
-        .await
-        .unwrap();
+    let bare = Template { name: "hello_world".into(), language: "en_US".into(), components: Vec::new() };
+    adapter(&mock.base_url).send(&part(PartBody::Template(bare), None)).await.unwrap();
     let requests = mock.requests();
     assert_eq!(
         requests[0].json(),
@@ -290,10 +180,7 @@ async fn template_is_sent_with_language_and_components() {
             "template": {"name": "order_update", "language": {"code": "de"}, "components": components}
         })
     );
-    assert_eq!(
-        requests[1].json()["template"],
-        json!({"name": "hello_world", "language": {"code": "en_US"}})
-    );
+    assert_eq!(requests[1].json()["template"], json!({"name": "hello_world", "language": {"code": "en_US"}}));
 }
 
 /// A Graph API error answer as the Cloud API gives it.
@@ -301,20 +188,10 @@ fn graph_error(code: i64, message: &str) -> Value {
     json!({"error": {"message": message, "type": "OAuthException", "code": code, "error_data": {"messaging_product": "whatsapp", "details": message}, "fbtrace_id": "AbCdEf"}})
 }
 
-async fn send_text_against(
-    status: u16,
-    answer: Value,
-) -> (chatgate_adapter::SendError, Vec<Recorded>) {
+async fn send_text_against(status: u16, answer: Value) -> (chatgate_adapter::SendError, Vec<Recorded>) {
     let mock = MockApi::start(move |_| (status, answer.clone())).await;
-    let error = adapter(&mock.base_url)
-        .send(&part(PartBody::Text("hi".into()), None))
-        .await
-        .unwrap_err();
-    assert!(
-        !error.message.contains(TOKEN),
-        "errors never carry the token: {}",
-        error.message
-    );
+    let error = adapter(&mock.base_url).send(&part(PartBody::Text("hi".into()), None)).await.unwrap_err();
+    assert!(!error.message.contains(TOKEN), "errors never carry the token: {}", error.message);
     (error, mock.requests())
 }
 
@@ -326,10 +203,7 @@ async fn errors_map_to_retry_kinds() {
 
     let (e, _) = send_text_against(
         400,
-        graph_error(
-            131056,
-            "(#131056) (Business Account, Consumer Account) pair rate limit hit",
-        ),
+        graph_error(131056, "(#131056) (Business Account, Consumer Account) pair rate limit hit"),
     )
     .await;
     assert_eq!(e.kind, SendErrorKind::RetryAfter(Duration::from_secs(6)));
@@ -338,10 +212,7 @@ async fn errors_map_to_retry_kinds() {
     assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::WindowClosed));
 
     let (e, _) = send_text_against(400, graph_error(131050, "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business")).await;
-    assert_eq!(
-        e.kind,
-        SendErrorKind::Failed(FailureCode::CustomerUnsubscribed)
-    );
+    assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::CustomerUnsubscribed));
 
     let (e, _) = send_text_against(400, graph_error(131026, "Message undeliverable")).await;
     assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::Rejected));
@@ -349,11 +220,7 @@ async fn errors_map_to_retry_kinds() {
     let (e, _) = send_text_against(400, graph_error(100, "(#100) Invalid parameter")).await;
     assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::Rejected));
 
-    let (e, _) = send_text_against(
-        401,
-        graph_error(190, "Error validating access token: Session has expired"),
-    )
-    .await;
+    let (e, _) = send_text_against(401, graph_error(190, "Error validating access token: Session has expired")).await;
     assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::Unauthorized));
 
     let (e, _) = send_text_against(500, graph_error(131000, "Something went wrong")).await;
@@ -369,14 +236,8 @@ async fn errors_map_to_retry_kinds() {
 #[tokio::test]
 async fn a_failed_upload_sends_nothing() {
     let mock = MockApi::start(|_| (400, graph_error(131053, "Media upload error"))).await;
-    let body = PartBody::Media {
-        media: media(AttachmentKind::Video, "big.mp4", None),
-        caption: None,
-    };
-    let e = adapter(&mock.base_url)
-        .send(&part(body, None))
-        .await
-        .unwrap_err();
+    let body = PartBody::Media { media: media(AttachmentKind::Video, "big.mp4", None), caption: None };
+    let e = adapter(&mock.base_url).send(&part(body, None)).await.unwrap_err();
     assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::Rejected));
     let requests = mock.requests();
     assert_eq!(requests.len(), 1);
@@ -385,17 +246,8 @@ async fn a_failed_upload_sends_nothing() {
 
 #[tokio::test]
 async fn success_without_a_message_id_is_not_retried() {
-    let mock = MockApi::start(|_| {
-        (
-            200,
-            json!({"messaging_product": "whatsapp", "messages": []}),
-        )
-    })
-    .await;
-    let e = adapter(&mock.base_url)
-        .send(&part(PartBody::Text("hi".into()), None))
-        .await
-        .unwrap_err();
+    let mock = MockApi::start(|_| (200, json!({"messaging_product": "whatsapp", "messages": []}))).await;
+    let e = adapter(&mock.base_url).send(&part(PartBody::Text("hi".into()), None)).await.unwrap_err();
     assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::Rejected));
 }
 
@@ -405,10 +257,7 @@ async fn network_errors_are_transient() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let e = adapter(&base)
-        .send(&part(PartBody::Text("hi".into()), None))
-        .await
-        .unwrap_err();
+    let e = adapter(&base).send(&part(PartBody::Text("hi".into()), None)).await.unwrap_err();
     assert_eq!(e.kind, SendErrorKind::Transient);
     assert!(!e.message.contains(TOKEN));
 }

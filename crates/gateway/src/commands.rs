@@ -59,7 +59,12 @@ async fn shutdown() {
 }
 
 /// Finds a configured account of `channel` (the named one, or the first).
-fn pick_account(config_path: &Path, channel: &str, account: Option<&str>, missing: MissingSecrets) -> Result<Arc<dyn Adapter>> {
+fn pick_account(
+    config_path: &Path,
+    channel: &str,
+    account: Option<&str>,
+    missing: MissingSecrets,
+) -> Result<Arc<dyn Adapter>> {
     let config = config::load(config_path, missing)?;
     if let Some(d) = config.disabled.iter().find(|d| d.kind == channel && account.is_none_or(|a| a == d.id)) {
         bail!("account `{}` is disabled: set {}", d.id, d.missing.join(", "));
@@ -69,7 +74,13 @@ fn pick_account(config_path: &Path, channel: &str, account: Option<&str>, missin
         .into_iter()
         .find(|a| a.adapter.channel().as_str() == channel && account.is_none_or(|id| id == a.id))
         .map(|a| a.adapter)
-        .with_context(|| format!("no {channel} account{} in {}", account.map(|a| format!(" `{a}`")).unwrap_or_default(), config_path.display()))
+        .with_context(|| {
+            format!(
+                "no {channel} account{} in {}",
+                account.map(|a| format!(" `{a}`")).unwrap_or_default(),
+                config_path.display()
+            )
+        })
 }
 
 /// `chatgate normalize --channel C FILE`: prints the envelopes of one raw body as JSON lines.
@@ -160,7 +171,8 @@ fn parse_headers(text: &str) -> Result<(http::Method, Option<String>, http::Head
             continue;
         }
         let (name, value) = line.split_once(':').with_context(|| format!("bad header line `{line}`"))?;
-        headers.append(http::HeaderName::from_bytes(name.trim().as_bytes())?, http::HeaderValue::from_str(value.trim())?);
+        headers
+            .append(http::HeaderName::from_bytes(name.trim().as_bytes())?, http::HeaderValue::from_str(value.trim())?);
     }
     Ok((method, query, headers))
 }

@@ -96,10 +96,7 @@ impl Event {
         chat_id: impl Into<String>,
         raw: serde_json::Value,
     ) -> Event {
-        Event {
-            raw: Some(raw),
-            ..Event::new(EventKind::Unsupported, channel, account, chat_id)
-        }
+        Event { raw: Some(raw), ..Event::new(EventKind::Unsupported, channel, account, chat_id) }
     }
 }
 

@@ -60,9 +60,6 @@ impl FromStr for Channel {
     type Err = ParseChannelError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Channel::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| ParseChannelError(s.to_owned()))
+        Channel::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| ParseChannelError(s.to_owned()))
     }
 }

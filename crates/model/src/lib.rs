@@ -14,12 +14,10 @@ mod outbound;
 mod status;
 
 pub use envelope::{
-    Attachment, AttachmentKind, Contact, Customer, ENVELOPE_VERSION, Event, EventKind, Location, Message,
-    Postback, Reaction, Source, StatusInfo, TextEntity,
+    Attachment, AttachmentKind, Contact, Customer, ENVELOPE_VERSION, Event, EventKind, Location, Message, Postback,
+    Reaction, Source, StatusInfo, TextEntity,
 };
 pub use ids::{Channel, ParseChannelError};
 pub use limits::{LimitOverrides, LimitViolation, Limits};
-pub use outbound::{
-    ErrorInfo, MessageRecord, OutboundAttachment, OutboundRequest, StatusChange, Template,
-};
+pub use outbound::{ErrorInfo, MessageRecord, OutboundAttachment, OutboundRequest, StatusChange, Template};
 pub use status::Status;

@@ -139,18 +139,12 @@ impl LimitViolation {
 pub fn check_text(text: &str, limits: &Limits) -> Result<(), LimitViolation> {
     let limit = limits.text_max_chars;
     let actual = text.chars().count();
-    if actual > limit {
-        Err(LimitViolation::TextTooLong { limit, actual })
-    } else {
-        Ok(())
-    }
+    if actual > limit { Err(LimitViolation::TextTooLong { limit, actual }) } else { Ok(()) }
 }
 
 /// Checks an attachment's kind and, when known, its size.
 pub fn check_attachment(kind: AttachmentKind, size: Option<u64>, limits: &Limits) -> Result<(), LimitViolation> {
-    let limit = limits
-        .for_kind(kind)
-        .ok_or(LimitViolation::AttachmentKindUnsupported { kind })?;
+    let limit = limits.for_kind(kind).ok_or(LimitViolation::AttachmentKindUnsupported { kind })?;
     match size {
         Some(actual) if actual > limit => Err(LimitViolation::AttachmentTooLarge { kind, limit, actual: Some(actual) }),
         _ => Ok(()),
@@ -182,7 +176,11 @@ mod tests {
         assert_eq!(check_attachment(AttachmentKind::Image, Some(ten_mb), &TELEGRAM), Ok(()));
         assert_eq!(
             check_attachment(AttachmentKind::Image, Some(ten_mb + 1), &TELEGRAM),
-            Err(LimitViolation::AttachmentTooLarge { kind: AttachmentKind::Image, limit: ten_mb, actual: Some(ten_mb + 1) })
+            Err(LimitViolation::AttachmentTooLarge {
+                kind: AttachmentKind::Image,
+                limit: ten_mb,
+                actual: Some(ten_mb + 1)
+            })
         );
         assert_eq!(check_attachment(AttachmentKind::Video, None, &TELEGRAM), Ok(()));
     }
@@ -198,7 +196,8 @@ mod tests {
 
     #[test]
     fn overrides_replace_only_what_they_name() {
-        let o: LimitOverrides = serde_json::from_str(r#"{"image_mb": 2.5, "video_mb": false, "text_max_chars": 1000}"#).unwrap();
+        let o: LimitOverrides =
+            serde_json::from_str(r#"{"image_mb": 2.5, "video_mb": false, "text_max_chars": 1000}"#).unwrap();
         let l = TELEGRAM.with_overrides(&o);
         assert_eq!(l.image_bytes, Some(2 * MB + MB / 2));
         assert_eq!(l.video_bytes, None);

@@ -10,9 +10,7 @@ mod sqlite;
 mod types;
 
 pub use sqlite::SqliteQueue;
-pub use types::{
-    AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, StoredEvent,
-};
+pub use types::{AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, StoredEvent};
 
 use std::time::Duration;
 
@@ -48,10 +46,21 @@ pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
     async fn message(&self, id: Uuid) -> Result<Option<MessageRecord>, QueueError>;
 
     /// When the customer last sent a message in this chat.
-    async fn last_inbound(&self, channel: Channel, account: &str, chat_id: &str) -> Result<Option<DateTime<Utc>>, QueueError>;
+    async fn last_inbound(
+        &self,
+        channel: Channel,
+        account: &str,
+        chat_id: &str,
+    ) -> Result<Option<DateTime<Utc>>, QueueError>;
 
     /// Blocks or unblocks a customer.
-    async fn set_blocked(&self, channel: Channel, account: &str, customer_id: &str, blocked: bool) -> Result<(), QueueError>;
+    async fn set_blocked(
+        &self,
+        channel: Channel,
+        account: &str,
+        customer_id: &str,
+        blocked: bool,
+    ) -> Result<(), QueueError>;
 
     /// Every blocked customer as (channel, account, customer id).
     async fn blocked(&self) -> Result<Vec<(Channel, String, String)>, QueueError>;

@@ -19,9 +19,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
+use crate::Queue;
 use crate::schema::SCHEMA;
 use crate::types::{AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, StoredEvent};
-use crate::Queue;
 
 /// The most commands one transaction takes.
 const MAX_BATCH: usize = 4096;
@@ -59,9 +59,11 @@ impl SqliteQueue {
         writer.pragma_update(None, "synchronous", "FULL")?;
         writer.pragma_update(None, "busy_timeout", 5000)?;
         writer.execute_batch(SCHEMA)?;
-        let last: u64 = writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
+        let last: u64 =
+            writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
 
-        let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let reader =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         reader.pragma_update(None, "busy_timeout", 5000)?;
 
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
@@ -78,7 +80,10 @@ impl SqliteQueue {
         &self.inner.path
     }
 
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, QueueError>>) -> Command) -> Result<T, QueueError> {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, QueueError>>) -> Command,
+    ) -> Result<T, QueueError> {
         let (tx, rx) = oneshot::channel();
         self.inner.commands.send(make(tx)).await.map_err(|_| QueueError::Closed)?;
         rx.await.map_err(|_| QueueError::Closed)?
@@ -148,7 +153,13 @@ impl Queue for SqliteQueue {
                 "SELECT id, request, parts_done, attempts, created_us FROM messages WHERE done = 0 ORDER BY rowid",
             )?;
             let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
             })?;
             let mut out = Vec::new();
             for row in rows {
@@ -170,7 +181,9 @@ impl Queue for SqliteQueue {
         self.read(move |conn| {
             let key = id.to_string();
             let row = conn
-                .prepare_cached("SELECT request, status, error_code, error_text, created_us FROM messages WHERE id = ?1")?
+                .prepare_cached(
+                    "SELECT request, status, error_code, error_text, created_us FROM messages WHERE id = ?1",
+                )?
                 .query_row([&key], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
@@ -184,14 +197,17 @@ impl Queue for SqliteQueue {
             let Some((request, status, code, text, created)) = row else {
                 return Ok(None);
             };
-            let request: OutboundRequest = serde_json::from_str(&request).map_err(|e| QueueError::Storage(e.to_string()))?;
-            let mut stmt = conn.prepare_cached("SELECT status, at_us FROM message_history WHERE message_id = ?1 ORDER BY rowid")?;
+            let request: OutboundRequest =
+                serde_json::from_str(&request).map_err(|e| QueueError::Storage(e.to_string()))?;
+            let mut stmt =
+                conn.prepare_cached("SELECT status, at_us FROM message_history WHERE message_id = ?1 ORDER BY rowid")?;
             let history = stmt
                 .query_map([&key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
                 .filter_map(|row| row.ok())
                 .filter_map(|(s, at)| Some(StatusChange { status: Status::parse(&s)?, at: from_us(at) }))
                 .collect();
-            let mut stmt = conn.prepare_cached("SELECT external_id FROM external_ids WHERE message_id = ?1 ORDER BY part")?;
+            let mut stmt =
+                conn.prepare_cached("SELECT external_id FROM external_ids WHERE message_id = ?1 ORDER BY part")?;
             let external_ids = stmt.query_map([&key], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
             Ok(Some(MessageRecord {
                 id,
@@ -209,7 +225,12 @@ impl Queue for SqliteQueue {
         .await
     }
 
-    async fn last_inbound(&self, channel: Channel, account: &str, chat_id: &str) -> Result<Option<DateTime<Utc>>, QueueError> {
+    async fn last_inbound(
+        &self,
+        channel: Channel,
+        account: &str,
+        chat_id: &str,
+    ) -> Result<Option<DateTime<Utc>>, QueueError> {
         let (account, chat_id) = (account.to_owned(), chat_id.to_owned());
         self.read(move |conn| {
             Ok(conn
@@ -221,7 +242,13 @@ impl Queue for SqliteQueue {
         .await
     }
 
-    async fn set_blocked(&self, channel: Channel, account: &str, customer_id: &str, blocked: bool) -> Result<(), QueueError> {
+    async fn set_blocked(
+        &self,
+        channel: Channel,
+        account: &str,
+        customer_id: &str,
+        blocked: bool,
+    ) -> Result<(), QueueError> {
         let (account, customer_id) = (account.to_owned(), customer_id.to_owned());
         self.call(|tx| Command::Block(channel, account, customer_id, blocked, tx)).await
     }
@@ -229,7 +256,8 @@ impl Queue for SqliteQueue {
     async fn blocked(&self) -> Result<Vec<(Channel, String, String)>, QueueError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT channel, account, customer_id FROM blocks")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
             let mut out = Vec::new();
             for row in rows {
                 let (channel, account, customer) = row?;
@@ -379,7 +407,9 @@ impl Writer {
             (Some(external), _) => {
                 let found: Option<String> = self
                     .conn
-                    .prepare_cached("SELECT message_id FROM external_ids WHERE channel = ?1 AND account = ?2 AND external_id = ?3")?
+                    .prepare_cached(
+                        "SELECT message_id FROM external_ids WHERE channel = ?1 AND account = ?2 AND external_id = ?3",
+                    )?
                     .query_row(params![event.channel.as_str(), event.account, external], |r| r.get(0))
                     .optional()?;
                 match found {
@@ -398,9 +428,10 @@ impl Writer {
                      AND sent_us IS NOT NULL AND sent_us <= ?4 AND status IN ('sent', 'delivered') ORDER BY rowid",
                 )?;
                 let ids = stmt
-                    .query_map(params![event.channel.as_str(), event.account, event.chat_id, up_to.timestamp_micros()], |r| {
-                        r.get::<_, String>(0)
-                    })?
+                    .query_map(
+                        params![event.channel.as_str(), event.account, event.chat_id, up_to.timestamp_micros()],
+                        |r| r.get::<_, String>(0),
+                    )?
                     .collect::<Result<Vec<_>, _>>()?;
                 ids.into_iter().map(|id| (id, None)).collect()
             }
@@ -439,7 +470,13 @@ impl Writer {
     }
 
     /// Moves a message's status forward; returns the new status if it changed.
-    fn merge_status(&mut self, id: &str, reported: Status, error: Option<&ErrorInfo>, at: DateTime<Utc>) -> Result<Option<Status>, QueueError> {
+    fn merge_status(
+        &mut self,
+        id: &str,
+        reported: Status,
+        error: Option<&ErrorInfo>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Status>, QueueError> {
         let current: Option<String> = self
             .conn
             .prepare_cached("SELECT status FROM messages WHERE id = ?1")?
@@ -473,8 +510,12 @@ impl Writer {
         if let Some(key) = &request.idempotency_key {
             let existing: Option<(String, String, String)> = self
                 .conn
-                .prepare_cached("SELECT id, status, request FROM messages WHERE channel = ?1 AND account = ?2 AND idem_key = ?3")?
-                .query_row(params![request.channel.as_str(), request.account, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .prepare_cached(
+                    "SELECT id, status, request FROM messages WHERE channel = ?1 AND account = ?2 AND idem_key = ?3",
+                )?
+                .query_row(params![request.channel.as_str(), request.account, key], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
                 .optional()?;
             if let Some((existing, status, stored)) = existing {
                 let existing = parse_uuid(&existing)?;
@@ -482,7 +523,11 @@ impl Writer {
                 if !same {
                     return Err(QueueError::IdempotencyConflict { existing });
                 }
-                return Ok(Enqueued { id: existing, status: Status::parse(&status).unwrap_or(Status::Queued), created: false });
+                return Ok(Enqueued {
+                    id: existing,
+                    status: Status::parse(&status).unwrap_or(Status::Queued),
+                    created: false,
+                });
             }
         }
         let now = Utc::now();
@@ -517,7 +562,8 @@ impl Writer {
         error: Option<ErrorInfo>,
         at: DateTime<Utc>,
     ) -> Result<u64, QueueError> {
-        let mut event = Event::new(EventKind::Status, request.channel, request.account.clone(), request.chat_id.clone());
+        let mut event =
+            Event::new(EventKind::Status, request.channel, request.account.clone(), request.chat_id.clone());
         event.received_at = at;
         event.status = Some(StatusInfo { message_id: Some(id), external_id, status, error, up_to: None });
         let body = serde_json::to_string(&event).map_err(|e| QueueError::Storage(e.to_string()))?;

@@ -20,7 +20,8 @@ fn record(key: Option<&str>, event: Event) -> InboundRecord {
 
 fn receipt(chat: &str, external: Option<&str>, status: Status, up_to: Option<chrono::DateTime<Utc>>) -> Event {
     let mut e = Event::new(EventKind::Status, Channel::Telegram, "main", chat);
-    e.status = Some(StatusInfo { message_id: None, external_id: external.map(str::to_owned), status, error: None, up_to });
+    e.status =
+        Some(StatusInfo { message_id: None, external_id: external.map(str::to_owned), status, error: None, up_to });
     e
 }
 
@@ -42,7 +43,9 @@ fn statuses(events: &[chatgate_queue::StoredEvent]) -> Vec<(Option<String>, Stri
         .iter()
         .map(|e| serde_json::from_str::<serde_json::Value>(&e.json).unwrap())
         .filter(|v| v["type"] == "status")
-        .map(|v| (v["status"]["message_id"].as_str().map(str::to_owned), v["status"]["status"].as_str().unwrap().to_owned()))
+        .map(|v| {
+            (v["status"]["message_id"].as_str().map(str::to_owned), v["status"]["status"].as_str().unwrap().to_owned())
+        })
         .collect()
 }
 
@@ -50,7 +53,10 @@ fn statuses(events: &[chatgate_queue::StoredEvent]) -> Vec<(Option<String>, Stri
 async fn events_come_back_in_order_with_their_seq() {
     let dir = tempfile::tempdir().unwrap();
     let q = SqliteQueue::open(dir.path()).unwrap();
-    let out = q.append_inbound(vec![record(Some("u1"), text_event("1", "a")), record(Some("u2"), text_event("1", "b"))]).await.unwrap();
+    let out = q
+        .append_inbound(vec![record(Some("u1"), text_event("1", "a")), record(Some("u2"), text_event("1", "b"))])
+        .await
+        .unwrap();
     assert_eq!(out.seqs, vec![1, 2]);
     let events = q.read_events(0, 10).await.unwrap();
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
@@ -73,7 +79,10 @@ async fn duplicates_are_stored_once_even_after_reopen() {
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let q = SqliteQueue::open(dir.path()).unwrap();
-    let out = q.append_inbound(vec![record(Some("update:7"), text_event("1", "a")), record(None, text_event("1", "b"))]).await.unwrap();
+    let out = q
+        .append_inbound(vec![record(Some("update:7"), text_event("1", "a")), record(None, text_event("1", "b"))])
+        .await
+        .unwrap();
     assert_eq!((out.seqs, out.duplicates), (vec![2], 1));
     assert_eq!(q.read_events(0, 10).await.unwrap().len(), 2);
 }
@@ -85,7 +94,9 @@ async fn concurrent_appends_are_all_acknowledged_and_stored() {
     let tasks: Vec<_> = (0..500)
         .map(|i| {
             let q = q.clone();
-            tokio::spawn(async move { q.append_inbound(vec![record(Some(&format!("k{i}")), text_event("c", &i.to_string()))]).await })
+            tokio::spawn(async move {
+                q.append_inbound(vec![record(Some(&format!("k{i}")), text_event("c", &i.to_string()))]).await
+            })
         })
         .collect();
     let mut seqs = Vec::new();
@@ -133,23 +144,35 @@ async fn receipts_move_status_forward_only() {
     let dir = tempfile::tempdir().unwrap();
     let q = SqliteQueue::open(dir.path()).unwrap();
     let id = q.enqueue(Uuid::now_v7(), request("42", "hi", None)).await.unwrap().id;
-    q.record_attempt(id, Attempt::PartSent { index: 0, external_id: "wamid.1".into(), status: Status::Sent, last: true })
+    q.record_attempt(
+        id,
+        Attempt::PartSent { index: 0, external_id: "wamid.1".into(), status: Status::Sent, last: true },
+    )
+    .await
+    .unwrap();
+    assert!(q.pending_messages().await.unwrap().is_empty());
+    let read =
+        q.append_inbound(vec![record(Some("r1"), receipt("42", Some("wamid.1"), Status::Read, None))]).await.unwrap();
+    assert_eq!(read.seqs.len(), 1);
+    let late = q
+        .append_inbound(vec![record(Some("d1"), receipt("42", Some("wamid.1"), Status::Delivered, None))])
         .await
         .unwrap();
-    assert!(q.pending_messages().await.unwrap().is_empty());
-    let read = q.append_inbound(vec![record(Some("r1"), receipt("42", Some("wamid.1"), Status::Read, None))]).await.unwrap();
-    assert_eq!(read.seqs.len(), 1);
-    let late = q.append_inbound(vec![record(Some("d1"), receipt("42", Some("wamid.1"), Status::Delivered, None))]).await.unwrap();
     assert_eq!((late.seqs.len(), late.unchanged_statuses), (0, 1));
-    let unknown = q.append_inbound(vec![record(Some("x"), receipt("42", Some("not-ours"), Status::Read, None))]).await.unwrap();
+    let unknown =
+        q.append_inbound(vec![record(Some("x"), receipt("42", Some("not-ours"), Status::Read, None))]).await.unwrap();
     assert_eq!(unknown.seqs.len(), 1, "a receipt for a message we don't know is forwarded, not lost");
 
     let record = q.message(id).await.unwrap().unwrap();
     assert_eq!(record.status, Status::Read);
     assert_eq!(record.external_ids, vec!["wamid.1".to_owned()]);
-    assert_eq!(record.history.iter().map(|h| h.status).collect::<Vec<_>>(), vec![Status::Queued, Status::Sent, Status::Read]);
+    assert_eq!(
+        record.history.iter().map(|h| h.status).collect::<Vec<_>>(),
+        vec![Status::Queued, Status::Sent, Status::Read]
+    );
     let log = statuses(&q.read_events(0, 10).await.unwrap());
-    let ours: Vec<_> = log.iter().filter(|(m, _)| m.as_deref() == Some(&id.to_string())).map(|(_, s)| s.as_str()).collect();
+    let ours: Vec<_> =
+        log.iter().filter(|(m, _)| m.as_deref() == Some(&id.to_string())).map(|(_, s)| s.as_str()).collect();
     assert_eq!(ours, vec!["queued", "sent", "read"]);
 }
 
@@ -160,22 +183,34 @@ async fn watermark_marks_exactly_the_earlier_sent_messages_of_that_chat() {
     let mut ids = Vec::new();
     for (chat, text) in [("A", "1"), ("A", "2"), ("B", "3")] {
         let id = q.enqueue(Uuid::now_v7(), request(chat, text, None)).await.unwrap().id;
-        q.record_attempt(id, Attempt::PartSent { index: 0, external_id: format!("mid.{text}"), status: Status::Sent, last: true })
-            .await
-            .unwrap();
+        q.record_attempt(
+            id,
+            Attempt::PartSent { index: 0, external_id: format!("mid.{text}"), status: Status::Sent, last: true },
+        )
+        .await
+        .unwrap();
         ids.push(id);
     }
     let mark = Utc::now();
     tokio::time::sleep(Duration::from_millis(5)).await;
     let later = q.enqueue(Uuid::now_v7(), request("A", "4", None)).await.unwrap().id;
-    q.record_attempt(later, Attempt::PartSent { index: 0, external_id: "mid.4".into(), status: Status::Sent, last: true })
-        .await
-        .unwrap();
+    q.record_attempt(
+        later,
+        Attempt::PartSent { index: 0, external_id: "mid.4".into(), status: Status::Sent, last: true },
+    )
+    .await
+    .unwrap();
     let unsent = q.enqueue(Uuid::now_v7(), request("A", "5", None)).await.unwrap().id;
 
     let out = q.append_inbound(vec![record(Some("w"), receipt("A", None, Status::Read, Some(mark)))]).await.unwrap();
     assert_eq!(out.seqs.len(), 2);
-    for (id, want) in [(ids[0], Status::Read), (ids[1], Status::Read), (ids[2], Status::Sent), (later, Status::Sent), (unsent, Status::Queued)] {
+    for (id, want) in [
+        (ids[0], Status::Read),
+        (ids[1], Status::Read),
+        (ids[2], Status::Sent),
+        (later, Status::Sent),
+        (unsent, Status::Queued),
+    ] {
         assert_eq!(q.message(id).await.unwrap().unwrap().status, want);
     }
 }

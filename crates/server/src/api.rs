@@ -31,7 +31,9 @@ pub(crate) async fn require_token(State(shared): State<Arc<Shared>>, request: Re
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(token) if constant_time_eq(token.as_bytes(), shared.settings.api_token.as_bytes()) => next.run(request).await,
+        Some(token) if constant_time_eq(token.as_bytes(), shared.settings.api_token.as_bytes()) => {
+            next.run(request).await
+        }
         _ => ApiError::unauthorized().into_response(),
     }
 }
@@ -47,7 +49,10 @@ pub(crate) struct EventsQuery {
 
 /// `GET /v1/events?after=SEQ&limit=N&wait=SECONDS`: events with `seq > after`, in order;
 /// waits up to `wait` seconds for the first one when there is none yet.
-pub(crate) async fn events(State(shared): State<Arc<Shared>>, query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+pub(crate) async fn events(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_EVENTS_PER_PULL);
     let mut events = shared.queue.read_events(q.after, limit).await.map_err(store_error)?;
@@ -72,20 +77,26 @@ pub(crate) async fn events(State(shared): State<Arc<Shared>>, query: Result<Quer
 /// `POST /v1/messages`: validate, store in the outbox, answer `202 {id, status}`.
 pub(crate) async fn send_message(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {
     let request = parse_request(&shared, &body)?;
-    let account = shared
-        .accounts
-        .get(request.channel, &request.account)
-        .ok_or_else(|| ApiError::unprocessable("unknown_account", format!("no {} account `{}`", request.channel, request.account)))?;
+    let account = shared.accounts.get(request.channel, &request.account).ok_or_else(|| {
+        ApiError::unprocessable("unknown_account", format!("no {} account `{}`", request.channel, request.account))
+    })?;
     if shared.blocks.is_blocked(request.channel, &request.account, &request.chat_id) {
         return Err(ApiError::unprocessable("customer_blocked", "this customer is blocked"));
     }
     validate(&request, account)?;
     let caps = account.adapter.capabilities();
     if request.template.is_some() && !caps.templates {
-        return Err(ApiError::unprocessable("template_unsupported", format!("{} does not take templates", request.channel)));
+        return Err(ApiError::unprocessable(
+            "template_unsupported",
+            format!("{} does not take templates", request.channel),
+        ));
     }
     if let (Some(window), None) = (caps.messaging_window, &request.template) {
-        let last = shared.queue.last_inbound(request.channel, &request.account, &request.chat_id).await.map_err(store_error)?;
+        let last = shared
+            .queue
+            .last_inbound(request.channel, &request.account, &request.chat_id)
+            .await
+            .map_err(store_error)?;
         if !window_open(last, window) {
             return Err(ApiError::unprocessable(
                 "window_closed",
@@ -98,15 +109,18 @@ pub(crate) async fn send_message(State(shared): State<Arc<Shared>>, body: Bytes)
     let enqueued = match shared.queue.enqueue(Uuid::now_v7(), request.clone()).await {
         Ok(e) => e,
         Err(QueueError::IdempotencyConflict { existing }) => {
-            return Err(ApiError::unprocessable("idempotency_conflict", "this idempotency key was used for a different message")
-                .with("id", existing.to_string()));
+            return Err(ApiError::unprocessable(
+                "idempotency_conflict",
+                "this idempotency key was used for a different message",
+            )
+            .with("id", existing.to_string()));
         }
         Err(e) => return Err(store_error(e)),
     };
     if enqueued.created {
         shared.outbound.submit(enqueued.id, request, 0).await;
     }
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "id": enqueued.id, "status": enqueued.status })) ).into_response())
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "id": enqueued.id, "status": enqueued.status }))).into_response())
 }
 
 pub(crate) fn window_open(last: Option<chrono::DateTime<Utc>>, window: Duration) -> bool {
@@ -114,8 +128,8 @@ pub(crate) fn window_open(last: Option<chrono::DateTime<Utc>>, window: Duration)
 }
 
 fn parse_request(shared: &Shared, body: &[u8]) -> Result<OutboundRequest, ApiError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
     // Name the channel problem precisely before the typed parse would only say "unknown variant".
     match value.get("channel").and_then(|c| c.as_str()) {
         Some(c) => match c.parse::<Channel>() {
@@ -140,7 +154,11 @@ fn validate(request: &OutboundRequest, account: &crate::Account) -> Result<(), A
         check_attachment(a.kind, a.size, &account.limits).map_err(|e| ApiError::from(e).with("index", i))?;
         let scheme_ok = url::Url::parse(&a.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
         if !scheme_ok {
-            return Err(ApiError::unprocessable("invalid_request", format!("attachments[{i}].url must be an http(s) URL")).with("index", i));
+            return Err(ApiError::unprocessable(
+                "invalid_request",
+                format!("attachments[{i}].url must be an http(s) URL"),
+            )
+            .with("index", i));
         }
     }
     Ok(())
@@ -156,11 +174,9 @@ pub(crate) async fn message(State(shared): State<Arc<Shared>>, Path(id): Path<St
 }
 
 fn account_of(shared: &Shared, channel: &str, account: &str) -> Result<Channel, ApiError> {
-    let ch = channel
-        .parse::<Channel>()
-        .ok()
-        .filter(|c| shared.accounts.has_channel(*c))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_channel", format!("no channel `{channel}` is configured")))?;
+    let ch = channel.parse::<Channel>().ok().filter(|c| shared.accounts.has_channel(*c)).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_channel", format!("no channel `{channel}` is configured"))
+    })?;
     shared
         .accounts
         .get(ch, account)
@@ -169,24 +185,40 @@ fn account_of(shared: &Shared, channel: &str, account: &str) -> Result<Channel, 
 }
 
 /// `PUT /v1/blocks/{channel}/{account}/{customer}`.
-pub(crate) async fn block(State(shared): State<Arc<Shared>>, Path((channel, account, customer)): Path<(String, String, String)>) -> Result<Response, ApiError> {
+pub(crate) async fn block(
+    State(shared): State<Arc<Shared>>,
+    Path((channel, account, customer)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
     set_block(&shared, &channel, &account, &customer, true).await
 }
 
 /// `DELETE /v1/blocks/{channel}/{account}/{customer}`.
-pub(crate) async fn unblock(State(shared): State<Arc<Shared>>, Path((channel, account, customer)): Path<(String, String, String)>) -> Result<Response, ApiError> {
+pub(crate) async fn unblock(
+    State(shared): State<Arc<Shared>>,
+    Path((channel, account, customer)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
     set_block(&shared, &channel, &account, &customer, false).await
 }
 
-async fn set_block(shared: &Shared, channel: &str, account: &str, customer: &str, blocked: bool) -> Result<Response, ApiError> {
+async fn set_block(
+    shared: &Shared,
+    channel: &str,
+    account: &str,
+    customer: &str,
+    blocked: bool,
+) -> Result<Response, ApiError> {
     let ch = account_of(shared, channel, account)?;
     shared.blocks.set(shared.queue.as_ref(), ch, account, customer, blocked).await.map_err(store_error)?;
     tracing::info!(channel = %ch, %account, %customer, blocked, "block list changed");
-    Ok(axum::Json(json!({ "channel": ch, "account": account, "customer_id": customer, "blocked": blocked })).into_response())
+    Ok(axum::Json(json!({ "channel": ch, "account": account, "customer_id": customer, "blocked": blocked }))
+        .into_response())
 }
 
 /// `GET /v1/conversations/{channel}/{account}/{chat}`: messaging-window and block state.
-pub(crate) async fn conversation(State(shared): State<Arc<Shared>>, Path((channel, account, chat)): Path<(String, String, String)>) -> Result<Response, ApiError> {
+pub(crate) async fn conversation(
+    State(shared): State<Arc<Shared>>,
+    Path((channel, account, chat)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
     let ch = account_of(&shared, &channel, &account)?;
     let caps = shared.accounts.get(ch, &account).map(|a| a.adapter.capabilities()).unwrap_or_default();
     let last = shared.queue.last_inbound(ch, &account, &chat).await.map_err(store_error)?;
@@ -233,13 +265,17 @@ const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
 
 /// `GET /v1/media/{reference}`: the file behind an inbound attachment's `media` reference
 /// (`<channel>:<account>:<provider ref>`), fetched from the provider with the account's credentials.
-pub(crate) async fn media(State(shared): State<Arc<Shared>>, Path(reference): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn media(
+    State(shared): State<Arc<Shared>>,
+    Path(reference): Path<String>,
+) -> Result<Response, ApiError> {
     let mut parts = reference.splitn(3, ':');
     let (Some(channel), Some(account), Some(provider_ref)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(ApiError::not_found("media reference"));
     };
     let ch = account_of(&shared, channel, account)?;
-    let adapter = shared.accounts.get(ch, account).map(|a| a.adapter.clone()).ok_or_else(|| ApiError::not_found("account"))?;
+    let adapter =
+        shared.accounts.get(ch, account).map(|a| a.adapter.clone()).ok_or_else(|| ApiError::not_found("account"))?;
     match adapter.fetch_media(provider_ref, MAX_MEDIA_BYTES).await {
         Ok(download) => {
             let mime = download.mime.unwrap_or_else(|| "application/octet-stream".to_owned());
@@ -259,9 +295,12 @@ pub(crate) async fn media(State(shared): State<Arc<Shared>>, Path(reference): Pa
             tracing::warn!(channel = %ch, %account, error = %e, "media could not be fetched");
             Err(match e.kind {
                 chatgate_adapter::SendErrorKind::Failed(chatgate_adapter::FailureCode::AttachmentTooLarge) => {
-                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "media_too_large", e.message).with("limit", MAX_MEDIA_BYTES)
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "media_too_large", e.message)
+                        .with("limit", MAX_MEDIA_BYTES)
                 }
-                chatgate_adapter::SendErrorKind::Failed(_) => ApiError::new(StatusCode::NOT_FOUND, "media_unavailable", e.message),
+                chatgate_adapter::SendErrorKind::Failed(_) => {
+                    ApiError::new(StatusCode::NOT_FOUND, "media_unavailable", e.message)
+                }
                 _ => ApiError::new(StatusCode::BAD_GATEWAY, "provider_unavailable", e.message),
             })
         }

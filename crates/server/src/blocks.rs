@@ -27,7 +27,14 @@ impl Blocks {
     }
 
     /// Stores the change durably first, then applies it in memory.
-    pub async fn set(&self, queue: &dyn Queue, channel: Channel, account: &str, customer: &str, blocked: bool) -> Result<(), QueueError> {
+    pub async fn set(
+        &self,
+        queue: &dyn Queue,
+        channel: Channel,
+        account: &str,
+        customer: &str,
+        blocked: bool,
+    ) -> Result<(), QueueError> {
         queue.set_blocked(channel, account, customer, blocked).await?;
         let mut set = self.set.write().unwrap_or_else(|e| e.into_inner());
         if blocked {

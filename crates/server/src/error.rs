@@ -42,7 +42,11 @@ impl ApiError {
 
     /// The store failed; the caller may retry. Details go to the log, not the client.
     pub fn unavailable() -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store could not take the request; retry")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store could not take the request; retry",
+        )
     }
 }
 

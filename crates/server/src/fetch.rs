@@ -218,11 +218,8 @@ impl Fetcher {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
-        let file_name = response
-            .url()
-            .path_segments()
-            .and_then(|mut s| s.next_back().map(str::to_owned))
-            .filter(|s| !s.is_empty());
+        let file_name =
+            response.url().path_segments().and_then(|mut s| s.next_back().map(str::to_owned)).filter(|s| !s.is_empty());
         let mut body = BytesMut::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -280,8 +277,20 @@ mod tests {
     #[test]
     fn internal_ranges() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1",
-            "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "255.255.255.255", "224.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip} should be internal");
         }
@@ -304,7 +313,14 @@ mod tests {
     #[test]
     fn urls_with_internal_literals_are_refused() {
         let policy = FetchPolicy::default();
-        for url in ["http://127.0.0.1/x", "http://[::1]/x", "http://localhost:8080/", "http://169.254.169.254/latest", "file:///etc/passwd", "http://2130706433/"] {
+        for url in [
+            "http://127.0.0.1/x",
+            "http://[::1]/x",
+            "http://localhost:8080/",
+            "http://169.254.169.254/latest",
+            "file:///etc/passwd",
+            "http://2130706433/",
+        ] {
             assert!(check_url(&url::Url::parse(url).unwrap(), &policy).is_err(), "{url}");
         }
         assert!(check_url(&url::Url::parse("https://example.com/a.png").unwrap(), &policy).is_ok());

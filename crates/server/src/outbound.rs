@@ -41,7 +41,10 @@ struct Limiters {
 
 impl std::fmt::Debug for Limiters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limiters").field("account", &self.account.is_some()).field("chat", &self.chat.is_some()).finish()
+        f.debug_struct("Limiters")
+            .field("account", &self.account.is_some())
+            .field("chat", &self.chat.is_some())
+            .finish()
     }
 }
 
@@ -79,7 +82,13 @@ impl Engine {
             tracing::info!(count = pending.len(), "resuming delivery of queued messages");
         }
         for m in pending {
-            self.push(Job { id: m.id, request: m.request, parts_done: m.parts_done, attempts: m.attempts, created_at: m.created_at });
+            self.push(Job {
+                id: m.id,
+                request: m.request,
+                parts_done: m.parts_done,
+                attempts: m.attempts,
+                created_at: m.created_at,
+            });
         }
         Ok(())
     }
@@ -132,7 +141,8 @@ impl Engine {
     async fn deliver(&self, shared: &Shared, mut job: Job) {
         let (channel, account_id) = (job.request.channel, job.request.account.clone());
         let Some(account) = shared.accounts.get(channel, &account_id).cloned() else {
-            self.finish(shared, &job, Outcome::Failed(error("unknown_account", "the account is no longer configured"))).await;
+            self.finish(shared, &job, Outcome::Failed(error("unknown_account", "the account is no longer configured")))
+                .await;
             return;
         };
         let mut media: Option<Vec<Media>> = None;
@@ -143,7 +153,8 @@ impl Engine {
                     job.attempts += 1;
                     let age = Utc::now().signed_duration_since(job.created_at).to_std().unwrap_or_default();
                     if age + after > shared.settings.max_retry_age {
-                        let info = error("retries_exhausted", format!("gave up after {} attempts: {text}", job.attempts));
+                        let info =
+                            error("retries_exhausted", format!("gave up after {} attempts: {text}", job.attempts));
                         self.finish(shared, &job, Outcome::Failed(info)).await;
                         return;
                     }
@@ -179,7 +190,13 @@ impl Engine {
     }
 
     /// One pass over the parts not yet sent.
-    async fn attempt(&self, shared: &Shared, account: &Account, job: &mut Job, media: &mut Option<Vec<Media>>) -> Outcome {
+    async fn attempt(
+        &self,
+        shared: &Shared,
+        account: &Account,
+        job: &mut Job,
+        media: &mut Option<Vec<Media>>,
+    ) -> Outcome {
         let request = &job.request;
         if shared.blocks.is_blocked(request.channel, &request.account, &request.chat_id) {
             return Outcome::Failed(error("customer_blocked", "the customer was blocked before the message was sent"));
@@ -199,10 +216,15 @@ impl Engine {
             if let (Some(window), false) = (caps.messaging_window, matches!(part.body, PartBody::Template(_))) {
                 let last = match shared.queue.last_inbound(request.channel, &request.account, &request.chat_id).await {
                     Ok(last) => last,
-                    Err(e) => return Outcome::Retry { after: self.backoff(shared, job.attempts), error: e.to_string() },
+                    Err(e) => {
+                        return Outcome::Retry { after: self.backoff(shared, job.attempts), error: e.to_string() };
+                    }
                 };
                 if !crate::api::window_open(last, window) {
-                    return Outcome::Failed(error("window_closed", "the messaging window closed before the message was sent"));
+                    return Outcome::Failed(error(
+                        "window_closed",
+                        "the messaging window closed before the message was sent",
+                    ));
                 }
             }
             if let Some(l) = &limiters.account {
@@ -214,7 +236,12 @@ impl Engine {
             match adapter.send(&part).await {
                 Ok(receipt) => {
                     let last = part.index + 1 == total;
-                    let attempt = Attempt::PartSent { index: part.index, external_id: receipt.external_id, status: receipt.status, last };
+                    let attempt = Attempt::PartSent {
+                        index: part.index,
+                        external_id: receipt.external_id,
+                        status: receipt.status,
+                        last,
+                    };
                     if let Err(e) = shared.queue.record_attempt(job.id, attempt).await {
                         tracing::error!(message = %job.id, error = %e, "sent, but could not record it");
                     }
@@ -223,7 +250,9 @@ impl Engine {
                 Err(e) => {
                     return match e.kind {
                         SendErrorKind::RetryAfter(after) => Outcome::Retry { after, error: e.message },
-                        SendErrorKind::Transient => Outcome::Retry { after: self.backoff(shared, job.attempts), error: e.message },
+                        SendErrorKind::Transient => {
+                            Outcome::Retry { after: self.backoff(shared, job.attempts), error: e.message }
+                        }
                         SendErrorKind::Failed(code) => Outcome::Failed(error(code.as_str(), e.message)),
                     };
                 }
@@ -250,7 +279,9 @@ impl Engine {
                     bytes: f.bytes,
                     source_url: a.url.clone(),
                 }),
-                Err(e) if e.is_transient() => return Err(Outcome::Retry { after: Duration::from_secs(5), error: e.to_string() }),
+                Err(e) if e.is_transient() => {
+                    return Err(Outcome::Retry { after: Duration::from_secs(5), error: e.to_string() });
+                }
                 Err(e) => {
                     let code = match e {
                         FetchError::TooLarge { .. } => "attachment_too_large",

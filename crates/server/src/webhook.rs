@@ -80,7 +80,9 @@ pub(crate) async fn handle(
     let mut unsupported = 0;
     for item in inbound.events {
         let customer = item.event.customer.as_ref().map(|c| c.id.as_str());
-        if customer.is_some_and(|c| shared.blocks.is_blocked(channel, &account, c)) && item.event.kind != EventKind::Status {
+        if customer.is_some_and(|c| shared.blocks.is_blocked(channel, &account, c))
+            && item.event.kind != EventKind::Status
+        {
             blocked += 1;
             tracing::info!(%channel, %account, customer = customer.unwrap_or_default(), kind = ?item.event.kind, "inbound from a blocked customer not forwarded");
             continue;
@@ -110,7 +112,9 @@ pub(crate) async fn handle(
 fn reply_response(reply: Reply) -> Response {
     match reply {
         Reply::Empty => StatusCode::OK.into_response(),
-        Reply::Text(text) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        Reply::Text(text) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+        }
     }
 }
 

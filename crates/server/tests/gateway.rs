@@ -73,8 +73,13 @@ impl Adapter for Scripted {
                 }
                 _ => {
                     let mut ev = Event::new(EventKind::Message, Channel::Web, "test", chat);
-                    ev.customer = Some(Customer { id: e["customer"].as_str().unwrap_or(chat).into(), ..Customer::default() });
-                    ev.message = Some(Message { external_id: "m".into(), text: e["text"].as_str().map(str::to_owned), ..Message::default() });
+                    ev.customer =
+                        Some(Customer { id: e["customer"].as_str().unwrap_or(chat).into(), ..Customer::default() });
+                    ev.message = Some(Message {
+                        external_id: "m".into(),
+                        text: e["text"].as_str().map(str::to_owned),
+                        ..Message::default()
+                    });
                     ev
                 }
             };
@@ -89,7 +94,12 @@ impl Adapter for Scripted {
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
         self.sent.lock().unwrap().push(part.clone());
         let scripted = self.script.lock().unwrap().pop_front();
-        scripted.unwrap_or_else(|| Ok(SendReceipt { external_id: format!("ext-{}-{}", part.message_id, part.index), status: Status::Delivered }))
+        scripted.unwrap_or_else(|| {
+            Ok(SendReceipt {
+                external_id: format!("ext-{}-{}", part.message_id, part.index),
+                status: Status::Delivered,
+            })
+        })
     }
 }
 
@@ -107,9 +117,13 @@ async fn start_with(dir: &std::path::Path, adapter: Arc<Scripted>, allow_loopbac
     if allow_loopback {
         settings.fetch.allow = vec!["127.0.0.1".parse().unwrap()];
     }
-    let gateway = Gateway::start(vec![(adapter.clone() as Arc<dyn Adapter>, LimitOverrides::default())], Arc::new(queue), settings)
-        .await
-        .unwrap();
+    let gateway = Gateway::start(
+        vec![(adapter.clone() as Arc<dyn Adapter>, LimitOverrides::default())],
+        Arc::new(queue),
+        settings,
+    )
+    .await
+    .unwrap();
     Harness { app: gateway.router(), adapter, _gateway: gateway }
 }
 
@@ -118,7 +132,13 @@ async fn start(dir: &std::path::Path) -> Harness {
 }
 
 impl Harness {
-    async fn call(&self, method: Method, uri: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> (StatusCode, Value, String) {
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> (StatusCode, Value, String) {
         let mut req = Request::builder().method(method).uri(uri);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -131,7 +151,8 @@ impl Harness {
     }
 
     async fn webhook(&self, body: Value) -> (StatusCode, String) {
-        let (s, _, t) = self.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], body.to_string()).await;
+        let (s, _, t) =
+            self.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], body.to_string()).await;
         (s, t)
     }
 
@@ -173,7 +194,8 @@ fn text_msg(chat: &str, text: &str) -> Value {
 async fn webhook_events_are_stored_before_the_answer() {
     let dir = tempfile::tempdir().unwrap();
     let h = start(dir.path()).await;
-    let (status, body) = h.webhook(json!({"events": [{"key": "1", "text": "hello"}, {"key": "2", "text": "again"}]})).await;
+    let (status, body) =
+        h.webhook(json!({"events": [{"key": "1", "text": "hello"}, {"key": "2", "text": "again"}]})).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
     let events = h.events().await;
     assert_eq!(events.len(), 2);
@@ -204,7 +226,8 @@ async fn unauthenticated_or_malformed_webhooks_store_nothing() {
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     // Without Content-Length (streamed body) the cap still holds.
     let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(big))]);
-    let (s, _, _) = h.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], Body::from_stream(stream)).await;
+    let (s, _, _) =
+        h.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], Body::from_stream(stream)).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(h.events().await.is_empty());
 }
@@ -251,9 +274,18 @@ async fn outbound_validation_gives_typed_errors() {
         (json!({"channel": "fax", "account": "test", "chat_id": "c1", "text": "x"}), "unknown_channel"),
         (json!({"channel": "vk", "account": "test", "chat_id": "c1", "text": "x"}), "unknown_channel"),
         (json!({"channel": "web", "account": "other", "chat_id": "c1", "text": "x"}), "unknown_account"),
-        (json!({"channel": "web", "account": "test", "chat_id": "c1", "attachments": [{"kind": "image", "url": "http://127.0.0.1/a.png", "size": MB + 1}]}), "attachment_too_large"),
-        (json!({"channel": "web", "account": "test", "chat_id": "c1", "attachments": [{"kind": "video", "url": "http://127.0.0.1/a.mp4"}]}), "attachment_kind_unsupported"),
-        (json!({"channel": "web", "account": "test", "chat_id": "c1", "attachments": [{"kind": "file", "url": "ftp://x/y"}]}), "invalid_request"),
+        (
+            json!({"channel": "web", "account": "test", "chat_id": "c1", "attachments": [{"kind": "image", "url": "http://127.0.0.1/a.png", "size": MB + 1}]}),
+            "attachment_too_large",
+        ),
+        (
+            json!({"channel": "web", "account": "test", "chat_id": "c1", "attachments": [{"kind": "video", "url": "http://127.0.0.1/a.mp4"}]}),
+            "attachment_kind_unsupported",
+        ),
+        (
+            json!({"channel": "web", "account": "test", "chat_id": "c1", "attachments": [{"kind": "file", "url": "ftp://x/y"}]}),
+            "invalid_request",
+        ),
         (json!({"channel": "web", "account": "test", "chat_id": "c1", "text": "x", "surprise": 1}), "invalid_request"),
     ];
     for (body, code) in cases {
@@ -263,7 +295,8 @@ async fn outbound_validation_gives_typed_errors() {
     }
     let (s, v) = h.send(json!({"channel": "web", "account": "test", "chat_id": "c1", "attachments": [{"kind": "image", "url": "http://127.0.0.1/a.png", "size": MB}]})).await;
     assert_eq!(s, StatusCode::ACCEPTED, "exactly the limit is accepted: {v}");
-    let (s, _, t) = h.call(Method::POST, "/v1/messages", &[("authorization", &format!("Bearer {TOKEN}"))], "{oops").await;
+    let (s, _, t) =
+        h.call(Method::POST, "/v1/messages", &[("authorization", &format!("Bearer {TOKEN}"))], "{oops").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{t}");
 }
 
@@ -285,12 +318,19 @@ async fn messages_go_out_in_order_and_report_their_status() {
         h.wait_status(id, "delivered").await;
     }
     let sent = h.adapter.sent.lock().unwrap().clone();
-    let texts: Vec<_> = sent.iter().map(|p| match &p.body { PartBody::Text(t) => t.clone(), other => panic!("{other:?}") }).collect();
+    let texts: Vec<_> = sent
+        .iter()
+        .map(|p| match &p.body {
+            PartBody::Text(t) => t.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
     assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4"]);
     assert_eq!(sent[0].reply_to.as_deref(), Some("earlier-1"));
     let record = h.wait_status(&ids[0], "delivered").await;
     assert_eq!(record["external_ids"][0], format!("ext-{}-0", ids[0]));
-    let history: Vec<_> = record["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_owned()).collect();
+    let history: Vec<_> =
+        record["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_owned()).collect();
     assert_eq!(history, ["queued", "delivered"]);
     // Status changes are events on the same log.
     let statuses: Vec<_> = h
@@ -347,7 +387,8 @@ async fn blocked_customers_neither_send_nor_receive() {
     let h = start(dir.path()).await;
     let (s, v) = h.api(Method::PUT, "/v1/blocks/web/test/u1", None).await;
     assert_eq!((s, v["blocked"].as_bool()), (StatusCode::OK, Some(true)));
-    let (s, _) = h.webhook(json!({"events": [{"key": "1", "chat": "u1", "customer": "u1", "text": "let me in"}]})).await;
+    let (s, _) =
+        h.webhook(json!({"events": [{"key": "1", "chat": "u1", "customer": "u1", "text": "let me in"}]})).await;
     assert_eq!(s, StatusCode::OK, "the provider is answered, but nothing is forwarded");
     assert!(h.events().await.is_empty());
     let (s, v) = h.send(text_msg("u1", "hello")).await;
@@ -384,7 +425,8 @@ async fn messaging_window_is_enforced_before_calling_the_provider() {
     let h = start_with(dir.path(), adapter, true).await;
     let (s, v) = h.send(text_msg("w1", "hi")).await;
     assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("window_closed")));
-    let template = json!({"channel": "web", "account": "test", "chat_id": "w1", "template": {"name": "hello", "language": "en"}});
+    let template =
+        json!({"channel": "web", "account": "test", "chat_id": "w1", "template": {"name": "hello", "language": "en"}});
     let (s, v) = h.send(template).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     h.wait_status(v["id"].as_str().unwrap(), "delivered").await;
@@ -409,10 +451,17 @@ async fn receipts_from_webhooks_update_outbound_status() {
     let (_, v) = h.send(text_msg("r1", "hi")).await;
     let id = v["id"].as_str().unwrap().to_owned();
     h.wait_status(&id, "sent").await;
-    h.webhook(json!({"events": [{"key": "s1", "kind": "status", "chat": "r1", "external": "prov-1", "status": "read"}]})).await;
-    h.webhook(json!({"events": [{"key": "s2", "kind": "status", "chat": "r1", "external": "prov-1", "status": "delivered"}]})).await;
+    h.webhook(
+        json!({"events": [{"key": "s1", "kind": "status", "chat": "r1", "external": "prov-1", "status": "read"}]}),
+    )
+    .await;
+    h.webhook(
+        json!({"events": [{"key": "s2", "kind": "status", "chat": "r1", "external": "prov-1", "status": "delivered"}]}),
+    )
+    .await;
     let record = h.wait_status(&id, "read").await;
-    let history: Vec<_> = record["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_owned()).collect();
+    let history: Vec<_> =
+        record["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_owned()).collect();
     assert_eq!(history, ["queued", "sent", "read"], "a late delivered changes nothing");
 }
 
@@ -426,9 +475,7 @@ async fn attachments_are_downloaded_within_limits_and_address_policy() {
     })
     .await;
     let h = start(dir.path()).await;
-    let attach = |kind: &str, path: &str| {
-        json!({"channel": "web", "account": "test", "chat_id": "f1", "attachments": [{"kind": kind, "url": format!("{}{path}", files.base_url), "name": "pic.png"}]})
-    };
+    let attach = |kind: &str, path: &str| json!({"channel": "web", "account": "test", "chat_id": "f1", "attachments": [{"kind": kind, "url": format!("{}{path}", files.base_url), "name": "pic.png"}]});
     let (_, v) = h.send(attach("image", "/small.png")).await;
     h.wait_status(v["id"].as_str().unwrap(), "delivered").await;
     let sent = h.adapter.sent.lock().unwrap().clone();
@@ -463,7 +510,11 @@ async fn queued_messages_survive_a_restart() {
     {
         let adapter = Arc::new(Scripted::default());
         // The provider is down for longer than this gateway lives.
-        adapter.script.lock().unwrap().extend((0..1000).map(|_| Err(SendError::retry_after(Duration::from_secs(60), "down"))));
+        adapter
+            .script
+            .lock()
+            .unwrap()
+            .extend((0..1000).map(|_| Err(SendError::retry_after(Duration::from_secs(60), "down"))));
         let h = start_with(dir.path(), adapter, true).await;
         let (_, v) = h.send(text_msg("r", "survive")).await;
         id = v["id"].as_str().unwrap().to_owned();

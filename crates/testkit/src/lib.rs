@@ -156,10 +156,8 @@ pub fn real_webhooks(channel: &str) -> Option<Vec<RealWebhook>> {
             continue;
         }
         let meta_path = path.with_file_name(name.replace(".json", ".meta.json"));
-        let meta = fs::read(&meta_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(serde_json::Value::Null);
+        let meta =
+            fs::read(&meta_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(serde_json::Value::Null);
         out.push(RealWebhook { body: fs::read(&path).ok()?, path, meta });
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));

@@ -13,11 +13,7 @@ fn fixture_bodies() -> Vec<(String, Vec<u8>)> {
         .expect("fixtures/telegram exists")
         .filter_map(|e| {
             let path = e.ok()?.path();
-            let name = path
-                .file_name()?
-                .to_str()?
-                .strip_suffix(".body")?
-                .to_owned();
+            let name = path.file_name()?.to_str()?.strip_suffix(".body")?.to_owned();
             Some((name, std::fs::read(&path).ok()?))
         })
         .collect();
@@ -40,10 +36,7 @@ fn both(body: &[u8]) -> Option<(Option<Value>, Option<Value>)> {
     let raw: Value = serde_json::from_slice(body).unwrap();
     let update = typed_update(&raw, body)?;
     let ctx = Ctx { account: "test" };
-    Some((
-        comparable(ctx.update(&update, &raw)),
-        comparable(fallback::update(&ctx, &raw)),
-    ))
+    Some((comparable(ctx.update(&update, &raw)), comparable(fallback::update(&ctx, &raw))))
 }
 
 #[test]
@@ -57,29 +50,18 @@ fn the_json_reader_gives_what_the_typed_reader_gives_on_every_fixture() {
         }
     }
     // Every fixture but the legacy one is in today's documented format.
-    assert!(
-        typed >= 20,
-        "only {typed} fixtures were read by teloxide's types"
-    );
+    assert!(typed >= 20, "only {typed} fixtures were read by teloxide's types");
 }
 
 #[test]
 fn the_json_reader_agrees_on_the_real_corpus_too() {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/real-webhooks/telegram");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/real-webhooks/telegram");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!(
-            "note: {} is absent; skipping the real-corpus comparison",
-            dir.display()
-        );
+        eprintln!("note: {} is absent; skipping the real-corpus comparison", dir.display());
         return;
     };
     for path in entries.filter_map(|e| Some(e.ok()?.path())) {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
         if !name.ends_with(".json") || name.ends_with(".meta.json") {
             continue;
         }
@@ -96,17 +78,11 @@ fn the_json_reader_agrees_on_the_real_corpus_too() {
 #[test]
 fn legacy_payloads_take_the_json_reader() {
     let body = br#"{"update_id":5,"message":{"message_id":9,"from":{"id":12,"first_name":"Old"},"chat":{"id":12,"type":"private"},"date":1441645532,"text":"hi"}}"#;
-    assert!(
-        both(body).is_none(),
-        "teloxide should refuse a user without is_bot"
-    );
+    assert!(both(body).is_none(), "teloxide should refuse a user without is_bot");
     let inbound = parse("test", body).unwrap();
     let event = &inbound.events[0].event;
     assert_eq!(event.kind, EventKind::Message);
-    assert_eq!(
-        event.message.as_ref().and_then(|m| m.text.as_deref()),
-        Some("hi")
-    );
+    assert_eq!(event.message.as_ref().and_then(|m| m.text.as_deref()), Some("hi"));
     assert_eq!(event.customer.as_ref().map(|c| c.id.as_str()), Some("12"));
     assert_eq!(inbound.events[0].dedup_key.as_deref(), Some("update:5"));
 }
@@ -117,14 +93,8 @@ fn ids_beyond_32_bits_and_negative_keep_their_digits() {
     let inbound = parse("test", body).unwrap();
     let event = &inbound.events[0].event;
     assert_eq!(event.chat_id, "-1009007199254740993");
-    assert_eq!(
-        event.customer.as_ref().map(|c| c.id.as_str()),
-        Some("9007199254740993")
-    );
-    assert_eq!(
-        inbound.events[0].dedup_key.as_deref(),
-        Some("update:9007199254740993")
-    );
+    assert_eq!(event.customer.as_ref().map(|c| c.id.as_str()), Some("9007199254740993"));
+    assert_eq!(inbound.events[0].dedup_key.as_deref(), Some("update:9007199254740993"));
 }
 
 #[test]
@@ -135,19 +105,14 @@ fn a_gif_is_one_attachment_and_unknown_kinds_are_kept_whole() {
     let event = &parse("acct", gif).unwrap().events[0].event;
     let attachments = &event.message.as_ref().unwrap().attachments;
     assert_eq!(attachments.len(), 1);
-    assert_eq!(
-        (attachments[0].kind, attachments[0].variant.as_deref()),
-        (AttachmentKind::File, Some("animation"))
-    );
+    assert_eq!((attachments[0].kind, attachments[0].variant.as_deref()), (AttachmentKind::File, Some("animation")));
     assert_eq!(attachments[0].media.as_deref(), Some("telegram:acct:A"));
 
-    let unknown = br#"{"update_id":7,"business_connection":{"id":"b","user":{"id":5,"is_bot":false,"first_name":"B"}}}"#;
+    let unknown =
+        br#"{"update_id":7,"business_connection":{"id":"b","user":{"id":5,"is_bot":false,"first_name":"B"}}}"#;
     let event = &parse("acct", unknown).unwrap().events[0].event;
     assert_eq!(event.kind, EventKind::Unsupported);
-    assert_eq!(
-        event.raw,
-        Some(serde_json::from_slice::<Value>(unknown).unwrap())
-    );
+    assert_eq!(event.raw, Some(serde_json::from_slice::<Value>(unknown).unwrap()));
 }
 
 #[test]
@@ -159,10 +124,7 @@ fn a_reaction_without_actor_does_not_reach_teloxide() {
     assert_eq!(event.customer, None);
     let message = event.message.as_ref().unwrap();
     assert_eq!(
-        (
-            message.external_id.as_str(),
-            message.reaction.as_ref().and_then(|r| r.emoji.as_deref())
-        ),
+        (message.external_id.as_str(), message.reaction.as_ref().and_then(|r| r.emoji.as_deref())),
         ("4", Some("👌"))
     );
 }
@@ -170,33 +132,17 @@ fn a_reaction_without_actor_does_not_reach_teloxide() {
 #[test]
 fn reactions_report_the_added_emoji_or_a_removal() {
     let e = |s: &str| Some(s.to_owned());
-    assert_eq!(
-        chosen_reaction(&[e("👍")], &[e("👍"), e("🔥")]),
-        Some(e("🔥"))
-    );
-    assert_eq!(
-        chosen_reaction(&[e("👍"), e("🔥")], &[e("👍")]),
-        Some(e("👍"))
-    );
+    assert_eq!(chosen_reaction(&[e("👍")], &[e("👍"), e("🔥")]), Some(e("🔥")));
+    assert_eq!(chosen_reaction(&[e("👍"), e("🔥")], &[e("👍")]), Some(e("👍")));
     assert_eq!(chosen_reaction(&[e("👍")], &[]), Some(None));
-    assert_eq!(
-        chosen_reaction(&[], &[None]),
-        None,
-        "a custom emoji alone is not modelled"
-    );
+    assert_eq!(chosen_reaction(&[], &[None]), None, "a custom emoji alone is not modelled");
     assert_eq!(chosen_reaction(&[], &[None, e("❤")]), Some(e("❤")));
 }
 
 #[test]
 fn membership_changes_are_joins_and_leaves_only() {
-    assert_eq!(
-        membership_change(false, true),
-        Some(EventKind::CustomerSubscribed)
-    );
-    assert_eq!(
-        membership_change(true, false),
-        Some(EventKind::CustomerUnsubscribed)
-    );
+    assert_eq!(membership_change(false, true), Some(EventKind::CustomerSubscribed));
+    assert_eq!(membership_change(true, false), Some(EventKind::CustomerUnsubscribed));
     assert_eq!(membership_change(true, true), None);
     assert_eq!(membership_change(false, false), None);
     let promoted = json!({"update_id":1,"my_chat_member":{"chat":{"id":-100,"type":"supergroup","title":"g"},
@@ -210,10 +156,7 @@ fn membership_changes_are_joins_and_leaves_only() {
 
 #[test]
 fn names_join_what_is_there() {
-    assert_eq!(
-        full_name(Some("Ada"), Some("Lovelace")).as_deref(),
-        Some("Ada Lovelace")
-    );
+    assert_eq!(full_name(Some("Ada"), Some("Lovelace")).as_deref(), Some("Ada Lovelace"));
     assert_eq!(full_name(Some("Ada"), None).as_deref(), Some("Ada"));
     assert_eq!(full_name(Some(" "), Some("")), None);
 }
