@@ -1,0 +1,188 @@
+//! The load generator: keep-alive HTTP/1.1 connections, each sending webhook POSTs back to back.
+//!
+//! A request counts in the measured phase when its answer arrives within it. Every 2xx, at any
+//! time (warm-up, measured phase, or the last answers after the stop), counts as acknowledged:
+//! that is what the durability check compares with the store.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::header::{CONTENT_TYPE, HOST};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::serve::{PATH, SECRET_TOKEN};
+
+/// How hard and how long to push.
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub connections: usize,
+    pub warmup: Duration,
+    pub measure: Duration,
+}
+
+/// What one server did under [`Load`].
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The actual length of the measured phase.
+    pub measured: Duration,
+    /// 2xx answers in the measured phase.
+    pub ok: u64,
+    /// Other answers in the measured phase.
+    pub non_2xx: u64,
+    /// Failed connects and requests whose connection broke, over the whole run.
+    pub transport_errors: u64,
+    /// 2xx answers over the whole run, warm-up included.
+    pub acknowledged: u64,
+    /// Latency of every measured request, in microseconds, sorted.
+    pub latencies_us: Vec<u32>,
+}
+
+impl Report {
+    pub fn requests_per_second(&self) -> f64 {
+        self.ok as f64 / self.measured.as_secs_f64()
+    }
+
+    /// The latency at quantile `q` (0..=1), nearest rank, in milliseconds.
+    pub fn percentile_ms(&self, q: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let rank = (q * self.latencies_us.len() as f64).ceil() as usize;
+        let i = rank.clamp(1, self.latencies_us.len()) - 1;
+        f64::from(self.latencies_us[i]) / 1000.0
+    }
+
+    /// One line: requests/s, p50, p99, errors.
+    pub fn summary(&self) -> String {
+        format!(
+            "requests/s={:.0}  p50={:.2}ms p99={:.2}ms  errors={} (non-2xx={} transport={})",
+            self.requests_per_second(),
+            self.percentile_ms(0.50),
+            self.percentile_ms(0.99),
+            self.non_2xx + self.transport_errors,
+            self.non_2xx,
+            self.transport_errors,
+        )
+    }
+}
+
+/// A realistic Telegram text-message update with `update_id` (and message id) `n`.
+pub fn body(n: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(448);
+    let _ = write!(
+        out,
+        r#"{{"update_id":{n},"message":{{"message_id":{n},"from":{{"id":731904215,"is_bot":false,"first_name":"Marta","last_name":"Kowalczyk","username":"marta_k","language_code":"pl"}},"chat":{{"id":731904215,"first_name":"Marta","last_name":"Kowalczyk","username":"marta_k","type":"private"}},"date":1767607200,"text":"Hello! I ordered a blue jacket last week (order 48213) and it still has not arrived. Could you check where it is, please?"}}}}"#
+    );
+    out
+}
+
+const WARMUP: u8 = 0;
+const MEASURE: u8 = 1;
+const STOP: u8 = 2;
+
+/// Drives `127.0.0.1:port` with `load`. `at_end` runs at the end of the measured phase, while
+/// the load is still on (to sample the server's memory).
+pub async fn run(port: u16, load: &Load, at_end: impl FnOnce()) -> anyhow::Result<Report> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let phase = Arc::new(AtomicU8::new(WARMUP));
+    let next_id = Arc::new(AtomicU64::new(1));
+    let tasks: Vec<_> =
+        (0..load.connections).map(|_| tokio::spawn(connection(addr, phase.clone(), next_id.clone()))).collect();
+
+    tokio::time::sleep(load.warmup).await;
+    phase.store(MEASURE, Ordering::SeqCst);
+    let started = Instant::now();
+    tokio::time::sleep(load.measure).await;
+    let measured = started.elapsed();
+    at_end();
+    phase.store(STOP, Ordering::SeqCst);
+
+    let mut report = Report { measured, ..Report::default() };
+    for task in tasks {
+        let t = task.await.context("a connection task panicked")?;
+        report.ok += t.ok;
+        report.non_2xx += t.non_2xx;
+        report.transport_errors += t.transport_errors;
+        report.acknowledged += t.acknowledged;
+        report.latencies_us.extend_from_slice(&t.latencies_us);
+    }
+    report.latencies_us.sort_unstable();
+    Ok(report)
+}
+
+/// One connection's share of a [`Report`].
+#[derive(Debug, Default)]
+struct Tally {
+    ok: u64,
+    non_2xx: u64,
+    transport_errors: u64,
+    acknowledged: u64,
+    latencies_us: Vec<u32>,
+}
+
+/// Keeps one connection busy until the stop; reconnects if it breaks.
+async fn connection(addr: SocketAddr, phase: Arc<AtomicU8>, next_id: Arc<AtomicU64>) -> Tally {
+    let mut tally = Tally { latencies_us: Vec::with_capacity(1 << 16), ..Tally::default() };
+    let host = addr.to_string();
+    while phase.load(Ordering::Relaxed) != STOP {
+        if requests(addr, &host, &phase, &next_id, &mut tally).await.is_err() {
+            tally.transport_errors += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    tally
+}
+
+/// Sends requests on one connection until the stop or a transport error.
+async fn requests(
+    addr: SocketAddr,
+    host: &str,
+    phase: &AtomicU8,
+    next_id: &AtomicU64,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let driver = tokio::spawn(conn);
+    let result = async {
+        while phase.load(Ordering::Relaxed) != STOP {
+            let id = next_id.fetch_add(1, Ordering::Relaxed);
+            let request = Request::post(PATH)
+                .header(HOST, host)
+                .header(CONTENT_TYPE, "application/json")
+                .header("x-telegram-bot-api-secret-token", SECRET_TOKEN)
+                .body(Full::new(Bytes::from(body(id))))?;
+            sender.ready().await?;
+            let sent = Instant::now();
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            response.into_body().collect().await?;
+            let micros = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+            if status.is_success() {
+                tally.acknowledged += 1;
+            }
+            if phase.load(Ordering::Relaxed) == MEASURE {
+                if status.is_success() {
+                    tally.ok += 1;
+                } else {
+                    tally.non_2xx += 1;
+                }
+                tally.latencies_us.push(micros);
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    drop(sender);
+    driver.abort();
+    result
+}
