@@ -12,6 +12,8 @@ mod contract;
 mod error;
 pub mod meta;
 mod outbound;
+pub mod recorded;
+mod secret;
 pub mod verify;
 
 pub use contract::{
@@ -20,3 +22,4 @@ pub use contract::{
 };
 pub use error::{FailureCode, SendError, SendErrorKind, WebhookError};
 pub use outbound::{Media, MediaDownload, OutboundPart, PartBody, SendReceipt};
+pub use secret::Secret;

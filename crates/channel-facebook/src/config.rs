@@ -9,8 +9,6 @@
 //!   With the Instagram API with Instagram Login, set `api_base_url = "https://graph.instagram.com/v26.0"`,
 //!   `page_id` to the Instagram professional account id and `page_access_token` to its Instagram token.
 
-use std::fmt;
-
 use serde::Deserialize;
 
 /// Graph API root with the version we call: v26.0 is the newest version in Meta's changelog
@@ -38,22 +36,7 @@ fn default_api_base_url() -> String {
     DEFAULT_API_BASE_URL.to_owned()
 }
 
-/// A secret string whose `Debug` never shows it.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use chatgate_adapter::Secret;
 
 #[cfg(test)]
 mod tests {

@@ -12,8 +12,6 @@
 //! [`setWebhook`](https://core.telegram.org/bots/api#setwebhook); Telegram sends it back in
 //! `X-Telegram-Bot-Api-Secret-Token` on every webhook request.
 
-use std::fmt;
-
 use chatgate_adapter::BuildError;
 use serde::Deserialize;
 
@@ -67,23 +65,7 @@ impl TelegramConfig {
     }
 }
 
-/// A secret setting. Its `Debug` form never shows the value.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The value itself, for the comparison or the URL that needs it; never for logs.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use chatgate_adapter::Secret;
 
 #[cfg(test)]
 mod tests {

@@ -9,8 +9,6 @@
 //! # api_base_url = "https://chatapi.viber.com/pa"
 //! ```
 
-use std::fmt;
-
 use chatgate_adapter::BuildError;
 use serde::Deserialize;
 
@@ -62,27 +60,8 @@ impl ViberConfig {
     }
 }
 
-/// The bot's auth token. Its `Debug` form never shows the value.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct AuthToken(String);
-
-impl AuthToken {
-    pub fn new(token: impl Into<String>) -> AuthToken {
-        AuthToken(token.into())
-    }
-
-    /// The token itself, for the HMAC key and the API header only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for AuthToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+/// The bot's auth token: the HMAC key of webhook signatures and the `X-Viber-Auth-Token` of API calls.
+pub type AuthToken = chatgate_adapter::Secret;
 
 #[cfg(test)]
 mod tests {

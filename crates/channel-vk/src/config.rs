@@ -3,8 +3,6 @@
 //! See <https://dev.vk.com/ru/api/callback/getting-started> (Callback API server settings) and
 //! <https://dev.vk.com/ru/api/access-token/community-token/in-community-settings> (community token).
 
-use std::fmt;
-
 use chatgate_adapter::BuildError;
 use serde::Deserialize;
 
@@ -61,23 +59,4 @@ fn default_api_base_url() -> String {
     DEFAULT_API_BASE_URL.to_owned()
 }
 
-/// A credential: readable through [`Secret::expose`], printed as `[redacted]`.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use chatgate_adapter::Secret;

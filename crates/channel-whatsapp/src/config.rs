@@ -5,8 +5,6 @@
 //! restated by AWS End User Messaging Social
 //! (<https://docs.aws.amazon.com/social-messaging/latest/userguide/supported-media-types.html>).
 
-use std::fmt;
-
 use chatgate_adapter::BuildError;
 use chatgate_model::Limits;
 use serde::Deserialize;
@@ -54,22 +52,7 @@ impl Profile {
     }
 }
 
-/// A secret string whose `Debug` never shows it.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use chatgate_adapter::Secret;
 
 /// The settings of one WhatsApp account.
 #[derive(Debug, Clone, Deserialize)]

@@ -127,7 +127,9 @@ pub async fn replay(config_path: &Path, paths: &[PathBuf], to: &str) -> Result<(
     for body_path in &bodies {
         let body = std::fs::read(body_path).with_context(|| format!("reading {}", body_path.display()))?;
         let head = std::fs::read_to_string(body_path.with_extension("headers")).unwrap_or_default();
-        let (method, query, mut headers) = parse_headers(&head)?;
+        let chatgate_adapter::recorded::RecordedHead { method, query, mut headers } =
+            chatgate_adapter::recorded::parse_headers(&head)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", body_path.display()))?;
         let body = adapter.sign(&mut headers, body);
         let mut target = url.clone();
         target.set_query(query.as_deref());
@@ -152,29 +154,6 @@ pub async fn replay(config_path: &Path, paths: &[PathBuf], to: &str) -> Result<(
         bail!("{failures} of {} fixtures were not accepted", bodies.len());
     }
     Ok(())
-}
-
-/// Reads a fixture's `.headers` file (optional first line `GET ?query`, then `Name: value`).
-fn parse_headers(text: &str) -> Result<(http::Method, Option<String>, http::HeaderMap)> {
-    let mut method = http::Method::POST;
-    let mut query = None;
-    let mut headers = http::HeaderMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if i == 0 && (line.starts_with("GET") || line.starts_with("POST")) {
-            let (m, rest) = line.split_once(' ').unwrap_or((line, ""));
-            method = m.parse()?;
-            query = rest.trim().strip_prefix('?').map(str::to_owned);
-            continue;
-        }
-        let (name, value) = line.split_once(':').with_context(|| format!("bad header line `{line}`"))?;
-        headers
-            .append(http::HeaderName::from_bytes(name.trim().as_bytes())?, http::HeaderValue::from_str(value.trim())?);
-    }
-    Ok((method, query, headers))
 }
 
 /// `chatgate schema`: the JSON Schema of the envelope (v1).

@@ -14,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use chatgate_adapter::{Adapter, Inbound, WebhookError, WebhookRequest};
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderMap, Method};
 
 /// The workspace root (where `fixtures/` lives).
 pub fn workspace_root() -> PathBuf {
@@ -62,29 +62,10 @@ pub fn load_fixture(dir: &Path, name: &str) -> Fixture {
     Fixture { name: name.to_owned(), method, query, headers, body, golden: dir.join(format!("{name}.golden.json")) }
 }
 
-/// Parses a `.headers` file.
+/// Parses a `.headers` file (see [`chatgate_adapter::recorded`]); panics on a bad line.
 pub fn parse_headers(text: &str) -> (Method, Option<String>, HeaderMap) {
-    let mut method = Method::POST;
-    let mut query = None;
-    let mut headers = HeaderMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if i == 0 && (line.starts_with("GET") || line.starts_with("POST")) {
-            let (m, rest) = line.split_once(' ').unwrap_or((line, ""));
-            method = m.parse().expect("method");
-            query = rest.trim().strip_prefix('?').map(str::to_owned);
-            continue;
-        }
-        let (name, value) = line.split_once(':').unwrap_or_else(|| panic!("bad header line `{line}`"));
-        headers.append(
-            HeaderName::from_bytes(name.trim().as_bytes()).expect("header name"),
-            HeaderValue::from_str(value.trim()).expect("header value"),
-        );
-    }
-    (method, query, headers)
+    let head = chatgate_adapter::recorded::parse_headers(text).unwrap_or_else(|e| panic!("fixture headers: {e}"));
+    (head.method, head.query, head.headers)
 }
 
 /// Verifies and parses a request the way the server does.
