@@ -34,9 +34,15 @@
 //! roughly 55–90k requests/s on a 2-core machine, and an fsync'ed group-commit append alone about
 //! 20–35k, so a ratio near 1 is impossible for a store-before-answer gateway. The target for now
 //! is **ratio ≥ 0.35 with `lost=0`**: chatgate's own work (auth, parse, serialise, the queue
-//! hand-off) should cost no more than the storage it cannot avoid. A low ratio with a low
-//! latency points at CPU spent per request; a low ratio with a high p99 points at waiting on the
-//! writer (commit batches too small or too slow).
+//! hand-off) should cost no more than the storage it cannot avoid.
+//!
+//! To tell storage from CPU, run it again with `TMPDIR=/dev/shm`: the data directory is then
+//! on tmpfs, where fsync costs nothing. The load is a closed loop (a connection sends its next
+//! request when the answer to the last one is in), so requests/s = connections ÷ mean latency:
+//! if the ratio rises a lot on tmpfs, the commit latency (fsync) dominates; if it does not,
+//! chatgate's CPU per request does. The load
+//! generator shares the cores with the server, and on a shared machine other work shifts both
+//! figures by tens of percent: compare runs made back to back, more than once.
 
 mod child;
 mod load;
