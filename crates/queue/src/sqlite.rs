@@ -6,6 +6,7 @@
 //! transaction, commits once — a single fsync for the whole batch — and only then answers the
 //! callers. While it commits, the next batch gathers in the channel.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +39,8 @@ struct Inner {
     reader: Mutex<Connection>,
     committed: watch::Receiver<u64>,
     path: PathBuf,
+    /// Dropping it ends the checkpoint thread.
+    _stop_checkpoints: Mutex<std::sync::mpsc::Sender<()>>,
 }
 
 #[derive(Debug)]
@@ -58,6 +61,8 @@ impl SqliteQueue {
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.pragma_update(None, "synchronous", "FULL")?;
         writer.pragma_update(None, "busy_timeout", 5000)?;
+        // Checkpoints run on their own thread, off the commit path (see `checkpoint_loop`).
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         writer.execute_batch(SCHEMA)?;
         let last: u64 =
             writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
@@ -66,13 +71,31 @@ impl SqliteQueue {
             Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         reader.pragma_update(None, "busy_timeout", 5000)?;
 
+        let checkpointer = Connection::open(&path)?;
+        checkpointer.pragma_update(None, "busy_timeout", 5000)?;
+        let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("chatgate-queue-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &stopped))
+            .map_err(|e| QueueError::Storage(format!("starting the checkpoint thread: {e}")))?;
+
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
         let (committed_tx, committed) = watch::channel(last);
         std::thread::Builder::new()
             .name("chatgate-queue-writer".into())
-            .spawn(move || Writer { conn: writer, last_seq: last, committed: committed_tx }.run(rx))
+            .spawn(move || {
+                Writer { conn: writer, last_seq: last, committed: committed_tx, windows: HashMap::new() }.run(rx)
+            })
             .map_err(|e| QueueError::Storage(format!("starting the writer thread: {e}")))?;
-        Ok(SqliteQueue { inner: Arc::new(Inner { commands: tx, reader: Mutex::new(reader), committed, path }) })
+        Ok(SqliteQueue {
+            inner: Arc::new(Inner {
+                commands: tx,
+                reader: Mutex::new(reader),
+                committed,
+                path,
+                _stop_checkpoints: Mutex::new(stop_checkpoints),
+            }),
+        })
     }
 
     /// The database file.
@@ -271,18 +294,36 @@ impl Queue for SqliteQueue {
     }
 }
 
+/// How often WAL frames are copied back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Copies the WAL into the database file every [`CHECKPOINT_INTERVAL`] without blocking the
+/// writer (`PASSIVE`), so the database file's fsync is not on any commit's path. Committed data
+/// is durable in the WAL already; a checkpoint only keeps the WAL short.
+fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; will try again");
+        }
+    }
+    // Last one on the way out, so a clean shutdown leaves a short WAL.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+}
+
 /// The writer thread's state.
 struct Writer {
     conn: Connection,
     last_seq: u64,
     committed: watch::Sender<u64>,
+    /// Latest inbound message time per chat, gathered during a batch and written once per chat.
+    windows: HashMap<(Channel, String, String), i64>,
 }
 
-/// A command's answer, held until the batch commits.
-enum Pending {
-    Append(oneshot::Sender<Result<AppendOutcome, QueueError>>, Result<AppendOutcome, QueueError>),
-    Enqueue(oneshot::Sender<Result<Enqueued, QueueError>>, Result<Enqueued, QueueError>),
-    Unit(oneshot::Sender<Result<(), QueueError>>, Result<(), QueueError>),
+/// A command's result, held until the batch commits.
+enum Answer {
+    Append(AppendOutcome),
+    Enqueue(Enqueued),
+    Unit,
 }
 
 impl Writer {
@@ -300,64 +341,96 @@ impl Writer {
         }
     }
 
+    /// Applies a batch in one transaction and answers every command after the commit.
+    ///
+    /// Fast path: all commands in one go. If one fails, the transaction is rolled back and the
+    /// batch is applied again with each command in its own savepoint, so one bad command fails
+    /// alone and the others still commit.
     fn apply_batch(&mut self, batch: &mut Vec<Command>) {
         let seq_before = self.last_seq;
-        let mut answers = Vec::with_capacity(batch.len());
-        let begun = self.conn.execute_batch("BEGIN IMMEDIATE");
-        for cmd in batch.drain(..) {
-            answers.push(match begun {
-                Ok(()) => self.apply_in_savepoint(cmd),
-                Err(ref e) => fail(cmd, QueueError::Storage(e.to_string())),
-            });
+        let mut results = self.run_batch(batch, false);
+        if results.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.last_seq = seq_before;
+            self.windows.clear();
+            results = self.run_batch(batch, true);
         }
-        let committed = match begun {
-            Ok(()) => self.conn.execute_batch("COMMIT").map_err(|e| {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                QueueError::Storage(format!("commit failed: {e}"))
-            }),
-            Err(e) => Err(QueueError::Storage(e.to_string())),
-        };
+        let committed = results.and_then(|r| {
+            self.conn
+                .execute_batch("COMMIT")
+                .map(|()| r)
+                .map_err(|e| QueueError::Storage(format!("commit failed: {e}")))
+        });
         match committed {
-            Ok(()) => {
+            Ok(results) => {
                 if self.last_seq != seq_before {
                     self.committed.send_replace(self.last_seq);
                 }
-                for answer in answers {
-                    answer.send();
+                for (cmd, result) in batch.drain(..).zip(results) {
+                    answer(cmd, result);
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "queue commit failed; the whole batch is refused");
+                let _ = self.conn.execute_batch("ROLLBACK");
                 self.last_seq = seq_before;
-                for answer in answers {
-                    answer.fail(&e);
+                self.windows.clear();
+                for cmd in batch.drain(..) {
+                    answer(cmd, Err(QueueError::Storage(e.to_string())));
                 }
             }
         }
     }
 
-    fn apply_in_savepoint(&mut self, cmd: Command) -> Pending {
-        if let Err(e) = self.conn.execute_batch("SAVEPOINT cmd") {
-            return fail(cmd, e.into());
-        }
-        let seq_before = self.last_seq;
-        let answer = match cmd {
-            Command::Append(records, tx) => Pending::Append(tx, self.append(records)),
-            Command::Enqueue(id, req, tx) => Pending::Enqueue(tx, self.enqueue(id, *req)),
-            Command::Attempt(id, attempt, tx) => Pending::Unit(tx, self.attempt(id, attempt)),
-            Command::Block(channel, account, customer, blocked, tx) => {
-                Pending::Unit(tx, self.block(channel, &account, &customer, blocked))
+    /// Runs every command inside `BEGIN IMMEDIATE` (left open). Without `isolate` the first error
+    /// aborts the run; with it each command runs in a savepoint and its error is its own.
+    fn run_batch(&mut self, batch: &[Command], isolate: bool) -> Result<Vec<Result<Answer, QueueError>>, QueueError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut results = Vec::with_capacity(batch.len());
+        for cmd in batch {
+            if !isolate {
+                results.push(Ok(self.apply(cmd)?));
+                continue;
             }
-        };
-        let ok = answer.is_ok();
-        let end = if ok { "RELEASE cmd" } else { "ROLLBACK TO cmd; RELEASE cmd" };
-        if !ok {
-            self.last_seq = seq_before;
+            self.conn.execute_batch("SAVEPOINT cmd")?;
+            let seq_before = self.last_seq;
+            let result = self.apply(cmd).and_then(|a| self.flush_windows().map(|()| a));
+            if result.is_err() {
+                self.last_seq = seq_before;
+                self.windows.clear();
+                self.conn.execute_batch("ROLLBACK TO cmd")?;
+            }
+            self.conn.execute_batch("RELEASE cmd")?;
+            results.push(result);
         }
-        if let Err(e) = self.conn.execute_batch(end) {
-            tracing::error!(error = %e, "savepoint end failed");
+        self.flush_windows()?;
+        Ok(results)
+    }
+
+    fn apply(&mut self, cmd: &Command) -> Result<Answer, QueueError> {
+        match cmd {
+            Command::Append(records, _) => self.append(records).map(Answer::Append),
+            Command::Enqueue(id, req, _) => self.enqueue(*id, req).map(Answer::Enqueue),
+            Command::Attempt(id, attempt, _) => self.attempt(*id, attempt).map(|()| Answer::Unit),
+            Command::Block(channel, account, customer, blocked, _) => {
+                self.block(*channel, account, customer, *blocked).map(|()| Answer::Unit)
+            }
         }
-        answer
+    }
+
+    /// Writes the gathered messaging-window times.
+    fn flush_windows(&mut self) -> Result<(), QueueError> {
+        if self.windows.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO windows (channel, account, chat_id, last_us) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (channel, account, chat_id) DO UPDATE SET last_us = MAX(last_us, excluded.last_us)",
+        )?;
+        for ((channel, account, chat), at) in self.windows.drain() {
+            stmt.execute(params![channel.as_str(), account, chat, at])?;
+        }
+        Ok(())
     }
 
     fn push_event(&mut self, body: &str) -> Result<u64, QueueError> {
@@ -367,7 +440,7 @@ impl Writer {
         Ok(seq)
     }
 
-    fn append(&mut self, records: Vec<(InboundRecord, String)>) -> Result<AppendOutcome, QueueError> {
+    fn append(&mut self, records: &[(InboundRecord, String)]) -> Result<AppendOutcome, QueueError> {
         let mut out = AppendOutcome::default();
         for (record, json) in records {
             let event = &record.event;
@@ -387,14 +460,13 @@ impl Writer {
                 _ => {
                     if event.kind == EventKind::Message {
                         let at = event.received_at.timestamp_micros();
-                        self.conn
-                            .prepare_cached(
-                                "INSERT INTO windows (channel, account, chat_id, last_us) VALUES (?1, ?2, ?3, ?4)
-                                 ON CONFLICT (channel, account, chat_id) DO UPDATE SET last_us = MAX(last_us, excluded.last_us)",
-                            )?
-                            .execute(params![event.channel.as_str(), event.account, event.chat_id, at])?;
+                        let slot = self
+                            .windows
+                            .entry((event.channel, event.account.clone(), event.chat_id.clone()))
+                            .or_insert(at);
+                        *slot = (*slot).max(at);
                     }
-                    out.seqs.push(self.push_event(&json)?);
+                    out.seqs.push(self.push_event(json)?);
                 }
             }
         }
@@ -506,7 +578,7 @@ impl Writer {
         Ok(Some(next))
     }
 
-    fn enqueue(&mut self, id: Uuid, request: OutboundRequest) -> Result<Enqueued, QueueError> {
+    fn enqueue(&mut self, id: Uuid, request: &OutboundRequest) -> Result<Enqueued, QueueError> {
         if let Some(key) = &request.idempotency_key {
             let existing: Option<(String, String, String)> = self
                 .conn
@@ -519,7 +591,7 @@ impl Writer {
                 .optional()?;
             if let Some((existing, status, stored)) = existing {
                 let existing = parse_uuid(&existing)?;
-                let same = serde_json::from_str::<OutboundRequest>(&stored).is_ok_and(|s| s == request);
+                let same = serde_json::from_str::<OutboundRequest>(&stored).is_ok_and(|s| &s == request);
                 if !same {
                     return Err(QueueError::IdempotencyConflict { existing });
                 }
@@ -549,7 +621,7 @@ impl Writer {
         self.conn
             .prepare_cached("INSERT INTO message_history (message_id, status, at_us) VALUES (?1, 'queued', ?2)")?
             .execute(params![id.to_string(), now.timestamp_micros()])?;
-        self.log_status(id, &request, Status::Queued, None, None, now)?;
+        self.log_status(id, request, Status::Queued, None, None, now)?;
         Ok(Enqueued { id, status: Status::Queued, created: true })
     }
 
@@ -580,7 +652,7 @@ impl Writer {
         serde_json::from_str(&body).map_err(|e| QueueError::Storage(e.to_string()))
     }
 
-    fn attempt(&mut self, id: Uuid, attempt: Attempt) -> Result<(), QueueError> {
+    fn attempt(&mut self, id: Uuid, attempt: &Attempt) -> Result<(), QueueError> {
         let key = id.to_string();
         let now = Utc::now();
         match attempt {
@@ -595,9 +667,9 @@ impl Writer {
                     .prepare_cached(
                         "UPDATE messages SET parts_done = MAX(parts_done, ?2), sent_us = COALESCE(sent_us, ?3), done = MAX(done, ?4) WHERE id = ?1",
                     )?
-                    .execute(params![key, i64::from(index) + 1, now.timestamp_micros(), i64::from(last)])?;
-                if let Some(next) = self.merge_status(&key, status, None, now)? {
-                    self.log_status(id, &request, next, Some(external_id), None, now)?;
+                    .execute(params![key, i64::from(*index) + 1, now.timestamp_micros(), i64::from(*last)])?;
+                if let Some(next) = self.merge_status(&key, *status, None, now)? {
+                    self.log_status(id, &request, next, Some(external_id.clone()), None, now)?;
                 }
                 Ok(())
             }
@@ -612,8 +684,8 @@ impl Writer {
                 self.conn
                     .prepare_cached("UPDATE messages SET done = 1, error_code = ?2, error_text = ?3 WHERE id = ?1")?
                     .execute(params![key, error.code, error.message])?;
-                if let Some(next) = self.merge_status(&key, Status::Failed, Some(&error), now)? {
-                    self.log_status(id, &request, next, None, Some(error), now)?;
+                if let Some(next) = self.merge_status(&key, Status::Failed, Some(error), now)? {
+                    self.log_status(id, &request, next, None, Some(error.clone()), now)?;
                 }
                 Ok(())
             }
@@ -631,39 +703,20 @@ impl Writer {
     }
 }
 
-impl Pending {
-    fn is_ok(&self) -> bool {
-        match self {
-            Pending::Append(_, r) => r.is_ok(),
-            Pending::Enqueue(_, r) => r.is_ok(),
-            Pending::Unit(_, r) => r.is_ok(),
-        }
-    }
-
-    fn send(self) {
-        // A caller that went away (client disconnected) is not an error of the store.
-        match self {
-            Pending::Append(tx, r) => drop(tx.send(r)),
-            Pending::Enqueue(tx, r) => drop(tx.send(r)),
-            Pending::Unit(tx, r) => drop(tx.send(r)),
-        }
-    }
-
-    fn fail(self, e: &QueueError) {
-        let err = || QueueError::Storage(e.to_string());
-        match self {
-            Pending::Append(tx, _) => drop(tx.send(Err(err()))),
-            Pending::Enqueue(tx, _) => drop(tx.send(Err(err()))),
-            Pending::Unit(tx, _) => drop(tx.send(Err(err()))),
-        }
-    }
-}
-
-fn fail(cmd: Command, e: QueueError) -> Pending {
+/// Sends a command's result to its caller. A caller that went away (client disconnected) is
+/// not an error of the store.
+fn answer(cmd: Command, result: Result<Answer, QueueError>) {
+    let mismatch = || QueueError::Storage("internal: answer does not fit the command".into());
     match cmd {
-        Command::Append(_, tx) => Pending::Append(tx, Err(e)),
-        Command::Enqueue(_, _, tx) => Pending::Enqueue(tx, Err(e)),
-        Command::Attempt(_, _, tx) | Command::Block(_, _, _, _, tx) => Pending::Unit(tx, Err(e)),
+        Command::Append(_, tx) => drop(tx.send(result.and_then(|a| match a {
+            Answer::Append(o) => Ok(o),
+            _ => Err(mismatch()),
+        }))),
+        Command::Enqueue(_, _, tx) => drop(tx.send(result.and_then(|a| match a {
+            Answer::Enqueue(e) => Ok(e),
+            _ => Err(mismatch()),
+        }))),
+        Command::Attempt(_, _, tx) | Command::Block(_, _, _, _, tx) => drop(tx.send(result.map(|_| ()))),
     }
 }
 

@@ -244,3 +244,34 @@ async fn windows_and_blocks_persist() {
     assert!(q.last_inbound(Channel::Telegram, "main", "9").await.unwrap().is_some());
     assert_eq!(q.blocked().await.unwrap(), vec![(Channel::Vk, "grp".to_owned(), "77".to_owned())]);
 }
+
+#[tokio::test]
+async fn a_failing_command_fails_alone_in_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = SqliteQueue::open(dir.path()).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 10 == 0 {
+                // No such message: this command fails.
+                let r = q
+                    .record_attempt(
+                        Uuid::now_v7(),
+                        Attempt::Failed { error: ErrorInfo { code: "x".into(), message: "y".into() } },
+                    )
+                    .await;
+                (i, r.is_ok())
+            } else {
+                let r = q.append_inbound(vec![record(Some(&format!("k{i}")), text_event("c", &i.to_string()))]).await;
+                (i, r.is_ok())
+            }
+        }));
+    }
+    for t in tasks {
+        let (i, ok) = t.await.unwrap();
+        assert_eq!(ok, i % 10 != 0, "command {i}");
+    }
+    assert_eq!(q.read_events(0, 1000).await.unwrap().len(), 180);
+    assert!(q.last_inbound(Channel::Telegram, "main", "c").await.unwrap().is_some());
+}

@@ -7,12 +7,16 @@ use chatgate_adapter::Adapter;
 use chatgate_model::limits::LimitOverrides;
 use chatgate_model::{Channel, Limits};
 
+use crate::metrics::Counters;
+
 /// One configured account: its adapter and its effective limits.
 #[derive(Clone)]
 pub struct Account {
     pub adapter: Arc<dyn Adapter>,
     /// The adapter's defaults with the config overrides applied.
     pub limits: Limits,
+    /// What happened on this account, for `/metrics`.
+    pub counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Account {
@@ -39,7 +43,7 @@ impl Accounts {
             by_channel
                 .entry(adapter.channel())
                 .or_default()
-                .insert(adapter.account().to_owned(), Account { adapter, limits });
+                .insert(adapter.account().to_owned(), Account { adapter, limits, counters: Arc::default() });
         }
         Accounts { by_channel }
     }

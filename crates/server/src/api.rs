@@ -284,10 +284,12 @@ pub(crate) async fn media(
             if let Ok(v) = header::HeaderValue::from_str(&mime) {
                 headers.insert(header::CONTENT_TYPE, v);
             }
-            if let Some(name) = download.name.filter(|n| n.chars().all(|c| c.is_ascii_graphic() && c != '"')) {
-                if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-                    headers.insert(header::CONTENT_DISPOSITION, v);
-                }
+            let disposition = download
+                .name
+                .filter(|n| n.chars().all(|c| c.is_ascii_graphic() && c != '"'))
+                .and_then(|name| header::HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).ok());
+            if let Some(v) = disposition {
+                headers.insert(header::CONTENT_DISPOSITION, v);
             }
             Ok(response)
         }

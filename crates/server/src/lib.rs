@@ -9,7 +9,7 @@ mod api;
 mod blocks;
 mod error;
 pub mod fetch;
-mod metrics;
+pub mod metrics;
 mod outbound;
 mod webhook;
 
@@ -59,7 +59,6 @@ pub(crate) struct Shared {
     pub queue: Arc<dyn Queue>,
     pub blocks: blocks::Blocks,
     pub settings: Settings,
-    pub metrics: metrics::Metrics,
     pub outbound: outbound::Engine,
 }
 
@@ -84,7 +83,6 @@ impl Gateway {
             accounts,
             queue,
             blocks,
-            metrics: metrics::Metrics::default(),
             outbound: outbound::Engine::new(weak.clone(), fetcher),
             settings,
         });

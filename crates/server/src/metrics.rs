@@ -1,43 +1,79 @@
-//! Counters, rendered in the Prometheus text format at `/metrics`. No secrets, no customer data.
+//! Counters per account, rendered in the Prometheus text format at `/metrics`.
+//! Labels are channel and account ids only: no secrets, no customer data.
 
-use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::State;
 
 use crate::Shared;
 
+/// One account's counters; lock-free, bumped on the hot paths.
 #[derive(Debug, Default)]
-pub(crate) struct Metrics {
-    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+pub struct Counters {
+    pub webhooks_accepted: AtomicU64,
+    pub rejected_too_large: AtomicU64,
+    pub rejected_unauthenticated: AtomicU64,
+    pub rejected_malformed: AtomicU64,
+    pub events_stored: AtomicU64,
+    pub inbound_duplicates: AtomicU64,
+    pub inbound_blocked: AtomicU64,
+    pub inbound_unsupported: AtomicU64,
+    pub outbound_sent: AtomicU64,
+    pub outbound_failed: AtomicU64,
+    pub outbound_retries: AtomicU64,
 }
 
-impl Metrics {
-    /// Adds `n` to the counter `name` with the label set `labels` (already rendered, e.g. `channel="vk"`).
-    pub fn add(&self, name: &'static str, labels: String, n: u64) {
-        if n == 0 {
-            return;
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
         }
-        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        *c.entry((name, labels)).or_default() += n;
+    }
+
+    fn rows(&self) -> [(&'static str, &'static str, &AtomicU64); 11] {
+        [
+            ("webhooks_accepted_total", "", &self.webhooks_accepted),
+            ("webhooks_rejected_total", ",reason=\"too_large\"", &self.rejected_too_large),
+            ("webhooks_rejected_total", ",reason=\"unauthenticated\"", &self.rejected_unauthenticated),
+            ("webhooks_rejected_total", ",reason=\"malformed\"", &self.rejected_malformed),
+            ("events_stored_total", "", &self.events_stored),
+            ("inbound_duplicates_total", "", &self.inbound_duplicates),
+            ("inbound_blocked_total", "", &self.inbound_blocked),
+            ("inbound_unsupported_total", "", &self.inbound_unsupported),
+            ("outbound_sent_total", "", &self.outbound_sent),
+            ("outbound_failed_total", "", &self.outbound_failed),
+            ("outbound_retries_total", "", &self.outbound_retries),
+        ]
     }
 }
 
-pub(crate) fn labels(channel: impl std::fmt::Display, account: &str) -> String {
-    format!("channel=\"{channel}\",account=\"{}\"", account.replace(['"', '\\', '\n'], "_"))
-}
-
 pub(crate) async fn render(State(shared): State<Arc<Shared>>) -> String {
-    let c = shared.metrics.counters.lock().unwrap_or_else(|e| e.into_inner());
+    let mut accounts: Vec<_> = shared.accounts.iter().collect();
+    accounts.sort_by_key(|a| (a.adapter.channel(), a.adapter.account().to_owned()));
     let mut out = String::new();
-    let mut last = "";
-    for ((name, labels), value) in c.iter() {
-        if *name != last {
-            out.push_str(&format!("# TYPE chatgate_{name} counter\n"));
-            last = name;
+    let names = accounts.first().map(|a| a.counters.rows().map(|(name, _, _)| name)).unwrap_or_default();
+    let mut seen = Vec::new();
+    for name in names {
+        if seen.contains(&name) {
+            continue;
         }
-        out.push_str(&format!("chatgate_{name}{{{labels}}} {value}\n"));
+        seen.push(name);
+        let _ = writeln!(out, "# TYPE chatgate_{name} counter");
+        for a in &accounts {
+            let account = a.adapter.account().replace(['"', '\\', '\n'], "_");
+            for (row, extra, value) in a.counters.rows() {
+                if row == name {
+                    let _ = writeln!(
+                        out,
+                        "chatgate_{name}{{channel=\"{}\",account=\"{account}\"{extra}}} {}",
+                        a.adapter.channel(),
+                        value.load(Ordering::Relaxed)
+                    );
+                }
+            }
+        }
     }
     out
 }

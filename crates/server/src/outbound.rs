@@ -20,7 +20,7 @@ use rand::Rng;
 use uuid::Uuid;
 
 use crate::fetch::{FetchError, Fetcher};
-use crate::metrics::labels;
+use crate::metrics::Counters;
 use crate::{Account, Shared};
 
 type ChatKey = (Channel, String, String);
@@ -159,7 +159,7 @@ impl Engine {
                         return;
                     }
                     tracing::warn!(%channel, account = %account_id, message = %job.id, attempt = job.attempts, retry_in = ?after, error = %text, "send failed; will retry");
-                    shared.metrics.add("outbound_retries_total", labels(channel, &account_id), 1);
+                    Counters::add(&account.counters.outbound_retries, 1);
                     let next_at = Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
                     if let Err(e) = shared.queue.record_attempt(job.id, Attempt::Retry { next_at, error: text }).await {
                         tracing::error!(message = %job.id, error = %e, "could not record a retry");
@@ -175,12 +175,17 @@ impl Engine {
     }
 
     async fn finish(&self, shared: &Shared, job: &Job, outcome: Outcome) {
-        let lbl = labels(job.request.channel, &job.request.account);
+        let counters = shared.accounts.get(job.request.channel, &job.request.account).map(|a| a.counters.clone());
+        let count = |pick: fn(&Counters) -> &std::sync::atomic::AtomicU64| {
+            if let Some(c) = &counters {
+                Counters::add(pick(c), 1);
+            }
+        };
         match outcome {
-            Outcome::Done => shared.metrics.add("outbound_sent_total", lbl, 1),
+            Outcome::Done => count(|c| &c.outbound_sent),
             Outcome::Failed(info) => {
                 tracing::warn!(channel = %job.request.channel, account = %job.request.account, message = %job.id, code = %info.code, error = %info.message, "message failed");
-                shared.metrics.add("outbound_failed_total", lbl, 1);
+                count(|c| &c.outbound_failed);
                 if let Err(e) = shared.queue.record_attempt(job.id, Attempt::Failed { error: info }).await {
                     tracing::error!(message = %job.id, error = %e, "could not record a failure");
                 }

@@ -14,7 +14,7 @@ use chatgate_queue::InboundRecord;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::Shared;
-use crate::metrics::labels;
+use crate::metrics::Counters;
 
 pub(crate) async fn handle(
     State(shared): State<Arc<Shared>>,
@@ -29,7 +29,7 @@ pub(crate) async fn handle(
     };
     let adapter = entry.adapter.as_ref();
     let channel = adapter.channel();
-    let lbl = || labels(channel, &account);
+    let counters = &entry.counters;
 
     if method == Method::GET {
         let request = WebhookRequest { method: &method, headers: &headers, query: query.as_deref(), body: &[] };
@@ -48,13 +48,13 @@ pub(crate) async fn handle(
     let limit = adapter.max_body_bytes();
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        shared.metrics.add("webhooks_rejected_total", lbl() + ",reason=\"too_large\"", 1);
+        Counters::add(&counters.rejected_too_large, 1);
         return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response();
     }
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            shared.metrics.add("webhooks_rejected_total", lbl() + ",reason=\"too_large\"", 1);
+            Counters::add(&counters.rejected_too_large, 1);
             return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response();
         }
         Err(_) => return (StatusCode::BAD_REQUEST, "could not read the body").into_response(),
@@ -63,14 +63,14 @@ pub(crate) async fn handle(
     let request = WebhookRequest { method: &method, headers: &headers, query: query.as_deref(), body: &bytes };
     if let Err(e) = adapter.verify(&request) {
         tracing::warn!(%channel, %account, error = %e, "webhook authentication failed; nothing stored");
-        shared.metrics.add("webhooks_rejected_total", lbl() + ",reason=\"unauthenticated\"", 1);
+        Counters::add(&counters.rejected_unauthenticated, 1);
         return webhook_error(e);
     }
     let inbound = match adapter.parse(&request) {
         Ok(inbound) => inbound,
         Err(e) => {
             tracing::warn!(%channel, %account, error = %e, "authentic webhook could not be read; nothing stored");
-            shared.metrics.add("webhooks_rejected_total", lbl() + ",reason=\"malformed\"", 1);
+            Counters::add(&counters.rejected_malformed, 1);
             return webhook_error(e);
         }
     };
@@ -92,14 +92,14 @@ pub(crate) async fn handle(
         }
         records.push(InboundRecord { dedup_key: item.dedup_key, event: item.event });
     }
-    shared.metrics.add("inbound_blocked_total", lbl(), blocked);
-    shared.metrics.add("inbound_unsupported_total", lbl(), unsupported);
+    Counters::add(&counters.inbound_blocked, blocked);
+    Counters::add(&counters.inbound_unsupported, unsupported);
 
     match shared.queue.append_inbound(records).await {
         Ok(outcome) => {
-            shared.metrics.add("webhooks_accepted_total", lbl(), 1);
-            shared.metrics.add("events_stored_total", lbl(), outcome.seqs.len() as u64);
-            shared.metrics.add("inbound_duplicates_total", lbl(), outcome.duplicates as u64);
+            Counters::add(&counters.webhooks_accepted, 1);
+            Counters::add(&counters.events_stored, outcome.seqs.len() as u64);
+            Counters::add(&counters.inbound_duplicates, outcome.duplicates as u64);
             reply_response(inbound.reply)
         }
         Err(e) => {
