@@ -46,7 +46,7 @@ pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError>
     // with `UpdateKind::Error`, a message it cannot read with `MessageKind::Empty`), the JSON
     // reader tries; what neither models is `unsupported`.
     let event =
-        typed_update(&raw, body).and_then(|update| ctx.update(&update, &raw)).or_else(|| fallback::update(&ctx, &raw));
+        typed_update(&raw).and_then(|update| ctx.update(&update, &raw)).or_else(|| fallback::update(&ctx, &raw));
     let event = event.unwrap_or_else(|| {
         let customer = customer_of_any(&raw);
         Event { customer, ..Event::unsupported(Channel::Telegram, account, chat_of_any(&raw), raw) }
@@ -59,14 +59,16 @@ pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError>
 /// teloxide 0.13 panics (an `unwrap` in `MessageReactionUpdated`'s actor) on a reaction with
 /// neither `user` nor `actor_chat`; such updates skip the typed reader. Any other panic inside
 /// the deserializer is caught too: parsing must never take the request down.
-fn typed_update(raw: &Value, body: &[u8]) -> Option<Update> {
+///
+/// It reads the JSON value already parsed for the dedup key, so the body is tokenised once.
+fn typed_update(raw: &Value) -> Option<Update> {
     let reaction_without_actor = raw.get("message_reaction").is_some_and(|r| {
         !r.get("user").is_some_and(Value::is_object) && !r.get("actor_chat").is_some_and(Value::is_object)
     });
     if reaction_without_actor {
         return None;
     }
-    std::panic::catch_unwind(|| serde_json::from_slice::<Update>(body).ok())
+    std::panic::catch_unwind(|| <Update as serde::Deserialize>::deserialize(raw).ok())
         .ok()
         .flatten()
         .filter(|update| !matches!(update.kind, UpdateKind::Error(_)))
