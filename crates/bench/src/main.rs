@@ -44,6 +44,10 @@
 //! generator shares the cores with the server, and on a shared machine other work shifts both
 //! figures by tens of percent: compare runs made back to back, more than once.
 
+/// The same allocator as the `chatgate` binary, for both servers.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod child;
 mod load;
 mod serve;

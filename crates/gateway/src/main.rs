@@ -1,5 +1,9 @@
 //! `chatgate`: the messenger channel gateway.
 
+/// mimalloc: the webhook path allocates a little per request on every core; glibc malloc showed as ~11 % of the process in profiles.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
