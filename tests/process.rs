@@ -165,3 +165,36 @@ async fn acknowledged_work_survives_kill_9() {
     }
     assert_eq!(status, "delivered", "the queued reply was sent after the restart");
 }
+
+#[test]
+fn normalize_prints_envelopes_with_the_shipped_config_and_no_environment() {
+    let root = chatgate_testkit::workspace_root();
+    let output = Command::new(env!("CARGO_BIN_EXE_chatgate"))
+        .current_dir(&root)
+        .env_clear()
+        .args(["normalize", "--channel", "telegram", "fixtures/telegram/photo-caption.body"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one envelope per line"))
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["type"], "message");
+    assert_eq!(lines[0]["message"]["attachments"][0]["kind"], "image");
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_chatgate"))
+        .current_dir(&root)
+        .env_clear()
+        .args(["normalize", "--channel", "telegram", "Cargo.toml"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not JSON"), "{}", String::from_utf8_lossy(&bad.stderr));
+
+    let schema = Command::new(env!("CARGO_BIN_EXE_chatgate")).arg("schema").output().unwrap();
+    let schema: Value = serde_json::from_slice(&schema.stdout).unwrap();
+    assert_eq!(schema["title"], "Event");
+}

@@ -132,7 +132,15 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, missing: MissingS
             continue;
         }
         let settings = serde_json::to_value(&value).with_context(|| at.clone())?;
-        let adapter = factory.build(&id, settings).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+        let adapter = match factory.build(&id, settings) {
+            Ok(adapter) => adapter,
+            // A placeholder may not be a valid value (a numeric id): the account is left out.
+            Err(_) if !unset.is_empty() => {
+                disabled.push(DisabledAccount { id, kind, missing: unset });
+                continue;
+            }
+            Err(e) => bail!("{at}: {e}"),
+        };
         accounts.push(LoadedAccount { id, kind, adapter, limits });
     }
     Ok(Config { fetch: FetchPolicy { allow }, accounts, disabled })
