@@ -10,7 +10,7 @@ mod sqlite;
 mod types;
 
 pub use sqlite::SqliteQueue;
-pub use types::{AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, StoredEvent};
+pub use types::{AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent};
 
 use std::time::Duration;
 
@@ -64,4 +64,7 @@ pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
 
     /// Every blocked customer as (channel, account, customer id).
     async fn blocked(&self) -> Result<Vec<(Channel, String, String)>, QueueError>;
+
+    /// What the store has done so far.
+    fn stats(&self) -> QueueStats;
 }

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,7 +30,9 @@ use uuid::Uuid;
 
 use crate::Queue;
 use crate::schema::SCHEMA;
-use crate::types::{AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, StoredEvent};
+use crate::types::{
+    AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
+};
 
 /// The most commands one transaction takes.
 const MAX_BATCH: usize = 4096;
@@ -46,6 +49,7 @@ struct Inner {
     reader: Mutex<Connection>,
     committed: watch::Receiver<u64>,
     path: PathBuf,
+    stats: Arc<Stats>,
     /// Dropping it ends the checkpoint thread.
     _stop_checkpoints: Mutex<std::sync::mpsc::Sender<()>>,
 }
@@ -98,13 +102,18 @@ impl SqliteQueue {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
         let (committed_tx, committed) = watch::channel(last);
         let (to_syncer, synced) = std::sync::mpsc::channel::<Committed>();
+        let stats = Arc::new(Stats::default());
+        let syncer_stats = stats.clone();
+        let writer_stats = stats.clone();
         std::thread::Builder::new()
             .name("chatgate-queue-sync".into())
-            .spawn(move || Syncer { wal_path, wal: None, durable: committed_tx }.run(&synced))
+            .spawn(move || Syncer { wal_path, wal: None, durable: committed_tx, stats: syncer_stats }.run(&synced))
             .map_err(|e| QueueError::Storage(format!("starting the sync thread: {e}")))?;
         std::thread::Builder::new()
             .name("chatgate-queue-writer".into())
-            .spawn(move || Writer { conn: writer, last_seq: last, to_syncer, windows: HashMap::new() }.run(rx))
+            .spawn(move || {
+                Writer { conn: writer, last_seq: last, to_syncer, windows: HashMap::new(), stats: writer_stats }.run(rx)
+            })
             .map_err(|e| QueueError::Storage(format!("starting the writer thread: {e}")))?;
         Ok(SqliteQueue {
             inner: Arc::new(Inner {
@@ -112,6 +121,7 @@ impl SqliteQueue {
                 reader: Mutex::new(reader),
                 committed,
                 path,
+                stats,
                 _stop_checkpoints: Mutex::new(stop_checkpoints),
             }),
         })
@@ -298,6 +308,17 @@ impl Queue for SqliteQueue {
         self.call(|tx| Command::Block(channel, account, customer_id, blocked, tx)).await
     }
 
+    fn stats(&self) -> QueueStats {
+        let s = &self.inner.stats;
+        QueueStats {
+            batches: s.batches.load(Ordering::Relaxed),
+            commands: s.commands.load(Ordering::Relaxed),
+            syncs: s.syncs.load(Ordering::Relaxed),
+            sync_micros: s.sync_micros.load(Ordering::Relaxed),
+            durable_seq: *self.inner.committed.borrow(),
+        }
+    }
+
     async fn blocked(&self) -> Result<Vec<(Channel, String, String)>, QueueError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT channel, account, customer_id FROM blocks")?;
@@ -332,6 +353,15 @@ fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
 }
 
+/// Work counters shared by the writer and syncer threads.
+#[derive(Debug, Default)]
+struct Stats {
+    batches: AtomicU64,
+    commands: AtomicU64,
+    syncs: AtomicU64,
+    sync_micros: AtomicU64,
+}
+
 /// A committed batch waiting for its fsync.
 struct Committed {
     answers: Vec<(Command, Result<Answer, QueueError>)>,
@@ -350,6 +380,7 @@ struct Syncer {
     wal_path: PathBuf,
     wal: Option<std::fs::File>,
     durable: watch::Sender<u64>,
+    stats: Arc<Stats>,
 }
 
 impl Syncer {
@@ -357,7 +388,11 @@ impl Syncer {
         while let Ok(first) = rx.recv() {
             let mut ready = vec![first];
             ready.extend(rx.try_iter());
-            match self.sync() {
+            let started = std::time::Instant::now();
+            let synced = self.sync();
+            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+            self.stats.sync_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            match synced {
                 Ok(()) => {
                     let last = ready.iter().map(|c| c.last_seq).max().unwrap_or(0);
                     if last > *self.durable.borrow() {
@@ -404,6 +439,7 @@ struct Writer {
     to_syncer: std::sync::mpsc::Sender<Committed>,
     /// Latest inbound message time per chat, gathered during a batch and written once per chat.
     windows: HashMap<(Channel, String, String), i64>,
+    stats: Arc<Stats>,
 }
 
 /// A command's result, held until the batch commits.
@@ -450,6 +486,8 @@ impl Writer {
         });
         match committed {
             Ok(results) => {
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                self.stats.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let answers = batch.drain(..).zip(results).collect();
                 if let Err(std::sync::mpsc::SendError(lost)) =
                     self.to_syncer.send(Committed { answers, last_seq: self.last_seq })

@@ -79,3 +79,17 @@ impl From<rusqlite::Error> for QueueError {
         QueueError::Storage(e.to_string())
     }
 }
+
+/// Counters of the store's work, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Transactions committed (each one group commit).
+    pub batches: u64,
+    /// Commands those transactions carried.
+    pub commands: u64,
+    /// WAL fsyncs, and the time they took in microseconds.
+    pub syncs: u64,
+    pub sync_micros: u64,
+    /// The last event sequence number that is on disk.
+    pub durable_seq: u64,
+}

@@ -75,5 +75,15 @@ pub(crate) async fn render(State(shared): State<Arc<Shared>>) -> String {
             }
         }
     }
+    let q = shared.queue.stats();
+    let _ = writeln!(out, "# TYPE chatgate_queue_batches_total counter\nchatgate_queue_batches_total {}", q.batches);
+    let _ = writeln!(out, "# TYPE chatgate_queue_commands_total counter\nchatgate_queue_commands_total {}", q.commands);
+    let _ = writeln!(out, "# TYPE chatgate_queue_fsyncs_total counter\nchatgate_queue_fsyncs_total {}", q.syncs);
+    let _ = writeln!(
+        out,
+        "# TYPE chatgate_queue_fsync_seconds_total counter\nchatgate_queue_fsync_seconds_total {:.6}",
+        q.sync_micros as f64 / 1e6
+    );
+    let _ = writeln!(out, "# TYPE chatgate_queue_durable_seq gauge\nchatgate_queue_durable_seq {}", q.durable_seq);
     out
 }

@@ -25,6 +25,9 @@ use crate::{Account, Shared};
 
 type ChatKey = (Channel, String, String);
 
+/// Per-chat rate-limiter entries kept before idle ones are pruned.
+const CHAT_LIMITER_PRUNE_AT: usize = 10_000;
+
 #[derive(Debug, Clone)]
 struct Job {
     id: Uuid,
@@ -237,6 +240,10 @@ impl Engine {
             }
             if let Some(l) = &limiters.chat {
                 l.until_key_ready(&request.chat_id).await;
+                // One entry per chat ever sent to: forget the ones whose budget is full again.
+                if l.len() > CHAT_LIMITER_PRUNE_AT {
+                    l.retain_recent();
+                }
             }
             match adapter.send(&part).await {
                 Ok(receipt) => {

@@ -243,6 +243,9 @@ async fn redelivered_events_are_stored_once_and_answered_alike() {
     assert_eq!(h.events().await.len(), 1);
     let (_, _, metrics) = h.call(Method::GET, "/metrics", &[], "").await;
     assert!(metrics.contains("chatgate_inbound_duplicates_total{channel=\"web\",account=\"test\"} 2"), "{metrics}");
+    assert!(metrics.contains("chatgate_webhooks_accepted_total{channel=\"web\",account=\"test\"} 3"), "{metrics}");
+    assert!(metrics.contains("chatgate_queue_durable_seq 1"), "{metrics}");
+    assert!(metrics.contains("chatgate_queue_commands_total 3"), "{metrics}");
 }
 
 #[tokio::test]
