@@ -133,10 +133,15 @@ fn ingest(load: &Load) -> anyhow::Result<ExitCode> {
     let pid = chatgate.pid();
     let mut memory = None;
     let report = runtime.block_on(load::run(chatgate.port, load, || memory = Some(Memory::read(pid))))?;
+    let queue = runtime.block_on(queue_metrics(chatgate.port));
     // SIGKILL, not a clean shutdown: whatever was acknowledged must already be on disk.
     chatgate.kill()?;
     let memory = memory.context("the measured phase did not end")??;
     println!("chatgate  {}  rss={:.1}MiB hwm={:.1}MiB", report.summary(), memory.rss_mib(), memory.hwm_mib());
+    match queue {
+        Ok(q) => println!("{q}"),
+        Err(e) => println!("queue     (no metrics: {e:#})"),
+    }
 
     let stored = count_stored(&dir.path().join("chatgate.db"))?;
     let acknowledged = report.acknowledged;
@@ -160,6 +165,29 @@ fn ingest(load: &Load) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The queue's group-commit figures from chatgate's `/metrics`, warm-up included.
+async fn queue_metrics(port: u16) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n").await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    let value = |name: &str| -> anyhow::Result<f64> {
+        let line = text.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name}"))?;
+        let number = line.rsplit(' ').next().unwrap_or_default();
+        number.parse().with_context(|| format!("{name}: `{number}`"))
+    };
+    let batches = value("chatgate_queue_batches_total")?;
+    let commands = value("chatgate_queue_commands_total")?;
+    let fsyncs = value("chatgate_queue_fsyncs_total")?;
+    let fsync_seconds = value("chatgate_queue_fsync_seconds_total")?;
+    Ok(format!(
+        "queue     batches={batches} avg_batch={:.1} fsyncs={fsyncs} avg_fsync_ms={:.3}",
+        commands / batches.max(1.0),
+        fsync_seconds * 1000.0 / fsyncs.max(1.0)
+    ))
 }
 
 fn ratio(chatgate: &Report, bare: &Report) -> f64 {
