@@ -329,3 +329,19 @@ async fn media_references_resolve_through_the_gateway() {
     let download = wa.requests().into_iter().find(|r| r.path == "/dl/4455").unwrap();
     assert_eq!(download.headers["authorization"], "Bearer test-access-token");
 }
+
+#[tokio::test]
+async fn meta_bodies_up_to_3_mib_are_taken_and_larger_ones_refused_before_buffering() {
+    let h = harness("whatsapp", None).await;
+    // A valid, signed status batch padded with an unknown field to just under 3 MiB.
+    let pad = |size: usize| {
+        let head = r#"{"object":"whatsapp_business_account","entry":[{"id":"WABA","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"109876543210987"},"statuses":[{"id":"wamid.PAD","status":"sent","timestamp":"1718000000","recipient_id":"15551230001"}]}}]}],"pad":""#;
+        let tail = "\"}";
+        format!("{head}{}{tail}", "x".repeat(size - head.len() - tail.len()))
+    };
+    let three_mib = 3 * 1024 * 1024;
+    let (status, _) = h.webhook(&pad(three_mib), &[]).await;
+    assert_eq!(status, 200, "exactly 3 MiB is accepted");
+    let (status, _) = h.webhook(&pad(three_mib + 1), &[]).await;
+    assert_eq!(status, 413);
+}
