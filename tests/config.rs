@@ -94,3 +94,12 @@ fn the_shipped_file_starts_without_environment() {
     .unwrap();
     assert_eq!(all.accounts.len(), config.disabled.len());
 }
+
+#[test]
+fn queue_retention_is_configurable_but_outlives_provider_retries() {
+    let config = load(&format!("[queue]\nretention_days = 30\n{GOOD}")).unwrap();
+    assert_eq!(config.retention, std::time::Duration::from_secs(30 * 86_400));
+    assert_eq!(load(GOOD).unwrap().retention, chatgate_queue::DEFAULT_RETENTION);
+    assert!(error_of(&format!("[queue]\nretention_days = 2\n{GOOD}")).contains("queue.retention_days"));
+    assert!(error_of(&format!("[queue]\nretention = 9\n{GOOD}")).contains("retention"));
+}

@@ -30,7 +30,8 @@ pub async fn serve(config_path: &Path, listen: SocketAddr, data_dir: &Path, api_
             token
         }
     };
-    let queue = SqliteQueue::open(data_dir).with_context(|| format!("opening the queue in {}", data_dir.display()))?;
+    let queue = SqliteQueue::open_with(data_dir, config.retention)
+        .with_context(|| format!("opening the queue in {}", data_dir.display()))?;
     tracing::info!(path = %queue.path().display(), "embedded queue open");
     let mut settings = Settings::new(api_token);
     settings.fetch = config.fetch;

@@ -34,7 +34,16 @@ struct File {
     #[serde(default)]
     fetch: FetchSection,
     #[serde(default)]
+    queue: QueueSection,
+    #[serde(default)]
     accounts: BTreeMap<String, toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueSection {
+    /// Days events, dedup keys and finished outbound messages are kept (default 14).
+    retention_days: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +80,8 @@ pub struct DisabledAccount {
 #[derive(Debug)]
 pub struct Config {
     pub fetch: FetchPolicy,
+    /// How long the embedded queue keeps events, dedup keys and finished messages.
+    pub retention: std::time::Duration,
     pub accounts: Vec<LoadedAccount>,
     pub disabled: Vec<DisabledAccount>,
 }
@@ -93,6 +104,14 @@ pub fn load(path: &Path, missing: MissingSecrets) -> Result<Config> {
 /// Parses config text; `env` looks up variables.
 pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, missing: MissingSecrets) -> Result<Config> {
     let file: File = toml::from_str(text)?;
+    let retention = match file.queue.retention_days {
+        None => chatgate_queue::DEFAULT_RETENTION,
+        // Providers redeliver for up to 7 days (WhatsApp): dedup keys must live at least that long.
+        Some(days) if days.is_finite() && days >= 7.0 => std::time::Duration::from_secs_f64(days * 86_400.0),
+        Some(days) => {
+            bail!("queue.retention_days must be at least 7 (providers redeliver for up to 7 days), not {days}")
+        }
+    };
     let mut allow = Vec::new();
     for (i, entry) in file.fetch.allow.iter().enumerate() {
         allow.push(entry.parse().with_context(|| format!("fetch.allow[{i}]"))?);
@@ -143,7 +162,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, missing: MissingS
         };
         accounts.push(LoadedAccount { id, kind, adapter, limits });
     }
-    Ok(Config { fetch: FetchPolicy { allow }, accounts, disabled })
+    Ok(Config { fetch: FetchPolicy { allow }, retention, accounts, disabled })
 }
 
 /// Replaces `${NAME}` in every string; records unset or empty variables (filled with a placeholder).

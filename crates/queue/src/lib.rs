@@ -9,7 +9,7 @@ mod schema;
 mod sqlite;
 mod types;
 
-pub use sqlite::SqliteQueue;
+pub use sqlite::{DEFAULT_RETENTION, SqliteQueue};
 pub use types::{AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent};
 
 use std::time::Duration;

@@ -2,12 +2,14 @@
 
 pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
-    seq  INTEGER PRIMARY KEY,
-    body TEXT NOT NULL
+    seq   INTEGER PRIMARY KEY,
+    body  TEXT NOT NULL,
+    at_us INTEGER
 );
 CREATE TABLE IF NOT EXISTS dedup (
     account TEXT NOT NULL,
     key     TEXT NOT NULL,
+    at_us   INTEGER,
     PRIMARY KEY (account, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
@@ -58,3 +60,17 @@ CREATE TABLE IF NOT EXISTS blocks (
     PRIMARY KEY (channel, account, customer_id)
 ) WITHOUT ROWID;
 "#;
+
+/// Brings a database written by an earlier version up to [`SCHEMA`]: columns added later are
+/// added, and rows that lack a time get "now" (they are kept for a whole retention period).
+pub fn migrate(conn: &rusqlite::Connection, now_us: i64) -> rusqlite::Result<()> {
+    for table in ["events", "dedup"] {
+        let has_at: bool =
+            conn.prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = 'at_us'"))?.exists([])?;
+        if !has_at {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN at_us INTEGER"))?;
+        }
+        conn.execute(&format!("UPDATE {table} SET at_us = ?1 WHERE at_us IS NULL"), [now_us])?;
+    }
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS dedup_at ON dedup (at_us);")
+}

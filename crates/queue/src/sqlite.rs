@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::Queue;
-use crate::schema::SCHEMA;
+use crate::schema::{SCHEMA, migrate};
 use crate::types::{
     AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
 };
@@ -61,11 +61,19 @@ enum Command {
     Enqueue(Uuid, Box<OutboundRequest>, oneshot::Sender<Result<Enqueued, QueueError>>),
     Attempt(Uuid, Attempt, oneshot::Sender<Result<(), QueueError>>),
     Block(Channel, String, String, bool, oneshot::Sender<Result<(), QueueError>>),
+    /// Delete what is older than this time (µs); answers how many events it deleted.
+    Prune(i64, oneshot::Sender<Result<u64, QueueError>>),
 }
 
 impl SqliteQueue {
-    /// Opens (or creates) `chatgate.db` in `dir`.
+    /// Opens (or creates) `chatgate.db` in `dir`, with the default retention.
     pub fn open(dir: &Path) -> Result<SqliteQueue, QueueError> {
+        SqliteQueue::open_with(dir, DEFAULT_RETENTION)
+    }
+
+    /// Opens (or creates) `chatgate.db` in `dir`. Events, dedup keys and finished outbound
+    /// messages older than `retention` are deleted in the background.
+    pub fn open_with(dir: &Path, retention: Duration) -> Result<SqliteQueue, QueueError> {
         std::fs::create_dir_all(dir).map_err(|e| QueueError::Storage(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join("chatgate.db");
         let writer = Connection::open(&path)?;
@@ -76,20 +84,13 @@ impl SqliteQueue {
         // Checkpoints run on their own thread, off the commit path (see `checkpoint_loop`).
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         writer.execute_batch(SCHEMA)?;
+        migrate(&writer, Utc::now().timestamp_micros())?;
         let last: u64 =
             writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
 
         let reader =
             Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         reader.pragma_update(None, "busy_timeout", 5000)?;
-
-        let checkpointer = Connection::open(&path)?;
-        checkpointer.pragma_update(None, "busy_timeout", 5000)?;
-        let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("chatgate-queue-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer, &stopped))
-            .map_err(|e| QueueError::Storage(format!("starting the checkpoint thread: {e}")))?;
 
         // Everything already in the WAL (from before a crash) is made durable before we serve.
         let wal_path = wal_path(&path);
@@ -100,6 +101,15 @@ impl SqliteQueue {
         }
 
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
+        let checkpointer = Connection::open(&path)?;
+        checkpointer.pragma_update(None, "busy_timeout", 5000)?;
+        let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
+        let maintenance = Maintenance { writer: tx.downgrade(), retention };
+        std::thread::Builder::new()
+            .name("chatgate-queue-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &stopped, &maintenance))
+            .map_err(|e| QueueError::Storage(format!("starting the checkpoint thread: {e}")))?;
+
         let (committed_tx, committed) = watch::channel(last);
         let (to_syncer, synced) = std::sync::mpsc::channel::<Committed>();
         let stats = Arc::new(Stats::default());
@@ -125,6 +135,19 @@ impl SqliteQueue {
                 _stop_checkpoints: Mutex::new(stop_checkpoints),
             }),
         })
+    }
+
+    /// Deletes events, dedup keys and finished outbound messages older than `cutoff` now (the
+    /// background pruning does the same every minute); returns how many events went.
+    pub async fn prune_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, QueueError> {
+        let mut total = 0;
+        loop {
+            let n = self.call(|tx| Command::Prune(cutoff.timestamp_micros(), tx)).await?;
+            total += n;
+            if n < PRUNE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     /// The database file.
@@ -343,14 +366,56 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 /// Copies the WAL into the database file every [`CHECKPOINT_INTERVAL`] without blocking the
 /// writer (`PASSIVE`), so the database file's fsync is not on any commit's path. Committed data
 /// is durable in the WAL already; a checkpoint only keeps the WAL short.
-fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
+fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>, maintenance: &Maintenance) {
+    let mut last_prune = std::time::Instant::now();
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "WAL checkpoint failed; will try again");
         }
+        if last_prune.elapsed() >= PRUNE_INTERVAL {
+            last_prune = std::time::Instant::now();
+            maintenance.prune();
+        }
     }
     // Last one on the way out, so a clean shutdown leaves a short WAL.
     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+}
+
+/// How long events, dedup keys and finished outbound messages are kept by default. Providers
+/// retry for up to 7 days (WhatsApp), so dedup keys must outlive that.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+/// How often old rows are looked for.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+/// Most events one prune command deletes, so the writer is never held for long.
+const PRUNE_CHUNK: i64 = 5000;
+
+/// Deletes what is older than the retention, through the writer (one writer, no lock fights).
+struct Maintenance {
+    writer: mpsc::WeakSender<Command>,
+    retention: Duration,
+}
+
+impl Maintenance {
+    fn prune(&self) {
+        let cutoff = Utc::now() - chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
+        loop {
+            let Some(writer) = self.writer.upgrade() else { return };
+            let (tx, rx) = oneshot::channel();
+            if writer.blocking_send(Command::Prune(cutoff.timestamp_micros(), tx)).is_err() {
+                return;
+            }
+            drop(writer);
+            match rx.blocking_recv() {
+                Ok(Ok(deleted)) if deleted >= PRUNE_CHUNK as u64 => continue,
+                Ok(Ok(_)) => return,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "pruning old queue rows failed; will try again");
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 /// Work counters shared by the writer and syncer threads.
@@ -446,6 +511,7 @@ struct Writer {
 enum Answer {
     Append(AppendOutcome),
     Enqueue(Enqueued),
+    Count(u64),
     Unit,
 }
 
@@ -542,6 +608,7 @@ impl Writer {
             Command::Block(channel, account, customer, blocked, _) => {
                 self.block(*channel, account, customer, *blocked).map(|()| Answer::Unit)
             }
+            Command::Prune(cutoff, _) => self.prune(*cutoff).map(Answer::Count),
         }
     }
 
@@ -561,7 +628,9 @@ impl Writer {
     }
 
     fn push_event(&mut self, body: &str) -> Result<u64, QueueError> {
-        self.conn.prepare_cached("INSERT INTO events (body) VALUES (?1)")?.execute([body])?;
+        self.conn
+            .prepare_cached("INSERT INTO events (body, at_us) VALUES (?1, ?2)")?
+            .execute(params![body, Utc::now().timestamp_micros()])?;
         let seq = self.conn.last_insert_rowid() as u64;
         self.last_seq = seq;
         Ok(seq)
@@ -575,8 +644,8 @@ impl Writer {
             if let Some(key) = &record.dedup_key {
                 let inserted = self
                     .conn
-                    .prepare_cached("INSERT OR IGNORE INTO dedup (account, key) VALUES (?1, ?2)")?
-                    .execute(params![account_key, key])?;
+                    .prepare_cached("INSERT OR IGNORE INTO dedup (account, key, at_us) VALUES (?1, ?2, ?3)")?
+                    .execute(params![account_key, key, event.received_at.timestamp_micros()])?;
                 if inserted == 0 {
                     out.duplicates += 1;
                     continue;
@@ -819,6 +888,39 @@ impl Writer {
         }
     }
 
+    /// Deletes events, dedup keys and finished outbound messages older than `cutoff` (µs), at
+    /// most [`PRUNE_CHUNK`] events at a time; returns how many events went.
+    fn prune(&mut self, cutoff: i64) -> Result<u64, QueueError> {
+        // Events are in time order by seq: delete the oldest chunk whose time is past the cutoff.
+        let last_old: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT MAX(seq) FROM (SELECT seq FROM events WHERE at_us < ?1 ORDER BY seq LIMIT ?2)")?
+            .query_row(params![cutoff, PRUNE_CHUNK], |r| r.get(0))?;
+        let events = match last_old {
+            // The newest event always stays: sequence numbers continue from it (SQLite would
+            // reuse numbers after the largest row is gone, and the core's cursor would skip them).
+            Some(seq) => self
+                .conn
+                .prepare_cached("DELETE FROM events WHERE seq <= ?1 AND seq < (SELECT MAX(seq) FROM events)")?
+                .execute([seq])? as u64,
+            None => 0,
+        };
+        self.conn.prepare_cached("DELETE FROM dedup WHERE at_us < ?1")?.execute([cutoff])?;
+        let old_messages = "SELECT id FROM messages WHERE done = 1 AND created_us < ?1";
+        self.conn
+            .prepare_cached(&format!("DELETE FROM message_history WHERE message_id IN ({old_messages})"))?
+            .execute([cutoff])?;
+        self.conn
+            .prepare_cached(&format!("DELETE FROM external_ids WHERE message_id IN ({old_messages})"))?
+            .execute([cutoff])?;
+        self.conn.prepare_cached("DELETE FROM messages WHERE done = 1 AND created_us < ?1")?.execute([cutoff])?;
+        self.conn.prepare_cached("DELETE FROM windows WHERE last_us < ?1")?.execute([cutoff])?;
+        if events > 0 {
+            tracing::info!(events, "pruned events past the retention period");
+        }
+        Ok(events)
+    }
+
     fn block(&mut self, channel: Channel, account: &str, customer: &str, blocked: bool) -> Result<(), QueueError> {
         let sql = if blocked {
             "INSERT OR IGNORE INTO blocks (channel, account, customer_id) VALUES (?1, ?2, ?3)"
@@ -844,6 +946,10 @@ fn answer(cmd: Command, result: Result<Answer, QueueError>) {
             _ => Err(mismatch()),
         }))),
         Command::Attempt(_, _, tx) | Command::Block(_, _, _, _, tx) => drop(tx.send(result.map(|_| ()))),
+        Command::Prune(_, tx) => drop(tx.send(result.and_then(|a| match a {
+            Answer::Count(n) => Ok(n),
+            _ => Err(mismatch()),
+        }))),
     }
 }
 

@@ -275,3 +275,55 @@ async fn a_failing_command_fails_alone_in_its_batch() {
     assert_eq!(q.read_events(0, 1000).await.unwrap().len(), 180);
     assert!(q.last_inbound(Channel::Telegram, "main", "c").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn retention_prunes_old_rows_but_keeps_the_sequence_and_unfinished_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = SqliteQueue::open(dir.path()).unwrap();
+    for i in 0..5 {
+        q.append_inbound(vec![record(Some(&format!("old{i}")), text_event("c", "old"))]).await.unwrap();
+    }
+    let done = q.enqueue(Uuid::now_v7(), request("c", "finished", None)).await.unwrap().id;
+    q.record_attempt(done, Attempt::PartSent { index: 0, external_id: "x".into(), status: Status::Sent, last: true })
+        .await
+        .unwrap();
+    let pending = q.enqueue(Uuid::now_v7(), request("c", "still queued", None)).await.unwrap().id;
+    let last_seq = q.read_events(0, 100).await.unwrap().last().unwrap().seq;
+
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let deleted = q.prune_older_than(Utc::now()).await.unwrap();
+    assert_eq!(deleted, last_seq - 1, "everything but the newest event");
+    let left = q.read_events(0, 100).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![last_seq]);
+    assert!(q.message(done).await.unwrap().is_none(), "a finished message past retention is gone");
+    assert!(q.message(pending).await.unwrap().is_some(), "unfinished work is never pruned");
+    assert_eq!(q.pending_messages().await.unwrap().len(), 1);
+
+    // Sequence numbers continue; a pruned dedup key is a new event again.
+    let again = q.append_inbound(vec![record(Some("old0"), text_event("c", "new"))]).await.unwrap();
+    assert_eq!(again.seqs, vec![last_seq + 1]);
+    // Nothing recent is pruned.
+    assert_eq!(q.prune_older_than(Utc::now() - chrono::Duration::hours(1)).await.unwrap(), 0);
+    assert_eq!(q.read_events(0, 100).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_database_from_before_retention_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("chatgate.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
+             CREATE TABLE dedup (account TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (account, key)) WITHOUT ROWID;
+             INSERT INTO events (body) VALUES ('{\"v\":1}');
+             INSERT INTO dedup VALUES ('telegram/main', 'update:1');",
+        )
+        .unwrap();
+    }
+    let q = SqliteQueue::open(dir.path()).unwrap();
+    assert_eq!(q.read_events(0, 10).await.unwrap().len(), 1);
+    let dup = q.append_inbound(vec![record(Some("update:1"), text_event("c", "x"))]).await.unwrap();
+    assert_eq!(dup.duplicates, 1, "old dedup keys still count");
+    // Old rows got a time at migration: an hour-old cutoff keeps them.
+    assert_eq!(q.prune_older_than(Utc::now() - chrono::Duration::hours(1)).await.unwrap(), 0);
+}
