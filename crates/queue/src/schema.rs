@@ -72,5 +72,10 @@ pub fn migrate(conn: &rusqlite::Connection, now_us: i64) -> rusqlite::Result<()>
         }
         conn.execute(&format!("UPDATE {table} SET at_us = ?1 WHERE at_us IS NULL"), [now_us])?;
     }
-    conn.execute_batch("CREATE INDEX IF NOT EXISTS dedup_at ON dedup (at_us);")
+    // What retention deletes by, so pruning never scans a whole table.
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS dedup_at ON dedup (at_us);
+         CREATE INDEX IF NOT EXISTS messages_done_created ON messages (created_us) WHERE done = 1;
+         CREATE INDEX IF NOT EXISTS windows_last ON windows (last_us);",
+    )
 }

@@ -891,10 +891,12 @@ impl Writer {
     /// Deletes events, dedup keys and finished outbound messages older than `cutoff` (µs), at
     /// most [`PRUNE_CHUNK`] events at a time; returns how many events went.
     fn prune(&mut self, cutoff: i64) -> Result<u64, QueueError> {
-        // Events are in time order by seq: delete the oldest chunk whose time is past the cutoff.
+        // Events are in time order by seq: look only at the oldest chunk, never the whole log.
         let last_old: Option<i64> = self
             .conn
-            .prepare_cached("SELECT MAX(seq) FROM (SELECT seq FROM events WHERE at_us < ?1 ORDER BY seq LIMIT ?2)")?
+            .prepare_cached(
+                "SELECT MAX(seq) FROM (SELECT seq, at_us FROM events ORDER BY seq LIMIT ?2) WHERE at_us < ?1",
+            )?
             .query_row(params![cutoff, PRUNE_CHUNK], |r| r.get(0))?;
         let events = match last_old {
             // The newest event always stays: sequence numbers continue from it (SQLite would
