@@ -652,7 +652,7 @@ impl Writer {
                 }
             }
             match (event.kind, &event.status) {
-                (EventKind::Status, Some(info)) => self.apply_receipt(event, info, &mut out)?,
+                (EventKind::Status, Some(info)) => self.apply_receipt(event, json, info, &mut out)?,
                 _ => {
                     if event.kind == EventKind::Message {
                         let at = event.received_at.timestamp_micros();
@@ -670,7 +670,14 @@ impl Writer {
     }
 
     /// Merges a provider receipt into the outbox and logs the status events it causes.
-    fn apply_receipt(&mut self, event: &Event, info: &StatusInfo, out: &mut AppendOutcome) -> Result<(), QueueError> {
+    /// `json` is `event` already serialised by the caller; it is stored as is when the receipt is forwarded unchanged.
+    fn apply_receipt(
+        &mut self,
+        event: &Event,
+        json: &str,
+        info: &StatusInfo,
+        out: &mut AppendOutcome,
+    ) -> Result<(), QueueError> {
         let targets: Vec<(String, Option<String>)> = match (&info.external_id, info.up_to) {
             (Some(external), _) => {
                 let found: Option<String> = self
@@ -684,8 +691,7 @@ impl Writer {
                     Some(id) => vec![(id, Some(external.clone()))],
                     None => {
                         // Not one of ours (or sent before this store existed): forward as received.
-                        let body = serde_json::to_string(event).map_err(|e| QueueError::Storage(e.to_string()))?;
-                        out.seqs.push(self.push_event(&body)?);
+                        out.seqs.push(self.push_event(json)?);
                         return Ok(());
                     }
                 }
@@ -704,15 +710,13 @@ impl Writer {
                 ids.into_iter().map(|id| (id, None)).collect()
             }
             (None, None) => {
-                let body = serde_json::to_string(event).map_err(|e| QueueError::Storage(e.to_string()))?;
-                out.seqs.push(self.push_event(&body)?);
+                out.seqs.push(self.push_event(json)?);
                 return Ok(());
             }
         };
         if targets.is_empty() {
             // A watermark that covers none of our messages still says something to the core.
-            let body = serde_json::to_string(event).map_err(|e| QueueError::Storage(e.to_string()))?;
-            out.seqs.push(self.push_event(&body)?);
+            out.seqs.push(self.push_event(json)?);
             return Ok(());
         }
         for (id, external) in targets {

@@ -118,7 +118,7 @@ pub(crate) async fn send_message(State(shared): State<Arc<Shared>>, body: Bytes)
         Err(e) => return Err(store_error(e)),
     };
     if enqueued.created {
-        shared.outbound.submit(enqueued.id, request, 0).await;
+        shared.outbound.submit(enqueued.id, request);
     }
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "id": enqueued.id, "status": enqueued.status }))).into_response())
 }

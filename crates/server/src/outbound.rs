@@ -97,8 +97,8 @@ impl Engine {
     }
 
     /// Hands a newly stored message to its chat's worker.
-    pub async fn submit(&self, id: Uuid, request: OutboundRequest, parts_done: u32) {
-        self.push(Job { id, request, parts_done, attempts: 0, created_at: Utc::now() });
+    pub fn submit(&self, id: Uuid, request: OutboundRequest) {
+        self.push(Job { id, request, parts_done: 0, attempts: 0, created_at: Utc::now() });
     }
 
     fn push(&self, job: Job) {
