@@ -15,6 +15,7 @@ mod outbound;
 pub mod recorded;
 mod secret;
 pub mod verify;
+pub mod webhook;
 
 pub use contract::{
     Adapter, BuildError, Capabilities, ChannelFactory, DEFAULT_MAX_BODY_BYTES, Inbound, InboundEvent, Rate, RateLimits,

@@ -31,18 +31,15 @@ pub(crate) async fn handle(
     let channel = adapter.channel();
     let counters = &entry.counters;
 
-    if method == Method::GET {
+    if !chatgate_adapter::webhook::takes_body(&method) {
         let request = WebhookRequest { method: &method, headers: &headers, query: query.as_deref(), body: &[] };
-        return match adapter.handshake(&request) {
-            Ok(reply) => reply_response(reply),
+        return match chatgate_adapter::webhook::receive(adapter, &request) {
+            Ok(inbound) => reply_response(inbound.reply),
             Err(e) => {
-                tracing::warn!(%channel, %account, error = %e, "webhook handshake refused");
+                tracing::warn!(%channel, %account, %method, error = %e, "webhook refused before reading a body");
                 webhook_error(e)
             }
         };
-    }
-    if method != Method::POST {
-        return webhook_error(WebhookError::MethodNotAllowed);
     }
 
     let limit = adapter.max_body_bytes();
@@ -61,13 +58,13 @@ pub(crate) async fn handle(
     };
 
     let request = WebhookRequest { method: &method, headers: &headers, query: query.as_deref(), body: &bytes };
-    if let Err(e) = adapter.verify(&request) {
-        tracing::warn!(%channel, %account, error = %e, "webhook authentication failed; nothing stored");
-        Counters::add(&counters.rejected_unauthenticated, 1);
-        return webhook_error(e);
-    }
-    let inbound = match adapter.parse(&request) {
+    let inbound = match chatgate_adapter::webhook::receive(adapter, &request) {
         Ok(inbound) => inbound,
+        Err(e @ (WebhookError::MissingSignature | WebhookError::BadSignature)) => {
+            tracing::warn!(%channel, %account, error = %e, "webhook authentication failed; nothing stored");
+            Counters::add(&counters.rejected_unauthenticated, 1);
+            return webhook_error(e);
+        }
         Err(e) => {
             tracing::warn!(%channel, %account, error = %e, "authentic webhook could not be read; nothing stored");
             Counters::add(&counters.rejected_malformed, 1);

@@ -68,13 +68,9 @@ pub fn parse_headers(text: &str) -> (Method, Option<String>, HeaderMap) {
     (head.method, head.query, head.headers)
 }
 
-/// Verifies and parses a request the way the server does.
+/// Runs a request through the same steps as the server ([`chatgate_adapter::webhook::receive`]).
 pub fn handle(adapter: &dyn Adapter, request: &WebhookRequest<'_>) -> Result<Inbound, WebhookError> {
-    if request.method == Method::GET {
-        return adapter.handshake(request).map(|reply| Inbound { events: Vec::new(), reply });
-    }
-    adapter.verify(request)?;
-    adapter.parse(request)
+    chatgate_adapter::webhook::receive(adapter, request)
 }
 
 /// The envelopes of `inbound` as golden JSON: ids and receive times replaced by placeholders.
