@@ -34,7 +34,7 @@ fn a_complete_account_loads_with_its_overrides() {
     assert_eq!(config.accounts.len(), 1);
     let a = &config.accounts[0];
     assert_eq!((a.id.as_str(), a.kind.as_str(), a.adapter.account()), ("bot", "telegram", "bot"));
-    let limits = a.adapter.limits().with_overrides(&a.limits);
+    let limits = a.adapter.facts().limits.with_overrides(&a.limits);
     assert_eq!(limits.image_bytes, Some(2 * 1024 * 1024));
     assert_eq!(limits.file_bytes, Some(50 * 1024 * 1024));
 }
@@ -82,7 +82,8 @@ fn the_shipped_file_starts_without_environment() {
     let config = parse(&text, &|_| None, MissingSecrets::Disable).unwrap();
     assert!(config.accounts.is_empty());
     let kinds: Vec<_> = config.disabled.iter().map(|d| d.kind.as_str()).collect();
-    for kind in chatgate::registry::kinds() {
+    for channel in chatgate::registry::channels() {
+        let kind = channel.as_str();
         assert!(kinds.contains(&kind), "channels.toml has no example account of kind {kind}");
     }
     // With every variable set, every shipped account builds.

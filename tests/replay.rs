@@ -24,8 +24,9 @@ fn fixture_kinds() -> Vec<(String, &'static dyn chatgate_adapter::ChannelFactory
     let root = workspace_root().join("fixtures");
     let mut out = Vec::new();
     for factory in chatgate::registry::CHANNELS {
-        if root.join(factory.kind()).join("account.json").is_file() {
-            out.push((factory.kind().to_owned(), *factory));
+        let kind = factory.channel().as_str().to_owned();
+        if root.join(&kind).join("account.json").is_file() {
+            out.push((kind, *factory));
         }
     }
     out

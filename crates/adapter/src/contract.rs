@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chatgate_model::{Channel, Event, Limits};
+use chatgate_model::{Channel, ErrorCode, Event, Limits};
 
 use crate::{MediaDownload, OutboundPart, SendError, SendReceipt, WebhookError};
 
-/// Webhook bodies larger than this are refused before they are buffered, unless the adapter says otherwise.
+/// The usual webhook body cap; a channel's [`ChannelFacts::max_body_bytes`] says its own.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A webhook request as received: the raw body bytes are what providers sign.
@@ -79,6 +79,19 @@ pub struct RateLimits {
     pub per_chat: Option<Rate>,
 }
 
+/// A channel's constant facts, as one value per channel (or per limit profile): what it takes, how
+/// fast, what it can do, how large a webhook may be. Each channel crate declares them as a `const`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelFacts {
+    /// Default outbound limits (the gateway applies `channels.toml` overrides on top).
+    pub limits: Limits,
+    /// How fast the provider lets one account send.
+    pub rate_limits: RateLimits,
+    pub capabilities: Capabilities,
+    /// Webhook bodies larger than this are refused before they are buffered whole.
+    pub max_body_bytes: usize,
+}
+
 /// What a channel can do, as data the server and the core can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Capabilities {
@@ -97,26 +110,15 @@ pub struct Capabilities {
 /// unauthenticated body.
 #[async_trait]
 pub trait Adapter: Send + Sync + 'static {
+    /// The channel this account belongs to; always the [`ChannelFactory::channel`] of the factory
+    /// that built it (the gateway's registry test checks this for every channel).
     fn channel(&self) -> Channel;
 
     /// The account id from `channels.toml`.
     fn account(&self) -> &str;
 
-    /// The account's default outbound limits (the gateway applies config overrides on top).
-    fn limits(&self) -> Limits;
-
-    fn rate_limits(&self) -> RateLimits {
-        RateLimits::default()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
-
-    /// Bodies larger than this are refused before they are buffered whole.
-    fn max_body_bytes(&self) -> usize {
-        DEFAULT_MAX_BODY_BYTES
-    }
+    /// The channel's limits, rates, capabilities and body cap.
+    fn facts(&self) -> &ChannelFacts;
 
     /// Answers a `GET` subscription handshake (Meta's `hub.challenge`). Channels without one refuse.
     fn handshake(&self, _request: &WebhookRequest<'_>) -> Result<Reply, WebhookError> {
@@ -142,14 +144,15 @@ pub trait Adapter: Send + Sync + 'static {
     /// `url` and no `media` need not implement it.
     async fn fetch_media(&self, reference: &str, limit: u64) -> Result<MediaDownload, SendError> {
         let _ = (reference, limit);
-        Err(SendError::failed(crate::FailureCode::Rejected, "this channel cannot resolve media references"))
+        Err(SendError::failed(ErrorCode::MediaUnavailable, "this channel cannot resolve media references"))
     }
 }
 
 /// Builds adapters of one channel kind from their `channels.toml` tables.
 pub trait ChannelFactory: Send + Sync {
-    /// The `kind` value in `channels.toml` (and the URL segment), e.g. `telegram`.
-    fn kind(&self) -> &'static str;
+    /// The channel it builds: the `kind` value in `channels.toml`, the URL segment and the
+    /// envelope's `channel`, e.g. `telegram`.
+    fn channel(&self) -> Channel;
 
     /// Builds one account. `settings` is the account's table as JSON, with `${ENV}` references
     /// resolved and the gateway's own keys (`kind`, `limits`, ...) removed. Unknown keys are errors.

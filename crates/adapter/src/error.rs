@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use chatgate_model::ErrorCode;
+
 /// Why a webhook was not accepted. The server maps each variant to one HTTP answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
@@ -29,38 +31,8 @@ pub enum SendErrorKind {
     RetryAfter(Duration),
     /// A network error or a provider-side failure (5xx): retry with backoff.
     Transient,
-    /// The provider refused the message for good.
-    Failed(FailureCode),
-}
-
-/// A stable code for a permanent failure, as the core sees it in `error.code`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FailureCode {
-    /// The customer blocked the bot, unsubscribed or never allowed messages.
-    CustomerUnsubscribed,
-    /// The messaging window is closed (WhatsApp 24 h rule).
-    WindowClosed,
-    /// An attachment was larger than the channel takes.
-    AttachmentTooLarge,
-    /// The channel does not take this kind of content.
-    AttachmentKindUnsupported,
-    /// The provider rejected the request (bad chat id, bad content, ...).
-    Rejected,
-    /// Our credentials were refused (token revoked, ...).
-    Unauthorized,
-}
-
-impl FailureCode {
-    pub const fn as_str(&self) -> &'static str {
-        match self {
-            FailureCode::CustomerUnsubscribed => "customer_unsubscribed",
-            FailureCode::WindowClosed => "window_closed",
-            FailureCode::AttachmentTooLarge => "attachment_too_large",
-            FailureCode::AttachmentKindUnsupported => "attachment_kind_unsupported",
-            FailureCode::Rejected => "provider_rejected",
-            FailureCode::Unauthorized => "provider_unauthorized",
-        }
-    }
+    /// The provider refused the message for good; the code is what the core sees.
+    Failed(ErrorCode),
 }
 
 /// A send error: a kind that drives retry, and a message for logs and the core.
@@ -81,7 +53,7 @@ impl SendError {
     pub fn transient(message: impl Into<String>) -> SendError {
         SendError { kind: SendErrorKind::Transient, message: message.into() }
     }
-    pub fn failed(code: FailureCode, message: impl Into<String>) -> SendError {
+    pub fn failed(code: ErrorCode, message: impl Into<String>) -> SendError {
         SendError { kind: SendErrorKind::Failed(code), message: message.into() }
     }
 }

@@ -18,9 +18,9 @@ pub mod verify;
 pub mod webhook;
 
 pub use contract::{
-    Adapter, BuildError, Capabilities, ChannelFactory, DEFAULT_MAX_BODY_BYTES, Inbound, InboundEvent, Rate, RateLimits,
-    Reply, WebhookRequest,
+    Adapter, BuildError, Capabilities, ChannelFactory, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Inbound, InboundEvent,
+    Rate, RateLimits, Reply, WebhookRequest,
 };
-pub use error::{FailureCode, SendError, SendErrorKind, WebhookError};
+pub use error::{SendError, SendErrorKind, WebhookError};
 pub use outbound::{Media, MediaDownload, OutboundPart, PartBody, SendReceipt};
 pub use secret::Secret;

@@ -1,9 +1,9 @@
 //! Facebook Messenger and Instagram channels: one crate, two channel kinds, because both
 //! speak Meta's Graph webhook format and the Messenger Send API.
 //!
-//! - [`MESSENGER_FACTORY`] builds `kind = "messenger"` accounts ([`Channel::Messenger`]),
+//! - [`MESSENGER_FACTORY`] builds `kind = "messenger"` accounts ([`MESSENGER`]),
 //!   webhook object `page` (<https://developers.facebook.com/docs/messenger-platform/webhooks>).
-//! - [`INSTAGRAM_FACTORY`] builds `kind = "instagram"` accounts ([`Channel::Instagram`]),
+//! - [`INSTAGRAM_FACTORY`] builds `kind = "instagram"` accounts ([`INSTAGRAM`]),
 //!   webhook object `instagram`
 //!   (<https://developers.facebook.com/docs/instagram-platform/webhooks/examples>).
 //!
@@ -31,8 +31,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits, Reply, SendError,
-    SendReceipt, WebhookError, WebhookRequest, meta,
+    Adapter, BuildError, Capabilities, ChannelFactory, ChannelFacts, Inbound, OutboundPart, Rate, RateLimits, Reply,
+    SendError, SendReceipt, WebhookError, WebhookRequest, meta,
 };
 use chatgate_model::{Channel, Limits};
 
@@ -51,6 +51,25 @@ pub const INSTAGRAM_TEXT_MAX_CHARS: usize = 1000;
 /// Send API calls per second per Page / Instagram account for text, links, reactions and stickers.
 pub const SEND_API_CALLS_PER_SECOND: u32 = 300;
 
+/// `kind = "messenger"`, `/webhooks/messenger/...`, `"channel": "messenger"`.
+pub const MESSENGER: Channel = Channel::from_static("messenger");
+/// `kind = "instagram"`, `/webhooks/instagram/...`, `"channel": "instagram"`.
+pub const INSTAGRAM: Channel = Channel::from_static("instagram");
+
+/// Everything constant about Messenger: 8 / 25 / not supported / 25 MB, 300 Send API calls/s per Page.
+pub const MESSENGER_FACTS: ChannelFacts = ChannelFacts {
+    limits: Limits { text_max_chars: MESSENGER_TEXT_MAX_CHARS, ..Limits::mb(Some(8), Some(25), None, Some(25)) },
+    rate_limits: RateLimits { per_account: Some(Rate::per_second(SEND_API_CALLS_PER_SECOND)), per_chat: None },
+    capabilities: Capabilities { native_reply: true, templates: false, messaging_window: None },
+    max_body_bytes: MAX_BODY_BYTES,
+};
+
+/// Instagram: as Messenger, with its 1000-character text cap.
+pub const INSTAGRAM_FACTS: ChannelFacts = ChannelFacts {
+    limits: Limits { text_max_chars: INSTAGRAM_TEXT_MAX_CHARS, ..MESSENGER_FACTS.limits },
+    ..MESSENGER_FACTS
+};
+
 /// Builds Messenger accounts (`kind = "messenger"`).
 #[derive(Debug, Clone, Copy)]
 pub struct MessengerFactory;
@@ -63,8 +82,8 @@ pub static MESSENGER_FACTORY: MessengerFactory = MessengerFactory;
 pub static INSTAGRAM_FACTORY: InstagramFactory = InstagramFactory;
 
 impl ChannelFactory for MessengerFactory {
-    fn kind(&self) -> &'static str {
-        Kind::Messenger.name()
+    fn channel(&self) -> Channel {
+        MESSENGER
     }
 
     fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
@@ -73,8 +92,8 @@ impl ChannelFactory for MessengerFactory {
 }
 
 impl ChannelFactory for InstagramFactory {
-    fn kind(&self) -> &'static str {
-        Kind::Instagram.name()
+    fn channel(&self) -> Channel {
+        INSTAGRAM
     }
 
     fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
@@ -92,13 +111,9 @@ pub(crate) enum Kind {
 impl Kind {
     pub(crate) const fn channel(self) -> Channel {
         match self {
-            Kind::Messenger => Channel::Messenger,
-            Kind::Instagram => Channel::Instagram,
+            Kind::Messenger => MESSENGER,
+            Kind::Instagram => INSTAGRAM,
         }
-    }
-
-    const fn name(self) -> &'static str {
-        self.channel().as_str()
     }
 
     /// The webhook envelope's `object`.
@@ -107,15 +122,6 @@ impl Kind {
             Kind::Messenger => "page",
             Kind::Instagram => "instagram",
         }
-    }
-
-    const fn limits(self) -> Limits {
-        let sizes = Limits::mb(Some(8), Some(25), None, Some(25));
-        let text_max_chars = match self {
-            Kind::Messenger => MESSENGER_TEXT_MAX_CHARS,
-            Kind::Instagram => INSTAGRAM_TEXT_MAX_CHARS,
-        };
-        Limits { text_max_chars, ..sizes }
     }
 }
 
@@ -138,7 +144,7 @@ impl FacebookAdapter {
             ("verify_token", settings.verify_token.expose()),
         ] {
             if value.is_empty() {
-                return Err(BuildError::new(format!("{}: `{key}` must not be empty", kind.name())));
+                return Err(BuildError::new(format!("{}: `{key}` must not be empty", kind.channel())));
             }
         }
         let api = send::SendApi::new(&settings.api_base_url, &settings.page_id, settings.page_access_token.clone())
@@ -153,27 +159,15 @@ impl Adapter for FacebookAdapter {
         self.kind.channel()
     }
 
+    fn facts(&self) -> &ChannelFacts {
+        match self.kind {
+            Kind::Messenger => &MESSENGER_FACTS,
+            Kind::Instagram => &INSTAGRAM_FACTS,
+        }
+    }
+
     fn account(&self) -> &str {
         &self.account
-    }
-
-    fn limits(&self) -> Limits {
-        self.kind.limits()
-    }
-
-    fn rate_limits(&self) -> RateLimits {
-        RateLimits { per_account: Some(Rate::per_second(SEND_API_CALLS_PER_SECOND)), per_chat: None }
-    }
-
-    /// Quotes are native (`reply_to.mid`). No templates. No messaging window here: Meta's
-    /// window is opened by more than messages (postbacks, referrals, opt-ins), so Meta decides
-    /// and its "outside of allowed window" error comes back as `window_closed`.
-    fn capabilities(&self) -> Capabilities {
-        Capabilities { native_reply: true, templates: false, messaging_window: None }
-    }
-
-    fn max_body_bytes(&self) -> usize {
-        MAX_BODY_BYTES
     }
 
     fn handshake(&self, request: &WebhookRequest<'_>) -> Result<Reply, WebhookError> {

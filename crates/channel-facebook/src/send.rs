@@ -9,18 +9,19 @@
 //!   says an attachment can be uploaded and sent in a single call and lists the same types
 //!   (<https://developers.facebook.com/docs/messenger-platform/instagram/features/attachment-upload>).
 //!   Stickers go out as images. Video is refused before any call
-//!   ([`FailureCode::AttachmentKindUnsupported`]), matching the limits this channel declares.
+//!   ([`ErrorCode::AttachmentKindUnsupported`]), matching the limits this channel declares.
 //! - `reply_to` is the Send API's top-level `reply_to: {"mid"}` (listed among the parameters of
 //!   the Page `messages` edge), so quotes are native on both channels.
 //! - The Page token travels in an `Authorization: Bearer` header, never in the URL; transport
 //!   errors are stripped of their URL anyway.
-//! - Captions and templates are refused with [`FailureCode::Rejected`]: the Send API has no
+//! - Captions and templates are refused with [`ErrorCode::ProviderRejected`]: the Send API has no
 //!   caption on attachments, and Meta message templates are not modelled (the gateway never
 //!   sends either to this channel; refusing is better than dropping text silently).
 
 use std::time::Duration;
 
-use chatgate_adapter::{FailureCode, OutboundPart, PartBody, SendError, SendErrorKind, SendReceipt};
+use chatgate_adapter::{OutboundPart, PartBody, SendError, SendErrorKind, SendReceipt};
+use chatgate_model::ErrorCode;
 use chatgate_model::{AttachmentKind, Status};
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
@@ -68,7 +69,7 @@ impl SendApi {
             PartBody::Media { media, caption } => {
                 if caption.as_deref().is_some_and(|c| !c.is_empty()) {
                     return Err(SendError::failed(
-                        FailureCode::Rejected,
+                        ErrorCode::ProviderRejected,
                         "the Send API takes no caption on attachments; send the text as its own part",
                     ));
                 }
@@ -78,7 +79,7 @@ impl SendApi {
                     AttachmentKind::File => "file",
                     AttachmentKind::Video => {
                         return Err(SendError::failed(
-                            FailureCode::AttachmentKindUnsupported,
+                            ErrorCode::AttachmentKindUnsupported,
                             "this channel does not send video attachments",
                         ));
                     }
@@ -100,7 +101,10 @@ impl SendApi {
                 self.client.post(&self.messages_url).multipart(form.part("filedata", file))
             }
             PartBody::Template(_) => {
-                return Err(SendError::failed(FailureCode::Rejected, "templates are not supported on this channel"));
+                return Err(SendError::failed(
+                    ErrorCode::ProviderRejected,
+                    "templates are not supported on this channel",
+                ));
             }
         };
         let response = request
@@ -118,7 +122,7 @@ impl SendApi {
         match (status, answer.error, answer.message_id) {
             (200..=299, None, Some(message_id)) => Ok(SendReceipt { external_id: message_id, status: Status::Sent }),
             (200..=299, None, None) => {
-                Err(SendError::failed(FailureCode::Rejected, "the send API answered without a message_id"))
+                Err(SendError::failed(ErrorCode::ProviderRejected, "the send API answered without a message_id"))
             }
             (status, error, _) => {
                 let kind = classify(status, error.as_ref(), retry_after);
@@ -147,7 +151,7 @@ pub(crate) fn classify(status: u16, error: Option<&GraphError>, retry_after: Opt
         return match status {
             429 => wait(),
             500..=599 => SendErrorKind::Transient,
-            _ => SendErrorKind::Failed(FailureCode::Rejected),
+            _ => SendErrorKind::Failed(ErrorCode::ProviderRejected),
         };
     };
     let subcode = error.error_subcode;
@@ -155,14 +159,14 @@ pub(crate) fn classify(status: u16, error: Option<&GraphError>, retry_after: Opt
         (Some(4 | 17 | 32 | 613), _) => wait(),
         (Some(1200), _) | (Some(1 | 2), None) => SendErrorKind::Transient,
         (Some(551 | 230), _) | (Some(10 | 200), Some(2018108)) => {
-            SendErrorKind::Failed(FailureCode::CustomerUnsubscribed)
+            SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed)
         }
-        (Some(10), Some(2018278 | 2018065 | 2534022)) => SendErrorKind::Failed(FailureCode::WindowClosed),
-        (Some(190 | 102 | 10 | 200), _) => SendErrorKind::Failed(FailureCode::Unauthorized),
-        (Some(100), Some(2018109)) => SendErrorKind::Failed(FailureCode::AttachmentTooLarge),
+        (Some(10), Some(2018278 | 2018065 | 2534022)) => SendErrorKind::Failed(ErrorCode::WindowClosed),
+        (Some(190 | 102 | 10 | 200), _) => SendErrorKind::Failed(ErrorCode::ProviderUnauthorized),
+        (Some(100), Some(2018109)) => SendErrorKind::Failed(ErrorCode::AttachmentTooLarge),
         _ if error.is_transient == Some(true) => SendErrorKind::Transient,
         _ if status >= 500 => SendErrorKind::Transient,
-        _ => SendErrorKind::Failed(FailureCode::Rejected),
+        _ => SendErrorKind::Failed(ErrorCode::ProviderRejected),
     }
 }
 
@@ -217,27 +221,30 @@ mod tests {
         assert_eq!(classify(400, Some(&graph(17, None)), None), SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER));
         assert_eq!(classify(500, Some(&graph(1200, None)), None), SendErrorKind::Transient);
         assert_eq!(classify(500, Some(&graph(2, None)), None), SendErrorKind::Transient);
-        let unsubscribed = SendErrorKind::Failed(FailureCode::CustomerUnsubscribed);
+        let unsubscribed = SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed);
         assert_eq!(classify(400, Some(&graph(551, Some(1545041))), None), unsubscribed);
         assert_eq!(classify(403, Some(&graph(230, None)), None), unsubscribed);
         assert_eq!(classify(400, Some(&graph(10, Some(2018108))), None), unsubscribed);
-        let window = SendErrorKind::Failed(FailureCode::WindowClosed);
+        let window = SendErrorKind::Failed(ErrorCode::WindowClosed);
         assert_eq!(classify(400, Some(&graph(10, Some(2018278))), None), window);
         assert_eq!(classify(400, Some(&graph(10, Some(2534022))), None), window);
-        let unauthorized = SendErrorKind::Failed(FailureCode::Unauthorized);
+        let unauthorized = SendErrorKind::Failed(ErrorCode::ProviderUnauthorized);
         assert_eq!(classify(401, Some(&graph(190, Some(463))), None), unauthorized);
         assert_eq!(classify(403, Some(&graph(200, Some(2018028))), None), unauthorized);
         assert_eq!(
             classify(400, Some(&graph(100, Some(2018109))), None),
-            SendErrorKind::Failed(FailureCode::AttachmentTooLarge)
+            SendErrorKind::Failed(ErrorCode::AttachmentTooLarge)
         );
-        assert_eq!(classify(400, Some(&graph(100, Some(2018001))), None), SendErrorKind::Failed(FailureCode::Rejected));
-        assert_eq!(classify(400, Some(&graph(2022, None)), None), SendErrorKind::Failed(FailureCode::Rejected));
+        assert_eq!(
+            classify(400, Some(&graph(100, Some(2018001))), None),
+            SendErrorKind::Failed(ErrorCode::ProviderRejected)
+        );
+        assert_eq!(classify(400, Some(&graph(2022, None)), None), SendErrorKind::Failed(ErrorCode::ProviderRejected));
         let transient_flag = GraphError { is_transient: Some(true), ..graph(1, Some(99)) };
         assert_eq!(classify(400, Some(&transient_flag), None), SendErrorKind::Transient);
         assert_eq!(classify(503, None, None), SendErrorKind::Transient);
         assert_eq!(classify(429, None, after), SendErrorKind::RetryAfter(Duration::from_secs(5)));
-        assert_eq!(classify(404, None, None), SendErrorKind::Failed(FailureCode::Rejected));
+        assert_eq!(classify(404, None, None), SendErrorKind::Failed(ErrorCode::ProviderRejected));
     }
 
     #[test]

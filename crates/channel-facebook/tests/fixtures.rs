@@ -148,19 +148,25 @@ fn not_json_is_malformed_but_any_json_is_kept() {
 fn both_kinds_declare_their_channel_and_limits() {
     let messenger = adapter("messenger");
     let instagram = adapter("instagram");
-    assert_eq!((messenger.channel(), instagram.channel()), (Channel::Messenger, Channel::Instagram));
-    assert_eq!((MESSENGER_FACTORY.kind(), INSTAGRAM_FACTORY.kind()), ("messenger", "instagram"));
-    assert_eq!(messenger.limits().text_max_chars, 2000);
-    assert_eq!(instagram.limits().text_max_chars, 1000);
+    assert_eq!(
+        (messenger.channel(), instagram.channel()),
+        (Channel::from_static("messenger"), Channel::from_static("instagram"))
+    );
+    assert_eq!(
+        (MESSENGER_FACTORY.channel().as_str(), INSTAGRAM_FACTORY.channel().as_str()),
+        ("messenger", "instagram")
+    );
+    assert_eq!(messenger.facts().limits.text_max_chars, 2000);
+    assert_eq!(instagram.facts().limits.text_max_chars, 1000);
     for adapter in [&messenger, &instagram] {
-        let limits = adapter.limits();
+        let limits = adapter.facts().limits;
         assert_eq!(limits.image_bytes, Some(8 * 1024 * 1024));
         assert_eq!(limits.audio_bytes, Some(25 * 1024 * 1024));
         assert_eq!(limits.video_bytes, None);
         assert_eq!(limits.file_bytes, Some(25 * 1024 * 1024));
-        assert_eq!(adapter.max_body_bytes(), 3 * 1024 * 1024);
-        assert_eq!(adapter.rate_limits().per_account, Some(chatgate_adapter::Rate::per_second(300)));
-        assert!(adapter.capabilities().native_reply);
+        assert_eq!(adapter.facts().max_body_bytes, 3 * 1024 * 1024);
+        assert_eq!(adapter.facts().rate_limits.per_account, Some(chatgate_adapter::Rate::per_second(300)));
+        assert!(adapter.facts().capabilities.native_reply);
     }
 }
 

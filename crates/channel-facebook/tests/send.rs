@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatgate_adapter::{
-    Adapter, ChannelFactory, FailureCode, Media, OutboundPart, PartBody, SendErrorKind, SendReceipt,
-};
+use chatgate_adapter::{Adapter, ChannelFactory, Media, OutboundPart, PartBody, SendErrorKind, SendReceipt};
 use chatgate_channel_facebook::{DEFAULT_RETRY_AFTER, INSTAGRAM_FACTORY, MESSENGER_FACTORY};
+use chatgate_model::ErrorCode;
 use chatgate_model::{AttachmentKind, Status, Template};
 use chatgate_testkit::mock::{MockApi, Recorded};
 use serde_json::{Value, json};
@@ -180,20 +179,20 @@ async fn attachments_are_uploaded_and_sent_in_one_multipart_call() {
 async fn video_captions_and_templates_are_refused_before_any_call() {
     let (mock, adapter) = setup(&MESSENGER_FACTORY, "555").await;
     let video = adapter.send(&media("psid-1", AttachmentKind::Video, "clip.mp4", "video/mp4")).await.unwrap_err();
-    assert_eq!(video.kind, SendErrorKind::Failed(FailureCode::AttachmentKindUnsupported));
+    assert_eq!(video.kind, SendErrorKind::Failed(ErrorCode::AttachmentKindUnsupported));
 
     let mut captioned = media("psid-1", AttachmentKind::Image, "p.png", "image/png");
     if let PartBody::Media { caption, .. } = &mut captioned.body {
         *caption = Some("look".into());
     }
-    assert_eq!(adapter.send(&captioned).await.unwrap_err().kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(adapter.send(&captioned).await.unwrap_err().kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
 
     let template = part(
         "psid-1",
         PartBody::Template(Template { name: "t".into(), language: "en".into(), components: vec![] }),
         None,
     );
-    assert_eq!(adapter.send(&template).await.unwrap_err().kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(adapter.send(&template).await.unwrap_err().kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
     assert!(mock.requests().is_empty());
 }
 
@@ -205,13 +204,13 @@ async fn graph_errors_say_whether_to_retry() {
         ("err-4", SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER)),
         ("err-1200", SendErrorKind::Transient),
         ("http-502", SendErrorKind::Transient),
-        ("err-551", SendErrorKind::Failed(FailureCode::CustomerUnsubscribed)),
-        ("err-10-2018278", SendErrorKind::Failed(FailureCode::WindowClosed)),
-        ("err-10-2534022", SendErrorKind::Failed(FailureCode::WindowClosed)),
-        ("err-190", SendErrorKind::Failed(FailureCode::Unauthorized)),
-        ("err-100", SendErrorKind::Failed(FailureCode::Rejected)),
-        ("err-100-2018109", SendErrorKind::Failed(FailureCode::AttachmentTooLarge)),
-        ("http-200-empty", SendErrorKind::Failed(FailureCode::Rejected)),
+        ("err-551", SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed)),
+        ("err-10-2018278", SendErrorKind::Failed(ErrorCode::WindowClosed)),
+        ("err-10-2534022", SendErrorKind::Failed(ErrorCode::WindowClosed)),
+        ("err-190", SendErrorKind::Failed(ErrorCode::ProviderUnauthorized)),
+        ("err-100", SendErrorKind::Failed(ErrorCode::ProviderRejected)),
+        ("err-100-2018109", SendErrorKind::Failed(ErrorCode::AttachmentTooLarge)),
+        ("http-200-empty", SendErrorKind::Failed(ErrorCode::ProviderRejected)),
     ];
     for (chat_id, expected) in &cases {
         let error = adapter.send(&text(chat_id, "hi")).await.unwrap_err();

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, MediaDownload, OutboundPart, Rate, RateLimits,
-    SendError, SendReceipt, WebhookError, WebhookRequest,
+    Adapter, BuildError, Capabilities, ChannelFactory, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Inbound, MediaDownload,
+    OutboundPart, Rate, RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::{Channel, Limits};
 use http::HeaderValue;
@@ -41,6 +41,17 @@ pub const LIMITS: Limits = Limits::mb(Some(10), Some(50), Some(50), Some(50));
 pub const RATE_LIMITS: RateLimits =
     RateLimits { per_account: Some(Rate::per_second(30)), per_chat: Some(Rate::per_second(1)) };
 
+/// The channel's name: `kind = "telegram"`, `/webhooks/telegram/...`, `"channel": "telegram"`.
+pub const CHANNEL: Channel = Channel::from_static("telegram");
+
+/// Everything constant about the channel.
+pub const FACTS: ChannelFacts = ChannelFacts {
+    limits: LIMITS,
+    rate_limits: RATE_LIMITS,
+    capabilities: Capabilities { native_reply: true, templates: false, messaging_window: None },
+    max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+};
+
 /// Builds Telegram accounts (`kind = "telegram"`).
 #[derive(Debug, Clone, Copy)]
 pub struct TelegramFactory;
@@ -49,8 +60,8 @@ pub struct TelegramFactory;
 pub static FACTORY: TelegramFactory = TelegramFactory;
 
 impl ChannelFactory for TelegramFactory {
-    fn kind(&self) -> &'static str {
-        "telegram"
+    fn channel(&self) -> Channel {
+        CHANNEL
     }
 
     fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
@@ -77,23 +88,15 @@ impl TelegramAdapter {
 #[async_trait]
 impl Adapter for TelegramAdapter {
     fn channel(&self) -> Channel {
-        Channel::Telegram
+        CHANNEL
     }
 
     fn account(&self) -> &str {
         &self.account
     }
 
-    fn limits(&self) -> Limits {
-        LIMITS
-    }
-
-    fn rate_limits(&self) -> RateLimits {
-        RATE_LIMITS
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities { native_reply: true, templates: false, messaging_window: None }
+    fn facts(&self) -> &ChannelFacts {
+        &FACTS
     }
 
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {

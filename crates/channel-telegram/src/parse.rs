@@ -25,8 +25,7 @@ mod fallback;
 
 use chatgate_adapter::{Inbound, InboundEvent, WebhookError};
 use chatgate_model::{
-    Attachment, AttachmentKind, Channel, Contact, Customer, Event, EventKind, Location, Message, Postback, Reaction,
-    TextEntity,
+    Attachment, AttachmentKind, Contact, Customer, Event, EventKind, Location, Message, Postback, Reaction, TextEntity,
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -49,7 +48,7 @@ pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError>
         typed_update(&raw).and_then(|update| ctx.update(&update, &raw)).or_else(|| fallback::update(&ctx, &raw));
     let event = event.unwrap_or_else(|| {
         let customer = customer_of_any(&raw);
-        Event { customer, ..Event::unsupported(Channel::Telegram, account, chat_of_any(&raw), raw) }
+        Event { customer, ..Event::unsupported(crate::CHANNEL, account, chat_of_any(&raw), raw) }
     });
     Ok(Inbound { events: vec![InboundEvent { dedup_key, event }], reply: Default::default() })
 }
@@ -103,7 +102,7 @@ struct Envelope {
 
 impl Ctx<'_> {
     fn event(&self, kind: EventKind, chat_id: String, customer: Option<Customer>) -> Event {
-        Event { customer, ..Event::new(kind, Channel::Telegram, self.account, chat_id) }
+        Event { customer, ..Event::new(kind, crate::CHANNEL, self.account, chat_id) }
     }
 
     /// `media` is `telegram:<account>:<file_id>`; a `file_id` is downloadable with the Bot API's

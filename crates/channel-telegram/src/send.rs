@@ -22,7 +22,8 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use chatgate_adapter::{FailureCode, Media, MediaDownload, OutboundPart, PartBody, SendError, SendReceipt};
+use chatgate_adapter::{Media, MediaDownload, OutboundPart, PartBody, SendError, SendReceipt};
+use chatgate_model::ErrorCode;
 use chatgate_model::{AttachmentKind, Status};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -78,7 +79,7 @@ impl Sender {
                 (method, self.request(method).multipart(form.part(field, file_part(media))))
             }
             PartBody::Template(_) => {
-                return Err(SendError::failed(FailureCode::Rejected, "Telegram has no message templates"));
+                return Err(SendError::failed(ErrorCode::ProviderRejected, "Telegram has no message templates"));
             }
         };
         let response = request.send().await.map_err(|e| transport_error(method, e))?;
@@ -109,12 +110,12 @@ impl Sender {
             }
             other => {
                 return Err(outcome(method, status, other).err().unwrap_or_else(|| {
-                    SendError::failed(FailureCode::Rejected, "telegram getFile: unexpected answer")
+                    SendError::failed(ErrorCode::ProviderRejected, "telegram getFile: unexpected answer")
                 }));
             }
         };
         let path = path.ok_or_else(|| {
-            SendError::failed(FailureCode::Rejected, "telegram getFile: the file is not available for download")
+            SendError::failed(ErrorCode::ProviderRejected, "telegram getFile: the file is not available for download")
         })?;
         let url = format!("{}/file/bot{}/{path}", self.api_base_url, self.token.expose());
         let mut response = self.client.get(url).send().await.map_err(|e| transport_error("file download", e))?;
@@ -123,7 +124,7 @@ impl Sender {
             return Err(if status >= 500 {
                 SendError::transient(format!("telegram file download: HTTP {status}"))
             } else {
-                SendError::failed(FailureCode::Rejected, format!("telegram file download: HTTP {status}"))
+                SendError::failed(ErrorCode::ProviderRejected, format!("telegram file download: HTTP {status}"))
             });
         }
         let mime =
@@ -132,7 +133,7 @@ impl Sender {
         while let Some(chunk) = response.chunk().await.map_err(|e| transport_error("file download", e))? {
             if (bytes.len() + chunk.len()) as u64 > limit {
                 return Err(SendError::failed(
-                    FailureCode::AttachmentTooLarge,
+                    ErrorCode::AttachmentTooLarge,
                     format!("telegram file is larger than {limit} bytes"),
                 ));
             }
@@ -222,7 +223,7 @@ fn outcome(method: &str, status: u16, answer: Option<ApiAnswer>) -> Result<Strin
         let id = answer.result.as_ref().and_then(|r| r.get("message_id")).and_then(Value::as_i64);
         // Sent, but we cannot name it: failing (not retrying) avoids sending it twice.
         return id.map(|id| id.to_string()).ok_or_else(|| {
-            SendError::failed(FailureCode::Rejected, format!("telegram {method}: the answer names no message_id"))
+            SendError::failed(ErrorCode::ProviderRejected, format!("telegram {method}: the answer names no message_id"))
         });
     }
     let code = answer.error_code.and_then(|c| u16::try_from(c).ok()).unwrap_or(status);
@@ -240,11 +241,11 @@ fn outcome(method: &str, status: u16, answer: Option<ApiAnswer>) -> Result<Strin
             None => SendError::transient(message),
         },
         403 if UNSUBSCRIBED.iter().any(|p| description.contains(p)) => {
-            SendError::failed(FailureCode::CustomerUnsubscribed, message)
+            SendError::failed(ErrorCode::CustomerUnsubscribed, message)
         }
         // Telegram answers an unknown or revoked token with 401 or 404.
-        401 | 404 => SendError::failed(FailureCode::Unauthorized, message),
-        400..=499 => SendError::failed(FailureCode::Rejected, message),
+        401 | 404 => SendError::failed(ErrorCode::ProviderUnauthorized, message),
+        400..=499 => SendError::failed(ErrorCode::ProviderRejected, message),
         _ => SendError::transient(message),
     })
 }
@@ -265,7 +266,7 @@ mod tests {
             Ok("7".into())
         );
         let err = outcome("sendMessage", 200, answer(json!({"ok": true, "result": true}))).unwrap_err();
-        assert_eq!(err.kind, SendErrorKind::Failed(FailureCode::Rejected));
+        assert_eq!(err.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
     }
 
     #[test]
@@ -275,7 +276,7 @@ mod tests {
             200,
             answer(json!({"ok": false, "error_code": 400, "description": "Bad Request: x"})),
         );
-        assert_eq!(err.unwrap_err().kind, SendErrorKind::Failed(FailureCode::Rejected));
+        assert_eq!(err.unwrap_err().kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
         assert_eq!(outcome("sendMessage", 502, None).unwrap_err().kind, SendErrorKind::Transient);
         assert_eq!(outcome("sendMessage", 302, None).unwrap_err().kind, SendErrorKind::Transient);
         let no_wait = outcome("sendMessage", 429, answer(json!({"ok": false, "error_code": 429})));
@@ -290,7 +291,7 @@ mod tests {
             answer(json!({"ok": false, "error_code": 400, "description": "Bad Request: group chat was upgraded to a supergroup chat", "parameters": {"migrate_to_chat_id": -1001234567890_i64}})),
         )
         .unwrap_err();
-        assert_eq!(err.kind, SendErrorKind::Failed(FailureCode::Rejected));
+        assert_eq!(err.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
         assert!(err.message.contains("-1001234567890"), "{}", err.message);
     }
 

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatgate_adapter::{Adapter, ChannelFactory, FailureCode, Media, OutboundPart, PartBody, SendErrorKind};
+use chatgate_adapter::{Adapter, ChannelFactory, Media, OutboundPart, PartBody, SendErrorKind};
 use chatgate_channel_telegram::{FACTORY, TelegramAdapter, TelegramConfig};
+use chatgate_model::ErrorCode;
 use chatgate_model::{AttachmentKind, Status, Template};
 use chatgate_testkit::mock::MockApi;
 use serde_json::{Value, json};
@@ -141,7 +142,7 @@ async fn templates_are_refused_without_a_call() {
     let mock = ok_mock().await;
     let template = Template { name: "order_update".into(), language: "en".into(), components: vec![] };
     let err = adapter(&mock.base_url).send(&part("1", None, PartBody::Template(template))).await.unwrap_err();
-    assert_eq!(err.kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(err.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
     assert!(err.message.contains("template"), "{}", err.message);
     assert!(mock.requests().is_empty());
 }
@@ -173,16 +174,21 @@ async fn api_errors_map_to_retry_decisions() {
         "Forbidden: bot can't initiate conversation with a user",
         "Forbidden: bot was kicked from the supergroup chat",
     ] {
-        expect_error(403, refusal(403, blocked), SendErrorKind::Failed(FailureCode::CustomerUnsubscribed), blocked)
-            .await;
+        expect_error(403, refusal(403, blocked), SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed), blocked).await;
     }
     let not_member = "Forbidden: bot is not a member of the channel chat";
-    expect_error(403, refusal(403, not_member), SendErrorKind::Failed(FailureCode::Rejected), not_member).await;
-    expect_error(401, refusal(401, "Unauthorized"), SendErrorKind::Failed(FailureCode::Unauthorized), "Unauthorized")
+    expect_error(403, refusal(403, not_member), SendErrorKind::Failed(ErrorCode::ProviderRejected), not_member).await;
+    expect_error(
+        401,
+        refusal(401, "Unauthorized"),
+        SendErrorKind::Failed(ErrorCode::ProviderUnauthorized),
+        "Unauthorized",
+    )
+    .await;
+    expect_error(404, refusal(404, "Not Found"), SendErrorKind::Failed(ErrorCode::ProviderUnauthorized), "Not Found")
         .await;
-    expect_error(404, refusal(404, "Not Found"), SendErrorKind::Failed(FailureCode::Unauthorized), "Not Found").await;
     let bad = "Bad Request: chat not found";
-    expect_error(400, refusal(400, bad), SendErrorKind::Failed(FailureCode::Rejected), bad).await;
+    expect_error(400, refusal(400, bad), SendErrorKind::Failed(ErrorCode::ProviderRejected), bad).await;
     let internal = "Internal Server Error";
     expect_error(500, refusal(500, internal), SendErrorKind::Transient, internal).await;
     expect_error(502, json!(null), SendErrorKind::Transient, "HTTP 502").await;

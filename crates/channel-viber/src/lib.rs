@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits, SendError, SendReceipt,
-    WebhookError, WebhookRequest,
+    Adapter, BuildError, Capabilities, ChannelFactory, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Inbound, OutboundPart,
+    Rate, RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::limits::{MB, MESSAGE_TEXT_MAX_CHARS};
 use chatgate_model::{Channel, EventKind, Limits};
@@ -52,6 +52,17 @@ pub const VIBER_LIMITS: Limits = Limits {
 /// The send rate chatgate keeps per Viber account (see the module docs for why).
 pub const VIBER_RATE_PER_ACCOUNT: Rate = Rate::per_second(50);
 
+/// The channel's name: `kind = "viber"`, `/webhooks/viber/...`, `"channel": "viber"`.
+pub const CHANNEL: Channel = Channel::from_static("viber");
+
+/// Everything constant about the channel. Viber has no native quote (see `send.rs`).
+pub const FACTS: ChannelFacts = ChannelFacts {
+    limits: VIBER_LIMITS,
+    rate_limits: RateLimits { per_account: Some(VIBER_RATE_PER_ACCOUNT), per_chat: None },
+    capabilities: Capabilities { native_reply: false, templates: false, messaging_window: None },
+    max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+};
+
 /// How long one `send_message` call may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -63,8 +74,8 @@ pub struct ViberFactory;
 pub static FACTORY: ViberFactory = ViberFactory;
 
 impl ChannelFactory for ViberFactory {
-    fn kind(&self) -> &'static str {
-        "viber"
+    fn channel(&self) -> Channel {
+        CHANNEL
     }
 
     fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
@@ -115,23 +126,15 @@ impl ViberAdapter {
 #[async_trait]
 impl Adapter for ViberAdapter {
     fn channel(&self) -> Channel {
-        Channel::Viber
+        CHANNEL
+    }
+
+    fn facts(&self) -> &ChannelFacts {
+        &FACTS
     }
 
     fn account(&self) -> &str {
         &self.account
-    }
-
-    fn limits(&self) -> Limits {
-        VIBER_LIMITS
-    }
-
-    fn rate_limits(&self) -> RateLimits {
-        RateLimits { per_account: Some(VIBER_RATE_PER_ACCOUNT), per_chat: None }
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities { native_reply: false, templates: false, messaging_window: None }
     }
 
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {

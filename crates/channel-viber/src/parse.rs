@@ -30,8 +30,8 @@
 
 use chatgate_adapter::{Inbound, InboundEvent, WebhookError};
 use chatgate_model::{
-    Attachment, AttachmentKind, Channel, Contact, Customer, ErrorInfo, Event, EventKind, Location, Message, Source,
-    Status, StatusInfo,
+    Attachment, AttachmentKind, Contact, Customer, ErrorInfo, Event, EventKind, Location, Message, Source, Status,
+    StatusInfo,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -61,14 +61,14 @@ fn parse_envelope(account: &str, envelope: &Envelope, raw: &Value) -> Vec<Inboun
         "subscribed" => SubscribedCallback::deserialize(raw).ok().map(|c| {
             let user = c.user;
             let dedup = dedup_key(event, token, &user.id, sent_at);
-            let mut e = Event::new(EventKind::CustomerSubscribed, Channel::Viber, account, &user.id);
+            let mut e = Event::new(EventKind::CustomerSubscribed, crate::CHANNEL, account, &user.id);
             e.customer = Some(customer(user));
             InboundEvent { dedup_key: dedup, event: e }
         }),
         "conversation_started" => ConversationStartedCallback::deserialize(raw).ok().map(|c| {
             let user = c.user;
             let dedup = dedup_key(event, token, &user.id, sent_at);
-            let mut e = Event::new(EventKind::CustomerSubscribed, Channel::Viber, account, &user.id);
+            let mut e = Event::new(EventKind::CustomerSubscribed, crate::CHANNEL, account, &user.id);
             e.customer = Some(customer(user));
             e.source = c.context.filter(|ctx| !ctx.is_empty()).map(|ctx| Source {
                 kind: "deep_link".into(),
@@ -82,7 +82,7 @@ fn parse_envelope(account: &str, envelope: &Envelope, raw: &Value) -> Vec<Inboun
         }),
         "unsubscribed" => UserIdCallback::deserialize(raw).ok().map(|c| {
             let dedup = dedup_key(event, token, &c.user_id, sent_at);
-            let mut e = Event::new(EventKind::CustomerUnsubscribed, Channel::Viber, account, &c.user_id);
+            let mut e = Event::new(EventKind::CustomerUnsubscribed, crate::CHANNEL, account, &c.user_id);
             e.customer = Some(Customer { id: c.user_id, ..Customer::default() });
             InboundEvent { dedup_key: dedup, event: e }
         }),
@@ -115,7 +115,7 @@ fn customer(user: User) -> Customer {
 fn message(account: &str, token: &Id, sent_at: Option<DateTime<Utc>>, raw: &Value) -> Option<InboundEvent> {
     let MessageCallback { sender, message: m } = MessageCallback::deserialize(raw).ok()?;
     let content = content(account, &m)?;
-    let mut e = Event::new(EventKind::Message, Channel::Viber, account, &sender.id);
+    let mut e = Event::new(EventKind::Message, crate::CHANNEL, account, &sender.id);
     e.customer = Some(customer(sender));
     e.message = Some(Message { external_id: token.0.clone(), sent_at, ..content });
     e.raw = raw.get("message").cloned();
@@ -183,7 +183,7 @@ fn receipt(account: &str, event: &str, token: &Id, raw: &Value) -> Option<Inboun
         _ => (
             Status::Failed,
             Some(ErrorInfo {
-                code: "provider_failed".into(),
+                code: chatgate_model::ErrorCode::ProviderFailed,
                 message: c
                     .desc
                     .clone()
@@ -192,7 +192,7 @@ fn receipt(account: &str, event: &str, token: &Id, raw: &Value) -> Option<Inboun
             }),
         ),
     };
-    let mut e = Event::new(EventKind::Status, Channel::Viber, account, &c.user_id);
+    let mut e = Event::new(EventKind::Status, crate::CHANNEL, account, &c.user_id);
     e.customer = Some(Customer { id: c.user_id.clone(), ..Customer::default() });
     e.status = Some(StatusInfo { message_id: None, external_id: Some(token.0.clone()), status, error, up_to: None });
     Some(InboundEvent { dedup_key: Some(format!("{event}:{}:{}", token.0, c.user_id)), event: e })
@@ -206,5 +206,5 @@ fn unsupported(account: &str, envelope: Option<&Envelope>, raw: Value) -> Inboun
         .unwrap_or("")
         .to_owned();
     let dedup_key = envelope.and_then(|e| Some(format!("{}:{}", e.event, e.message_token.as_ref()?.0)));
-    InboundEvent { dedup_key, event: Event::unsupported(Channel::Viber, account, chat_id, raw) }
+    InboundEvent { dedup_key, event: Event::unsupported(crate::CHANNEL, account, chat_id, raw) }
 }

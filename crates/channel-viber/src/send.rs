@@ -32,7 +32,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use chatgate_adapter::{FailureCode, Media, OutboundPart, PartBody, SendError, SendReceipt};
+use chatgate_adapter::{Media, OutboundPart, PartBody, SendError, SendReceipt};
+use chatgate_model::ErrorCode;
 use chatgate_model::{AttachmentKind, Message, Status};
 
 use crate::config::ViberConfig;
@@ -80,7 +81,7 @@ pub(crate) fn request_body(
         PartBody::Text(text) => SendBody::Text { text: quoted(text) },
         PartBody::Media { media, caption } => media_body(media, caption.as_deref(), quote.is_some(), &quoted)?,
         PartBody::Template(_) => {
-            return Err(SendError::failed(FailureCode::Rejected, "viber: templates are not supported"));
+            return Err(SendError::failed(ErrorCode::ProviderRejected, "viber: templates are not supported"));
         }
     };
     let message = SendMessage {
@@ -89,11 +90,12 @@ pub(crate) fn request_body(
         tracking_data: part.message_id.to_string(),
         body,
     };
-    let json = serde_json::to_vec(&message)
-        .map_err(|e| SendError::failed(FailureCode::Rejected, format!("viber: cannot encode the message: {e}")))?;
+    let json = serde_json::to_vec(&message).map_err(|e| {
+        SendError::failed(ErrorCode::ProviderRejected, format!("viber: cannot encode the message: {e}"))
+    })?;
     if json.len() > MESSAGE_JSON_MAX_BYTES {
         return Err(SendError::failed(
-            FailureCode::Rejected,
+            ErrorCode::ProviderRejected,
             format!("viber: the request is {} bytes; Viber takes at most {MESSAGE_JSON_MAX_BYTES}", json.len()),
         ));
     }
@@ -111,7 +113,7 @@ fn media_body<'a>(
     let url = media.source_url.as_str();
     if media.kind != AttachmentKind::Image && caption.is_some() {
         return Err(SendError::failed(
-            FailureCode::Rejected,
+            ErrorCode::ProviderRejected,
             format!("viber: {} messages carry no caption", media.kind.as_str()),
         ));
     }
@@ -124,7 +126,7 @@ fn media_body<'a>(
             let chars = text.chars().count();
             if chars > PICTURE_TEXT_MAX_CHARS {
                 return Err(SendError::failed(
-                    FailureCode::Rejected,
+                    ErrorCode::ProviderRejected,
                     format!("viber: a picture caption is {chars} characters; Viber takes {PICTURE_TEXT_MAX_CHARS}"),
                 ));
             }
@@ -138,7 +140,7 @@ fn media_body<'a>(
             let id = media.name.trim();
             if id.is_empty() {
                 return Err(SendError::failed(
-                    FailureCode::Rejected,
+                    ErrorCode::ProviderRejected,
                     "viber: a sticker needs its sticker_id as the name",
                 ));
             }
@@ -155,11 +157,11 @@ fn file_name(media: &Media) -> Result<String, SendError> {
     };
     let name = Some(media.name.trim().to_owned()).filter(|n| !n.is_empty()).unwrap_or_else(from_url);
     if name.is_empty() {
-        return Err(SendError::failed(FailureCode::Rejected, "viber: a file needs a name with an extension"));
+        return Err(SendError::failed(ErrorCode::ProviderRejected, "viber: a file needs a name with an extension"));
     }
     if name.chars().count() > FILE_NAME_MAX_CHARS {
         return Err(SendError::failed(
-            FailureCode::Rejected,
+            ErrorCode::ProviderRejected,
             format!("viber: file names are at most {FILE_NAME_MAX_CHARS} characters"),
         ));
     }
@@ -167,7 +169,7 @@ fn file_name(media: &Media) -> Result<String, SendError> {
         let ext = ext.to_ascii_lowercase();
         if FORBIDDEN_FILE_EXTENSIONS.contains(&ext.as_str()) {
             return Err(SendError::failed(
-                FailureCode::AttachmentKindUnsupported,
+                ErrorCode::AttachmentKindUnsupported,
                 format!("viber: .{ext} files are not allowed"),
             ));
         }
@@ -203,10 +205,10 @@ pub(crate) async fn post(
         return Err(SendError::transient(format!("viber: HTTP {http_status}")));
     }
     if matches!(http_status, http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN) {
-        return Err(SendError::failed(FailureCode::Unauthorized, format!("viber: HTTP {http_status}")));
+        return Err(SendError::failed(ErrorCode::ProviderUnauthorized, format!("viber: HTTP {http_status}")));
     }
     if !http_status.is_success() {
-        return Err(SendError::failed(FailureCode::Rejected, format!("viber: HTTP {http_status}")));
+        return Err(SendError::failed(ErrorCode::ProviderRejected, format!("viber: HTTP {http_status}")));
     }
     let bytes = response.bytes().await.map_err(|e| SendError::transient(format!("viber: {}", e.without_url())))?;
     let answer: ApiResponse =
@@ -229,10 +231,10 @@ pub(crate) async fn post(
 pub fn classify(code: i64, status_message: &str) -> SendError {
     let message = format!("viber: status {code} {status_message}").trim_end().to_owned();
     match code {
-        5 | 6 => SendError::failed(FailureCode::CustomerUnsubscribed, message),
+        5 | 6 => SendError::failed(ErrorCode::CustomerUnsubscribed, message),
         12 => SendError::retry_after(TOO_MANY_REQUESTS_WAIT, message),
-        2 | 7 | 8 | 9 | 15 => SendError::failed(FailureCode::Unauthorized, message),
-        _ => SendError::failed(FailureCode::Rejected, message),
+        2 | 7 | 8 | 9 | 15 => SendError::failed(ErrorCode::ProviderUnauthorized, message),
+        _ => SendError::failed(ErrorCode::ProviderRejected, message),
     }
 }
 
@@ -346,14 +348,14 @@ mod tests {
     fn classify_maps_viber_status_codes() {
         let kind = |code| classify(code, "x").kind;
         use chatgate_adapter::SendErrorKind::*;
-        assert_eq!(kind(6), Failed(FailureCode::CustomerUnsubscribed));
-        assert_eq!(kind(5), Failed(FailureCode::CustomerUnsubscribed));
+        assert_eq!(kind(6), Failed(ErrorCode::CustomerUnsubscribed));
+        assert_eq!(kind(5), Failed(ErrorCode::CustomerUnsubscribed));
         assert_eq!(kind(12), RetryAfter(TOO_MANY_REQUESTS_WAIT));
-        assert_eq!(kind(2), Failed(FailureCode::Unauthorized));
-        assert_eq!(kind(9), Failed(FailureCode::Unauthorized));
-        assert_eq!(kind(11), Failed(FailureCode::Rejected));
-        assert_eq!(kind(3), Failed(FailureCode::Rejected));
-        assert_eq!(kind(999), Failed(FailureCode::Rejected));
+        assert_eq!(kind(2), Failed(ErrorCode::ProviderUnauthorized));
+        assert_eq!(kind(9), Failed(ErrorCode::ProviderUnauthorized));
+        assert_eq!(kind(11), Failed(ErrorCode::ProviderRejected));
+        assert_eq!(kind(3), Failed(ErrorCode::ProviderRejected));
+        assert_eq!(kind(999), Failed(ErrorCode::ProviderRejected));
         assert_eq!(classify(6, "receiverNotSubscribed").message, "viber: status 6 receiverNotSubscribed");
     }
 }

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatgate_adapter::{
-    Adapter, ChannelFactory, FailureCode, Media, OutboundPart, PartBody, SendErrorKind, WebhookRequest,
-};
+use chatgate_adapter::{Adapter, ChannelFactory, Media, OutboundPart, PartBody, SendErrorKind, WebhookRequest};
 use chatgate_channel_viber::config::ViberConfig;
 use chatgate_channel_viber::{FACTORY, VIBER_LIMITS, VIBER_RATE_PER_ACCOUNT, ViberAdapter};
+use chatgate_model::ErrorCode;
 use chatgate_model::limits::MB;
 use chatgate_model::{AttachmentKind, Status, Template};
 use chatgate_testkit::mock::MockApi;
@@ -192,11 +191,11 @@ async fn viber_status_codes_and_http_errors_map_to_retry_decisions() {
     let cases: Vec<((u16, Value), SendErrorKind)> = vec![
         (
             (200, json!({"status": 6, "status_message": "receiverNotSubscribed"})),
-            SendErrorKind::Failed(FailureCode::CustomerUnsubscribed),
+            SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed),
         ),
         (
             (200, json!({"status": 5, "status_message": "receiverNotRegistered"})),
-            SendErrorKind::Failed(FailureCode::CustomerUnsubscribed),
+            SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed),
         ),
         (
             (200, json!({"status": 12, "status_message": "Too many requests", "message_token": "1234567890"})),
@@ -204,24 +203,24 @@ async fn viber_status_codes_and_http_errors_map_to_retry_decisions() {
         ),
         (
             (200, json!({"status": 2, "status_message": "invalidAuthToken"})),
-            SendErrorKind::Failed(FailureCode::Unauthorized),
+            SendErrorKind::Failed(ErrorCode::ProviderUnauthorized),
         ),
         (
             (200, json!({"status": 9, "status_message": "publicAccountSuspended"})),
-            SendErrorKind::Failed(FailureCode::Unauthorized),
+            SendErrorKind::Failed(ErrorCode::ProviderUnauthorized),
         ),
-        ((200, json!({"status": 3, "status_message": "badData"})), SendErrorKind::Failed(FailureCode::Rejected)),
+        ((200, json!({"status": 3, "status_message": "badData"})), SendErrorKind::Failed(ErrorCode::ProviderRejected)),
         (
             (200, json!({"status": 11, "status_message": "receiverNoSuitableDevice"})),
-            SendErrorKind::Failed(FailureCode::Rejected),
+            SendErrorKind::Failed(ErrorCode::ProviderRejected),
         ),
         ((200, json!({"status": 0, "status_message": "ok"})), SendErrorKind::Transient),
         ((200, json!("not the answer object")), SendErrorKind::Transient),
         ((429, json!({})), SendErrorKind::RetryAfter(Duration::from_secs(60))),
         ((500, json!({})), SendErrorKind::Transient),
         ((503, json!({})), SendErrorKind::Transient),
-        ((401, json!({})), SendErrorKind::Failed(FailureCode::Unauthorized)),
-        ((404, json!({})), SendErrorKind::Failed(FailureCode::Rejected)),
+        ((401, json!({})), SendErrorKind::Failed(ErrorCode::ProviderUnauthorized)),
+        ((404, json!({})), SendErrorKind::Failed(ErrorCode::ProviderRejected)),
     ];
     for (answer, kind) in cases {
         let shown = format!("{answer:?}");
@@ -250,10 +249,10 @@ async fn requests_over_30_kb_are_refused_before_sending() {
     // Just under the cap passes; the envelope around the text is under 200 bytes.
     adapter.send(&part(PartBody::Text("a".repeat(30 * 1024 - 300)))).await.unwrap();
     let error = adapter.send(&part(PartBody::Text("a".repeat(30 * 1024)))).await.unwrap_err();
-    assert_eq!(error.kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(error.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
     // 8000 characters of 4-byte emoji are 32000 bytes of JSON.
     let error = adapter.send(&part(PartBody::Text("😀".repeat(8000)))).await.unwrap_err();
-    assert_eq!(error.kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(error.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
     assert_eq!(mock.requests().len(), 1, "refused parts never reach Viber");
 }
 
@@ -267,11 +266,11 @@ async fn refused_before_sending() {
     };
     assert_eq!(
         kind(media(AttachmentKind::File, "setup.EXE", "https://f.example.com/setup.exe", 5)).await,
-        SendErrorKind::Failed(FailureCode::AttachmentKindUnsupported)
+        SendErrorKind::Failed(ErrorCode::AttachmentKindUnsupported)
     );
     assert_eq!(
         kind(media(AttachmentKind::Sticker, " ", "https://f.example.com/s.png", 5)).await,
-        SendErrorKind::Failed(FailureCode::Rejected)
+        SendErrorKind::Failed(ErrorCode::ProviderRejected)
     );
     let PartBody::Media { media: video, .. } = media(AttachmentKind::Video, "v.mp4", "https://f.example.com/v.mp4", 5)
     else {
@@ -279,7 +278,7 @@ async fn refused_before_sending() {
     };
     assert_eq!(
         kind(PartBody::Media { media: video, caption: Some("look".into()) }).await,
-        SendErrorKind::Failed(FailureCode::Rejected)
+        SendErrorKind::Failed(ErrorCode::ProviderRejected)
     );
     let PartBody::Media { media: picture, .. } =
         media(AttachmentKind::Image, "p.png", "https://f.example.com/p.png", 5)
@@ -288,17 +287,17 @@ async fn refused_before_sending() {
     };
     assert_eq!(
         kind(PartBody::Media { media: picture, caption: Some("x".repeat(769)) }).await,
-        SendErrorKind::Failed(FailureCode::Rejected)
+        SendErrorKind::Failed(ErrorCode::ProviderRejected)
     );
     let template = Template { name: "t".into(), language: "en".into(), components: vec![] };
-    assert_eq!(kind(PartBody::Template(template)).await, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(kind(PartBody::Template(template)).await, SendErrorKind::Failed(ErrorCode::ProviderRejected));
     assert!(mock.requests().is_empty());
 }
 
 #[test]
 fn limits_rates_and_capabilities_are_viber_s() {
     let adapter = build("http://127.0.0.1:9");
-    let limits = adapter.limits();
+    let limits = adapter.facts().limits;
     assert_eq!(limits, VIBER_LIMITS);
     assert_eq!(limits.text_max_chars, 2000);
     assert_eq!(limits.image_bytes, Some(MB));
@@ -306,12 +305,12 @@ fn limits_rates_and_capabilities_are_viber_s() {
     assert_eq!(limits.video_bytes, Some(27_262_976), "Viber states 26 MB as 27262976 bytes");
     assert_eq!(limits.file_bytes, Some(52_428_800));
     assert_eq!(limits.audio_bytes, limits.file_bytes, "audio goes as a file");
-    let rates = adapter.rate_limits();
+    let rates = adapter.facts().rate_limits;
     assert_eq!(rates.per_account, Some(VIBER_RATE_PER_ACCOUNT));
     assert_eq!(rates.per_chat, None);
-    let caps = adapter.capabilities();
+    let caps = adapter.facts().capabilities;
     assert!(!caps.native_reply && !caps.templates && caps.messaging_window.is_none());
-    assert_eq!(adapter.channel(), chatgate_model::Channel::Viber);
+    assert_eq!(adapter.channel(), chatgate_model::Channel::from_static("viber"));
     assert_eq!(adapter.account(), "test");
 }
 

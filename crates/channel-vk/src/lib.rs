@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, OutboundPart, Rate, RateLimits, SendError, SendReceipt,
-    WebhookError, WebhookRequest,
+    Adapter, BuildError, Capabilities, ChannelFactory, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Inbound, OutboundPart,
+    Rate, RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::limits::{MB, MESSAGE_TEXT_MAX_CHARS};
 use chatgate_model::{Channel, Limits};
@@ -48,6 +48,21 @@ pub const LIMITS: Limits = Limits {
 /// API requests per second allowed to a community token ("20 requests per second").
 pub const REQUESTS_PER_SECOND: u32 = 20;
 
+/// The channel's name: `kind = "vk"`, `/webhooks/vk/...`, `"channel": "vk"`.
+pub const CHANNEL: Channel = Channel::from_static("vk");
+
+/// Everything constant about the channel.
+pub const FACTS: ChannelFacts = ChannelFacts {
+    limits: LIMITS,
+    // VK counts API calls, the server counts parts: a text part is one call, a media part
+    // three (get upload server, save, send). Above 20 calls/s VK answers error 6, which
+    // `send` turns into a 1 s retry.
+    rate_limits: RateLimits { per_account: Some(Rate::per_second(REQUESTS_PER_SECOND)), per_chat: None },
+    // VK has no reply window: a community may write once the user allowed messages.
+    capabilities: Capabilities { native_reply: true, templates: false, messaging_window: None },
+    max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+};
+
 /// Builds VK accounts (`kind = "vk"`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VkFactory;
@@ -56,8 +71,8 @@ pub struct VkFactory;
 pub static FACTORY: VkFactory = VkFactory;
 
 impl ChannelFactory for VkFactory {
-    fn kind(&self) -> &'static str {
-        "vk"
+    fn channel(&self) -> Channel {
+        CHANNEL
     }
 
     fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
@@ -81,27 +96,15 @@ pub struct VkAdapter {
 #[async_trait]
 impl Adapter for VkAdapter {
     fn channel(&self) -> Channel {
-        Channel::Vk
+        CHANNEL
+    }
+
+    fn facts(&self) -> &ChannelFacts {
+        &FACTS
     }
 
     fn account(&self) -> &str {
         &self.account
-    }
-
-    fn limits(&self) -> Limits {
-        LIMITS
-    }
-
-    fn rate_limits(&self) -> RateLimits {
-        // VK counts API calls, the server counts parts: a text part is one call, a media part
-        // three (get upload server, save, send). Above 20 calls/s VK answers error 6, which
-        // `send` turns into a 1 s retry.
-        RateLimits { per_account: Some(Rate::per_second(REQUESTS_PER_SECOND)), per_chat: None }
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        // VK has no reply window: a community may write once the user allowed messages.
-        Capabilities { native_reply: true, templates: false, messaging_window: None }
     }
 
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {

@@ -31,8 +31,7 @@
 
 use chatgate_adapter::{Inbound, InboundEvent, Reply};
 use chatgate_model::{
-    Attachment, AttachmentKind, Channel, Customer, Event, EventKind, Location, Message, Postback, Source, Status,
-    StatusInfo,
+    Attachment, AttachmentKind, Customer, Event, EventKind, Location, Message, Postback, Source, Status, StatusInfo,
 };
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -128,7 +127,7 @@ fn new_message(account: &str, object: &Value, kind: EventKind) -> Option<Event> 
         return None;
     }
     let (message, lossy) = convert_message(account, &m);
-    let mut event = Event::new(kind, Channel::Vk, account, chat_of(&m).to_string());
+    let mut event = Event::new(kind, crate::CHANNEL, account, chat_of(&m).to_string());
     event.customer = customer(m.from_id);
     event.message = Some(message);
     if lossy {
@@ -145,7 +144,7 @@ fn outgoing_echo(account: &str, object: &Value) -> Option<Event> {
     let raw = message_object(object);
     let m: wire::Message = decode(raw)?;
     let external_id = message_ref(m.id, m.peer_id, m.conversation_message_id)?;
-    let mut event = Event::new(EventKind::Status, Channel::Vk, account, chat_of(&m).to_string());
+    let mut event = Event::new(EventKind::Status, crate::CHANNEL, account, chat_of(&m).to_string());
     event.status = Some(StatusInfo {
         message_id: None,
         external_id: Some(external_id),
@@ -163,7 +162,7 @@ fn permission(account: &str, object: &Value, kind: EventKind) -> Option<Event> {
     if p.user_id == 0 {
         return None;
     }
-    let mut event = Event::new(kind, Channel::Vk, account, p.user_id.to_string());
+    let mut event = Event::new(kind, crate::CHANNEL, account, p.user_id.to_string());
     event.customer = customer(p.user_id);
     if let Some(key) = p.key.filter(|k| !k.is_empty()) {
         event.source =
@@ -184,7 +183,7 @@ fn button(account: &str, object: &Value) -> Option<Event> {
         Value::Null => String::new(),
         other => other.to_string(),
     };
-    let mut event = Event::new(EventKind::Postback, Channel::Vk, account, b.peer_id.to_string());
+    let mut event = Event::new(EventKind::Postback, crate::CHANNEL, account, b.peer_id.to_string());
     event.customer = customer(b.user_id);
     event.postback =
         Some(Postback { payload, title: None, external_id: message_ref(0, b.peer_id, b.conversation_message_id) });
@@ -200,7 +199,7 @@ fn read(account: &str, object: &Value) -> Option<Event> {
     let r: wire::Read = decode(object)?;
     let external_id = message_ref(r.read_message_id, r.peer_id, r.conversation_message_id)?;
     let chat = if r.peer_id != 0 { r.peer_id } else { r.from_id };
-    let mut event = Event::new(EventKind::Status, Channel::Vk, account, chat.to_string());
+    let mut event = Event::new(EventKind::Status, crate::CHANNEL, account, chat.to_string());
     event.customer = customer(r.from_id);
     event.status = Some(StatusInfo {
         message_id: None,
@@ -219,7 +218,7 @@ fn unsupported(account: &str, object: &Value, root: &Value) -> Event {
         .and_then(as_i64)
         .map(|p| p.to_string())
         .unwrap_or_default();
-    Event::unsupported(Channel::Vk, account, chat, root.clone())
+    Event::unsupported(crate::CHANNEL, account, chat, root.clone())
 }
 
 /// The message object of `message_new`/`message_edit` in either shape.

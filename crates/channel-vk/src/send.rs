@@ -35,7 +35,8 @@
 
 use std::time::Duration;
 
-use chatgate_adapter::{FailureCode, Media, OutboundPart, PartBody, SendError, SendReceipt};
+use chatgate_adapter::{Media, OutboundPart, PartBody, SendError, SendReceipt};
+use chatgate_model::ErrorCode;
 use chatgate_model::{AttachmentKind, Status};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -72,10 +73,9 @@ pub(crate) struct Api<'a> {
 impl Api<'_> {
     /// Sends one part and returns the id VK gave the message.
     pub(crate) async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
-        let peer: i64 =
-            part.chat_id.trim().parse().map_err(|_| {
-                SendError::failed(FailureCode::Rejected, format!("`{}` is not a VK peer id", part.chat_id))
-            })?;
+        let peer: i64 = part.chat_id.trim().parse().map_err(|_| {
+            SendError::failed(ErrorCode::ProviderRejected, format!("`{}` is not a VK peer id", part.chat_id))
+        })?;
         let mut params: Vec<(&str, String)> = vec![("random_id", random_id(part.message_id, part.index).to_string())];
         if peer >= CHAT_PEER_OFFSET {
             params.push(("peer_ids", peer.to_string()));
@@ -95,7 +95,7 @@ impl Api<'_> {
                 }
             }
             PartBody::Template(_) => {
-                return Err(SendError::failed(FailureCode::AttachmentKindUnsupported, "VK has no message templates"));
+                return Err(SendError::failed(ErrorCode::AttachmentKindUnsupported, "VK has no message templates"));
             }
         }
         let response = self.call("messages.send", params).await?;
@@ -109,7 +109,7 @@ impl Api<'_> {
             AttachmentKind::Image => self.upload_photo(peer, media).await,
             AttachmentKind::File | AttachmentKind::Audio | AttachmentKind::Video => self.upload_doc(peer, media).await,
             AttachmentKind::Sticker => {
-                Err(SendError::failed(FailureCode::AttachmentKindUnsupported, "VK does not take uploaded stickers"))
+                Err(SendError::failed(ErrorCode::AttachmentKindUnsupported, "VK does not take uploaded stickers"))
             }
         }
     }
@@ -121,10 +121,13 @@ impl Api<'_> {
         )?;
         let uploaded: wire::PhotoUpload = self.post_file(&server.upload_url, "photo", media).await?;
         if let Some(error) = uploaded.error {
-            return Err(SendError::failed(FailureCode::Rejected, format!("VK photo upload: {}", error_text(&error))));
+            return Err(SendError::failed(
+                ErrorCode::ProviderRejected,
+                format!("VK photo upload: {}", error_text(&error)),
+            ));
         }
         if uploaded.photo.is_empty() || uploaded.photo == "[]" {
-            return Err(SendError::failed(FailureCode::Rejected, "VK's upload server did not take the image"));
+            return Err(SendError::failed(ErrorCode::ProviderRejected, "VK's upload server did not take the image"));
         }
         let server_id = match &uploaded.server {
             Value::String(s) => s.clone(),
@@ -157,7 +160,7 @@ impl Api<'_> {
                     .error_descr
                     .or_else(|| error.as_ref().map(error_text))
                     .unwrap_or_else(|| "no file in the answer".to_owned());
-                return Err(SendError::failed(FailureCode::Rejected, format!("VK document upload: {reason}")));
+                return Err(SendError::failed(ErrorCode::ProviderRejected, format!("VK document upload: {reason}")));
             }
         };
         let saved = self.call("docs.save", vec![("file", file), ("title", title_of(media))]).await?;
@@ -252,9 +255,9 @@ pub fn classify(method: &str, code: i64, message: &str) -> SendError {
         6 => SendError::retry_after(TOO_MANY_REQUESTS_WAIT, text),
         9 => SendError::retry_after(FLOOD_CONTROL_WAIT, text),
         1 | 10 => SendError::transient(text),
-        5 => SendError::failed(FailureCode::Unauthorized, text),
-        901 | 902 => SendError::failed(FailureCode::CustomerUnsubscribed, text),
-        _ => SendError::failed(FailureCode::Rejected, text),
+        5 => SendError::failed(ErrorCode::ProviderUnauthorized, text),
+        901 | 902 => SendError::failed(ErrorCode::CustomerUnsubscribed, text),
+        _ => SendError::failed(ErrorCode::ProviderRejected, text),
     }
 }
 
@@ -275,7 +278,9 @@ fn reply_param(reply_to: &str) -> Result<(&'static str, String), SendError> {
             "forward",
             serde_json::json!({ "peer_id": peer, "conversation_message_ids": [cmid], "is_reply": true }).to_string(),
         )),
-        _ => Err(SendError::failed(FailureCode::Rejected, format!("reply_to `{reply_to}` is not a VK message id"))),
+        _ => {
+            Err(SendError::failed(ErrorCode::ProviderRejected, format!("reply_to `{reply_to}` is not a VK message id")))
+        }
     }
 }
 
@@ -341,7 +346,7 @@ async fn read_json<T: DeserializeOwned>(what: &str, response: reqwest::Response)
         return Err(SendError::transient(format!("VK {what}: HTTP {status}")));
     }
     if !status.is_success() {
-        return Err(SendError::failed(FailureCode::Rejected, format!("VK {what}: HTTP {status}")));
+        return Err(SendError::failed(ErrorCode::ProviderRejected, format!("VK {what}: HTTP {status}")));
     }
     let bytes = response.bytes().await.map_err(|e| transport(what, e))?;
     // A body that is not JSON (a maintenance page) is VK's trouble, not the message's.

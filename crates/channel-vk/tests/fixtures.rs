@@ -239,11 +239,11 @@ fn config_is_checked_and_secrets_are_redacted() {
     let mut bad_group = account_settings();
     bad_group["group_id"] = (-5).into();
     assert!(FACTORY.build("test", bad_group).is_err());
-    let limits = adapter.limits();
+    let limits = adapter.facts().limits;
     assert_eq!(limits.image_bytes, Some(50 * chatgate_model::limits::MB));
     assert_eq!(limits.file_bytes, Some(200 * chatgate_model::limits::MB));
     assert_eq!(limits.sticker_bytes, None);
-    assert_eq!(adapter.rate_limits().per_account, Some(chatgate_adapter::Rate::per_second(20)));
+    assert_eq!(adapter.facts().rate_limits.per_account, Some(chatgate_adapter::Rate::per_second(20)));
 }
 
 #[test]

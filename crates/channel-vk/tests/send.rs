@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatgate_adapter::{
-    Adapter, ChannelFactory, FailureCode, Media, OutboundPart, PartBody, SendErrorKind, SendReceipt,
-};
+use chatgate_adapter::{Adapter, ChannelFactory, Media, OutboundPart, PartBody, SendErrorKind, SendReceipt};
 use chatgate_channel_vk::FACTORY;
 use chatgate_channel_vk::send::random_id;
+use chatgate_model::ErrorCode;
 use chatgate_model::{AttachmentKind, Status, Template};
 use chatgate_testkit::mock::{MockApi, Recorded};
 use serde_json::{Value, json};
@@ -140,7 +139,7 @@ async fn reply_to_a_message_id_and_to_a_group_chat_message() {
     let mut p = part(MESSAGE, 0, USER, text("?"));
     p.reply_to = Some("wamid.XYZ".into());
     let err = vk_adapter.send(&p).await.unwrap_err();
-    assert_eq!(err.kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(err.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
     assert_eq!(mock.requests().len(), 2, "a bad reply_to is refused before calling VK");
 }
 
@@ -158,7 +157,7 @@ async fn group_chats_use_peer_ids_and_name_the_conversation_message_id() {
 
     let mock = vk(|_| (200, json!({"response": [{"peer_id": 2000000007_i64, "error": {"code": 917, "description": "You don't have access to this chat"}}]}))).await;
     let err = adapter(&mock.base_url).send(&part(MESSAGE, 0, "2000000007", text("x"))).await.unwrap_err();
-    assert_eq!(err.kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(err.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
     assert!(err.message.contains("917"), "{}", err.message);
 }
 
@@ -247,12 +246,12 @@ async fn upload_refusals_fail_the_part() {
         .send(&part(MESSAGE, 0, USER, media(AttachmentKind::Image, "x.bin", "image/png", b"xx")))
         .await
         .unwrap_err();
-    assert_eq!(err.kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(err.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
     let err = vk_adapter
         .send(&part(MESSAGE, 0, USER, media(AttachmentKind::Audio, "song.mp3", "audio/mpeg", b"ID3")))
         .await
         .unwrap_err();
-    assert_eq!(err.kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(err.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
     assert!(err.message.contains("mp3 is not allowed"), "{}", err.message);
     assert!(mock.requests().iter().all(|r| r.path != "/method/messages.send"));
 }
@@ -265,12 +264,12 @@ async fn stickers_and_templates_are_refused_without_calls() {
         .send(&part(MESSAGE, 0, USER, media(AttachmentKind::Sticker, "s.webp", "image/webp", b"RIFF")))
         .await
         .unwrap_err();
-    assert_eq!(err.kind, SendErrorKind::Failed(FailureCode::AttachmentKindUnsupported));
+    assert_eq!(err.kind, SendErrorKind::Failed(ErrorCode::AttachmentKindUnsupported));
     let template = PartBody::Template(Template { name: "t".into(), language: "ru".into(), components: vec![] });
     let err = vk_adapter.send(&part(MESSAGE, 0, USER, template)).await.unwrap_err();
-    assert_eq!(err.kind, SendErrorKind::Failed(FailureCode::AttachmentKindUnsupported));
+    assert_eq!(err.kind, SendErrorKind::Failed(ErrorCode::AttachmentKindUnsupported));
     let err = vk_adapter.send(&part(MESSAGE, 0, "not-a-peer", text("x"))).await.unwrap_err();
-    assert_eq!(err.kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(err.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
     assert!(mock.requests().is_empty());
 }
 
@@ -309,19 +308,27 @@ async fn vk_errors_map_to_retry_or_failure() {
         (6, "Too many requests per second", SendErrorKind::RetryAfter(Duration::from_secs(1))),
         (9, "Flood control", SendErrorKind::RetryAfter(Duration::from_secs(60))),
         (10, "Internal server error", SendErrorKind::Transient),
-        (5, "User authorization failed: invalid access_token (4).", SendErrorKind::Failed(FailureCode::Unauthorized)),
+        (
+            5,
+            "User authorization failed: invalid access_token (4).",
+            SendErrorKind::Failed(ErrorCode::ProviderUnauthorized),
+        ),
         (
             901,
             "Can't send messages for users without permission",
-            SendErrorKind::Failed(FailureCode::CustomerUnsubscribed),
+            SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed),
         ),
         (
             902,
             "Can't send messages to this user due to their privacy settings",
-            SendErrorKind::Failed(FailureCode::CustomerUnsubscribed),
+            SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed),
         ),
-        (914, "Message is too long", SendErrorKind::Failed(FailureCode::Rejected)),
-        (100, "One of the parameters specified was missing or invalid", SendErrorKind::Failed(FailureCode::Rejected)),
+        (914, "Message is too long", SendErrorKind::Failed(ErrorCode::ProviderRejected)),
+        (
+            100,
+            "One of the parameters specified was missing or invalid",
+            SendErrorKind::Failed(ErrorCode::ProviderRejected),
+        ),
     ];
     for (code, message, kind) in cases {
         let mock = vk(vk_error(code, message)).await;
@@ -338,7 +345,7 @@ async fn http_failures_are_transient_or_rejected() {
         (500, SendErrorKind::Transient),
         (502, SendErrorKind::Transient),
         (429, SendErrorKind::RetryAfter(Duration::from_secs(1))),
-        (404, SendErrorKind::Failed(FailureCode::Rejected)),
+        (404, SendErrorKind::Failed(ErrorCode::ProviderRejected)),
     ] {
         let mock = vk(move |_| (status, json!({}))).await;
         let err = adapter(&mock.base_url).send(&part(MESSAGE, 0, USER, text("x"))).await.unwrap_err();

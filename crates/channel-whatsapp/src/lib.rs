@@ -25,10 +25,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, Inbound, MediaDownload, OutboundPart, Rate, RateLimits, Reply,
-    SendError, SendReceipt, WebhookError, WebhookRequest, meta,
+    Adapter, BuildError, Capabilities, ChannelFactory, ChannelFacts, Inbound, MediaDownload, OutboundPart, Rate,
+    RateLimits, Reply, SendError, SendReceipt, WebhookError, WebhookRequest, meta,
 };
-use chatgate_model::{Channel, Limits};
+use chatgate_model::Channel;
 
 use crate::config::Config;
 
@@ -48,6 +48,24 @@ pub const PER_CHAT_RATE: Rate = Rate { count: 10, per: Duration::from_secs(60) }
 /// The customer-service window: free-form messages only within 24 h of the customer's last message.
 pub const MESSAGING_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The channel's name: `kind = "whatsapp"`, `/webhooks/whatsapp/...`, `"channel": "whatsapp"`.
+pub const CHANNEL: Channel = Channel::from_static("whatsapp");
+
+const RATE_LIMITS: RateLimits = RateLimits { per_account: Some(PER_ACCOUNT_RATE), per_chat: Some(PER_CHAT_RATE) };
+const CAPABILITIES: Capabilities =
+    Capabilities { native_reply: true, templates: true, messaging_window: Some(MESSAGING_WINDOW) };
+
+/// Everything constant about the channel with the WhatsApp Business (Cloud API) limit profile.
+pub const CLOUD_FACTS: ChannelFacts = ChannelFacts {
+    limits: config::CLOUD_LIMITS,
+    rate_limits: RATE_LIMITS,
+    capabilities: CAPABILITIES,
+    max_body_bytes: MAX_BODY_BYTES,
+};
+
+/// The same with the WhatsApp QR limit profile.
+pub const QR_FACTS: ChannelFacts = ChannelFacts { limits: config::QR_LIMITS, ..CLOUD_FACTS };
+
 /// Builds WhatsApp accounts (`kind = "whatsapp"`).
 #[derive(Debug, Clone, Copy)]
 pub struct WhatsappFactory;
@@ -59,8 +77,8 @@ pub static FACTORY: WhatsappFactory = WhatsappFactory;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl ChannelFactory for WhatsappFactory {
-    fn kind(&self) -> &'static str {
-        "whatsapp"
+    fn channel(&self) -> Channel {
+        CHANNEL
     }
 
     fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
@@ -84,27 +102,18 @@ pub struct WhatsappAdapter {
 #[async_trait]
 impl Adapter for WhatsappAdapter {
     fn channel(&self) -> Channel {
-        Channel::Whatsapp
+        CHANNEL
+    }
+
+    fn facts(&self) -> &ChannelFacts {
+        match self.config.profile {
+            config::Profile::Cloud => &CLOUD_FACTS,
+            config::Profile::Qr => &QR_FACTS,
+        }
     }
 
     fn account(&self) -> &str {
         &self.account
-    }
-
-    fn limits(&self) -> Limits {
-        self.config.profile.limits()
-    }
-
-    fn rate_limits(&self) -> RateLimits {
-        RateLimits { per_account: Some(PER_ACCOUNT_RATE), per_chat: Some(PER_CHAT_RATE) }
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities { native_reply: true, templates: true, messaging_window: Some(MESSAGING_WINDOW) }
-    }
-
-    fn max_body_bytes(&self) -> usize {
-        MAX_BODY_BYTES
     }
 
     fn handshake(&self, request: &WebhookRequest<'_>) -> Result<Reply, WebhookError> {

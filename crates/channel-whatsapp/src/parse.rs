@@ -42,8 +42,8 @@ use std::collections::HashMap;
 
 use chatgate_adapter::{Inbound, InboundEvent, WebhookError};
 use chatgate_model::{
-    Attachment, AttachmentKind, Channel, Contact, Customer, ErrorInfo, Event, EventKind, Location, Message, Postback,
-    Reaction, Source, Status, StatusInfo,
+    Attachment, AttachmentKind, Contact, Customer, ErrorInfo, Event, EventKind, Location, Message, Postback, Reaction,
+    Source, Status, StatusInfo,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -135,7 +135,7 @@ impl Ctx<'_> {
         let Some((kind, message, postback)) = converted else {
             return unsupported(self.account, chat_id, customer, raw, dedup);
         };
-        let mut event = Event::new(kind, Channel::Whatsapp, self.account, chat_id);
+        let mut event = Event::new(kind, crate::CHANNEL, self.account, chat_id);
         event.customer = customer;
         event.message = Some(message);
         event.postback = postback;
@@ -286,7 +286,7 @@ impl Ctx<'_> {
             _ => return unsupported(self.account, chat_id, customer, raw, dedup),
         };
         let error = (status == Status::Failed).then(|| st.errors.first().map(error_info)).flatten();
-        let mut event = Event::new(EventKind::Status, Channel::Whatsapp, self.account, chat_id);
+        let mut event = Event::new(EventKind::Status, crate::CHANNEL, self.account, chat_id);
         event.customer = customer;
         event.status = Some(StatusInfo { message_id: None, external_id: Some(st.id), status, error, up_to: None });
         InboundEvent { dedup_key: dedup, event }
@@ -300,7 +300,7 @@ fn error_info(e: &wire::Error) -> ErrorInfo {
         Some(details) if details != title => format!("(#{}) {title}: {details}", e.code),
         _ => format!("(#{}) {title}", e.code),
     };
-    ErrorInfo { code: failure_code(e.code).as_str().to_owned(), message }
+    ErrorInfo { code: failure_code(e.code), message }
 }
 
 fn source(r: wire::Referral, raw: Option<&Value>) -> Source {
@@ -322,7 +322,7 @@ fn unsupported(
     raw: &Value,
     dedup_key: Option<String>,
 ) -> InboundEvent {
-    let mut event = Event::unsupported(Channel::Whatsapp, account, chat_id, raw.clone());
+    let mut event = Event::unsupported(crate::CHANNEL, account, chat_id, raw.clone());
     event.customer = customer;
     InboundEvent { dedup_key, event }
 }

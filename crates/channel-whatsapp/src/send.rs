@@ -31,9 +31,8 @@
 
 use std::time::Duration;
 
-use chatgate_adapter::{
-    FailureCode, Media, MediaDownload, OutboundPart, PartBody, SendError, SendErrorKind, SendReceipt,
-};
+use chatgate_adapter::{Media, MediaDownload, OutboundPart, PartBody, SendError, SendErrorKind, SendReceipt};
+use chatgate_model::ErrorCode;
 use chatgate_model::{AttachmentKind, Status};
 use reqwest::multipart::{Form, Part};
 use serde::de::DeserializeOwned;
@@ -102,7 +101,7 @@ async fn post_message(
     let request = client.post(url).bearer_auth(config.access_token.expose()).json(&message);
     let response: SendResponse = call(request).await?;
     let external_id = response.messages.into_iter().next().map(|m| m.id).ok_or_else(|| {
-        SendError::failed(FailureCode::Rejected, "WhatsApp accepted the message but returned no message id")
+        SendError::failed(ErrorCode::ProviderRejected, "WhatsApp accepted the message but returned no message id")
     })?;
     tracing::debug!(kind, %external_id, "whatsapp message sent");
     Ok(SendReceipt { external_id, status: Status::Sent })
@@ -117,7 +116,7 @@ pub(crate) async fn fetch_media(
     limit: u64,
 ) -> Result<MediaDownload, SendError> {
     if media_id.is_empty() || !media_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(SendError::failed(FailureCode::Rejected, "not a WhatsApp media id"));
+        return Err(SendError::failed(ErrorCode::ProviderRejected, "not a WhatsApp media id"));
     }
     let info: MediaInfo =
         call(client.get(format!("{}/{media_id}", config.api_base_url)).bearer_auth(config.access_token.expose()))
@@ -132,7 +131,7 @@ pub(crate) async fn fetch_media(
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
         if (bytes.len() + chunk.len()) as u64 > limit {
             return Err(SendError::failed(
-                FailureCode::AttachmentTooLarge,
+                ErrorCode::AttachmentTooLarge,
                 format!("WhatsApp media is larger than {limit} bytes"),
             ));
         }
@@ -151,7 +150,7 @@ async fn upload(client: &reqwest::Client, config: &Config, media: &Media) -> Res
         Ok(part) => part,
         Err(_) => {
             return Err(SendError::failed(
-                FailureCode::AttachmentKindUnsupported,
+                ErrorCode::AttachmentKindUnsupported,
                 format!("`{mime}` is not a valid MIME type"),
             ));
         }
@@ -205,8 +204,9 @@ async fn call<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<T
         .map(Duration::from_secs);
     let body = response.bytes().await.map_err(transport)?;
     if (200..300).contains(&status) {
-        return serde_json::from_slice(&body)
-            .map_err(|e| SendError::failed(FailureCode::Rejected, format!("unexpected WhatsApp API answer: {e}")));
+        return serde_json::from_slice(&body).map_err(|e| {
+            SendError::failed(ErrorCode::ProviderRejected, format!("unexpected WhatsApp API answer: {e}"))
+        });
     }
     let error = serde_json::from_slice::<ErrorResponse>(&body).ok().map(|r| r.error);
     Err(classify(status, retry_after, error.as_ref()))
@@ -236,12 +236,12 @@ fn is_transient_code(code: i64) -> bool {
 }
 
 /// The permanent-failure code for a Cloud API error code (also used for failed `statuses[]`).
-pub(crate) fn failure_code(code: i64) -> FailureCode {
+pub(crate) fn failure_code(code: i64) -> ErrorCode {
     match code {
-        131047 => FailureCode::WindowClosed,
-        131050 => FailureCode::CustomerUnsubscribed,
-        0 | 3 | 10 | 190 | 200..=299 => FailureCode::Unauthorized,
-        _ => FailureCode::Rejected,
+        131047 => ErrorCode::WindowClosed,
+        131050 => ErrorCode::CustomerUnsubscribed,
+        0 | 3 | 10 | 190 | 200..=299 => ErrorCode::ProviderUnauthorized,
+        _ => ErrorCode::ProviderRejected,
     }
 }
 
@@ -260,15 +260,17 @@ fn classify(status: u16, retry_after: Option<Duration>, error: Option<&GraphErro
             SendErrorKind::RetryAfter(retry_after.or(rate_limit_wait(c)).unwrap_or_default())
         }
         Some(c) if is_transient_code(c) || error.is_some_and(|e| e.is_transient) => SendErrorKind::Transient,
-        Some(c) if status < 500 || failure_code(c) != FailureCode::Rejected => match failure_code(c) {
-            FailureCode::Rejected if matches!(status, 401 | 403) => SendErrorKind::Failed(FailureCode::Unauthorized),
+        Some(c) if status < 500 || failure_code(c) != ErrorCode::ProviderRejected => match failure_code(c) {
+            ErrorCode::ProviderRejected if matches!(status, 401 | 403) => {
+                SendErrorKind::Failed(ErrorCode::ProviderUnauthorized)
+            }
             code => SendErrorKind::Failed(code),
         },
         _ => match status {
             429 => SendErrorKind::RetryAfter(retry_after.unwrap_or(Duration::from_secs(10))),
-            401 | 403 => SendErrorKind::Failed(FailureCode::Unauthorized),
+            401 | 403 => SendErrorKind::Failed(ErrorCode::ProviderUnauthorized),
             500.. => SendErrorKind::Transient,
-            _ => SendErrorKind::Failed(FailureCode::Rejected),
+            _ => SendErrorKind::Failed(ErrorCode::ProviderRejected),
         },
     };
     SendError { kind, message }
@@ -289,17 +291,17 @@ mod tests {
         assert_eq!(kind(400, 131056), SendErrorKind::RetryAfter(Duration::from_secs(6)));
         assert_eq!(kind(400, 80007), SendErrorKind::RetryAfter(Duration::from_secs(60)));
         assert_eq!(kind(400, 613), SendErrorKind::RetryAfter(Duration::from_secs(60)));
-        assert_eq!(kind(400, 131047), SendErrorKind::Failed(FailureCode::WindowClosed));
-        assert_eq!(kind(400, 131050), SendErrorKind::Failed(FailureCode::CustomerUnsubscribed));
-        assert_eq!(kind(401, 190), SendErrorKind::Failed(FailureCode::Unauthorized));
-        assert_eq!(kind(403, 200), SendErrorKind::Failed(FailureCode::Unauthorized));
-        assert_eq!(kind(400, 131026), SendErrorKind::Failed(FailureCode::Rejected));
-        assert_eq!(kind(400, 131051), SendErrorKind::Failed(FailureCode::Rejected));
+        assert_eq!(kind(400, 131047), SendErrorKind::Failed(ErrorCode::WindowClosed));
+        assert_eq!(kind(400, 131050), SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed));
+        assert_eq!(kind(401, 190), SendErrorKind::Failed(ErrorCode::ProviderUnauthorized));
+        assert_eq!(kind(403, 200), SendErrorKind::Failed(ErrorCode::ProviderUnauthorized));
+        assert_eq!(kind(400, 131026), SendErrorKind::Failed(ErrorCode::ProviderRejected));
+        assert_eq!(kind(400, 131051), SendErrorKind::Failed(ErrorCode::ProviderRejected));
         assert_eq!(kind(500, 131000), SendErrorKind::Transient);
         assert_eq!(kind(503, 131016), SendErrorKind::Transient);
         assert_eq!(kind(500, 999_999), SendErrorKind::Transient);
-        assert_eq!(kind(400, 100), SendErrorKind::Failed(FailureCode::Rejected));
-        assert_eq!(kind(401, 100), SendErrorKind::Failed(FailureCode::Unauthorized));
+        assert_eq!(kind(400, 100), SendErrorKind::Failed(ErrorCode::ProviderRejected));
+        assert_eq!(kind(401, 100), SendErrorKind::Failed(ErrorCode::ProviderUnauthorized));
     }
 
     #[test]
@@ -308,8 +310,8 @@ mod tests {
         assert_eq!(classify(400, after, Some(&err(130429))).kind, SendErrorKind::RetryAfter(Duration::from_secs(42)));
         assert_eq!(classify(429, None, None).kind, SendErrorKind::RetryAfter(Duration::from_secs(10)));
         assert_eq!(classify(502, None, None).kind, SendErrorKind::Transient);
-        assert_eq!(classify(401, None, None).kind, SendErrorKind::Failed(FailureCode::Unauthorized));
-        assert_eq!(classify(404, None, None).kind, SendErrorKind::Failed(FailureCode::Rejected));
+        assert_eq!(classify(401, None, None).kind, SendErrorKind::Failed(ErrorCode::ProviderUnauthorized));
+        assert_eq!(classify(404, None, None).kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
         let transient = GraphError { is_transient: true, ..err(131999) };
         assert_eq!(classify(400, None, Some(&transient)).kind, SendErrorKind::Transient);
     }

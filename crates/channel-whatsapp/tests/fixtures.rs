@@ -190,20 +190,20 @@ fn real_signed_vector_from_the_shared_corpus() {
 #[test]
 fn limits_capabilities_and_rates() {
     let adapter = adapter();
-    assert_eq!(adapter.max_body_bytes(), 3 * 1024 * 1024);
-    let caps = adapter.capabilities();
+    assert_eq!(adapter.facts().max_body_bytes, 3 * 1024 * 1024);
+    let caps = adapter.facts().capabilities;
     assert!(caps.native_reply && caps.templates);
     assert_eq!(caps.messaging_window, Some(std::time::Duration::from_secs(24 * 3600)));
-    let rates = adapter.rate_limits();
+    let rates = adapter.facts().rate_limits;
     assert_eq!(rates.per_account, Some(chatgate_adapter::Rate::per_second(80)));
     assert!(rates.per_chat.is_some());
-    let limits = adapter.limits();
+    let limits = adapter.facts().limits;
     assert_eq!(limits.image_bytes, Some(5 * 1024 * 1024));
     assert_eq!(limits.sticker_bytes, Some(500 * 1024));
     let mut qr = settings();
     qr["profile"] = "qr".into();
     let qr = FACTORY.build("qr", qr).unwrap();
-    assert_eq!(qr.limits().video_bytes, Some(64 * 1024 * 1024));
+    assert_eq!(qr.facts().limits.video_bytes, Some(64 * 1024 * 1024));
 }
 
 /// `parse` never panics: every prefix of every fixture body, and each body with one byte

@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatgate_adapter::{Adapter, ChannelFactory, FailureCode, Media, OutboundPart, PartBody, SendErrorKind};
+use chatgate_adapter::{Adapter, ChannelFactory, Media, OutboundPart, PartBody, SendErrorKind};
 use chatgate_channel_whatsapp::FACTORY;
+use chatgate_model::ErrorCode;
 use chatgate_model::{AttachmentKind, Status, Template};
 use chatgate_testkit::mock::{MockApi, Recorded};
 use serde_json::{Value, json};
@@ -209,19 +210,19 @@ async fn errors_map_to_retry_kinds() {
     assert_eq!(e.kind, SendErrorKind::RetryAfter(Duration::from_secs(6)));
 
     let (e, _) = send_text_against(400, graph_error(131047, "Re-engagement message")).await;
-    assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::WindowClosed));
+    assert_eq!(e.kind, SendErrorKind::Failed(ErrorCode::WindowClosed));
 
     let (e, _) = send_text_against(400, graph_error(131050, "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business")).await;
-    assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::CustomerUnsubscribed));
+    assert_eq!(e.kind, SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed));
 
     let (e, _) = send_text_against(400, graph_error(131026, "Message undeliverable")).await;
-    assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(e.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
 
     let (e, _) = send_text_against(400, graph_error(100, "(#100) Invalid parameter")).await;
-    assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(e.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
 
     let (e, _) = send_text_against(401, graph_error(190, "Error validating access token: Session has expired")).await;
-    assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::Unauthorized));
+    assert_eq!(e.kind, SendErrorKind::Failed(ErrorCode::ProviderUnauthorized));
 
     let (e, _) = send_text_against(500, graph_error(131000, "Something went wrong")).await;
     assert_eq!(e.kind, SendErrorKind::Transient);
@@ -238,7 +239,7 @@ async fn a_failed_upload_sends_nothing() {
     let mock = MockApi::start(|_| (400, graph_error(131053, "Media upload error"))).await;
     let body = PartBody::Media { media: media(AttachmentKind::Video, "big.mp4", None), caption: None };
     let e = adapter(&mock.base_url).send(&part(body, None)).await.unwrap_err();
-    assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(e.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
     let requests = mock.requests();
     assert_eq!(requests.len(), 1);
     assert!(requests[0].path.ends_with("/media"));
@@ -248,7 +249,7 @@ async fn a_failed_upload_sends_nothing() {
 async fn success_without_a_message_id_is_not_retried() {
     let mock = MockApi::start(|_| (200, json!({"messaging_product": "whatsapp", "messages": []}))).await;
     let e = adapter(&mock.base_url).send(&part(PartBody::Text("hi".into()), None)).await.unwrap_err();
-    assert_eq!(e.kind, SendErrorKind::Failed(FailureCode::Rejected));
+    assert_eq!(e.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
 }
 
 #[tokio::test]

@@ -126,10 +126,10 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, missing: MissingS
         let kind = match table.remove("kind") {
             Some(toml::Value::String(k)) => k,
             Some(_) => bail!("{at}.kind must be a string"),
-            None => bail!("{at}.kind is required (one of: {})", registry::kinds().join(", ")),
+            None => bail!("{at}.kind is required (one of: {})", registry::kinds()),
         };
         let factory = registry::factory(&kind)
-            .with_context(|| format!("{at}.kind: unknown kind `{kind}` (known: {})", registry::kinds().join(", ")))?;
+            .with_context(|| format!("{at}.kind: unknown kind `{kind}` (known: {})", registry::kinds()))?;
         let enabled = match table.remove("enabled") {
             None => true,
             Some(toml::Value::Boolean(b)) => b,

@@ -8,6 +8,7 @@
 //! serialises to the envelope the core consumes (see `schema/envelope-v1.json`).
 
 mod envelope;
+mod error_code;
 mod ids;
 pub mod limits;
 mod outbound;
@@ -17,6 +18,7 @@ pub use envelope::{
     Attachment, AttachmentKind, Contact, Customer, ENVELOPE_VERSION, Event, EventKind, Location, Message, Postback,
     Reaction, Source, StatusInfo, TextEntity,
 };
+pub use error_code::{ErrorCode, ParseErrorCodeError};
 pub use ids::{Channel, ParseChannelError};
 pub use limits::{LimitOverrides, LimitViolation, Limits};
 pub use outbound::{ErrorInfo, MessageRecord, OutboundAttachment, OutboundRequest, StatusChange, Template};

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::AttachmentKind;
+use crate::ErrorCode;
 
 /// One mebibyte, the unit of every size limit.
 pub const MB: u64 = 1024 * 1024;
@@ -125,12 +126,12 @@ pub enum LimitViolation {
 
 impl LimitViolation {
     /// The stable error code.
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> ErrorCode {
         match self {
-            LimitViolation::TextTooLong { .. } => "text_too_long",
-            LimitViolation::AttachmentTooLarge { .. } => "attachment_too_large",
-            LimitViolation::AttachmentKindUnsupported { .. } => "attachment_kind_unsupported",
-            LimitViolation::EmptyMessage => "empty_message",
+            LimitViolation::TextTooLong { .. } => ErrorCode::TextTooLong,
+            LimitViolation::AttachmentTooLarge { .. } => ErrorCode::AttachmentTooLarge,
+            LimitViolation::AttachmentKindUnsupported { .. } => ErrorCode::AttachmentKindUnsupported,
+            LimitViolation::EmptyMessage => ErrorCode::EmptyMessage,
         }
     }
 }

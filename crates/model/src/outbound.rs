@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{AttachmentKind, Channel, Status};
+use crate::{AttachmentKind, Channel, ErrorCode, Status};
 
 /// `POST /v1/messages`: one reply from the contact centre to a customer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -57,7 +57,7 @@ pub struct Template {
 /// An error as reported to the core: a stable snake_case `code` and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorInfo {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
 }
 

@@ -294,7 +294,11 @@ impl Queue for SqliteQueue {
                 chat_id: request.chat_id.clone(),
                 status: Status::parse(&status).unwrap_or(Status::Queued),
                 external_ids,
-                error: code.map(|code| ErrorInfo { code, message: text.unwrap_or_default() }),
+                error: code.map(|code| ErrorInfo {
+                    // Every code ever stored is an `ErrorCode`; a foreign one reads as a bare failure.
+                    code: code.parse().unwrap_or(chatgate_model::ErrorCode::ProviderFailed),
+                    message: text.unwrap_or_default(),
+                }),
                 history,
                 created_at: from_us(created),
                 request,
@@ -883,7 +887,7 @@ impl Writer {
                 let request = self.load_request(&key)?;
                 self.conn
                     .prepare_cached("UPDATE messages SET done = 1, error_code = ?2, error_text = ?3 WHERE id = ?1")?
-                    .execute(params![key, error.code, error.message])?;
+                    .execute(params![key, error.code.as_str(), error.message])?;
                 if let Some(next) = self.merge_status(&key, Status::Failed, Some(error), now)? {
                     self.log_status(id, &request, next, None, Some(error.clone()), now)?;
                 }

@@ -39,7 +39,7 @@ proptest! {
                         let mut records = Vec::new();
                         for key in keys {
                             n += 1;
-                            let mut e = Event::new(EventKind::Message, Channel::Vk, "g", "p");
+                            let mut e = Event::new(EventKind::Message, Channel::from_static("vk"), "g", "p");
                             e.message = Some(Message { external_id: n.to_string(), ..Message::default() });
                             let key = key.map(|k| format!("event:{k}"));
                             if key.as_ref().is_none_or(|k| seen.insert(k.clone())) {

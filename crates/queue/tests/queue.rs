@@ -9,7 +9,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 fn text_event(chat: &str, text: &str) -> Event {
-    let mut e = Event::new(EventKind::Message, Channel::Telegram, "main", chat);
+    let mut e = Event::new(EventKind::Message, Channel::from_static("telegram"), "main", chat);
     e.message = Some(Message { external_id: format!("m-{text}"), text: Some(text.into()), ..Message::default() });
     e
 }
@@ -19,7 +19,7 @@ fn record(key: Option<&str>, event: Event) -> InboundRecord {
 }
 
 fn receipt(chat: &str, external: Option<&str>, status: Status, up_to: Option<chrono::DateTime<Utc>>) -> Event {
-    let mut e = Event::new(EventKind::Status, Channel::Telegram, "main", chat);
+    let mut e = Event::new(EventKind::Status, Channel::from_static("telegram"), "main", chat);
     e.status =
         Some(StatusInfo { message_id: None, external_id: external.map(str::to_owned), status, error: None, up_to });
     e
@@ -27,7 +27,7 @@ fn receipt(chat: &str, external: Option<&str>, status: Status, up_to: Option<chr
 
 fn request(chat: &str, text: &str, key: Option<&str>) -> OutboundRequest {
     OutboundRequest {
-        channel: Channel::Telegram,
+        channel: Channel::from_static("telegram"),
         account: "main".into(),
         chat_id: chat.into(),
         text: Some(text.into()),
@@ -222,7 +222,8 @@ async fn failure_is_final_and_reported_once() {
     let id = q.enqueue(Uuid::now_v7(), request("1", "hi", None)).await.unwrap().id;
     q.record_attempt(id, Attempt::Retry { next_at: Utc::now(), error: "503".into() }).await.unwrap();
     assert_eq!(q.pending_messages().await.unwrap()[0].attempts, 1);
-    let error = ErrorInfo { code: "customer_unsubscribed".into(), message: "blocked by the user".into() };
+    let error =
+        ErrorInfo { code: chatgate_model::ErrorCode::CustomerUnsubscribed, message: "blocked by the user".into() };
     q.record_attempt(id, Attempt::Failed { error: error.clone() }).await.unwrap();
     let record = q.message(id).await.unwrap().unwrap();
     assert_eq!((record.status, record.error), (Status::Failed, Some(error)));
@@ -234,15 +235,15 @@ async fn windows_and_blocks_persist() {
     let dir = tempfile::tempdir().unwrap();
     {
         let q = SqliteQueue::open(dir.path()).unwrap();
-        assert_eq!(q.last_inbound(Channel::Telegram, "main", "9").await.unwrap(), None);
+        assert_eq!(q.last_inbound(Channel::from_static("telegram"), "main", "9").await.unwrap(), None);
         q.append_inbound(vec![record(None, text_event("9", "hi"))]).await.unwrap();
-        q.set_blocked(Channel::Vk, "grp", "77", true).await.unwrap();
-        q.set_blocked(Channel::Vk, "grp", "78", true).await.unwrap();
-        q.set_blocked(Channel::Vk, "grp", "78", false).await.unwrap();
+        q.set_blocked(Channel::from_static("vk"), "grp", "77", true).await.unwrap();
+        q.set_blocked(Channel::from_static("vk"), "grp", "78", true).await.unwrap();
+        q.set_blocked(Channel::from_static("vk"), "grp", "78", false).await.unwrap();
     }
     let q = SqliteQueue::open(dir.path()).unwrap();
-    assert!(q.last_inbound(Channel::Telegram, "main", "9").await.unwrap().is_some());
-    assert_eq!(q.blocked().await.unwrap(), vec![(Channel::Vk, "grp".to_owned(), "77".to_owned())]);
+    assert!(q.last_inbound(Channel::from_static("telegram"), "main", "9").await.unwrap().is_some());
+    assert_eq!(q.blocked().await.unwrap(), vec![(Channel::from_static("vk"), "grp".to_owned(), "77".to_owned())]);
 }
 
 #[tokio::test]
@@ -258,7 +259,9 @@ async fn a_failing_command_fails_alone_in_its_batch() {
                 let r = q
                     .record_attempt(
                         Uuid::now_v7(),
-                        Attempt::Failed { error: ErrorInfo { code: "x".into(), message: "y".into() } },
+                        Attempt::Failed {
+                            error: ErrorInfo { code: chatgate_model::ErrorCode::ProviderRejected, message: "y".into() },
+                        },
                     )
                     .await;
                 (i, r.is_ok())
@@ -273,7 +276,7 @@ async fn a_failing_command_fails_alone_in_its_batch() {
         assert_eq!(ok, i % 10 != 0, "command {i}");
     }
     assert_eq!(q.read_events(0, 1000).await.unwrap().len(), 180);
-    assert!(q.last_inbound(Channel::Telegram, "main", "c").await.unwrap().is_some());
+    assert!(q.last_inbound(Channel::from_static("telegram"), "main", "c").await.unwrap().is_some());
 }
 
 #[tokio::test]

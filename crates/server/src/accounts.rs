@@ -39,7 +39,7 @@ impl Accounts {
     pub fn new(adapters: Vec<(Arc<dyn Adapter>, LimitOverrides)>) -> Accounts {
         let mut by_channel: HashMap<Channel, HashMap<String, Account>> = HashMap::new();
         for (adapter, overrides) in adapters {
-            let limits = adapter.limits().with_overrides(&overrides);
+            let limits = adapter.facts().limits.with_overrides(&overrides);
             by_channel
                 .entry(adapter.channel())
                 .or_default()

@@ -8,15 +8,17 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use chatgate_adapter::SendErrorKind;
 use chatgate_adapter::verify::constant_time_eq;
+use chatgate_model::ErrorCode;
 use chatgate_model::limits::{check_attachment, check_text};
 use chatgate_model::{Channel, LimitViolation, OutboundRequest};
-use chatgate_queue::QueueError;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::error::Place;
 use crate::{ApiError, Shared};
 
 /// Most events one `GET /v1/events` returns.
@@ -34,7 +36,7 @@ pub(crate) async fn require_token(State(shared): State<Arc<Shared>>, request: Re
         Some(token) if constant_time_eq(token.as_bytes(), shared.settings.api_token.as_bytes()) => {
             next.run(request).await
         }
-        _ => ApiError::unauthorized().into_response(),
+        _ => ApiError::Unauthorized.into_response(),
     }
 }
 
@@ -53,13 +55,13 @@ pub(crate) async fn events(
     State(shared): State<Arc<Shared>>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let Query(q) = query?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_EVENTS_PER_PULL);
-    let mut events = shared.queue.read_events(q.after, limit).await.map_err(store_error)?;
+    let mut events = shared.queue.read_events(q.after, limit).await?;
     if events.is_empty() && q.wait > 0 {
         let wait = Duration::from_secs(q.wait).min(MAX_WAIT);
         shared.queue.wait_events(q.after, wait).await;
-        events = shared.queue.read_events(q.after, limit).await.map_err(store_error)?;
+        events = shared.queue.read_events(q.after, limit).await?;
     }
     let next = events.last().map_or(q.after, |e| e.seq);
     let mut body = String::with_capacity(events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 40);
@@ -77,46 +79,26 @@ pub(crate) async fn events(
 /// `POST /v1/messages`: validate, store in the outbox, answer `202 {id, status}`.
 pub(crate) async fn send_message(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {
     let request = parse_request(&shared, &body)?;
-    let account = shared.accounts.get(request.channel, &request.account).ok_or_else(|| {
-        ApiError::unprocessable("unknown_account", format!("no {} account `{}`", request.channel, request.account))
+    let account = shared.accounts.get(request.channel, &request.account).ok_or_else(|| ApiError::UnknownAccount {
+        channel: request.channel,
+        account: request.account.clone(),
+        place: Place::Body,
     })?;
     if shared.blocks.is_blocked(request.channel, &request.account, &request.chat_id) {
-        return Err(ApiError::unprocessable("customer_blocked", "this customer is blocked"));
+        return Err(ApiError::CustomerBlocked);
     }
     validate(&request, account)?;
-    let caps = account.adapter.capabilities();
+    let caps = account.adapter.facts().capabilities;
     if request.template.is_some() && !caps.templates {
-        return Err(ApiError::unprocessable(
-            "template_unsupported",
-            format!("{} does not take templates", request.channel),
-        ));
+        return Err(ApiError::TemplateUnsupported(request.channel));
     }
     if let (Some(window), None) = (caps.messaging_window, &request.template) {
-        let last = shared
-            .queue
-            .last_inbound(request.channel, &request.account, &request.chat_id)
-            .await
-            .map_err(store_error)?;
+        let last = shared.queue.last_inbound(request.channel, &request.account, &request.chat_id).await?;
         if !window_open(last, window) {
-            return Err(ApiError::unprocessable(
-                "window_closed",
-                "the customer has not written within the messaging window; send a template",
-            )
-            .with("last_inbound_at", last.map(|t| t.to_rfc3339()))
-            .with("window_seconds", window.as_secs()));
+            return Err(ApiError::WindowClosed { last_inbound_at: last, window });
         }
     }
-    let enqueued = match shared.queue.enqueue(Uuid::now_v7(), request.clone()).await {
-        Ok(e) => e,
-        Err(QueueError::IdempotencyConflict { existing }) => {
-            return Err(ApiError::unprocessable(
-                "idempotency_conflict",
-                "this idempotency key was used for a different message",
-            )
-            .with("id", existing.to_string()));
-        }
-        Err(e) => return Err(store_error(e)),
-    };
+    let enqueued = shared.queue.enqueue(Uuid::now_v7(), request.clone()).await?;
     if enqueued.created {
         shared.outbound.submit(enqueued.id, request);
     }
@@ -128,17 +110,16 @@ pub(crate) fn window_open(last: Option<chrono::DateTime<Utc>>, window: Duration)
 }
 
 fn parse_request(shared: &Shared, body: &[u8]) -> Result<OutboundRequest, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
-    // Name the channel problem precisely before the typed parse would only say "unknown variant".
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    // Name the channel problem precisely before the typed parse would only say "invalid value".
     match value.get("channel").and_then(|c| c.as_str()) {
         Some(c) => match c.parse::<Channel>() {
             Ok(ch) if shared.accounts.has_channel(ch) => {}
-            _ => return Err(ApiError::unprocessable("unknown_channel", format!("no channel `{c}` is configured"))),
+            _ => return Err(ApiError::UnknownChannel { name: c.to_owned(), place: Place::Body }),
         },
-        None => return Err(ApiError::unprocessable("invalid_request", "`channel` is required")),
+        None => return Err(ApiError::invalid("`channel` is required")),
     }
-    serde_json::from_value(value).map_err(|e| ApiError::unprocessable("invalid_request", e.to_string()))
+    serde_json::from_value(value).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
 fn validate(request: &OutboundRequest, account: &crate::Account) -> Result<(), ApiError> {
@@ -147,18 +128,15 @@ fn validate(request: &OutboundRequest, account: &crate::Account) -> Result<(), A
         return Err(LimitViolation::EmptyMessage.into());
     }
     if request.chat_id.is_empty() {
-        return Err(ApiError::unprocessable("invalid_request", "`chat_id` must not be empty"));
+        return Err(ApiError::invalid("`chat_id` must not be empty"));
     }
     check_text(text, &account.limits)?;
     for (i, a) in request.attachments.iter().enumerate() {
-        check_attachment(a.kind, a.size, &account.limits).map_err(|e| ApiError::from(e).with("index", i))?;
+        check_attachment(a.kind, a.size, &account.limits)
+            .map_err(|violation| ApiError::Limit { violation, index: Some(i) })?;
         let scheme_ok = url::Url::parse(&a.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
         if !scheme_ok {
-            return Err(ApiError::unprocessable(
-                "invalid_request",
-                format!("attachments[{i}].url must be an http(s) URL"),
-            )
-            .with("index", i));
+            return Err(ApiError::invalid_at(i, format!("attachments[{i}].url must be an http(s) URL")));
         }
     }
     Ok(())
@@ -166,22 +144,24 @@ fn validate(request: &OutboundRequest, account: &crate::Account) -> Result<(), A
 
 /// `GET /v1/messages/{id}`.
 pub(crate) async fn message(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("message"))?;
-    match shared.queue.message(id).await.map_err(store_error)? {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("message"))?;
+    match shared.queue.message(id).await? {
         Some(record) => Ok(axum::Json(record).into_response()),
-        None => Err(ApiError::not_found("message")),
+        None => Err(ApiError::NotFound("message")),
     }
 }
 
 fn account_of(shared: &Shared, channel: &str, account: &str) -> Result<Channel, ApiError> {
-    let ch = channel.parse::<Channel>().ok().filter(|c| shared.accounts.has_channel(*c)).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "unknown_channel", format!("no channel `{channel}` is configured"))
-    })?;
-    shared
-        .accounts
-        .get(ch, account)
-        .map(|_| ch)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_account", format!("no {ch} account `{account}`")))
+    let ch = channel
+        .parse::<Channel>()
+        .ok()
+        .filter(|c| shared.accounts.has_channel(*c))
+        .ok_or_else(|| ApiError::UnknownChannel { name: channel.to_owned(), place: Place::Path })?;
+    shared.accounts.get(ch, account).map(|_| ch).ok_or_else(|| ApiError::UnknownAccount {
+        channel: ch,
+        account: account.to_owned(),
+        place: Place::Path,
+    })
 }
 
 /// `PUT /v1/blocks/{channel}/{account}/{customer}`.
@@ -208,7 +188,7 @@ async fn set_block(
     blocked: bool,
 ) -> Result<Response, ApiError> {
     let ch = account_of(shared, channel, account)?;
-    shared.blocks.set(shared.queue.as_ref(), ch, account, customer, blocked).await.map_err(store_error)?;
+    shared.blocks.set(shared.queue.as_ref(), ch, account, customer, blocked).await?;
     tracing::info!(channel = %ch, %account, %customer, blocked, "block list changed");
     Ok(axum::Json(json!({ "channel": ch, "account": account, "customer_id": customer, "blocked": blocked }))
         .into_response())
@@ -220,8 +200,8 @@ pub(crate) async fn conversation(
     Path((channel, account, chat)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let ch = account_of(&shared, &channel, &account)?;
-    let caps = shared.accounts.get(ch, &account).map(|a| a.adapter.capabilities()).unwrap_or_default();
-    let last = shared.queue.last_inbound(ch, &account, &chat).await.map_err(store_error)?;
+    let caps = shared.accounts.get(ch, &account).map(|a| a.adapter.facts().capabilities).unwrap_or_default();
+    let last = shared.queue.last_inbound(ch, &account, &chat).await?;
     let window = caps.messaging_window.map(|w| {
         json!({
             "seconds": w.as_secs(),
@@ -246,7 +226,7 @@ pub(crate) async fn accounts(State(shared): State<Arc<Shared>>) -> Response {
         .accounts
         .iter()
         .map(|a| {
-            let caps = a.adapter.capabilities();
+            let caps = a.adapter.facts().capabilities;
             json!({
                 "channel": a.adapter.channel(),
                 "account": a.adapter.account(),
@@ -271,11 +251,10 @@ pub(crate) async fn media(
 ) -> Result<Response, ApiError> {
     let mut parts = reference.splitn(3, ':');
     let (Some(channel), Some(account), Some(provider_ref)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(ApiError::not_found("media reference"));
+        return Err(ApiError::NotFound("media reference"));
     };
     let ch = account_of(&shared, channel, account)?;
-    let adapter =
-        shared.accounts.get(ch, account).map(|a| a.adapter.clone()).ok_or_else(|| ApiError::not_found("account"))?;
+    let adapter = shared.accounts.get(ch, account).map(|a| a.adapter.clone()).ok_or(ApiError::NotFound("account"))?;
     match adapter.fetch_media(provider_ref, MAX_MEDIA_BYTES).await {
         Ok(download) => {
             let mime = download.mime.unwrap_or_else(|| "application/octet-stream".to_owned());
@@ -296,20 +275,12 @@ pub(crate) async fn media(
         Err(e) => {
             tracing::warn!(channel = %ch, %account, error = %e, "media could not be fetched");
             Err(match e.kind {
-                chatgate_adapter::SendErrorKind::Failed(chatgate_adapter::FailureCode::AttachmentTooLarge) => {
-                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "media_too_large", e.message)
-                        .with("limit", MAX_MEDIA_BYTES)
+                SendErrorKind::Failed(ErrorCode::AttachmentTooLarge) => {
+                    ApiError::MediaTooLarge { limit: MAX_MEDIA_BYTES }
                 }
-                chatgate_adapter::SendErrorKind::Failed(_) => {
-                    ApiError::new(StatusCode::NOT_FOUND, "media_unavailable", e.message)
-                }
-                _ => ApiError::new(StatusCode::BAD_GATEWAY, "provider_unavailable", e.message),
+                SendErrorKind::Failed(_) => ApiError::MediaUnavailable(e.message),
+                SendErrorKind::RetryAfter(_) | SendErrorKind::Transient => ApiError::ProviderUnavailable(e.message),
             })
         }
     }
-}
-
-fn store_error(e: QueueError) -> ApiError {
-    tracing::error!(error = %e, "store error in the core API");
-    ApiError::unavailable()
 }

@@ -1,79 +1,320 @@
-//! Errors of the core API: one type, one place that decides the HTTP answer.
+//! Every refusal the server gives, and the one place each becomes an HTTP answer.
 //!
-//! Every rejection is `{"error": {"code", "message", ...}}` with a stable snake_case code.
+//! - [`ApiError`]: the core API. Each variant has one [`ErrorCode`] and one status; the answer is
+//!   `{"error": {"code", "message", ...details}}`. Handlers return `Result<_, ApiError>` and use `?`
+//!   on queue errors, limit violations and query rejections.
+//! - [`WebhookRejection`]: the webhook route. Providers get a short plain-text body; details go to
+//!   the log only.
 
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chatgate_model::LimitViolation;
+use chatgate_adapter::WebhookError;
+use chatgate_model::{Channel, ErrorCode, LimitViolation};
+use chatgate_queue::QueueError;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
-/// A typed API error.
+/// Where a name in a request came from. A path names a resource, so an unknown one is 404; a body
+/// names the target of a request, so an unknown one makes the request unprocessable (422).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Path,
+    Body,
+}
+
+/// A refused core API request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    /// More fields for the error object (`limit`, `actual`, `kind`, ...).
-    pub details: Map<String, Value>,
+pub enum ApiError {
+    /// No valid bearer token.
+    Unauthorized,
+    /// The body is not JSON.
+    InvalidJson(String),
+    /// A query string, path or body that cannot be a request of this route.
+    InvalidRequest {
+        message: String,
+        status: StatusCode,
+        index: Option<usize>,
+    },
+    /// No such message, media reference, ...
+    NotFound(&'static str),
+    UnknownChannel {
+        name: String,
+        place: Place,
+    },
+    UnknownAccount {
+        channel: Channel,
+        account: String,
+        place: Place,
+    },
+    /// An outbound message breaks a limit; `index` names the attachment.
+    Limit {
+        violation: LimitViolation,
+        index: Option<usize>,
+    },
+    CustomerBlocked,
+    WindowClosed {
+        last_inbound_at: Option<DateTime<Utc>>,
+        window: Duration,
+    },
+    TemplateUnsupported(Channel),
+    IdempotencyConflict {
+        existing: Uuid,
+    },
+    /// The store failed; the caller may retry. Details go to the log, not the client.
+    StoreUnavailable,
+    MediaTooLarge {
+        limit: u64,
+    },
+    MediaUnavailable(String),
+    ProviderUnavailable(String),
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), details: Map::new() }
+    /// A request body field that is wrong (422).
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::InvalidRequest { message: message.into(), status: StatusCode::UNPROCESSABLE_ENTITY, index: None }
     }
 
-    /// 422: the request is understood but refused.
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    /// The same, about one attachment.
+    pub fn invalid_at(index: usize, message: impl Into<String>) -> ApiError {
+        ApiError::InvalidRequest {
+            message: message.into(),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            index: Some(index),
+        }
     }
 
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> ApiError {
-        self.details.insert(key.to_owned(), value.into());
-        self
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::InvalidJson(_) => ErrorCode::InvalidJson,
+            ApiError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::UnknownChannel { .. } => ErrorCode::UnknownChannel,
+            ApiError::UnknownAccount { .. } => ErrorCode::UnknownAccount,
+            ApiError::Limit { violation, .. } => violation.code(),
+            ApiError::CustomerBlocked => ErrorCode::CustomerBlocked,
+            ApiError::WindowClosed { .. } => ErrorCode::WindowClosed,
+            ApiError::TemplateUnsupported(_) => ErrorCode::TemplateUnsupported,
+            ApiError::IdempotencyConflict { .. } => ErrorCode::IdempotencyConflict,
+            ApiError::StoreUnavailable => ErrorCode::StoreUnavailable,
+            ApiError::MediaTooLarge { .. } => ErrorCode::MediaTooLarge,
+            ApiError::MediaUnavailable(_) => ErrorCode::MediaUnavailable,
+            ApiError::ProviderUnavailable(_) => ErrorCode::ProviderUnavailable,
+        }
     }
 
-    pub fn unauthorized() -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")
+    pub fn status(&self) -> StatusCode {
+        let by_place = |place: &Place| match place {
+            Place::Path => StatusCode::NOT_FOUND,
+            Place::Body => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidRequest { status, .. } => *status,
+            ApiError::NotFound(_) | ApiError::MediaUnavailable(_) => StatusCode::NOT_FOUND,
+            ApiError::UnknownChannel { place, .. } | ApiError::UnknownAccount { place, .. } => by_place(place),
+            ApiError::Limit { .. }
+            | ApiError::CustomerBlocked
+            | ApiError::WindowClosed { .. }
+            | ApiError::TemplateUnsupported(_)
+            | ApiError::IdempotencyConflict { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::MediaTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
+        }
     }
 
-    pub fn not_found(what: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    /// The human message.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Unauthorized => "a valid bearer token is required".to_owned(),
+            ApiError::InvalidJson(m) | ApiError::InvalidRequest { message: m, .. } => m.clone(),
+            ApiError::NotFound(what) => format!("{what} not found"),
+            ApiError::UnknownChannel { name, .. } => format!("no channel `{name}` is configured"),
+            ApiError::UnknownAccount { channel, account, .. } => format!("no {channel} account `{account}`"),
+            ApiError::Limit { violation, .. } => violation.to_string(),
+            ApiError::CustomerBlocked => "this customer is blocked".to_owned(),
+            ApiError::WindowClosed { .. } => {
+                "the customer has not written within the messaging window; send a template".to_owned()
+            }
+            ApiError::TemplateUnsupported(channel) => format!("{channel} does not take templates"),
+            ApiError::IdempotencyConflict { .. } => "this idempotency key was used for a different message".to_owned(),
+            ApiError::StoreUnavailable => "the store could not take the request; retry".to_owned(),
+            ApiError::MediaTooLarge { limit } => format!("the file is larger than {limit} bytes"),
+            ApiError::MediaUnavailable(m) | ApiError::ProviderUnavailable(m) => m.clone(),
+        }
     }
 
-    /// The store failed; the caller may retry. Details go to the log, not the client.
-    pub fn unavailable() -> ApiError {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "the store could not take the request; retry",
-        )
+    /// Fields beside `code` and `message`.
+    fn details(&self) -> Map<String, Value> {
+        let mut d = Map::new();
+        match self {
+            ApiError::InvalidRequest { index: Some(i), .. } => {
+                d.insert("index".into(), (*i).into());
+            }
+            ApiError::Limit { violation, index } => {
+                match violation {
+                    LimitViolation::TextTooLong { limit, actual } => {
+                        d.insert("limit".into(), (*limit).into());
+                        d.insert("actual".into(), (*actual).into());
+                    }
+                    LimitViolation::AttachmentTooLarge { kind, limit, actual } => {
+                        d.insert("limit".into(), (*limit).into());
+                        d.insert("kind".into(), kind.as_str().into());
+                        if let Some(a) = actual {
+                            d.insert("actual".into(), (*a).into());
+                        }
+                    }
+                    LimitViolation::AttachmentKindUnsupported { kind } => {
+                        d.insert("kind".into(), kind.as_str().into());
+                    }
+                    LimitViolation::EmptyMessage => {}
+                }
+                if let Some(i) = index {
+                    d.insert("index".into(), (*i).into());
+                }
+            }
+            ApiError::WindowClosed { last_inbound_at, window } => {
+                d.insert("last_inbound_at".into(), last_inbound_at.map(|t| t.to_rfc3339()).into());
+                d.insert("window_seconds".into(), window.as_secs().into());
+            }
+            ApiError::IdempotencyConflict { existing } => {
+                d.insert("id".into(), existing.to_string().into());
+            }
+            ApiError::MediaTooLarge { limit } => {
+                d.insert("limit".into(), (*limit).into());
+            }
+            _ => {}
+        }
+        d
     }
 }
 
 impl From<LimitViolation> for ApiError {
-    fn from(v: LimitViolation) -> ApiError {
-        let e = ApiError::unprocessable(v.code(), v.to_string());
-        match v {
-            LimitViolation::TextTooLong { limit, actual } => e.with("limit", limit).with("actual", actual),
-            LimitViolation::AttachmentTooLarge { kind, limit, actual } => {
-                let e = e.with("limit", limit).with("kind", kind.as_str());
-                match actual {
-                    Some(a) => e.with("actual", a),
-                    None => e,
-                }
+    fn from(violation: LimitViolation) -> ApiError {
+        ApiError::Limit { violation, index: None }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> ApiError {
+        match e {
+            QueueError::IdempotencyConflict { existing } => ApiError::IdempotencyConflict { existing },
+            e => {
+                tracing::error!(error = %e, "store error in the core API");
+                ApiError::StoreUnavailable
             }
-            LimitViolation::AttachmentKindUnsupported { kind } => e.with("kind", kind.as_str()),
-            LimitViolation::EmptyMessage => e,
         }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> ApiError {
+        ApiError::InvalidRequest { message: e.body_text(), status: StatusCode::BAD_REQUEST, index: None }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut error = Map::new();
-        error.insert("code".into(), self.code.into());
-        error.insert("message".into(), self.message.into());
-        error.extend(self.details);
-        (self.status, axum::Json(json!({ "error": error }))).into_response()
+        error.insert("code".into(), self.code().as_str().into());
+        error.insert("message".into(), self.message().into());
+        error.extend(self.details());
+        (self.status(), axum::Json(json!({ "error": error }))).into_response()
+    }
+}
+
+/// A webhook request that is not answered 2xx.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WebhookRejection {
+    /// No such channel or account in the URL.
+    UnknownAccount,
+    /// The body is over the channel's cap (declared or counted).
+    TooLarge,
+    /// The body could not be read off the connection.
+    UnreadableBody,
+    /// The adapter refused it (authentication, format, handshake, method).
+    Refused(WebhookError),
+    /// Authentic and readable, but the store could not commit it: the provider must retry.
+    NotStored,
+}
+
+/// What a provider is told to wait after [`WebhookRejection::NotStored`].
+const NOT_STORED_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl WebhookRejection {
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            WebhookRejection::UnknownAccount => StatusCode::NOT_FOUND,
+            WebhookRejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookRejection::UnreadableBody => StatusCode::BAD_REQUEST,
+            WebhookRejection::Refused(e) => match e {
+                WebhookError::MissingSignature | WebhookError::BadSignature => StatusCode::UNAUTHORIZED,
+                WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+                WebhookError::HandshakeRefused => StatusCode::FORBIDDEN,
+                WebhookError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            },
+            WebhookRejection::NotStored => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn text(&self) -> &'static str {
+        match self {
+            WebhookRejection::UnknownAccount => "unknown channel or account",
+            WebhookRejection::TooLarge => "body too large",
+            WebhookRejection::UnreadableBody => "could not read the body",
+            WebhookRejection::Refused(e) => match e {
+                WebhookError::MissingSignature | WebhookError::BadSignature => "unauthorized",
+                WebhookError::Malformed(_) => "malformed body",
+                WebhookError::HandshakeRefused => "forbidden",
+                WebhookError::MethodNotAllowed => "method not allowed",
+            },
+            WebhookRejection::NotStored => "not stored; retry",
+        }
+    }
+}
+
+impl IntoResponse for WebhookRejection {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), self.text()).into_response();
+        if self == WebhookRejection::NotStored {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(NOT_STORED_RETRY_AFTER.as_secs()));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_in_the_path_is_not_found_and_in_the_body_unprocessable() {
+        let path = ApiError::UnknownChannel { name: "x".into(), place: Place::Path };
+        let body = ApiError::UnknownChannel { name: "x".into(), place: Place::Body };
+        assert_eq!((path.status(), body.status()), (StatusCode::NOT_FOUND, StatusCode::UNPROCESSABLE_ENTITY));
+        assert_eq!(path.code(), ErrorCode::UnknownChannel);
+    }
+
+    #[test]
+    fn limit_violations_keep_their_code_and_numbers() {
+        let e = ApiError::Limit { violation: LimitViolation::TextTooLong { limit: 2000, actual: 2001 }, index: None };
+        assert_eq!((e.code(), e.status()), (ErrorCode::TextTooLong, StatusCode::UNPROCESSABLE_ENTITY));
+        let d = e.details();
+        assert_eq!((d["limit"].as_u64(), d["actual"].as_u64()), (Some(2000), Some(2001)));
+    }
+
+    #[test]
+    fn a_store_failure_tells_the_provider_to_retry() {
+        let r = WebhookRejection::NotStored.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(WebhookRejection::Refused(WebhookError::BadSignature).status(), StatusCode::UNAUTHORIZED);
     }
 }

@@ -11,7 +11,8 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use chatgate_adapter::{Adapter, FailureCode, Media, OutboundPart, PartBody, Rate, SendErrorKind};
+use chatgate_adapter::{Adapter, Media, OutboundPart, PartBody, Rate, SendErrorKind};
+use chatgate_model::ErrorCode;
 use chatgate_model::{Channel, ErrorInfo, OutboundRequest};
 use chatgate_queue::{Attempt, QueueError};
 use chrono::{DateTime, Utc};
@@ -132,7 +133,7 @@ impl Engine {
         let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key)
             .or_insert_with(|| {
-                let rates = adapter.rate_limits();
+                let rates = adapter.facts().rate_limits;
                 Arc::new(Limiters {
                     account: rates.per_account.and_then(quota).map(RateLimiter::direct),
                     chat: rates.per_chat.and_then(quota).map(RateLimiter::keyed),
@@ -144,8 +145,12 @@ impl Engine {
     async fn deliver(&self, shared: &Shared, mut job: Job) {
         let (channel, account_id) = (job.request.channel, job.request.account.clone());
         let Some(account) = shared.accounts.get(channel, &account_id).cloned() else {
-            self.finish(shared, &job, Outcome::Failed(error("unknown_account", "the account is no longer configured")))
-                .await;
+            self.finish(
+                shared,
+                &job,
+                Outcome::Failed(error(ErrorCode::UnknownAccount, "the account is no longer configured")),
+            )
+            .await;
             return;
         };
         let mut media: Option<Vec<Media>> = None;
@@ -156,8 +161,10 @@ impl Engine {
                     job.attempts += 1;
                     let age = Utc::now().signed_duration_since(job.created_at).to_std().unwrap_or_default();
                     if age + after > shared.settings.max_retry_age {
-                        let info =
-                            error("retries_exhausted", format!("gave up after {} attempts: {text}", job.attempts));
+                        let info = error(
+                            ErrorCode::RetriesExhausted,
+                            format!("gave up after {} attempts: {text}", job.attempts),
+                        );
                         self.finish(shared, &job, Outcome::Failed(info)).await;
                         return;
                     }
@@ -207,7 +214,10 @@ impl Engine {
     ) -> Outcome {
         let request = &job.request;
         if shared.blocks.is_blocked(request.channel, &request.account, &request.chat_id) {
-            return Outcome::Failed(error("customer_blocked", "the customer was blocked before the message was sent"));
+            return Outcome::Failed(error(
+                ErrorCode::CustomerBlocked,
+                "the customer was blocked before the message was sent",
+            ));
         }
         if media.is_none() {
             match self.download(account, request).await {
@@ -217,7 +227,7 @@ impl Engine {
         }
         let parts = plan(job.id, request, media.as_deref().unwrap_or_default());
         let adapter = account.adapter.as_ref();
-        let caps = adapter.capabilities();
+        let caps = adapter.facts().capabilities;
         let limiters = self.limiters(adapter);
         let total = parts.len() as u32;
         for part in parts.into_iter().skip(job.parts_done as usize) {
@@ -230,7 +240,7 @@ impl Engine {
                 };
                 if !crate::api::window_open(last, window) {
                     return Outcome::Failed(error(
-                        "window_closed",
+                        ErrorCode::WindowClosed,
                         "the messaging window closed before the message was sent",
                     ));
                 }
@@ -265,7 +275,7 @@ impl Engine {
                         SendErrorKind::Transient => {
                             Outcome::Retry { after: self.backoff(shared, job.attempts), error: e.message }
                         }
-                        SendErrorKind::Failed(code) => Outcome::Failed(error(code.as_str(), e.message)),
+                        SendErrorKind::Failed(code) => Outcome::Failed(error(code, e.message)),
                     };
                 }
             }
@@ -279,7 +289,7 @@ impl Engine {
         for a in &request.attachments {
             let Some(limit) = account.limits.for_kind(a.kind) else {
                 return Err(Outcome::Failed(error(
-                    FailureCode::AttachmentKindUnsupported.as_str(),
+                    ErrorCode::AttachmentKindUnsupported,
                     format!("{} does not take {} attachments", request.channel, a.kind.as_str()),
                 )));
             };
@@ -296,9 +306,9 @@ impl Engine {
                 }
                 Err(e) => {
                     let code = match e {
-                        FetchError::TooLarge { .. } => "attachment_too_large",
-                        FetchError::Forbidden(_) => "attachment_url_forbidden",
-                        _ => "attachment_unavailable",
+                        FetchError::TooLarge { .. } => ErrorCode::AttachmentTooLarge,
+                        FetchError::Forbidden(_) => ErrorCode::AttachmentUrlForbidden,
+                        _ => ErrorCode::AttachmentUnavailable,
                     };
                     return Err(Outcome::Failed(error(code, e.to_string())));
                 }
@@ -339,6 +349,6 @@ fn plan(id: Uuid, request: &OutboundRequest, media: &[Media]) -> Vec<OutboundPar
         .collect()
 }
 
-fn error(code: &str, message: impl Into<String>) -> ErrorInfo {
-    ErrorInfo { code: code.to_owned(), message: message.into() }
+fn error(code: ErrorCode, message: impl Into<String>) -> ErrorInfo {
+    ErrorInfo { code, message: message.into() }
 }

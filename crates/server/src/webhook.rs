@@ -14,6 +14,7 @@ use chatgate_queue::InboundRecord;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::Shared;
+use crate::error::WebhookRejection;
 use crate::metrics::Counters;
 
 pub(crate) async fn handle(
@@ -25,7 +26,7 @@ pub(crate) async fn handle(
     body: Body,
 ) -> Response {
     let Some(entry) = channel.parse::<Channel>().ok().and_then(|c| shared.accounts.get(c, &account)) else {
-        return (StatusCode::NOT_FOUND, "unknown channel or account").into_response();
+        return WebhookRejection::UnknownAccount.into_response();
     };
     let adapter = entry.adapter.as_ref();
     let channel = adapter.channel();
@@ -37,24 +38,24 @@ pub(crate) async fn handle(
             Ok(inbound) => reply_response(inbound.reply),
             Err(e) => {
                 tracing::warn!(%channel, %account, %method, error = %e, "webhook refused before reading a body");
-                webhook_error(e)
+                WebhookRejection::Refused(e).into_response()
             }
         };
     }
 
-    let limit = adapter.max_body_bytes();
+    let limit = adapter.facts().max_body_bytes;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         Counters::add(&counters.rejected_too_large, 1);
-        return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response();
+        return WebhookRejection::TooLarge.into_response();
     }
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             Counters::add(&counters.rejected_too_large, 1);
-            return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response();
+            return WebhookRejection::TooLarge.into_response();
         }
-        Err(_) => return (StatusCode::BAD_REQUEST, "could not read the body").into_response(),
+        Err(_) => return WebhookRejection::UnreadableBody.into_response(),
     };
 
     let request = WebhookRequest { method: &method, headers: &headers, query: query.as_deref(), body: &bytes };
@@ -63,12 +64,12 @@ pub(crate) async fn handle(
         Err(e @ (WebhookError::MissingSignature | WebhookError::BadSignature)) => {
             tracing::warn!(%channel, %account, error = %e, "webhook authentication failed; nothing stored");
             Counters::add(&counters.rejected_unauthenticated, 1);
-            return webhook_error(e);
+            return WebhookRejection::Refused(e).into_response();
         }
         Err(e) => {
             tracing::warn!(%channel, %account, error = %e, "authentic webhook could not be read; nothing stored");
             Counters::add(&counters.rejected_malformed, 1);
-            return webhook_error(e);
+            return WebhookRejection::Refused(e).into_response();
         }
     };
 
@@ -101,7 +102,7 @@ pub(crate) async fn handle(
         }
         Err(e) => {
             tracing::error!(%channel, %account, error = %e, "could not store webhook events; the provider will retry");
-            (StatusCode::SERVICE_UNAVAILABLE, "not stored; retry").into_response()
+            WebhookRejection::NotStored.into_response()
         }
     }
 }
@@ -113,15 +114,4 @@ fn reply_response(reply: Reply) -> Response {
             (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
         }
     }
-}
-
-/// The one place a webhook error becomes an HTTP answer. Details stay in the log.
-fn webhook_error(e: WebhookError) -> Response {
-    let (status, text) = match e {
-        WebhookError::MissingSignature | WebhookError::BadSignature => (StatusCode::UNAUTHORIZED, "unauthorized"),
-        WebhookError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed body"),
-        WebhookError::HandshakeRefused => (StatusCode::FORBIDDEN, "forbidden"),
-        WebhookError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-    };
-    (status, text).into_response()
 }

@@ -11,9 +11,10 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use chatgate_adapter::verify::constant_time_eq;
 use chatgate_adapter::{
-    Adapter, Capabilities, FailureCode, Inbound, InboundEvent, OutboundPart, PartBody, Reply, SendError, SendReceipt,
-    WebhookError, WebhookRequest,
+    Adapter, Capabilities, ChannelFacts, Inbound, InboundEvent, OutboundPart, PartBody, RateLimits, Reply, SendError,
+    SendReceipt, WebhookError, WebhookRequest,
 };
+use chatgate_model::ErrorCode;
 use chatgate_model::limits::{LimitOverrides, MB};
 use chatgate_model::{Channel, Customer, Event, EventKind, Limits, Message, Status, StatusInfo};
 use chatgate_queue::SqliteQueue;
@@ -25,30 +26,41 @@ use tower::ServiceExt;
 const SECRET: &str = "s3cret";
 const TOKEN: &str = "core-token";
 
+/// The test channel's name.
+const WEB: Channel = Channel::from_static("web");
+
+/// Small limits, native replies and templates, no window, a 4 KiB body cap.
+const FACTS: ChannelFacts = ChannelFacts {
+    limits: Limits::mb(Some(1), Some(1), None, Some(2)),
+    rate_limits: RateLimits { per_account: None, per_chat: None },
+    capabilities: Capabilities { native_reply: true, templates: true, messaging_window: None },
+    max_body_bytes: 4096,
+};
+
 /// A channel whose webhooks are `{"events":[...]}` and whose sends follow a script.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Scripted {
-    window: Option<Duration>,
+    facts: ChannelFacts,
     sent: Mutex<Vec<OutboundPart>>,
     script: Mutex<VecDeque<Result<SendReceipt, SendError>>>,
+}
+
+impl Default for Scripted {
+    fn default() -> Scripted {
+        Scripted { facts: FACTS, sent: Mutex::default(), script: Mutex::default() }
+    }
 }
 
 #[async_trait]
 impl Adapter for Scripted {
     fn channel(&self) -> Channel {
-        Channel::Web
+        WEB
     }
     fn account(&self) -> &str {
         "test"
     }
-    fn limits(&self) -> Limits {
-        Limits::mb(Some(1), Some(1), None, Some(2))
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities { native_reply: true, templates: true, messaging_window: self.window }
-    }
-    fn max_body_bytes(&self) -> usize {
-        4096
+    fn facts(&self) -> &ChannelFacts {
+        &self.facts
     }
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {
         let given = request.header("x-test-secret").ok_or(WebhookError::MissingSignature)?;
@@ -61,7 +73,7 @@ impl Adapter for Scripted {
             let chat = e["chat"].as_str().unwrap_or("c1");
             let event = match e["kind"].as_str() {
                 Some("status") => {
-                    let mut ev = Event::new(EventKind::Status, Channel::Web, "test", chat);
+                    let mut ev = Event::new(EventKind::Status, WEB, "test", chat);
                     ev.status = Some(StatusInfo {
                         message_id: None,
                         external_id: e["external"].as_str().map(str::to_owned),
@@ -72,7 +84,7 @@ impl Adapter for Scripted {
                     ev
                 }
                 _ => {
-                    let mut ev = Event::new(EventKind::Message, Channel::Web, "test", chat);
+                    let mut ev = Event::new(EventKind::Message, WEB, "test", chat);
                     ev.customer =
                         Some(Customer { id: e["customer"].as_str().unwrap_or(chat).into(), ..Customer::default() });
                     ev.message = Some(Message {
@@ -354,7 +366,7 @@ async fn retries_follow_the_error_kind() {
         Err(SendError::transient("HTTP 502")),
         Err(SendError::retry_after(Duration::from_millis(30), "429")),
         Ok(SendReceipt { external_id: "x1".into(), status: Status::Sent }),
-        Err(SendError::failed(FailureCode::CustomerUnsubscribed, "bot was blocked by the user")),
+        Err(SendError::failed(ErrorCode::CustomerUnsubscribed, "bot was blocked by the user")),
     ]);
     let h = start_with(dir.path(), adapter, true).await;
     let (_, v) = h.send(text_msg("c1", "first")).await;
@@ -424,7 +436,8 @@ async fn blocks_survive_a_restart() {
 #[tokio::test]
 async fn messaging_window_is_enforced_before_calling_the_provider() {
     let dir = tempfile::tempdir().unwrap();
-    let adapter = Arc::new(Scripted { window: Some(Duration::from_secs(24 * 3600)), ..Scripted::default() });
+    let windowed = Capabilities { messaging_window: Some(Duration::from_secs(24 * 3600)), ..FACTS.capabilities };
+    let adapter = Arc::new(Scripted { facts: ChannelFacts { capabilities: windowed, ..FACTS }, ..Scripted::default() });
     let h = start_with(dir.path(), adapter, true).await;
     let (s, v) = h.send(text_msg("w1", "hi")).await;
     assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("window_closed")));
