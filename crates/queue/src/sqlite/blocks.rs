@@ -1,0 +1,39 @@
+//! The block list: customers the core has blocked, per channel and account.
+
+use chatgate_model::Channel;
+use rusqlite::{Connection, params};
+
+use super::pipeline::Writer;
+use crate::types::QueueError;
+
+impl Writer {
+    pub(super) fn block(
+        &mut self,
+        channel: Channel,
+        account: &str,
+        customer: &str,
+        blocked: bool,
+    ) -> Result<(), QueueError> {
+        let sql = if blocked {
+            "INSERT OR IGNORE INTO blocks (channel, account, customer_id) VALUES (?1, ?2, ?3)"
+        } else {
+            "DELETE FROM blocks WHERE channel = ?1 AND account = ?2 AND customer_id = ?3"
+        };
+        self.conn.prepare_cached(sql)?.execute(params![channel.as_str(), account, customer])?;
+        Ok(())
+    }
+}
+
+/// Every blocked customer as (channel, account, customer id); rows of unknown channels are skipped.
+pub(super) fn blocked(conn: &Connection) -> Result<Vec<(Channel, String, String)>, QueueError> {
+    let mut stmt = conn.prepare_cached("SELECT channel, account, customer_id FROM blocks")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (channel, account, customer) = row?;
+        if let Ok(channel) = channel.parse() {
+            out.push((channel, account, customer));
+        }
+    }
+    Ok(out)
+}
