@@ -6,20 +6,23 @@ use rusqlite::{Connection, params};
 use super::pipeline::Writer;
 use crate::types::QueueError;
 
+/// Blocks or unblocks one customer.
+#[derive(Debug)]
+pub(super) struct Block {
+    pub(super) channel: Channel,
+    pub(super) account: String,
+    pub(super) customer_id: String,
+    pub(super) blocked: bool,
+}
+
 impl Writer {
-    pub(super) fn block(
-        &mut self,
-        channel: Channel,
-        account: &str,
-        customer: &str,
-        blocked: bool,
-    ) -> Result<(), QueueError> {
-        let sql = if blocked {
+    pub(super) fn block(&mut self, change: &Block) -> Result<(), QueueError> {
+        let sql = if change.blocked {
             "INSERT OR IGNORE INTO blocks (channel, account, customer_id) VALUES (?1, ?2, ?3)"
         } else {
             "DELETE FROM blocks WHERE channel = ?1 AND account = ?2 AND customer_id = ?3"
         };
-        self.conn.prepare_cached(sql)?.execute(params![channel.as_str(), account, customer])?;
+        self.conn.prepare_cached(sql)?.execute(params![change.channel.as_str(), change.account, change.customer_id])?;
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use chrono::Utc;
 use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::pipeline::{Command, Writer};
+use super::pipeline::{Call, Command, Writer};
 use crate::types::QueueError;
 
 /// How long events, dedup keys and finished outbound messages are kept by default. Providers
@@ -53,7 +53,7 @@ impl Maintenance {
         loop {
             let Some(writer) = self.writer.upgrade() else { return };
             let (tx, rx) = oneshot::channel();
-            if writer.blocking_send(Command::Prune(cutoff.timestamp_micros(), tx)).is_err() {
+            if writer.blocking_send(Command::Prune(Call::new(cutoff.timestamp_micros(), tx))).is_err() {
                 return;
             }
             drop(writer);

@@ -40,8 +40,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
+use self::blocks::Block;
 use self::maintenance::{Maintenance, PRUNE_CHUNK, checkpoint_loop};
-use self::pipeline::{Command, Committed, MAX_BATCH, Stats, Syncer, Writer, wal_path};
+use self::pipeline::{Call, Command, Committed, MAX_BATCH, Stats, Syncer, Writer, wal_path};
 use self::schema::{SCHEMA, migrate};
 use crate::Queue;
 use crate::types::{
@@ -142,7 +143,7 @@ impl SqliteQueue {
     pub async fn prune_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, QueueError> {
         let mut total = 0;
         loop {
-            let n = self.call(|tx| Command::Prune(cutoff.timestamp_micros(), tx)).await?;
+            let n = self.call(cutoff.timestamp_micros(), Command::Prune).await?;
             total += n;
             if n < PRUNE_CHUNK as u64 {
                 return Ok(total);
@@ -155,12 +156,11 @@ impl SqliteQueue {
         &self.inner.path
     }
 
-    async fn call<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, QueueError>>) -> Command,
-    ) -> Result<T, QueueError> {
+    /// Sends one command to the writer and waits for its answer, which comes only after the
+    /// batch holding it is on disk.
+    async fn call<A, R>(&self, args: A, command: fn(Call<A, R>) -> Command) -> Result<R, QueueError> {
         let (tx, rx) = oneshot::channel();
-        self.inner.commands.send(make(tx)).await.map_err(|_| QueueError::Closed)?;
+        self.inner.commands.send(command(Call::new(args, tx))).await.map_err(|_| QueueError::Closed)?;
         rx.await.map_err(|_| QueueError::Closed)?
     }
 
@@ -189,7 +189,7 @@ impl Queue for SqliteQueue {
             let json = serde_json::to_string(&r.event).map_err(|e| QueueError::Storage(e.to_string()))?;
             prepared.push((r, json));
         }
-        self.call(|tx| Command::Append(prepared, tx)).await
+        self.call(prepared, Command::Append).await
     }
 
     async fn read_events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, QueueError> {
@@ -208,11 +208,11 @@ impl Queue for SqliteQueue {
     }
 
     async fn enqueue(&self, id: Uuid, request: OutboundRequest) -> Result<Enqueued, QueueError> {
-        self.call(|tx| Command::Enqueue(id, Box::new(request), tx)).await
+        self.call((id, Box::new(request)), Command::Enqueue).await
     }
 
     async fn record_attempt(&self, id: Uuid, attempt: Attempt) -> Result<(), QueueError> {
-        self.call(|tx| Command::Attempt(id, attempt, tx)).await
+        self.call((id, attempt), Command::Attempt).await
     }
 
     async fn pending_messages(&self) -> Result<Vec<PendingMessage>, QueueError> {
@@ -240,8 +240,8 @@ impl Queue for SqliteQueue {
         customer_id: &str,
         blocked: bool,
     ) -> Result<(), QueueError> {
-        let (account, customer_id) = (account.to_owned(), customer_id.to_owned());
-        self.call(|tx| Command::Block(channel, account, customer_id, blocked, tx)).await
+        let change = Block { channel, account: account.to_owned(), customer_id: customer_id.to_owned(), blocked };
+        self.call(change, Command::Block).await
     }
 
     fn stats(&self) -> QueueStats {

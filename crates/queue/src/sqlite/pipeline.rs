@@ -16,20 +16,88 @@ use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
+use super::blocks::Block;
 use crate::types::{AppendOutcome, Attempt, Enqueued, InboundRecord, QueueError};
 
 /// The most commands one transaction takes.
 pub(super) const MAX_BATCH: usize = 4096;
 
+/// What callers ask of the writer. Each variant carries a [`Call`] whose reply type is that
+/// command's answer, so a command can only ever be answered with its own kind of result.
 #[derive(Debug)]
 pub(super) enum Command {
     /// Records with their envelope JSON, serialised by the caller (off the writer thread).
-    Append(Vec<(InboundRecord, String)>, oneshot::Sender<Result<AppendOutcome, QueueError>>),
-    Enqueue(Uuid, Box<OutboundRequest>, oneshot::Sender<Result<Enqueued, QueueError>>),
-    Attempt(Uuid, Attempt, oneshot::Sender<Result<(), QueueError>>),
-    Block(Channel, String, String, bool, oneshot::Sender<Result<(), QueueError>>),
+    Append(Call<Vec<(InboundRecord, String)>, AppendOutcome>),
+    Enqueue(Call<(Uuid, Box<OutboundRequest>), Enqueued>),
+    Attempt(Call<(Uuid, Attempt), ()>),
+    Block(Call<Block, ()>),
     /// Delete what is older than this time (µs); answers how many events it deleted.
-    Prune(i64, oneshot::Sender<Result<u64, QueueError>>),
+    Prune(Call<i64, u64>),
+}
+
+/// One command's arguments, its caller's reply channel and, once the writer has applied it, its
+/// outcome, held until the syncer has made the batch durable.
+#[derive(Debug)]
+pub(super) struct Call<A, R> {
+    args: A,
+    reply: oneshot::Sender<Result<R, QueueError>>,
+    outcome: Option<Result<R, QueueError>>,
+}
+
+impl<A, R> Call<A, R> {
+    pub(super) fn new(args: A, reply: oneshot::Sender<Result<R, QueueError>>) -> Self {
+        Call { args, reply, outcome: None }
+    }
+
+    /// Applies the command and keeps its value for the answer. An error is handed back to the
+    /// batch (which retries with savepoints, see [`Writer::run_batch`]), not kept.
+    fn run(&mut self, apply: impl FnOnce(&A) -> Result<R, QueueError>) -> Result<(), QueueError> {
+        self.outcome = Some(Ok(apply(&self.args)?));
+        Ok(())
+    }
+
+    /// Sends the kept outcome. A command that was never applied has none: its reply channel is
+    /// dropped, which the caller sees as [`QueueError::Closed`]. A caller that went away (client
+    /// disconnected) is not an error of the store.
+    fn answer(self) {
+        if let Some(outcome) = self.outcome {
+            let _ = self.reply.send(outcome);
+        }
+    }
+
+    fn fail(self, error: QueueError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+/// Runs `$body` with `$call` bound to the [`Call`] inside any command.
+macro_rules! each_call {
+    ($cmd:expr, $call:ident => $body:expr) => {
+        match $cmd {
+            Command::Append($call) => $body,
+            Command::Enqueue($call) => $body,
+            Command::Attempt($call) => $body,
+            Command::Block($call) => $body,
+            Command::Prune($call) => $body,
+        }
+    };
+}
+
+impl Command {
+    /// Answers the caller with the outcome the writer kept (after the batch's fsync).
+    fn answer(self) {
+        each_call!(self, call => call.answer())
+    }
+
+    /// Answers the caller with `error`, whatever the writer kept.
+    fn fail(self, error: QueueError) {
+        each_call!(self, call => call.fail(error))
+    }
+
+    /// Keeps `error` as this command's outcome (it failed alone inside its savepoint).
+    fn keep_error(&mut self, error: QueueError) {
+        each_call!(self, call => call.outcome = Some(Err(error)))
+    }
 }
 
 /// Work counters shared by the writer and syncer threads.
@@ -41,9 +109,9 @@ pub(super) struct Stats {
     pub(super) sync_micros: AtomicU64,
 }
 
-/// A committed batch waiting for its fsync.
+/// A committed batch waiting for its fsync; every command holds its outcome.
 pub(super) struct Committed {
-    answers: Vec<(Command, Result<Answer, QueueError>)>,
+    commands: Vec<Command>,
     last_seq: u64,
 }
 
@@ -77,14 +145,14 @@ impl Syncer {
                     if last > *self.durable.borrow() {
                         self.durable.send_replace(last);
                     }
-                    for (cmd, result) in ready.into_iter().flat_map(|c| c.answers) {
-                        answer(cmd, result);
+                    for cmd in ready.into_iter().flat_map(|c| c.commands) {
+                        cmd.answer();
                     }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "fsync of the WAL failed; the batch is not acknowledged");
-                    for (cmd, _) in ready.into_iter().flat_map(|c| c.answers) {
-                        answer(cmd, Err(QueueError::Storage(format!("fsync failed: {e}"))));
+                    for cmd in ready.into_iter().flat_map(|c| c.commands) {
+                        cmd.fail(QueueError::Storage(format!("fsync failed: {e}")));
                     }
                 }
             }
@@ -121,14 +189,6 @@ pub(super) struct Writer {
     pub(super) stats: Arc<Stats>,
 }
 
-/// A command's result, held until the batch commits.
-enum Answer {
-    Append(AppendOutcome),
-    Enqueue(Enqueued),
-    Count(u64),
-    Unit,
-}
-
 impl Writer {
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -144,36 +204,35 @@ impl Writer {
         }
     }
 
-    /// Applies a batch in one transaction and answers every command after the commit.
+    /// Applies a batch in one transaction and hands it to the syncer after the commit.
     ///
     /// Fast path: all commands in one go. If one fails, the transaction is rolled back and the
     /// batch is applied again with each command in its own savepoint, so one bad command fails
     /// alone and the others still commit.
     fn apply_batch(&mut self, batch: &mut Vec<Command>) {
         let seq_before = self.last_seq;
-        let mut results = self.run_batch(batch, false);
-        if results.is_err() {
+        let mut ran = self.run_batch(batch, false);
+        if ran.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.last_seq = seq_before;
             self.windows.clear();
-            results = self.run_batch(batch, true);
+            ran = self.run_batch(batch, true);
         }
-        let committed = results.and_then(|r| {
-            self.conn
-                .execute_batch("COMMIT")
-                .map(|()| r)
-                .map_err(|e| QueueError::Storage(format!("commit failed: {e}")))
+        let committed = ran.and_then(|()| {
+            self.conn.execute_batch("COMMIT").map_err(|e| QueueError::Storage(format!("commit failed: {e}")))
         });
         match committed {
-            Ok(results) => {
+            Ok(()) => {
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
                 self.stats.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                let answers = batch.drain(..).zip(results).collect();
+                // Moved into a vector of their own size; `batch` keeps its capacity for the next one.
+                let mut commands = Vec::with_capacity(batch.len());
+                commands.append(batch);
                 if let Err(std::sync::mpsc::SendError(lost)) =
-                    self.to_syncer.send(Committed { answers, last_seq: self.last_seq })
+                    self.to_syncer.send(Committed { commands, last_seq: self.last_seq })
                 {
-                    for (cmd, _) in lost.answers {
-                        answer(cmd, Err(QueueError::Closed));
+                    for cmd in lost.commands {
+                        cmd.fail(QueueError::Closed);
                     }
                 }
             }
@@ -183,46 +242,42 @@ impl Writer {
                 self.last_seq = seq_before;
                 self.windows.clear();
                 for cmd in batch.drain(..) {
-                    answer(cmd, Err(QueueError::Storage(e.to_string())));
+                    cmd.fail(QueueError::Storage(e.to_string()));
                 }
             }
         }
     }
 
-    /// Runs every command inside `BEGIN IMMEDIATE` (left open). Without `isolate` the first error
-    /// aborts the run; with it each command runs in a savepoint and its error is its own.
-    fn run_batch(&mut self, batch: &[Command], isolate: bool) -> Result<Vec<Result<Answer, QueueError>>, QueueError> {
+    /// Runs every command inside `BEGIN IMMEDIATE` (left open), each keeping its outcome.
+    /// Without `isolate` the first error aborts the run; with it each command runs in a
+    /// savepoint and its error is its own.
+    fn run_batch(&mut self, batch: &mut [Command], isolate: bool) -> Result<(), QueueError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let mut results = Vec::with_capacity(batch.len());
-        for cmd in batch {
+        for cmd in batch.iter_mut() {
             if !isolate {
-                results.push(Ok(self.apply(cmd)?));
+                self.apply(cmd)?;
                 continue;
             }
             self.conn.execute_batch("SAVEPOINT cmd")?;
             let seq_before = self.last_seq;
-            let result = self.apply(cmd).and_then(|a| self.flush_windows().map(|()| a));
-            if result.is_err() {
+            if let Err(e) = self.apply(cmd).and_then(|()| self.flush_windows()) {
                 self.last_seq = seq_before;
                 self.windows.clear();
                 self.conn.execute_batch("ROLLBACK TO cmd")?;
+                cmd.keep_error(e);
             }
             self.conn.execute_batch("RELEASE cmd")?;
-            results.push(result);
         }
-        self.flush_windows()?;
-        Ok(results)
+        self.flush_windows()
     }
 
-    fn apply(&mut self, cmd: &Command) -> Result<Answer, QueueError> {
+    fn apply(&mut self, cmd: &mut Command) -> Result<(), QueueError> {
         match cmd {
-            Command::Append(records, _) => self.append(records).map(Answer::Append),
-            Command::Enqueue(id, req, _) => self.enqueue(*id, req).map(Answer::Enqueue),
-            Command::Attempt(id, attempt, _) => self.attempt(*id, attempt).map(|()| Answer::Unit),
-            Command::Block(channel, account, customer, blocked, _) => {
-                self.block(*channel, account, customer, *blocked).map(|()| Answer::Unit)
-            }
-            Command::Prune(cutoff, _) => self.prune(*cutoff).map(Answer::Count),
+            Command::Append(call) => call.run(|records| self.append(records)),
+            Command::Enqueue(call) => call.run(|(id, request)| self.enqueue(*id, request)),
+            Command::Attempt(call) => call.run(|(id, attempt)| self.attempt(*id, attempt)),
+            Command::Block(call) => call.run(|block| self.block(block)),
+            Command::Prune(call) => call.run(|cutoff| self.prune(*cutoff)),
         }
     }
 
@@ -237,23 +292,41 @@ impl Writer {
     }
 }
 
-/// Sends a command's result to its caller. A caller that went away (client disconnected) is
-/// not an error of the store.
-fn answer(cmd: Command, result: Result<Answer, QueueError>) {
-    let mismatch = || QueueError::Storage("internal: answer does not fit the command".into());
-    match cmd {
-        Command::Append(_, tx) => drop(tx.send(result.and_then(|a| match a {
-            Answer::Append(o) => Ok(o),
-            _ => Err(mismatch()),
-        }))),
-        Command::Enqueue(_, _, tx) => drop(tx.send(result.and_then(|a| match a {
-            Answer::Enqueue(e) => Ok(e),
-            _ => Err(mismatch()),
-        }))),
-        Command::Attempt(_, _, tx) | Command::Block(_, _, _, _, tx) => drop(tx.send(result.map(|_| ()))),
-        Command::Prune(_, tx) => drop(tx.send(result.and_then(|a| match a {
-            Answer::Count(n) => Ok(n),
-            _ => Err(mismatch()),
-        }))),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_answers_with_what_it_kept() {
+        let (tx, mut rx) = oneshot::channel();
+        let mut call = Call::new(7_i64, tx);
+        call.run(|cutoff| Ok(*cutoff as u64 * 2)).unwrap();
+        Command::Prune(call).answer();
+        assert_eq!(rx.try_recv().unwrap().unwrap(), 14);
+    }
+
+    #[test]
+    fn a_failed_command_answers_its_error_and_a_refused_batch_overrides_the_kept_value() {
+        let (tx, mut rx) = oneshot::channel();
+        let mut cmd = Command::Prune(Call::new(1, tx));
+        cmd.keep_error(QueueError::Storage("bad row".into()));
+        cmd.answer();
+        assert!(matches!(rx.try_recv().unwrap(), Err(QueueError::Storage(m)) if m == "bad row"));
+
+        let (tx, mut rx) = oneshot::channel();
+        let mut call = Call::new(1_i64, tx);
+        call.run(|_| Ok(1)).unwrap();
+        Command::Prune(call).fail(QueueError::Closed);
+        assert!(matches!(rx.try_recv().unwrap(), Err(QueueError::Closed)));
+    }
+
+    #[test]
+    fn an_error_while_applying_is_handed_to_the_batch_not_kept() {
+        let (tx, mut rx) = oneshot::channel::<Result<u64, QueueError>>();
+        let mut call = Call::new(1_i64, tx);
+        assert!(call.run(|_| Err(QueueError::Storage("constraint".into()))).is_err());
+        // Never applied: the reply channel is dropped, which the caller reads as `Closed`.
+        call.answer();
+        assert!(rx.try_recv().is_err());
     }
 }
