@@ -43,7 +43,6 @@ use uuid::Uuid;
 use self::blocks::Block;
 use self::maintenance::{Maintenance, PRUNE_CHUNK, checkpoint_loop};
 use self::pipeline::{Call, Command, Committed, MAX_BATCH, Stats, Syncer, Writer, wal_path};
-use self::schema::{SCHEMA, migrate};
 use crate::Queue;
 use crate::types::{
     AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
@@ -77,15 +76,14 @@ impl SqliteQueue {
     pub fn open_with(dir: &Path, retention: Duration) -> Result<SqliteQueue, QueueError> {
         std::fs::create_dir_all(dir).map_err(|e| QueueError::Storage(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join("chatgate.db");
-        let writer = Connection::open(&path)?;
+        let mut writer = Connection::open(&path)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         // The WAL is fsynced by the syncer thread before any answer (see the module doc).
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         writer.pragma_update(None, "busy_timeout", 5000)?;
         // Checkpoints run on their own thread, off the commit path (see `maintenance`).
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
-        writer.execute_batch(SCHEMA)?;
-        migrate(&writer, Utc::now().timestamp_micros())?;
+        schema::migrate(&mut writer, Utc::now().timestamp_micros())?;
         let last: u64 =
             writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
 
