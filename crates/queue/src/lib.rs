@@ -5,7 +5,6 @@
 //! the core with their status history, the customers' messaging windows and the block list.
 //! Every write is acknowledged only after it is committed to disk.
 
-mod schema;
 mod sqlite;
 mod types;
 

@@ -330,3 +330,112 @@ async fn a_database_from_before_retention_is_migrated() {
     // Old rows got a time at migration: an hour-old cutoff keeps them.
     assert_eq!(q.prune_older_than(Utc::now() - chrono::Duration::hours(1)).await.unwrap(), 0);
 }
+
+/// The layout chatgate wrote before versioned migrations (`user_version` 0).
+const UNVERSIONED_SCHEMA: &str = include_str!("fixtures/unversioned_schema.sql");
+
+fn user_version(conn: &rusqlite::Connection) -> u32 {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn a_database_written_before_versioned_migrations_opens_with_all_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc::now().timestamp_micros();
+    let hour = 3_600_000_000_i64;
+    let (sent, queued) = (Uuid::now_v7(), Uuid::now_v7());
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("chatgate.db")).unwrap();
+        conn.execute_batch(UNVERSIONED_SCHEMA).unwrap();
+        // Two events from long ago and a recent one; their times must survive the migration.
+        for (body, at) in [("{\"v\":1,\"n\":1}", 1), ("{\"v\":1,\"n\":2}", 2), ("{\"v\":1,\"n\":3}", now)] {
+            conn.execute("INSERT INTO events (body, at_us) VALUES (?1, ?2)", rusqlite::params![body, at]).unwrap();
+        }
+        conn.execute("INSERT INTO dedup VALUES ('telegram/main', 'update:1', ?1)", [now]).unwrap();
+        for (id, text, status, done, sent_us) in
+            [(sent, "hello", "sent", 0, Some(now - hour)), (queued, "later", "queued", 0, None)]
+        {
+            let body = serde_json::to_string(&request("c", text, None)).unwrap();
+            conn.execute(
+                "INSERT INTO messages (id, channel, account, chat_id, request, status, done, created_us, sent_us)
+                 VALUES (?1, 'telegram', 'main', 'c', ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![id.to_string(), body, status, done, now - 2 * hour, sent_us],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO message_history VALUES (?1, 'queued', ?2)",
+                rusqlite::params![id.to_string(), now - 2 * hour],
+            )
+            .unwrap();
+        }
+        conn.execute("INSERT INTO message_history VALUES (?1, 'sent', ?2)", rusqlite::params![sent.to_string(), now])
+            .unwrap();
+        conn.execute("INSERT INTO external_ids VALUES ('telegram', 'main', 'ext-1', ?1, 0)", [sent.to_string()])
+            .unwrap();
+        conn.execute("INSERT INTO windows VALUES ('telegram', 'main', 'c', ?1)", [now - hour]).unwrap();
+        conn.execute("INSERT INTO blocks VALUES ('vk', 'grp', '77')", []).unwrap();
+        assert_eq!(user_version(&conn), 0);
+    }
+
+    let q = SqliteQueue::open(dir.path()).unwrap();
+    let events = q.read_events(0, 10).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.json.as_str()).collect::<Vec<_>>(),
+        ["{\"seq\":1,\"v\":1,\"n\":1}", "{\"seq\":2,\"v\":1,\"n\":2}", "{\"seq\":3,\"v\":1,\"n\":3}"]
+    );
+    let dup = q.append_inbound(vec![record(Some("update:1"), text_event("c", "x"))]).await.unwrap();
+    assert_eq!(dup.duplicates, 1, "old dedup keys still count");
+    assert_eq!(
+        q.last_inbound(Channel::from_static("telegram"), "main", "c").await.unwrap().map(|t| t.timestamp_micros()),
+        Some(now - hour)
+    );
+    assert_eq!(q.blocked().await.unwrap(), vec![(Channel::from_static("vk"), "grp".to_owned(), "77".to_owned())]);
+    let pending: Vec<Uuid> = q.pending_messages().await.unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(pending, vec![sent, queued]);
+    let record_before = q.message(sent).await.unwrap().unwrap();
+    assert_eq!(record_before.status, Status::Sent);
+    assert_eq!(record_before.external_ids, vec!["ext-1".to_owned()]);
+    assert_eq!(record_before.history.iter().map(|h| h.status).collect::<Vec<_>>(), vec![Status::Queued, Status::Sent]);
+
+    // The old external id and send time still route receipts and watermarks.
+    let out = q.append_inbound(vec![record(None, receipt("c", Some("ext-1"), Status::Delivered, None))]).await.unwrap();
+    assert_eq!((out.seqs, out.unchanged_statuses), (vec![4], 0), "seq continues after the old log");
+    let out = q.append_inbound(vec![record(None, receipt("c", None, Status::Read, Some(Utc::now())))]).await.unwrap();
+    assert_eq!(out.seqs.len(), 1);
+    assert_eq!(q.message(sent).await.unwrap().unwrap().status, Status::Read);
+
+    // The old times were kept, not reset by the migration: the two old events are past an hour-old cutoff.
+    assert_eq!(q.prune_older_than(Utc::now() - chrono::Duration::hours(1)).await.unwrap(), 2);
+
+    drop(q);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let conn = rusqlite::Connection::open(dir.path().join("chatgate.db")).unwrap();
+    assert!(user_version(&conn) > 0, "the database now carries its schema version");
+}
+
+#[tokio::test]
+async fn reopening_does_no_migration_work() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let q = SqliteQueue::open(dir.path()).unwrap();
+        q.append_inbound(vec![record(Some("u1"), text_event("c", "a"))]).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let path = dir.path().join("chatgate.db");
+    let version = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        // A row without a time: any migration step that ran again would give it one.
+        conn.execute("UPDATE events SET at_us = NULL", []).unwrap();
+        user_version(&conn)
+    };
+    assert!(version > 0);
+
+    let q = SqliteQueue::open(dir.path()).unwrap();
+    assert_eq!(q.read_events(0, 10).await.unwrap().len(), 1);
+    drop(q);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let at: Option<i64> = conn.query_row("SELECT at_us FROM events", [], |r| r.get(0)).unwrap();
+    assert_eq!(at, None, "no step ran on reopen");
+    assert_eq!(user_version(&conn), version);
+}

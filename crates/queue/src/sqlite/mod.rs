@@ -1,0 +1,267 @@
+//! The embedded backend: one SQLite file in WAL mode, one writer thread doing group commit, a
+//! syncer thread that makes commits durable, and a reader connection for queries.
+//!
+//! Group commit: callers send commands to the writer over a channel. The writer takes every
+//! command that is waiting (up to `MAX_BATCH`), applies them in one transaction and commits.
+//! The commit writes the batch's WAL frames; the syncer then `fdatasync`s the WAL file and only
+//! after that answers the callers and lets readers see the new events. While the syncer waits
+//! for the disk, the writer already applies the next batch: the fsync of batch N overlaps the
+//! work of batch N+1, and one fsync covers every batch committed before it started.
+//!
+//! Durability is that of `synchronous=FULL` (the WAL is on disk before anything is
+//! acknowledged); SQLite runs with `synchronous=NORMAL` only so that the fsync happens on the
+//! syncer thread instead of inside `COMMIT`. SQLite itself still syncs the WAL before every
+//! checkpoint and the header whenever the WAL is restarted.
+//!
+//! One file per role: `pipeline` (commands, writer, syncer), `inbound` (log, dedup, windows,
+//! receipts), `outbox` (outbound messages and their status), `blocks`, `maintenance`
+//! (checkpoints and retention) and `schema` (tables and migrations). This file opens the store,
+//! starts the threads and implements [`Queue`] by sending commands or running reads.
+
+mod blocks;
+mod inbound;
+mod maintenance;
+mod outbox;
+mod pipeline;
+mod schema;
+
+pub use maintenance::DEFAULT_RETENTION;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chatgate_model::{Channel, MessageRecord, OutboundRequest};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use self::blocks::Block;
+use self::maintenance::{Maintenance, PRUNE_CHUNK, checkpoint_loop};
+use self::pipeline::{Call, Command, Committed, MAX_BATCH, Stats, Syncer, Writer, wal_path};
+use crate::Queue;
+use crate::types::{
+    AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
+};
+
+/// The embedded SQLite queue.
+#[derive(Debug, Clone)]
+pub struct SqliteQueue {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    reader: Mutex<Connection>,
+    committed: watch::Receiver<u64>,
+    path: PathBuf,
+    stats: Arc<Stats>,
+    /// Dropping it ends the checkpoint thread.
+    _stop_checkpoints: Mutex<std::sync::mpsc::Sender<()>>,
+}
+
+impl SqliteQueue {
+    /// Opens (or creates) `chatgate.db` in `dir`, with the default retention.
+    pub fn open(dir: &Path) -> Result<SqliteQueue, QueueError> {
+        SqliteQueue::open_with(dir, DEFAULT_RETENTION)
+    }
+
+    /// Opens (or creates) `chatgate.db` in `dir`. Events, dedup keys and finished outbound
+    /// messages older than `retention` are deleted in the background.
+    pub fn open_with(dir: &Path, retention: Duration) -> Result<SqliteQueue, QueueError> {
+        std::fs::create_dir_all(dir).map_err(|e| QueueError::Storage(format!("creating {}: {e}", dir.display())))?;
+        let path = dir.join("chatgate.db");
+        let mut writer = Connection::open(&path)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        // The WAL is fsynced by the syncer thread before any answer (see the module doc).
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
+        writer.pragma_update(None, "busy_timeout", 5000)?;
+        // Checkpoints run on their own thread, off the commit path (see `maintenance`).
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        schema::migrate(&mut writer, Utc::now().timestamp_micros())?;
+        let last: u64 =
+            writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
+
+        let reader =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        reader.pragma_update(None, "busy_timeout", 5000)?;
+
+        // Everything already in the WAL (from before a crash) is made durable before we serve.
+        let wal_path = wal_path(&path);
+        if wal_path.exists() {
+            std::fs::File::open(&wal_path)
+                .and_then(|f| f.sync_data())
+                .map_err(|e| QueueError::Storage(format!("syncing {}: {e}", wal_path.display())))?;
+        }
+
+        let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
+        let checkpointer = Connection::open(&path)?;
+        checkpointer.pragma_update(None, "busy_timeout", 5000)?;
+        let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
+        let maintenance = Maintenance { writer: tx.downgrade(), retention };
+        std::thread::Builder::new()
+            .name("chatgate-queue-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &stopped, &maintenance))
+            .map_err(|e| QueueError::Storage(format!("starting the checkpoint thread: {e}")))?;
+
+        let (committed_tx, committed) = watch::channel(last);
+        let (to_syncer, synced) = std::sync::mpsc::channel::<Committed>();
+        let stats = Arc::new(Stats::default());
+        let syncer_stats = stats.clone();
+        let writer_stats = stats.clone();
+        std::thread::Builder::new()
+            .name("chatgate-queue-sync".into())
+            .spawn(move || Syncer { wal_path, wal: None, durable: committed_tx, stats: syncer_stats }.run(&synced))
+            .map_err(|e| QueueError::Storage(format!("starting the sync thread: {e}")))?;
+        std::thread::Builder::new()
+            .name("chatgate-queue-writer".into())
+            .spawn(move || {
+                Writer { conn: writer, last_seq: last, to_syncer, windows: HashMap::new(), stats: writer_stats }.run(rx)
+            })
+            .map_err(|e| QueueError::Storage(format!("starting the writer thread: {e}")))?;
+        Ok(SqliteQueue {
+            inner: Arc::new(Inner {
+                commands: tx,
+                reader: Mutex::new(reader),
+                committed,
+                path,
+                stats,
+                _stop_checkpoints: Mutex::new(stop_checkpoints),
+            }),
+        })
+    }
+
+    /// Deletes events, dedup keys and finished outbound messages older than `cutoff` now (the
+    /// background pruning does the same every minute); returns how many events went.
+    pub async fn prune_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, QueueError> {
+        let mut total = 0;
+        loop {
+            let n = self.call(cutoff.timestamp_micros(), Command::Prune).await?;
+            total += n;
+            if n < PRUNE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Sends one command to the writer and waits for its answer, which comes only after the
+    /// batch holding it is on disk.
+    async fn call<A, R>(&self, args: A, command: fn(Call<A, R>) -> Command) -> Result<R, QueueError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.commands.send(command(Call::new(args, tx))).await.map_err(|_| QueueError::Closed)?;
+        rx.await.map_err(|_| QueueError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, QueueError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.reader.lock().map_err(|_| QueueError::Storage("reader lock poisoned".into()))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| QueueError::Storage(format!("reader task: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Queue for SqliteQueue {
+    async fn append_inbound(&self, records: Vec<InboundRecord>) -> Result<AppendOutcome, QueueError> {
+        if records.is_empty() {
+            return Ok(AppendOutcome::default());
+        }
+        let mut prepared = Vec::with_capacity(records.len());
+        for r in records {
+            let json = serde_json::to_string(&r.event).map_err(|e| QueueError::Storage(e.to_string()))?;
+            prepared.push((r, json));
+        }
+        self.call(prepared, Command::Append).await
+    }
+
+    async fn read_events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, QueueError> {
+        // Only what is on disk: a committed batch whose fsync is still running stays invisible.
+        let durable = *self.inner.committed.borrow();
+        self.read(move |conn| inbound::read_events(conn, after, limit, durable)).await
+    }
+
+    async fn wait_events(&self, after: u64, timeout: Duration) -> u64 {
+        let mut rx = self.inner.committed.clone();
+        let wait = rx.wait_for(|last| *last > after);
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(last)) => *last,
+            _ => *self.inner.committed.borrow(),
+        }
+    }
+
+    async fn enqueue(&self, id: Uuid, request: OutboundRequest) -> Result<Enqueued, QueueError> {
+        self.call((id, Box::new(request)), Command::Enqueue).await
+    }
+
+    async fn record_attempt(&self, id: Uuid, attempt: Attempt) -> Result<(), QueueError> {
+        self.call((id, attempt), Command::Attempt).await
+    }
+
+    async fn pending_messages(&self) -> Result<Vec<PendingMessage>, QueueError> {
+        self.read(outbox::pending_messages).await
+    }
+
+    async fn message(&self, id: Uuid) -> Result<Option<MessageRecord>, QueueError> {
+        self.read(move |conn| outbox::message(conn, id)).await
+    }
+
+    async fn last_inbound(
+        &self,
+        channel: Channel,
+        account: &str,
+        chat_id: &str,
+    ) -> Result<Option<DateTime<Utc>>, QueueError> {
+        let (account, chat_id) = (account.to_owned(), chat_id.to_owned());
+        self.read(move |conn| inbound::last_inbound(conn, channel, &account, &chat_id)).await
+    }
+
+    async fn set_blocked(
+        &self,
+        channel: Channel,
+        account: &str,
+        customer_id: &str,
+        blocked: bool,
+    ) -> Result<(), QueueError> {
+        let change = Block { channel, account: account.to_owned(), customer_id: customer_id.to_owned(), blocked };
+        self.call(change, Command::Block).await
+    }
+
+    fn stats(&self) -> QueueStats {
+        let s = &self.inner.stats;
+        QueueStats {
+            batches: s.batches.load(Ordering::Relaxed),
+            commands: s.commands.load(Ordering::Relaxed),
+            syncs: s.syncs.load(Ordering::Relaxed),
+            sync_micros: s.sync_micros.load(Ordering::Relaxed),
+            durable_seq: *self.inner.committed.borrow(),
+        }
+    }
+
+    async fn blocked(&self) -> Result<Vec<(Channel, String, String)>, QueueError> {
+        self.read(blocks::blocked).await
+    }
+}
+
+fn from_us(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid, QueueError> {
+    Uuid::parse_str(s).map_err(|e| QueueError::Storage(format!("bad id {s}: {e}")))
+}
