@@ -87,15 +87,20 @@ fn pick_account(
 /// `chatgate normalize --channel C FILE`: prints the envelopes of one raw body as JSON lines.
 /// Verifies nothing, stores nothing.
 pub fn normalize(config_path: &Path, channel: &str, account: Option<&str>, file: &Path) -> Result<()> {
+    for line in normalize_lines(config_path, channel, account, file)? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The lines `normalize` prints: one envelope per event.
+pub fn normalize_lines(config_path: &Path, channel: &str, account: Option<&str>, file: &Path) -> Result<Vec<String>> {
     let adapter = pick_account(config_path, channel, account, MissingSecrets::Placeholder)?;
     let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let headers = http::HeaderMap::new();
     let request = WebhookRequest { method: &http::Method::POST, headers: &headers, query: None, body: &body };
     let inbound = adapter.parse(&request).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    for e in inbound.events {
-        println!("{}", serde_json::to_string(&e.event)?);
-    }
-    Ok(())
+    inbound.events.iter().map(|e| Ok(serde_json::to_string(&e.event)?)).collect()
 }
 
 /// `chatgate replay PATH... --to URL`: posts recorded fixtures with their headers, re-signed
@@ -161,4 +166,42 @@ pub async fn replay(config_path: &Path, paths: &[PathBuf], to: &str) -> Result<(
 pub fn schema() -> Result<String> {
     let schema = schemars::schema_for!(chatgate_model::Event);
     Ok(serde_json::to_string_pretty(&schema)? + "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::normalize_lines;
+    use crate::registry;
+
+    /// `normalize` verifies and sends nothing, so it must work with the shipped `channels.toml` and
+    /// no environment for every channel. (Config loading reads the process environment; none of the
+    /// shipped file's variables are set in tests.)
+    #[test]
+    fn normalize_works_for_every_channel_with_the_shipped_config_and_no_environment() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for channel in registry::channels() {
+            let dir = root.join("fixtures").join(channel.as_str());
+            let mut bodies: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "body"))
+                .collect();
+            bodies.sort();
+            let mut events = 0;
+            for body in &bodies {
+                // Some fixtures are deliberately unreadable or handshakes (no body): those may fail.
+                let Ok(lines) = normalize_lines(&root.join("channels.toml"), channel.as_str(), None, body) else {
+                    continue;
+                };
+                for line in &lines {
+                    let event: serde_json::Value = serde_json::from_str(line).unwrap();
+                    assert_eq!(event["channel"], channel.as_str(), "{line}");
+                }
+                events += lines.len();
+            }
+            assert!(events > 0, "normalize --channel {channel} gave no event for any of {} fixtures", bodies.len());
+        }
+    }
 }

@@ -183,8 +183,10 @@ fn substitute(value: &mut toml::Value, env: &dyn Fn(&str) -> Option<String>, uns
                     Some(v) => out.push_str(&v),
                     None => {
                         unset.push(name.to_owned());
-                        out.push_str("unset-");
-                        out.push_str(name);
+                        // Letters and digits only, so that it passes the id-shape checks of
+                        // settings (`normalize` builds accounts from it; it verifies and sends nothing).
+                        out.push_str("unset");
+                        out.extend(name.chars().filter(char::is_ascii_alphanumeric));
                     }
                 }
                 rest = &after[end + 1..];

@@ -17,11 +17,19 @@ struct Cli {
     /// The accounts file.
     #[arg(long, global = true, env = "CHATGATE_CONFIG", default_value = "channels.toml")]
     config: PathBuf,
-    /// Log format: `text` or `json`.
-    #[arg(long, global = true, env = "CHATGATE_LOG_FORMAT", default_value = "text")]
-    log_format: String,
+    /// Log format.
+    #[arg(long, global = true, env = "CHATGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (colours only on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,10 +69,9 @@ async fn main() -> Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    if cli.log_format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
     match cli.command {
         Command::Serve { listen, data_dir } => {

@@ -123,6 +123,35 @@ impl JsonSchema for Channel {
     }
 }
 
+/// One chat of one account: where a message goes to or came from. Naming the three ids together
+/// keeps them from being swapped in a call.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Conversation {
+    pub channel: Channel,
+    pub account: String,
+    pub chat_id: String,
+}
+
+impl Conversation {
+    pub fn new(channel: Channel, account: impl Into<String>, chat_id: impl Into<String>) -> Conversation {
+        Conversation { channel, account: account.into(), chat_id: chat_id.into() }
+    }
+}
+
+/// One customer of one account (what a block applies to).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CustomerRef {
+    pub channel: Channel,
+    pub account: String,
+    pub customer_id: String,
+}
+
+impl CustomerRef {
+    pub fn new(channel: Channel, account: impl Into<String>, customer_id: impl Into<String>) -> CustomerRef {
+        CustomerRef { channel, account: account.into(), customer_id: customer_id.into() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ pub use envelope::{
     Reaction, Source, StatusInfo, TextEntity,
 };
 pub use error_code::{ErrorCode, ParseErrorCodeError};
-pub use ids::{Channel, ParseChannelError};
+pub use ids::{Channel, Conversation, CustomerRef, ParseChannelError};
 pub use limits::{LimitOverrides, LimitViolation, Limits};
 pub use outbound::{ErrorInfo, MessageRecord, OutboundAttachment, OutboundRequest, StatusChange, Template};
 pub use status::Status;

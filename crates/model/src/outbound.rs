@@ -29,6 +29,19 @@ pub struct OutboundRequest {
     pub idempotency_key: Option<String>,
 }
 
+impl OutboundRequest {
+    /// The chat this message goes to.
+    pub fn conversation(&self) -> crate::Conversation {
+        crate::Conversation::new(self.channel, self.account.clone(), self.chat_id.clone())
+    }
+
+    /// The customer it goes to: every channel here keys private chats by the customer, so the
+    /// chat id is the customer id.
+    pub fn customer(&self) -> crate::CustomerRef {
+        crate::CustomerRef::new(self.channel, self.account.clone(), self.chat_id.clone())
+    }
+}
+
 /// A file to send; the gateway downloads it from `url` and uploads it to the provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -14,7 +14,7 @@ pub use types::{AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage,
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chatgate_model::{Channel, MessageRecord, OutboundRequest};
+use chatgate_model::{Conversation, CustomerRef, MessageRecord, OutboundRequest};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -45,24 +45,13 @@ pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
     async fn message(&self, id: Uuid) -> Result<Option<MessageRecord>, QueueError>;
 
     /// When the customer last sent a message in this chat.
-    async fn last_inbound(
-        &self,
-        channel: Channel,
-        account: &str,
-        chat_id: &str,
-    ) -> Result<Option<DateTime<Utc>>, QueueError>;
+    async fn last_inbound(&self, conversation: &Conversation) -> Result<Option<DateTime<Utc>>, QueueError>;
 
     /// Blocks or unblocks a customer.
-    async fn set_blocked(
-        &self,
-        channel: Channel,
-        account: &str,
-        customer_id: &str,
-        blocked: bool,
-    ) -> Result<(), QueueError>;
+    async fn set_blocked(&self, customer: &CustomerRef, blocked: bool) -> Result<(), QueueError>;
 
-    /// Every blocked customer as (channel, account, customer id).
-    async fn blocked(&self) -> Result<Vec<(Channel, String, String)>, QueueError>;
+    /// Every blocked customer.
+    async fn blocked(&self) -> Result<Vec<CustomerRef>, QueueError>;
 
     /// What the store has done so far.
     fn stats(&self) -> QueueStats;

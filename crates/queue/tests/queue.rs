@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use chatgate_model::{Channel, ErrorInfo, Event, EventKind, Message, OutboundRequest, Status, StatusInfo};
+use chatgate_model::{
+    Channel, Conversation, CustomerRef, ErrorInfo, Event, EventKind, Message, OutboundRequest, Status, StatusInfo,
+};
 use chatgate_queue::{Attempt, InboundRecord, Queue, QueueError, SqliteQueue};
 use chrono::Utc;
 use uuid::Uuid;
@@ -235,15 +237,18 @@ async fn windows_and_blocks_persist() {
     let dir = tempfile::tempdir().unwrap();
     {
         let q = SqliteQueue::open(dir.path()).unwrap();
-        assert_eq!(q.last_inbound(Channel::from_static("telegram"), "main", "9").await.unwrap(), None);
+        assert_eq!(
+            q.last_inbound(&Conversation::new(Channel::from_static("telegram"), "main", "9")).await.unwrap(),
+            None
+        );
         q.append_inbound(vec![record(None, text_event("9", "hi"))]).await.unwrap();
-        q.set_blocked(Channel::from_static("vk"), "grp", "77", true).await.unwrap();
-        q.set_blocked(Channel::from_static("vk"), "grp", "78", true).await.unwrap();
-        q.set_blocked(Channel::from_static("vk"), "grp", "78", false).await.unwrap();
+        q.set_blocked(&CustomerRef::new(Channel::from_static("vk"), "grp", "77"), true).await.unwrap();
+        q.set_blocked(&CustomerRef::new(Channel::from_static("vk"), "grp", "78"), true).await.unwrap();
+        q.set_blocked(&CustomerRef::new(Channel::from_static("vk"), "grp", "78"), false).await.unwrap();
     }
     let q = SqliteQueue::open(dir.path()).unwrap();
-    assert!(q.last_inbound(Channel::from_static("telegram"), "main", "9").await.unwrap().is_some());
-    assert_eq!(q.blocked().await.unwrap(), vec![(Channel::from_static("vk"), "grp".to_owned(), "77".to_owned())]);
+    assert!(q.last_inbound(&Conversation::new(Channel::from_static("telegram"), "main", "9")).await.unwrap().is_some());
+    assert_eq!(q.blocked().await.unwrap(), vec![CustomerRef::new(Channel::from_static("vk"), "grp", "77")]);
 }
 
 #[tokio::test]
@@ -276,7 +281,7 @@ async fn a_failing_command_fails_alone_in_its_batch() {
         assert_eq!(ok, i % 10 != 0, "command {i}");
     }
     assert_eq!(q.read_events(0, 1000).await.unwrap().len(), 180);
-    assert!(q.last_inbound(Channel::from_static("telegram"), "main", "c").await.unwrap().is_some());
+    assert!(q.last_inbound(&Conversation::new(Channel::from_static("telegram"), "main", "c")).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -386,10 +391,13 @@ async fn a_database_written_before_versioned_migrations_opens_with_all_its_data(
     let dup = q.append_inbound(vec![record(Some("update:1"), text_event("c", "x"))]).await.unwrap();
     assert_eq!(dup.duplicates, 1, "old dedup keys still count");
     assert_eq!(
-        q.last_inbound(Channel::from_static("telegram"), "main", "c").await.unwrap().map(|t| t.timestamp_micros()),
+        q.last_inbound(&Conversation::new(Channel::from_static("telegram"), "main", "c"))
+            .await
+            .unwrap()
+            .map(|t| t.timestamp_micros()),
         Some(now - hour)
     );
-    assert_eq!(q.blocked().await.unwrap(), vec![(Channel::from_static("vk"), "grp".to_owned(), "77".to_owned())]);
+    assert_eq!(q.blocked().await.unwrap(), vec![CustomerRef::new(Channel::from_static("vk"), "grp", "77")]);
     let pending: Vec<Uuid> = q.pending_messages().await.unwrap().iter().map(|m| m.id).collect();
     assert_eq!(pending, vec![sent, queued]);
     let record_before = q.message(sent).await.unwrap().unwrap();

@@ -12,7 +12,7 @@ use chatgate_adapter::SendErrorKind;
 use chatgate_adapter::verify::constant_time_eq;
 use chatgate_model::ErrorCode;
 use chatgate_model::limits::{check_attachment, check_text};
-use chatgate_model::{Channel, LimitViolation, OutboundRequest};
+use chatgate_model::{Channel, Conversation, CustomerRef, LimitViolation, OutboundRequest};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
@@ -27,17 +27,19 @@ const MAX_EVENTS_PER_PULL: usize = 1000;
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
 pub(crate) async fn require_token(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
     match given {
-        Some(token) if constant_time_eq(token.as_bytes(), shared.settings.api_token.as_bytes()) => {
+        Some(token) if constant_time_eq(token.as_bytes(), shared.settings.api_token.expose().as_bytes()) => {
             next.run(request).await
         }
         _ => ApiError::Unauthorized.into_response(),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start())
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,7 +86,7 @@ pub(crate) async fn send_message(State(shared): State<Arc<Shared>>, body: Bytes)
         account: request.account.clone(),
         place: Place::Body,
     })?;
-    if shared.blocks.is_blocked(request.channel, &request.account, &request.chat_id) {
+    if shared.blocks.is_blocked(&request.customer()) {
         return Err(ApiError::CustomerBlocked);
     }
     validate(&request, account)?;
@@ -93,14 +95,14 @@ pub(crate) async fn send_message(State(shared): State<Arc<Shared>>, body: Bytes)
         return Err(ApiError::TemplateUnsupported(request.channel));
     }
     if let (Some(window), None) = (caps.messaging_window, &request.template) {
-        let last = shared.queue.last_inbound(request.channel, &request.account, &request.chat_id).await?;
+        let last = shared.queue.last_inbound(&request.conversation()).await?;
         if !window_open(last, window) {
             return Err(ApiError::WindowClosed { last_inbound_at: last, window });
         }
     }
     let enqueued = shared.queue.enqueue(Uuid::now_v7(), request.clone()).await?;
     if enqueued.created {
-        shared.outbound.submit(enqueued.id, request);
+        shared.delivery.submit(enqueued.id, request);
     }
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "id": enqueued.id, "status": enqueued.status }))).into_response())
 }
@@ -188,7 +190,7 @@ async fn set_block(
     blocked: bool,
 ) -> Result<Response, ApiError> {
     let ch = account_of(shared, channel, account)?;
-    shared.blocks.set(shared.queue.as_ref(), ch, account, customer, blocked).await?;
+    shared.blocks.set(shared.queue.as_ref(), CustomerRef::new(ch, account, customer), blocked).await?;
     tracing::info!(channel = %ch, %account, %customer, blocked, "block list changed");
     Ok(axum::Json(json!({ "channel": ch, "account": account, "customer_id": customer, "blocked": blocked }))
         .into_response())
@@ -201,7 +203,7 @@ pub(crate) async fn conversation(
 ) -> Result<Response, ApiError> {
     let ch = account_of(&shared, &channel, &account)?;
     let caps = shared.accounts.get(ch, &account).map(|a| a.adapter.facts().capabilities).unwrap_or_default();
-    let last = shared.queue.last_inbound(ch, &account, &chat).await?;
+    let last = shared.queue.last_inbound(&Conversation::new(ch, account.as_str(), chat.as_str())).await?;
     let window = caps.messaging_window.map(|w| {
         json!({
             "seconds": w.as_secs(),
@@ -215,7 +217,7 @@ pub(crate) async fn conversation(
         "chat_id": chat,
         "last_inbound_at": last.map(|t| t.to_rfc3339()),
         "window": window,
-        "blocked": shared.blocks.is_blocked(ch, &account, &chat),
+        "blocked": shared.blocks.is_blocked(&CustomerRef::new(ch, account.as_str(), chat.as_str())),
     }))
     .into_response())
 }
@@ -281,6 +283,21 @@ pub(crate) async fn media(
                 SendErrorKind::Failed(_) => ApiError::MediaUnavailable(e.message),
                 SendErrorKind::RetryAfter(_) | SendErrorKind::Transient => ApiError::ProviderUnavailable(e.message),
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "Bearer  t0k"] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value}");
+        }
+        for value in ["Basic t0k", "Bearert0k", "t0k"] {
+            assert_eq!(bearer_token(value), None, "{value}");
         }
     }
 }

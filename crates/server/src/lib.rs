@@ -7,10 +7,10 @@
 mod accounts;
 mod api;
 mod blocks;
+mod delivery;
 mod error;
 pub mod fetch;
 pub mod metrics;
-mod outbound;
 mod webhook;
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{any, get, post, put};
-use chatgate_adapter::Adapter;
+use chatgate_adapter::{Adapter, Secret};
 use chatgate_model::limits::LimitOverrides;
 use chatgate_queue::Queue;
 
@@ -30,7 +30,7 @@ pub use fetch::{FetchPolicy, Fetcher};
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The bearer token of the core API.
-    pub api_token: String,
+    pub api_token: Secret,
     /// Which private addresses attachment downloads may reach.
     pub fetch: FetchPolicy,
     /// How long delivery keeps retrying a message before it fails with `retries_exhausted`.
@@ -43,7 +43,7 @@ pub struct Settings {
 impl Settings {
     pub fn new(api_token: impl Into<String>) -> Settings {
         Settings {
-            api_token: api_token.into(),
+            api_token: Secret::new(api_token),
             fetch: FetchPolicy::default(),
             max_retry_age: Duration::from_secs(24 * 3600),
             base_backoff: Duration::from_secs(1),
@@ -59,7 +59,7 @@ pub(crate) struct Shared {
     pub queue: Arc<dyn Queue>,
     pub blocks: blocks::Blocks,
     pub settings: Settings,
-    pub outbound: outbound::Engine,
+    pub delivery: delivery::DeliveryEngine,
 }
 
 /// A running gateway: routes plus the delivery engine.
@@ -83,10 +83,10 @@ impl Gateway {
             accounts,
             queue,
             blocks,
-            outbound: outbound::Engine::new(weak.clone(), fetcher),
+            delivery: delivery::DeliveryEngine::new(weak.clone(), fetcher),
             settings,
         });
-        shared.outbound.resume().await?;
+        shared.delivery.resume().await?;
         Ok(Gateway { shared })
     }
 

@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chatgate_adapter::{Reply, WebhookError, WebhookRequest};
-use chatgate_model::{Channel, EventKind};
+use chatgate_model::{Channel, CustomerRef, EventKind};
 use chatgate_queue::InboundRecord;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -76,11 +76,11 @@ pub(crate) async fn handle(
     let mut records = Vec::with_capacity(inbound.events.len());
     let mut blocked = 0;
     let mut unsupported = 0;
+    let any_blocked = shared.blocks.any();
     for item in inbound.events {
         let customer = item.event.customer.as_ref().map(|c| c.id.as_str());
-        if customer.is_some_and(|c| shared.blocks.is_blocked(channel, &account, c))
-            && item.event.kind != EventKind::Status
-        {
+        let is_blocked = |id: &str| shared.blocks.is_blocked(&CustomerRef::new(channel, account.as_str(), id));
+        if any_blocked && item.event.kind != EventKind::Status && customer.is_some_and(is_blocked) {
             blocked += 1;
             tracing::info!(%channel, %account, customer = customer.unwrap_or_default(), kind = ?item.event.kind, "inbound from a blocked customer not forwarded");
             continue;

@@ -1,6 +1,6 @@
 //! The block list: customers the core has blocked, per channel and account.
 
-use chatgate_model::Channel;
+use chatgate_model::CustomerRef;
 use rusqlite::{Connection, params};
 
 use super::pipeline::Writer;
@@ -9,9 +9,7 @@ use crate::types::QueueError;
 /// Blocks or unblocks one customer.
 #[derive(Debug)]
 pub(super) struct Block {
-    pub(super) channel: Channel,
-    pub(super) account: String,
-    pub(super) customer_id: String,
+    pub(super) customer: CustomerRef,
     pub(super) blocked: bool,
 }
 
@@ -22,20 +20,21 @@ impl Writer {
         } else {
             "DELETE FROM blocks WHERE channel = ?1 AND account = ?2 AND customer_id = ?3"
         };
-        self.conn.prepare_cached(sql)?.execute(params![change.channel.as_str(), change.account, change.customer_id])?;
+        let c = &change.customer;
+        self.conn.prepare_cached(sql)?.execute(params![c.channel.as_str(), c.account, c.customer_id])?;
         Ok(())
     }
 }
 
-/// Every blocked customer as (channel, account, customer id); rows of unknown channels are skipped.
-pub(super) fn blocked(conn: &Connection) -> Result<Vec<(Channel, String, String)>, QueueError> {
+/// Every blocked customer; rows whose channel is not a valid name are skipped.
+pub(super) fn blocked(conn: &Connection) -> Result<Vec<CustomerRef>, QueueError> {
     let mut stmt = conn.prepare_cached("SELECT channel, account, customer_id FROM blocks")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
     let mut out = Vec::new();
     for row in rows {
         let (channel, account, customer) = row?;
         if let Ok(channel) = channel.parse() {
-            out.push((channel, account, customer));
+            out.push(CustomerRef::new(channel, account, customer));
         }
     }
     Ok(out)

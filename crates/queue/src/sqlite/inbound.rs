@@ -3,7 +3,7 @@
 //! watermarks expanded into one status event per covered message. Also the reads of the log and
 //! of the windows.
 
-use chatgate_model::{Channel, Event, EventKind, StatusInfo};
+use chatgate_model::{Conversation, Event, EventKind, StatusInfo};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
@@ -35,7 +35,7 @@ impl Writer {
                         let at = event.received_at.timestamp_micros();
                         let slot = self
                             .windows
-                            .entry((event.channel, event.account.clone(), event.chat_id.clone()))
+                            .entry(Conversation::new(event.channel, event.account.clone(), event.chat_id.clone()))
                             .or_insert(at);
                         *slot = (*slot).max(at);
                     }
@@ -127,8 +127,8 @@ impl Writer {
             "INSERT INTO windows (channel, account, chat_id, last_us) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (channel, account, chat_id) DO UPDATE SET last_us = MAX(last_us, excluded.last_us)",
         )?;
-        for ((channel, account, chat), at) in self.windows.drain() {
-            stmt.execute(params![channel.as_str(), account, chat, at])?;
+        for (c, at) in self.windows.drain() {
+            stmt.execute(params![c.channel.as_str(), c.account, c.chat_id, at])?;
         }
         Ok(())
     }
@@ -152,15 +152,10 @@ pub(super) fn read_events(
 }
 
 /// When the customer last sent a message in this chat.
-pub(super) fn last_inbound(
-    conn: &Connection,
-    channel: Channel,
-    account: &str,
-    chat_id: &str,
-) -> Result<Option<DateTime<Utc>>, QueueError> {
+pub(super) fn last_inbound(conn: &Connection, c: &Conversation) -> Result<Option<DateTime<Utc>>, QueueError> {
     Ok(conn
         .prepare_cached("SELECT last_us FROM windows WHERE channel = ?1 AND account = ?2 AND chat_id = ?3")?
-        .query_row(params![channel.as_str(), account, chat_id], |r| r.get::<_, i64>(0))
+        .query_row(params![c.channel.as_str(), c.account, c.chat_id], |r| r.get::<_, i64>(0))
         .optional()?
         .map(from_us))
 }

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chatgate_model::{Channel, MessageRecord, OutboundRequest};
+use chatgate_model::{Conversation, CustomerRef, MessageRecord, OutboundRequest};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -221,25 +221,13 @@ impl Queue for SqliteQueue {
         self.read(move |conn| outbox::message(conn, id)).await
     }
 
-    async fn last_inbound(
-        &self,
-        channel: Channel,
-        account: &str,
-        chat_id: &str,
-    ) -> Result<Option<DateTime<Utc>>, QueueError> {
-        let (account, chat_id) = (account.to_owned(), chat_id.to_owned());
-        self.read(move |conn| inbound::last_inbound(conn, channel, &account, &chat_id)).await
+    async fn last_inbound(&self, conversation: &Conversation) -> Result<Option<DateTime<Utc>>, QueueError> {
+        let conversation = conversation.clone();
+        self.read(move |conn| inbound::last_inbound(conn, &conversation)).await
     }
 
-    async fn set_blocked(
-        &self,
-        channel: Channel,
-        account: &str,
-        customer_id: &str,
-        blocked: bool,
-    ) -> Result<(), QueueError> {
-        let change = Block { channel, account: account.to_owned(), customer_id: customer_id.to_owned(), blocked };
-        self.call(change, Command::Block).await
+    async fn set_blocked(&self, customer: &CustomerRef, blocked: bool) -> Result<(), QueueError> {
+        self.call(Block { customer: customer.clone(), blocked }, Command::Block).await
     }
 
     fn stats(&self) -> QueueStats {
@@ -253,7 +241,7 @@ impl Queue for SqliteQueue {
         }
     }
 
-    async fn blocked(&self) -> Result<Vec<(Channel, String, String)>, QueueError> {
+    async fn blocked(&self) -> Result<Vec<CustomerRef>, QueueError> {
         self.read(blocks::blocked).await
     }
 }

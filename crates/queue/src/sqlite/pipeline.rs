@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chatgate_model::{Channel, OutboundRequest};
+use chatgate_model::{Conversation, OutboundRequest};
 use chrono::Utc;
 use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -185,7 +185,7 @@ pub(super) struct Writer {
     /// Committed batches go to the syncer, which answers them once they are on disk.
     pub(super) to_syncer: std::sync::mpsc::Sender<Committed>,
     /// Latest inbound message time per chat, gathered during a batch and written once per chat.
-    pub(super) windows: HashMap<(Channel, String, String), i64>,
+    pub(super) windows: HashMap<Conversation, i64>,
     pub(super) stats: Arc<Stats>,
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chatgate_adapter::{Adapter, Media, OutboundPart, PartBody, Rate, SendErrorKind};
 use chatgate_model::ErrorCode;
-use chatgate_model::{Channel, ErrorInfo, OutboundRequest};
+use chatgate_model::{Channel, Conversation, ErrorInfo, OutboundRequest};
 use chatgate_queue::{Attempt, QueueError};
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -23,8 +23,6 @@ use uuid::Uuid;
 use crate::fetch::{FetchError, Fetcher};
 use crate::metrics::Counters;
 use crate::{Account, Shared};
-
-type ChatKey = (Channel, String, String);
 
 /// Per-chat rate-limiter entries kept before idle ones are pruned.
 const CHAT_LIMITER_PRUNE_AT: usize = 10_000;
@@ -54,11 +52,11 @@ impl std::fmt::Debug for Limiters {
 
 /// The outbound delivery engine.
 #[derive(Debug)]
-pub(crate) struct Engine {
+pub(crate) struct DeliveryEngine {
     shared: Weak<Shared>,
     fetcher: Fetcher,
     /// Chats with a running worker and the messages waiting behind the one it works on.
-    chats: Mutex<HashMap<ChatKey, VecDeque<Job>>>,
+    chats: Mutex<HashMap<Conversation, VecDeque<Job>>>,
     limiters: Mutex<HashMap<(Channel, String), Arc<Limiters>>>,
 }
 
@@ -73,9 +71,9 @@ fn quota(rate: Rate) -> Option<Quota> {
     Some(Quota::with_period(rate.per / rate.count)?.allow_burst(count))
 }
 
-impl Engine {
-    pub fn new(shared: Weak<Shared>, fetcher: Fetcher) -> Engine {
-        Engine { shared, fetcher, chats: Mutex::new(HashMap::new()), limiters: Mutex::new(HashMap::new()) }
+impl DeliveryEngine {
+    pub fn new(shared: Weak<Shared>, fetcher: Fetcher) -> DeliveryEngine {
+        DeliveryEngine { shared, fetcher, chats: Mutex::new(HashMap::new()), limiters: Mutex::new(HashMap::new()) }
     }
 
     /// Re-submits every unfinished message after a restart, oldest first.
@@ -103,7 +101,7 @@ impl Engine {
     }
 
     fn push(&self, job: Job) {
-        let key = (job.request.channel, job.request.account.clone(), job.request.chat_id.clone());
+        let key = job.request.conversation();
         let mut chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(waiting) = chats.get_mut(&key) {
             waiting.push_back(job);
@@ -114,7 +112,7 @@ impl Engine {
         tokio::spawn(async move {
             while let Some(shared) = shared.upgrade() {
                 let next = {
-                    let mut chats = shared.outbound.chats.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut chats = shared.delivery.chats.lock().unwrap_or_else(|e| e.into_inner());
                     match chats.get_mut(&key).and_then(VecDeque::pop_front) {
                         Some(job) => job,
                         None => {
@@ -123,7 +121,7 @@ impl Engine {
                         }
                     }
                 };
-                shared.outbound.deliver(&shared, next).await;
+                shared.delivery.deliver(&shared, next).await;
             }
         });
     }
@@ -213,7 +211,7 @@ impl Engine {
         media: &mut Option<Vec<Media>>,
     ) -> Outcome {
         let request = &job.request;
-        if shared.blocks.is_blocked(request.channel, &request.account, &request.chat_id) {
+        if shared.blocks.is_blocked(&request.customer()) {
             return Outcome::Failed(error(
                 ErrorCode::CustomerBlocked,
                 "the customer was blocked before the message was sent",
@@ -232,7 +230,7 @@ impl Engine {
         let total = parts.len() as u32;
         for part in parts.into_iter().skip(job.parts_done as usize) {
             if let (Some(window), false) = (caps.messaging_window, matches!(part.body, PartBody::Template(_))) {
-                let last = match shared.queue.last_inbound(request.channel, &request.account, &request.chat_id).await {
+                let last = match shared.queue.last_inbound(&request.conversation()).await {
                     Ok(last) => last,
                     Err(e) => {
                         return Outcome::Retry { after: self.backoff(shared, job.attempts), error: e.to_string() };
