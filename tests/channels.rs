@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use chatgate_testkit::account_settings;
-use chatgate_testkit::gateway::{Harness, TOKEN};
+use chatgate_testkit::gateway::Harness;
 use chatgate_testkit::mock::MockApi;
 use serde_json::{Value, json};
 
@@ -193,25 +193,11 @@ async fn media_references_resolve_through_the_gateway() {
     })
     .await;
     let h = harness("telegram", Some(tg.base_url.clone())).await;
-    let (status, body) = h
-        .call(
-            Request::get("/v1/media/telegram:test:AgADphoto")
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let (status, body) = h.get_authorized("/v1/media/telegram:test:AgADphoto").await;
     assert_eq!((status.as_u16(), body.as_str()), (200, "\"jpeg-bytes\""));
     let calls = tg.requests();
     assert!(calls[1].path.starts_with("/file/bot7012345678:"), "the file is read with the bot's file URL");
-    let (status, body) = h
-        .call(
-            Request::get("/v1/media/telegram:test:AgADgone")
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let (status, body) = h.get_authorized("/v1/media/telegram:test:AgADgone").await;
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("media_unavailable") && !body.contains("7012345678"), "no token in errors: {body}");
     let (status, _) = h.call(Request::get("/v1/media/telegram:test:AgADphoto").body(Body::empty()).unwrap()).await;
@@ -230,14 +216,7 @@ async fn media_references_resolve_through_the_gateway() {
     })
     .await;
     let h = harness("whatsapp", Some(format!("{}/v26.0", wa2.base_url))).await;
-    let (status, body) = h
-        .call(
-            Request::get("/v1/media/whatsapp:test:4455")
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let (status, body) = h.get_authorized("/v1/media/whatsapp:test:4455").await;
     assert_eq!((status.as_u16(), body.as_str()), (200, "\"wa-image\""));
     let download = wa.requests().into_iter().find(|r| r.path == "/dl/4455").unwrap();
     assert_eq!(download.headers["authorization"], "Bearer test-access-token");

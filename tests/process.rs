@@ -125,15 +125,19 @@ async fn acknowledged_work_survives_kill_9() {
     assert_eq!(record["status"], "delivered", "the queued reply was sent after the restart");
 }
 
+/// `chatgate normalize --channel telegram FILE` in the workspace root with an empty environment.
+fn normalize(file: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_chatgate"))
+        .current_dir(chatgate_testkit::workspace_root())
+        .env_clear()
+        .args(["normalize", "--channel", "telegram", file])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn normalize_prints_envelopes_with_the_shipped_config_and_no_environment() {
-    let root = chatgate_testkit::workspace_root();
-    let output = Command::new(env!("CARGO_BIN_EXE_chatgate"))
-        .current_dir(&root)
-        .env_clear()
-        .args(["normalize", "--channel", "telegram", "fixtures/telegram/photo-caption.body"])
-        .output()
-        .unwrap();
+    let output = normalize("fixtures/telegram/photo-caption.body");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let lines: Vec<Value> = String::from_utf8(output.stdout)
         .unwrap()
@@ -144,12 +148,7 @@ fn normalize_prints_envelopes_with_the_shipped_config_and_no_environment() {
     assert_eq!(lines[0]["type"], "message");
     assert_eq!(lines[0]["message"]["attachments"][0]["kind"], "image");
 
-    let bad = Command::new(env!("CARGO_BIN_EXE_chatgate"))
-        .current_dir(&root)
-        .env_clear()
-        .args(["normalize", "--channel", "telegram", "Cargo.toml"])
-        .output()
-        .unwrap();
+    let bad = normalize("Cargo.toml");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not JSON"), "{}", String::from_utf8_lossy(&bad.stderr));
 

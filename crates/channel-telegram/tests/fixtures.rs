@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chatgate_adapter::{Adapter, WebhookError, WebhookRequest};
 use chatgate_channel_telegram::FACTORY;
-use chatgate_testkit::{Fixture, fixture, handle, test_account};
+use chatgate_testkit::{Fixture, assert_kept_as_unsupported, fixture, handle, test_account};
 use http::{HeaderMap, HeaderValue, Method};
 
 fn adapter() -> Arc<dyn Adapter> {
@@ -86,11 +86,7 @@ fn only_non_json_bodies_are_malformed() {
     }
     // JSON that is no update is authentic: kept whole as `unsupported`.
     for body in [&b"[]"[..], b"42", b"{}", b"{\"update_id\":\"x\",\"message\":7}"] {
-        let inbound = parse(body).expect("JSON parses");
-        assert_eq!(inbound.events.len(), 1);
-        let event = &inbound.events[0].event;
-        assert_eq!(event.kind, chatgate_model::EventKind::Unsupported);
-        assert_eq!(event.raw.as_ref(), Some(&serde_json::from_slice::<serde_json::Value>(body).unwrap()));
+        assert_kept_as_unsupported(&parse(body).expect("JSON parses"), body);
     }
 }
 

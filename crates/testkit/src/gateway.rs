@@ -149,6 +149,12 @@ impl Harness {
         self.call(request.body(Body::from(body)).expect("request")).await
     }
 
+    /// `GET uri` with the test token; the body as text (for answers that are not JSON).
+    pub async fn get_authorized(&self, uri: &str) -> (StatusCode, String) {
+        let auth = format!("Bearer {TOKEN}");
+        self.request(Method::GET, uri, &[("authorization", auth.as_str())], Body::empty()).await
+    }
+
     /// A core API call with the test token; the body as JSON (`null` when it is not JSON).
     pub async fn api(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
         let auth = format!("Bearer {TOKEN}");

@@ -142,6 +142,17 @@ pub fn handle(adapter: &dyn Adapter, request: &WebhookRequest<'_>) -> Result<Inb
     chatgate_adapter::webhook::receive(adapter, request)
 }
 
+/// Asserts that an authentic `body` the channel does not model became one `unsupported` event
+/// that keeps the body whole as `raw`.
+pub fn assert_kept_as_unsupported(inbound: &Inbound, body: &[u8]) {
+    let shown = String::from_utf8_lossy(body);
+    assert_eq!(inbound.events.len(), 1, "{shown}");
+    let event = &inbound.events[0].event;
+    assert_eq!(event.kind, chatgate_model::EventKind::Unsupported, "{shown}");
+    let original: serde_json::Value = serde_json::from_slice(body).unwrap_or_else(|e| panic!("{shown}: {e}"));
+    assert_eq!(event.raw.as_ref(), Some(&original), "{shown}: the raw object");
+}
+
 /// Signs `body` for `adapter` (its `sign`) and posts it through [`handle`].
 pub fn post_signed(adapter: &dyn Adapter, body: Vec<u8>) -> Result<Inbound, WebhookError> {
     let mut headers = HeaderMap::new();
