@@ -1,8 +1,9 @@
 //! The public contract: the envelope's JSON Schema is committed and current, and envelopes
-//! written by earlier versions (golden files) still load.
+//! written by earlier versions (the reviewed fixture snapshots) still load.
 
 use chatgate_model::Event;
-use chatgate_testkit::workspace_root;
+use chatgate_testkit::snapshot::stored_envelopes;
+use chatgate_testkit::{fixture_kinds, fixtures, workspace_root};
 
 #[test]
 fn committed_schema_matches_the_types() {
@@ -18,26 +19,17 @@ fn committed_schema_matches_the_types() {
 
 #[test]
 fn every_golden_envelope_still_loads() {
-    let root = workspace_root().join("fixtures");
     let mut loaded = 0;
-    for channel in std::fs::read_dir(&root).unwrap() {
-        let channel = channel.unwrap().path();
-        if !channel.is_dir() {
-            continue;
-        }
-        for file in std::fs::read_dir(&channel).unwrap() {
-            let path = file.unwrap().path();
-            if !path.to_string_lossy().ends_with(".golden.json") {
-                continue;
-            }
-            let golden: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-            for e in golden["events"].as_array().unwrap() {
+    for kind in fixture_kinds() {
+        for fixture in fixtures(&kind) {
+            let at = format!("{kind}/{}", fixture.name);
+            let stored = stored_envelopes(&fixture);
+            for e in stored["events"].as_array().unwrap_or_else(|| panic!("{at}: no events array")) {
                 let mut event = e["event"].clone();
                 event["id"] = "0190e5a2-0000-7000-8000-000000000000".into();
                 event["received_at"] = "2026-01-01T00:00:00Z".into();
-                let parsed: Event =
-                    serde_json::from_value(event.clone()).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-                assert_eq!(serde_json::to_value(&parsed).unwrap(), event, "{} does not round-trip", path.display());
+                let parsed: Event = serde_json::from_value(event.clone()).unwrap_or_else(|err| panic!("{at}: {err}"));
+                assert_eq!(serde_json::to_value(&parsed).unwrap(), event, "{at} does not round-trip");
                 loaded += 1;
             }
         }

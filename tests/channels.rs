@@ -5,108 +5,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
-use axum::http::Request;
-use chatgate_adapter::Adapter;
-use chatgate_model::limits::LimitOverrides;
-use chatgate_queue::SqliteQueue;
-use chatgate_server::{Gateway, Settings};
+use axum::http::{Method, Request};
+use chatgate_testkit::account_settings;
+use chatgate_testkit::gateway::Harness;
 use chatgate_testkit::mock::MockApi;
-use chatgate_testkit::workspace_root;
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-const TOKEN: &str = "channels-token";
-
-struct Harness {
-    app: Router,
-    adapter: Arc<dyn Adapter>,
-    kind: String,
-    _gateway: Gateway,
-    _dir: tempfile::TempDir,
-}
 
 /// A gateway with one account `test` of `kind`, its settings from the fixtures, its API at `api_base_url`.
 async fn harness(kind: &str, api_base_url: Option<String>) -> Harness {
-    let mut settings: Value = serde_json::from_slice(
-        &std::fs::read(workspace_root().join("fixtures").join(kind).join("account.json")).unwrap(),
-    )
-    .unwrap();
+    let mut settings = account_settings(kind);
     if let Some(url) = api_base_url {
         settings["api_base_url"] = url.into();
     }
     let factory = chatgate::registry::factory(kind).unwrap();
-    let adapter = factory.build("test", settings).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = Settings::new(TOKEN);
-    s.base_backoff = Duration::from_millis(10);
-    let gateway = Gateway::start(
-        vec![(adapter.clone(), LimitOverrides::default())],
-        Arc::new(SqliteQueue::open(dir.path()).unwrap()),
-        s,
-    )
-    .await
-    .unwrap();
-    Harness { app: gateway.router(), adapter, kind: kind.to_owned(), _gateway: gateway, _dir: dir }
-}
-
-impl Harness {
-    async fn call(&self, request: Request<Body>) -> (u16, String) {
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status().as_u16();
-        let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
-    }
-
-    /// Posts a webhook body signed for the test account, with extra headers.
-    async fn webhook(&self, body: &str, extra: &[(&str, &str)]) -> (u16, String) {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("content-type", "application/json".parse().unwrap());
-        let body = self.adapter.sign(&mut headers, body.as_bytes().to_vec());
-        let mut request = Request::post(format!("/webhooks/{}/test", self.kind));
-        for (k, v) in &headers {
-            request = request.header(k, v);
-        }
-        for (k, v) in extra {
-            request = request.header(*k, *v);
-        }
-        self.call(request.body(Body::from(body)).unwrap()).await
-    }
-
-    async fn api(&self, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .header("content-type", "application/json")
-            .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
-            .unwrap();
-        let (status, text) = self.call(request).await;
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn send(&self, body: Value) -> (u16, Value) {
-        self.api("POST", "/v1/messages", Some(body)).await
-    }
-
-    async fn status_of(&self, id: &str) -> Value {
-        self.api("GET", &format!("/v1/messages/{id}"), None).await.1
-    }
-
-    async fn wait_status(&self, id: &str, want: &str) {
-        for _ in 0..300 {
-            if self.status_of(id).await["status"] == want {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("{id} never became {want}: {}", self.status_of(id).await);
-    }
-
-    async fn events(&self) -> Vec<Value> {
-        self.api("GET", "/v1/events?limit=1000", None).await.1["events"].as_array().unwrap().clone()
-    }
+    Harness::start(vec![factory.build("test", settings).unwrap()]).await
 }
 
 fn text(channel: &str, chat: &str, text: &str) -> Value {
@@ -148,7 +61,7 @@ async fn messenger_read_watermark_marks_exactly_the_earlier_messages_of_that_cha
     let states: Vec<_> = {
         let mut out = Vec::new();
         for id in ids.iter().chain([&later]) {
-            out.push(h.status_of(id).await["status"].as_str().unwrap().to_owned());
+            out.push(h.message(id).await["status"].as_str().unwrap().to_owned());
         }
         out
     };
@@ -169,7 +82,7 @@ async fn whatsapp_window_refuses_free_form_without_calling_meta_but_lets_templat
     let graph = MockApi::start(|_| (200, json!({"messaging_product": "whatsapp", "contacts": [{"input": "15551230001", "wa_id": "15551230001"}], "messages": [{"id": "wamid.OUT1"}]}))).await;
     let h = harness("whatsapp", Some(format!("{}/v26.0", graph.base_url))).await;
     let (s, v) = h.send(text("whatsapp", "15551230001", "hello")).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("window_closed")));
+    assert_eq!((s.as_u16(), v["error"]["code"].as_str()), (422, Some("window_closed")));
     assert!(graph.requests().is_empty(), "Meta saw no request");
 
     let (s, v) = h
@@ -189,7 +102,7 @@ async fn whatsapp_window_refuses_free_form_without_calling_meta_but_lets_templat
         "messages": [{"from": "15551230001", "id": "wamid.IN1", "timestamp": chrono::Utc::now().timestamp().to_string(), "type": "text", "text": {"body": "hi"}}]
     }}]}]});
     assert_eq!(h.webhook(&inbound.to_string(), &[]).await.0, 200);
-    let (_, conv) = h.api("GET", "/v1/conversations/whatsapp/test/15551230001", None).await;
+    let (_, conv) = h.api(Method::GET, "/v1/conversations/whatsapp/test/15551230001", None).await;
     assert_eq!(conv["window"]["open"], true, "{conv}");
     let (s, v) = h.send(text("whatsapp", "15551230001", "how can I help?")).await;
     assert_eq!(s, 202, "{v}");
@@ -212,18 +125,18 @@ async fn whatsapp_window_refuses_free_form_without_calling_meta_but_lets_templat
 async fn vk_redeliveries_are_stored_once_and_answered_ok_and_confirmation_comes_from_config() {
     let h = harness("vk", None).await;
     let (status, body) = h.webhook(&json!({"type": "confirmation", "group_id": 229000001}).to_string(), &[]).await;
-    assert_eq!((status, body.as_str()), (200, "a1b2c3d4"));
+    assert_eq!((status.as_u16(), body.as_str()), (200, "a1b2c3d4"));
     let event = json!({"type": "message_new", "event_id": "0f4c5e3a9b", "v": "5.199", "group_id": 229000001, "object": {
         "message": {"date": 1718000000, "from_id": 5001, "id": 77, "out": 0, "peer_id": 5001, "text": "привет", "conversation_message_id": 3, "attachments": []},
         "client_info": {"button_actions": ["text"], "keyboard": true, "inline_keyboard": true, "carousel": true, "lang_id": 0}
     }})
     .to_string();
     let (status, body) = h.webhook(&event, &[]).await;
-    assert_eq!((status, body.as_str()), (200, "ok"));
+    assert_eq!((status.as_u16(), body.as_str()), (200, "ok"));
     for retry in 1..=5 {
         let counter = retry.to_string();
         let (status, body) = h.webhook(&event, &[("x-retry-counter", counter.as_str())]).await;
-        assert_eq!((status, body.as_str()), (200, "ok"), "retry {retry}");
+        assert_eq!((status.as_u16(), body.as_str()), (200, "ok"), "retry {retry}");
     }
     let messages: Vec<_> = h.events().await.into_iter().filter(|e| e["type"] == "message").collect();
     assert_eq!(messages.len(), 1);
@@ -256,7 +169,7 @@ async fn each_channel_refuses_attachments_over_its_limits() {
                           "attachments": [{"kind": attachment, "url": "https://example.com/f", "size": size}]});
         let (status, v) = h.send(body).await;
         let want = if limit.is_some() { "attachment_too_large" } else { "attachment_kind_unsupported" };
-        assert_eq!((status, v["error"]["code"].as_str()), (422, Some(want)), "{kind} {attachment}: {v}");
+        assert_eq!((status.as_u16(), v["error"]["code"].as_str()), (422, Some(want)), "{kind} {attachment}: {v}");
         if let Some(limit) = limit {
             assert_eq!(v["error"]["limit"].as_u64(), Some(limit), "{kind} {attachment}");
         }
@@ -280,25 +193,11 @@ async fn media_references_resolve_through_the_gateway() {
     })
     .await;
     let h = harness("telegram", Some(tg.base_url.clone())).await;
-    let (status, body) = h
-        .call(
-            Request::get("/v1/media/telegram:test:AgADphoto")
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!((status, body.as_str()), (200, "\"jpeg-bytes\""));
+    let (status, body) = h.get_authorized("/v1/media/telegram:test:AgADphoto").await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "\"jpeg-bytes\""));
     let calls = tg.requests();
     assert!(calls[1].path.starts_with("/file/bot7012345678:"), "the file is read with the bot's file URL");
-    let (status, body) = h
-        .call(
-            Request::get("/v1/media/telegram:test:AgADgone")
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let (status, body) = h.get_authorized("/v1/media/telegram:test:AgADgone").await;
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("media_unavailable") && !body.contains("7012345678"), "no token in errors: {body}");
     let (status, _) = h.call(Request::get("/v1/media/telegram:test:AgADphoto").body(Body::empty()).unwrap()).await;
@@ -317,15 +216,8 @@ async fn media_references_resolve_through_the_gateway() {
     })
     .await;
     let h = harness("whatsapp", Some(format!("{}/v26.0", wa2.base_url))).await;
-    let (status, body) = h
-        .call(
-            Request::get("/v1/media/whatsapp:test:4455")
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!((status, body.as_str()), (200, "\"wa-image\""));
+    let (status, body) = h.get_authorized("/v1/media/whatsapp:test:4455").await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "\"wa-image\""));
     let download = wa.requests().into_iter().find(|r| r.path == "/dl/4455").unwrap();
     assert_eq!(download.headers["authorization"], "Bearer test-access-token");
 }

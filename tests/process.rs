@@ -5,17 +5,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
+use chatgate_testkit::gateway::TOKEN;
+use chatgate_testkit::http::Api;
 use chatgate_testkit::mock::MockApi;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "process-token";
 const SECRET: &str = "process-secret";
 
 struct Gateway {
     child: Child,
-    base: String,
+    api: Api,
 }
 
 impl Drop for Gateway {
@@ -43,15 +43,9 @@ async fn start(config: &Path, data: &Path) -> Gateway {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("chatgate starts");
-    let gateway = Gateway { child, base: format!("http://127.0.0.1:{port}") };
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client.get(format!("{}/healthz", gateway.base)).send().await.is_ok_and(|r| r.status().is_success()) {
-            return gateway;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("chatgate did not answer /healthz");
+    let gateway = Gateway { child, api: Api::new(format!("http://127.0.0.1:{port}")) };
+    gateway.api.wait_healthy().await;
+    gateway
 }
 
 fn update(id: u64) -> String {
@@ -64,9 +58,9 @@ fn update(id: u64) -> String {
     .to_string()
 }
 
-async fn post_update(client: &reqwest::Client, base: &str, id: u64) -> u16 {
-    client
-        .post(format!("{base}/webhooks/telegram/main"))
+async fn post_update(api: &Api, id: u64) -> u16 {
+    api.client
+        .post(format!("{}/webhooks/telegram/main", api.base))
         .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
         .header("Content-Type", "application/json")
         .body(update(id))
@@ -75,19 +69,6 @@ async fn post_update(client: &reqwest::Client, base: &str, id: u64) -> u16 {
         .unwrap()
         .status()
         .as_u16()
-}
-
-async fn all_events(client: &reqwest::Client, base: &str) -> Vec<Value> {
-    let v: Value = client
-        .get(format!("{base}/v1/events?limit=1000"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["events"].as_array().unwrap().clone()
 }
 
 #[tokio::test]
@@ -112,69 +93,51 @@ async fn acknowledged_work_survives_kill_9() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let client = reqwest::Client::new();
 
     let first = start(&config, &data).await;
     let posts: Vec<_> = (1..=50)
         .map(|id| {
-            let (client, base) = (client.clone(), first.base.clone());
-            tokio::spawn(async move { post_update(&client, &base, id).await })
+            let api = first.api.clone();
+            tokio::spawn(async move { post_update(&api, id).await })
         })
         .collect();
     for p in posts {
         assert_eq!(p.await.unwrap(), 200);
     }
-    let reply: Value = client
-        .post(format!("{}/v1/messages", first.base))
-        .bearer_auth(TOKEN)
-        .json(&json!({"channel": "telegram", "account": "main", "chat_id": "777", "text": "are you there?"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, reply) = first
+        .api
+        .send(&json!({"channel": "telegram", "account": "main", "chat_id": "777", "text": "are you there?"}))
+        .await;
+    assert_eq!(status, 202, "{reply}");
     let id = reply["id"].as_str().unwrap().to_owned();
     drop(first); // SIGKILL: no graceful shutdown
 
     provider_up.store(true, Ordering::SeqCst);
     let second = start(&config, &data).await;
-    let events = all_events(&client, &second.base).await;
+    let events = second.api.events(0).await;
     let messages = events.iter().filter(|e| e["type"] == "message").count();
     assert_eq!(messages, 50, "every acknowledged update is still there");
-    assert_eq!(post_update(&client, &second.base, 7).await, 200, "a redelivery is answered 200");
-    let again = all_events(&client, &second.base).await;
+    assert_eq!(post_update(&second.api, 7).await, 200, "a redelivery is answered 200");
+    let again = second.api.events(0).await;
     assert_eq!(again.iter().filter(|e| e["type"] == "message").count(), 50, "and stored once");
 
-    let mut status = Value::Null;
-    for _ in 0..300 {
-        let record: Value = client
-            .get(format!("{}/v1/messages/{id}", second.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        status = record["status"].clone();
-        if status == "delivered" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(status, "delivered", "the queued reply was sent after the restart");
+    let record = second.api.wait_message(&id, |m| m["status"] == "delivered").await;
+    assert_eq!(record["status"], "delivered", "the queued reply was sent after the restart");
+}
+
+/// `chatgate normalize --channel telegram FILE` in the workspace root with an empty environment.
+fn normalize(file: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_chatgate"))
+        .current_dir(chatgate_testkit::workspace_root())
+        .env_clear()
+        .args(["normalize", "--channel", "telegram", file])
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn normalize_prints_envelopes_with_the_shipped_config_and_no_environment() {
-    let root = chatgate_testkit::workspace_root();
-    let output = Command::new(env!("CARGO_BIN_EXE_chatgate"))
-        .current_dir(&root)
-        .env_clear()
-        .args(["normalize", "--channel", "telegram", "fixtures/telegram/photo-caption.body"])
-        .output()
-        .unwrap();
+    let output = normalize("fixtures/telegram/photo-caption.body");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let lines: Vec<Value> = String::from_utf8(output.stdout)
         .unwrap()
@@ -185,12 +148,7 @@ fn normalize_prints_envelopes_with_the_shipped_config_and_no_environment() {
     assert_eq!(lines[0]["type"], "message");
     assert_eq!(lines[0]["message"]["attachments"][0]["kind"], "image");
 
-    let bad = Command::new(env!("CARGO_BIN_EXE_chatgate"))
-        .current_dir(&root)
-        .env_clear()
-        .args(["normalize", "--channel", "telegram", "Cargo.toml"])
-        .output()
-        .unwrap();
+    let bad = normalize("Cargo.toml");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not JSON"), "{}", String::from_utf8_lossy(&bad.stderr));
 

@@ -1,53 +1,21 @@
-//! Recorded webhooks of `fixtures/messenger` and `fixtures/instagram` against their reviewed
-//! golden envelopes, plus the signature and handshake vectors of both channels.
+//! The signature and handshake vectors of Messenger and Instagram, and facts about their
+//! recorded webhooks in `fixtures/messenger` and `fixtures/instagram`. (Every fixture against
+//! its reviewed snapshot: `tests/fixtures.rs` of the `chatgate` package.)
 
 use std::sync::Arc;
 
 use chatgate_adapter::{Adapter, ChannelFactory, WebhookError, WebhookRequest};
 use chatgate_channel_facebook::{INSTAGRAM_FACTORY, MESSENGER_FACTORY};
 use chatgate_model::{Channel, EventKind, Status};
-use chatgate_testkit::{Fixture, assert_golden, fixtures, golden_json, handle, workspace_root};
+use chatgate_testkit::{account_settings, fixture, handle, test_account};
 use http::{HeaderMap, HeaderValue, Method};
 
-fn account(channel: &str) -> serde_json::Value {
-    let path = workspace_root().join("fixtures").join(channel).join("account.json");
-    serde_json::from_slice(&std::fs::read(path).expect("account.json")).expect("account.json is JSON")
+fn factory(channel: &str) -> &'static dyn ChannelFactory {
+    if channel == "messenger" { &MESSENGER_FACTORY } else { &INSTAGRAM_FACTORY }
 }
 
 fn adapter(channel: &str) -> Arc<dyn Adapter> {
-    let factory: &dyn ChannelFactory = match channel {
-        "messenger" => &MESSENGER_FACTORY,
-        _ => &INSTAGRAM_FACTORY,
-    };
-    factory.build("test", account(channel)).expect("account builds")
-}
-
-fn check_all(channel: &str) -> usize {
-    let adapter = adapter(channel);
-    let all = fixtures(channel);
-    for fixture in &all {
-        let inbound =
-            handle(&*adapter, &fixture.request()).unwrap_or_else(|e| panic!("{channel}/{}: {e:?}", fixture.name));
-        for event in &inbound.events {
-            assert!(event.dedup_key.is_some(), "{channel}/{}: every event is deduplicable", fixture.name);
-        }
-        assert_golden(&fixture.golden, &golden_json(&inbound));
-    }
-    all.len()
-}
-
-#[test]
-fn messenger_fixtures_match_golden() {
-    assert!(check_all("messenger") >= 30);
-}
-
-#[test]
-fn instagram_fixtures_match_golden() {
-    assert!(check_all("instagram") >= 20);
-}
-
-fn fixture(channel: &str, name: &str) -> Fixture {
-    fixtures(channel).into_iter().find(|f| f.name == name).unwrap_or_else(|| panic!("{channel}/{name} exists"))
+    test_account(factory(channel))
 }
 
 fn post<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> WebhookRequest<'a> {
@@ -82,10 +50,9 @@ fn signature_vectors(channel: &str, name: &str) {
     assert_ne!(reserialised, fixture.body);
     assert_eq!(adapter.verify(&post(&valid, &reserialised)), Err(WebhookError::BadSignature), "re-serialised");
 
-    let mut other = account(channel);
+    let mut other = account_settings(channel);
     other["app_secret"] = "some-other-app-secret".into();
-    let factory: &dyn ChannelFactory = if channel == "messenger" { &MESSENGER_FACTORY } else { &INSTAGRAM_FACTORY };
-    let other = factory.build("other", other).unwrap();
+    let other = factory(channel).build("other", other).unwrap();
     assert_eq!(other.verify(&post(&valid, &fixture.body)), Err(WebhookError::BadSignature), "wrong secret");
 
     let mut sha1_only = HeaderMap::new();
@@ -111,7 +78,7 @@ fn instagram_signature_vectors() {
 
 fn handshake_vectors(channel: &str) {
     let adapter = adapter(channel);
-    let token = account(channel)["verify_token"].as_str().unwrap().to_owned();
+    let token = account_settings(channel)["verify_token"].as_str().unwrap().to_owned();
     let headers = HeaderMap::new();
     let get = |query: &str| {
         adapter.handshake(&WebhookRequest { method: &Method::GET, headers: &headers, query: Some(query), body: b"" })
@@ -172,13 +139,13 @@ fn both_kinds_declare_their_channel_and_limits() {
 
 #[test]
 fn settings_are_checked() {
-    let mut missing = account("messenger");
+    let mut missing = account_settings("messenger");
     missing.as_object_mut().unwrap().remove("app_secret");
     assert!(MESSENGER_FACTORY.build("x", missing).is_err());
-    let mut empty = account("instagram");
+    let mut empty = account_settings("instagram");
     empty["verify_token"] = "".into();
     assert!(INSTAGRAM_FACTORY.build("x", empty).is_err());
-    let mut unknown = account("messenger");
+    let mut unknown = account_settings("messenger");
     unknown["phone_number_id"] = "1".into();
     assert!(MESSENGER_FACTORY.build("x", unknown).is_err());
 }

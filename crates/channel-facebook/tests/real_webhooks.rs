@@ -1,30 +1,24 @@
 //! The shared corpus of real Messenger and Instagram payloads (written by others; see
-//! `real-webhooks/SOURCES.md`), re-signed with our test secret: every payload parses, no
-//! `messaging[]` / `standby[]` / `changes[]` item is dropped, and the kinds are the ones we expect.
+//! `real-webhooks/SOURCES.md`), re-signed with our test secret: no `messaging[]` / `standby[]` /
+//! `changes[]` item is dropped, and details survive. (That every payload is accepted and becomes
+//! the expected kinds: `tests/real_webhooks.rs` of the `chatgate` package.)
 //! Quirks in the corpus: numeric ids, no `object` key and ISO 8601 times (Chatwoot factories),
 //! a story reply in a `page` envelope, an envelope of an unknown object.
 
 use std::sync::Arc;
 
-use chatgate_adapter::{Adapter, ChannelFactory, WebhookRequest};
+use chatgate_adapter::{Adapter, ChannelFactory, InboundEvent};
 use chatgate_channel_facebook::{INSTAGRAM_FACTORY, MESSENGER_FACTORY};
-use chatgate_model::EventKind::{self, *};
-use chatgate_testkit::{RealWebhook, handle, real_webhooks};
-use http::{HeaderMap, Method};
+use chatgate_testkit::{RealWebhook, post_signed, real_webhooks, test_account};
 use serde_json::{Value, json};
 
 fn adapter(factory: &dyn ChannelFactory) -> Arc<dyn Adapter> {
-    let settings = json!({
-        "page_id": "1", "page_access_token": "t", "app_secret": "corpus-test-secret", "verify_token": "v"
-    });
-    factory.build("corpus", settings).expect("builds")
+    test_account(factory)
 }
 
-fn parse(adapter: &dyn Adapter, body: Vec<u8>) -> Vec<chatgate_adapter::InboundEvent> {
-    let mut headers = HeaderMap::new();
-    let body = adapter.sign(&mut headers, body);
-    let request = WebhookRequest { method: &Method::POST, headers: &headers, query: None, body: &body };
-    handle(adapter, &request).unwrap_or_else(|e| panic!("{e:?}: {}", String::from_utf8_lossy(&body))).events
+fn parse(adapter: &dyn Adapter, body: Vec<u8>) -> Vec<InboundEvent> {
+    let shown = String::from_utf8_lossy(&body).into_owned();
+    post_signed(adapter, body).unwrap_or_else(|e| panic!("{e:?}: {shown}")).events
 }
 
 /// Each item of each entry, alone in an envelope like the original, gives at least one event.
@@ -45,95 +39,31 @@ fn each_item_gives_an_event(adapter: &dyn Adapter, payload: &RealWebhook) -> usi
     items
 }
 
-fn check(
-    channel: &str,
-    factory: &dyn ChannelFactory,
-    expected_files: usize,
-    expect: fn(&str) -> Option<Vec<EventKind>>,
-) {
-    let Some(corpus) = real_webhooks(channel) else {
-        println!("note: the shared real-webhook corpus is not present; skipping {channel}");
-        return;
-    };
-    assert_eq!(corpus.len(), expected_files, "{channel} corpus size");
+fn check(channel: &str, factory: &dyn ChannelFactory) {
+    let Some(corpus) = real_webhooks(channel) else { return };
     let adapter = adapter(factory);
     for payload in &corpus {
-        let name = payload.path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+        let name = payload.stem();
         let events = parse(&*adapter, payload.body.clone());
         let items = each_item_gives_an_event(&*adapter, payload);
         assert!(events.len() >= items.max(1), "{name}: {} events for {items} items", events.len());
-        assert!(events.iter().all(|e| e.dedup_key.is_some()), "{name}: dedup keys");
-        let kinds: Vec<EventKind> = events.iter().map(|e| e.event.kind).collect();
-        if let Some(expected) = expect(&name) {
-            assert_eq!(kinds, expected, "{name}");
-        }
     }
-}
-
-fn messenger_kinds(name: &str) -> Option<Vec<EventKind>> {
-    Some(match name {
-        "batched-two-entries-page-changes" => vec![Unsupported, Unsupported],
-        "delivery-receipt"
-        | "delivery-watermark-only"
-        | "echo-page-sent"
-        | "echo-template"
-        | "read-receipt"
-        | "standby-echo" => vec![Status],
-        "fallback-attachment"
-        | "image-attachment"
-        | "location-attachment"
-        | "multi-attachment-image-fallback-location"
-        | "reply-to-message"
-        | "signed-text-sha1-raw-body"
-        | "sticker-thumbs-up"
-        | "sticker"
-        | "text-nonascii-nlp"
-        | "text" => vec![Message],
-        "message-deleted" => vec![MessageDeleted],
-        "message-edit" => vec![MessageEdited],
-        "optin" | "referral" | "referral-ad" => vec![CustomerSubscribed],
-        "postback" | "postback-get-started-referral" | "quick-reply" => vec![Postback],
-        "reaction-react" | "reaction-unreact" => vec![Reaction],
-        "policy-enforcement-block" | "unknown-event-type" | "unsupported-message" | "wrong-object-type" => {
-            vec![Unsupported]
-        }
-        _ => return None,
-    })
-}
-
-fn instagram_kinds(name: &str) -> Option<Vec<EventKind>> {
-    Some(match name {
-        "comments-change-non-dm" | "mentions-change-non-dm" | "unsupported-attachment" => {
-            vec![Unsupported]
-        }
-        // A restfb fixture of an Instagram story reply in a `page` envelope: not read as Instagram.
-        "story-reply-page-envelope" => vec![Unsupported],
-        "meta-dashboard-test-text" | "post-share-doc" | "share-attachment" | "story-mention" => {
-            vec![Message]
-        }
-        "message-unsent-is-deleted" => vec![MessageDeleted],
-        "seen" => vec![Status],
-        _ => return None,
-    })
 }
 
 #[test]
 fn messenger_corpus_parses_without_losing_items() {
-    check("messenger", &MESSENGER_FACTORY, 31, messenger_kinds);
+    check("messenger", &MESSENGER_FACTORY);
 }
 
 #[test]
 fn instagram_corpus_parses_without_losing_items() {
-    check("instagram", &INSTAGRAM_FACTORY, 10, instagram_kinds);
+    check("instagram", &INSTAGRAM_FACTORY);
 }
 
 /// A few facts read from the corpus, beyond the kinds.
 #[test]
 fn corpus_details() {
-    let Some(messenger) = real_webhooks("messenger") else {
-        println!("note: the shared real-webhook corpus is not present; skipping");
-        return;
-    };
+    let Some(messenger) = real_webhooks("messenger") else { return };
     let messenger_adapter = adapter(&MESSENGER_FACTORY);
     let body = |name: &str| {
         messenger.iter().find(|p| p.path.ends_with(format!("{name}.json"))).expect("in corpus").body.clone()

@@ -1,33 +1,19 @@
-//! Every recorded webhook in `fixtures/telegram/` against its reviewed golden envelopes, and the
-//! secret-header vectors.
+//! The secret-header vectors of Telegram, on the recorded `fixtures/telegram/text-entities`.
+//! (Every fixture against its reviewed snapshot: `tests/fixtures.rs` of the `chatgate` package.)
 
 use std::sync::Arc;
 
-use chatgate_adapter::{Adapter, ChannelFactory, WebhookError, WebhookRequest};
+use chatgate_adapter::{Adapter, WebhookError, WebhookRequest};
 use chatgate_channel_telegram::FACTORY;
-use chatgate_testkit::{Fixture, assert_golden, fixtures, golden_json, handle, workspace_root};
+use chatgate_testkit::{Fixture, assert_kept_as_unsupported, fixture, handle, test_account};
 use http::{HeaderMap, HeaderValue, Method};
 
 fn adapter() -> Arc<dyn Adapter> {
-    let path = workspace_root().join("fixtures/telegram/account.json");
-    let settings = serde_json::from_slice(&std::fs::read(path).expect("account.json")).expect("account.json is JSON");
-    FACTORY.build("test", settings).expect("the test account builds")
+    test_account(&FACTORY)
 }
 
 fn text_fixture() -> Fixture {
-    fixtures("telegram").into_iter().find(|f| f.name == "text-entities").expect("text-entities fixture")
-}
-
-#[test]
-fn every_fixture_matches_its_golden_file() {
-    let adapter = adapter();
-    let all = fixtures("telegram");
-    assert!(all.len() >= 20, "expected the full Telegram fixture set, found {}", all.len());
-    for fixture in all {
-        let inbound = handle(&*adapter, &fixture.request()).unwrap_or_else(|e| panic!("{}: {e}", fixture.name));
-        assert_eq!(inbound.events.len(), 1, "{}: one update is one event", fixture.name);
-        assert_golden(&fixture.golden, &golden_json(&inbound));
-    }
+    fixture("telegram", "text-entities")
 }
 
 /// Runs the fixture's body with the secret header set to `value` (or removed).
@@ -100,11 +86,7 @@ fn only_non_json_bodies_are_malformed() {
     }
     // JSON that is no update is authentic: kept whole as `unsupported`.
     for body in [&b"[]"[..], b"42", b"{}", b"{\"update_id\":\"x\",\"message\":7}"] {
-        let inbound = parse(body).expect("JSON parses");
-        assert_eq!(inbound.events.len(), 1);
-        let event = &inbound.events[0].event;
-        assert_eq!(event.kind, chatgate_model::EventKind::Unsupported);
-        assert_eq!(event.raw.as_ref(), Some(&serde_json::from_slice::<serde_json::Value>(body).unwrap()));
+        assert_kept_as_unsupported(&parse(body).expect("JSON parses"), body);
     }
 }
 

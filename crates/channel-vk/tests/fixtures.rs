@@ -1,21 +1,20 @@
-//! Recorded callbacks → golden envelopes, and the secret / group_id vectors.
+//! The secret / group_id vectors of VK and facts about its recorded callbacks in `fixtures/vk/`.
+//! (Every fixture against its reviewed snapshot: `tests/fixtures.rs` of the `chatgate` package.)
 
 use std::sync::Arc;
 
 use chatgate_adapter::{Adapter, Inbound, Reply, WebhookError, WebhookRequest};
 use chatgate_channel_vk::FACTORY;
 use chatgate_model::{EventKind, Status};
-use chatgate_testkit::{assert_golden, fixtures, golden_json, handle, load_fixture, workspace_root};
+use chatgate_testkit::{fixture, fixtures, handle, test_account};
 use http::{HeaderMap, HeaderValue, Method};
 
 fn account_settings() -> serde_json::Value {
-    let path = workspace_root().join("fixtures/vk/account.json");
-    serde_json::from_slice(&std::fs::read(path).expect("account.json")).expect("account.json is JSON")
+    chatgate_testkit::account_settings("vk")
 }
 
 fn adapter() -> Arc<dyn Adapter> {
-    use chatgate_adapter::ChannelFactory;
-    FACTORY.build("test", account_settings()).expect("account builds")
+    test_account(&FACTORY)
 }
 
 fn post(adapter: &dyn Adapter, headers: &HeaderMap, body: &[u8]) -> Result<Inbound, WebhookError> {
@@ -27,22 +26,10 @@ fn body_with(fields: serde_json::Value) -> Vec<u8> {
 }
 
 #[test]
-fn every_fixture_matches_its_golden_file() {
-    let adapter = adapter();
-    let all = fixtures("vk");
-    assert!(all.len() >= 25, "expected the VK fixtures, found {}", all.len());
-    for fixture in all {
-        let inbound = handle(&*adapter, &fixture.request()).unwrap_or_else(|e| panic!("{}: {e}", fixture.name));
-        assert_golden(&fixture.golden, &golden_json(&inbound));
-    }
-}
-
-#[test]
 fn confirmation_answers_the_configured_string_and_stores_nothing() {
     let adapter = adapter();
-    let dir = workspace_root().join("fixtures/vk");
     for name in ["confirmation", "confirmation-with-secret"] {
-        let f = load_fixture(&dir, name);
+        let f = fixture("vk", name);
         let inbound = handle(&*adapter, &f.request()).unwrap();
         assert_eq!(inbound.reply, Reply::Text("a1b2c3d4".into()), "{name}");
         assert!(inbound.events.is_empty(), "{name}");
@@ -115,8 +102,7 @@ fn confirmation_vectors() {
 #[test]
 fn redeliveries_with_retry_counter_are_the_same_event() {
     let adapter = adapter();
-    let dir = workspace_root().join("fixtures/vk");
-    let original = load_fixture(&dir, "message-new-text");
+    let original = fixture("vk", "message-new-text");
     let first = handle(&*adapter, &original.request()).unwrap();
     let key = first.events[0].dedup_key.clone().expect("a dedup key");
     assert_eq!(key, "event:5f0b3c1e9a7d2c4b8e6f1a0d3c5b7e9f2a4c6d01");
@@ -179,7 +165,6 @@ fn sign_writes_the_secret_and_keeps_the_rest() {
 #[test]
 fn the_secret_never_reaches_raw() {
     let adapter = adapter();
-    let dir = workspace_root().join("fixtures/vk");
     for f in fixtures("vk") {
         let inbound = handle(&*adapter, &f.request()).unwrap();
         for e in &inbound.events {
@@ -188,7 +173,7 @@ fn the_secret_never_reaches_raw() {
         }
     }
     // An unknown type keeps its body, minus the secret.
-    let f = load_fixture(&dir, "wall-post-new");
+    let f = fixture("vk", "wall-post-new");
     let inbound = handle(&*adapter, &f.request()).unwrap();
     let raw = inbound.events[0].event.raw.as_ref().unwrap();
     assert_eq!(raw["type"], "wall_post_new");
@@ -198,11 +183,10 @@ fn the_secret_never_reaches_raw() {
 #[test]
 fn statuses_name_the_provider_ids() {
     let adapter = adapter();
-    let dir = workspace_root().join("fixtures/vk");
-    let read = handle(&*adapter, &load_fixture(&dir, "message-read").request()).unwrap();
+    let read = handle(&*adapter, &fixture("vk", "message-read").request()).unwrap();
     let status = read.events[0].event.status.clone().unwrap();
     assert_eq!((status.external_id.as_deref(), status.status), (Some("2055"), Status::Read));
-    let echo = handle(&*adapter, &load_fixture(&dir, "message-reply").request()).unwrap();
+    let echo = handle(&*adapter, &fixture("vk", "message-reply").request()).unwrap();
     let status = echo.events[0].event.status.clone().unwrap();
     assert_eq!((status.external_id.as_deref(), status.status), (Some("2055"), Status::Sent));
     assert!(echo.events[0].event.raw.is_some(), "the echoed message is kept");

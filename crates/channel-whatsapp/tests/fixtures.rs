@@ -1,73 +1,27 @@
-//! Recorded webhooks in `fixtures/whatsapp/` → reviewed golden envelopes, plus the signature and
-//! handshake vectors.
+//! The signature and handshake vectors of WhatsApp, and facts about its recorded webhooks in
+//! `fixtures/whatsapp/`. (Every fixture against its reviewed snapshot, and the fixtures the set
+//! must contain: `tests/fixtures.rs` of the `chatgate` package.)
 
 use std::sync::Arc;
 
 use chatgate_adapter::{Adapter, ChannelFactory, Reply, WebhookError, WebhookRequest};
 use chatgate_channel_whatsapp::FACTORY;
 use chatgate_model::{EventKind, Status as DeliveryStatus};
-use chatgate_testkit::{Fixture, assert_golden, fixtures, golden_json, handle, load_fixture, workspace_root};
+use chatgate_testkit::{Fixture, account_settings, fixtures, handle, test_account};
 use http::{HeaderMap, HeaderValue, Method};
 
 const SIGNATURE: &str = "x-hub-signature-256";
 
 fn settings() -> serde_json::Value {
-    let path = workspace_root().join("fixtures/whatsapp/account.json");
-    serde_json::from_slice(&std::fs::read(path).expect("account.json")).expect("account.json is JSON")
+    account_settings("whatsapp")
 }
 
 fn adapter() -> Arc<dyn Adapter> {
-    FACTORY.build("test", settings()).expect("account.json builds")
+    test_account(&FACTORY)
 }
 
 fn fixture(name: &str) -> Fixture {
-    load_fixture(&workspace_root().join("fixtures/whatsapp"), name)
-}
-
-#[test]
-fn every_fixture_matches_its_golden_file() {
-    let adapter = adapter();
-    let all = fixtures("whatsapp");
-    let names: Vec<&str> = all.iter().map(|f| f.name.as_str()).collect();
-    for required in [
-        "text",
-        "image",
-        "audio",
-        "voice",
-        "video",
-        "document",
-        "sticker",
-        "location",
-        "contacts",
-        "interactive-button-reply",
-        "interactive-list-reply",
-        "template-quick-reply-button",
-        "reaction",
-        "reaction-removed",
-        "reply",
-        "forwarded",
-        "referral",
-        "message-edited",
-        "message-deleted",
-        "batch",
-        "status-sent",
-        "status-delivered",
-        "status-read",
-        "status-failed",
-        "errors",
-        "unsupported-type",
-        "handshake",
-    ] {
-        assert!(names.contains(&required), "fixture `{required}` is missing");
-    }
-    for f in &all {
-        let inbound = handle(&*adapter, &f.request()).unwrap_or_else(|e| {
-            let mut expected = HeaderMap::new();
-            adapter.sign(&mut expected, f.body.clone());
-            panic!("{}: {e:?} (the body signs as {:?})", f.name, expected.get(SIGNATURE))
-        });
-        assert_golden(&f.golden, &golden_json(&inbound));
-    }
+    chatgate_testkit::fixture("whatsapp", name)
 }
 
 #[test]
@@ -160,10 +114,7 @@ fn signature_vectors() {
 /// The real signed body from pywa's tests, with its app secret and signature (from the shared corpus).
 #[test]
 fn real_signed_vector_from_the_shared_corpus() {
-    let Some(corpus) = chatgate_testkit::real_webhooks("whatsapp") else {
-        eprintln!("shared real-webhook corpus not present; skipping the real signature vector");
-        return;
-    };
+    let Some(corpus) = chatgate_testkit::real_webhooks("whatsapp") else { return };
     let real = corpus
         .iter()
         .find(|w| w.path.file_name().is_some_and(|n| n == "signed-text-raw-body.json"))

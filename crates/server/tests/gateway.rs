@@ -6,25 +6,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use chatgate_adapter::verify::constant_time_eq;
 use chatgate_adapter::{
     Adapter, Capabilities, ChannelFacts, Inbound, InboundEvent, OutboundPart, PartBody, RateLimits, Reply, SendError,
     SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::ErrorCode;
-use chatgate_model::limits::{LimitOverrides, MB};
+use chatgate_model::limits::MB;
 use chatgate_model::{Channel, Customer, Event, EventKind, Limits, Message, Status, StatusInfo};
-use chatgate_queue::SqliteQueue;
-use chatgate_server::{Gateway, Settings};
+use chatgate_testkit::gateway::{Harness, TOKEN};
 use chatgate_testkit::mock::MockApi;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 const SECRET: &str = "s3cret";
-const TOKEN: &str = "core-token";
 
 /// The test channel's name.
 const WEB: Channel = Channel::from_static("web");
@@ -115,87 +111,36 @@ impl Adapter for Scripted {
     }
 }
 
-struct Harness {
-    app: Router,
+/// The shared harness, and the scripted adapter it serves (to read what was sent).
+struct Server {
+    harness: Harness,
     adapter: Arc<Scripted>,
-    _gateway: Gateway,
 }
 
-async fn start_with(dir: &std::path::Path, adapter: Arc<Scripted>, allow_loopback: bool) -> Harness {
-    let queue = SqliteQueue::open(dir).unwrap();
-    let mut settings = Settings::new(TOKEN);
-    settings.base_backoff = Duration::from_millis(10);
-    settings.max_backoff = Duration::from_millis(50);
-    if allow_loopback {
-        settings.fetch.allow = vec!["127.0.0.1".parse().unwrap()];
+impl std::ops::Deref for Server {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.harness
     }
-    let gateway = Gateway::start(
-        vec![(adapter.clone() as Arc<dyn Adapter>, LimitOverrides::default())],
-        Arc::new(queue),
-        settings,
-    )
-    .await
-    .unwrap();
-    Harness { app: gateway.router(), adapter, _gateway: gateway }
 }
 
-async fn start(dir: &std::path::Path) -> Harness {
+async fn start_with(dir: &std::path::Path, adapter: Arc<Scripted>, allow_loopback: bool) -> Server {
+    let harness = Harness::start_in(dir, vec![adapter.clone() as Arc<dyn Adapter>], |settings| {
+        if allow_loopback {
+            settings.fetch.allow = vec!["127.0.0.1".parse().unwrap()];
+        }
+    })
+    .await;
+    Server { harness, adapter }
+}
+
+async fn start(dir: &std::path::Path) -> Server {
     start_with(dir, Arc::new(Scripted::default()), true).await
 }
 
-impl Harness {
-    async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Body>,
-    ) -> (StatusCode, Value, String) {
-        let mut req = Request::builder().method(method).uri(uri);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = self.app.clone().oneshot(req.body(body.into()).unwrap()).await.unwrap();
-        let status = resp.status();
-        let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null), text)
-    }
-
-    async fn webhook(&self, body: Value) -> (StatusCode, String) {
-        let (s, _, t) =
-            self.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], body.to_string()).await;
-        (s, t)
-    }
-
-    async fn api(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let auth = format!("Bearer {TOKEN}");
-        let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
-        let (s, v, _) = self.call(method, uri, &headers, body.map(|b| b.to_string()).unwrap_or_default()).await;
-        (s, v)
-    }
-
-    async fn events(&self) -> Vec<Value> {
-        let (s, v) = self.api(Method::GET, "/v1/events?after=0&limit=1000", None).await;
-        assert_eq!(s, StatusCode::OK);
-        v["events"].as_array().unwrap().clone()
-    }
-
-    async fn send(&self, body: Value) -> (StatusCode, Value) {
-        self.api(Method::POST, "/v1/messages", Some(body)).await
-    }
-
-    async fn wait_status(&self, id: &str, want: &str) -> Value {
-        for _ in 0..200 {
-            let (_, v) = self.api(Method::GET, &format!("/v1/messages/{id}"), None).await;
-            if v["status"] == want {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let (_, v) = self.api(Method::GET, &format!("/v1/messages/{id}"), None).await;
-        panic!("message {id} never reached {want}: {v}");
-    }
+/// Posts a webhook signed for the scripted account.
+async fn webhook(h: &Harness, body: Value) -> (StatusCode, String) {
+    h.webhook(&body.to_string(), &[]).await
 }
 
 fn text_msg(chat: &str, text: &str) -> Value {
@@ -207,7 +152,7 @@ async fn webhook_events_are_stored_before_the_answer() {
     let dir = tempfile::tempdir().unwrap();
     let h = start(dir.path()).await;
     let (status, body) =
-        h.webhook(json!({"events": [{"key": "1", "text": "hello"}, {"key": "2", "text": "again"}]})).await;
+        webhook(&h, json!({"events": [{"key": "1", "text": "hello"}, {"key": "2", "text": "again"}]})).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
     let events = h.events().await;
     assert_eq!(events.len(), 2);
@@ -221,25 +166,25 @@ async fn unauthenticated_or_malformed_webhooks_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let h = start(dir.path()).await;
     let body = json!({"events": [{"key": "1"}]}).to_string();
-    let (s, _, _) = h.call(Method::POST, "/webhooks/web/test", &[], body.clone()).await;
+    let (s, _) = h.request(Method::POST, "/webhooks/web/test", &[], body.clone()).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _, _) = h.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", "S3CRET")], body.clone()).await;
+    let (s, _) = h.request(Method::POST, "/webhooks/web/test", &[("x-test-secret", "S3CRET")], body.clone()).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _, _) = h.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], "{not json").await;
+    let (s, _) = h.request(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], "{not json").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _, _) = h.call(Method::POST, "/webhooks/web/nope", &[("x-test-secret", SECRET)], body.clone()).await;
+    let (s, _) = h.request(Method::POST, "/webhooks/web/nope", &[("x-test-secret", SECRET)], body.clone()).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _, _) = h.call(Method::PUT, "/webhooks/web/test", &[("x-test-secret", SECRET)], body).await;
+    let (s, _) = h.request(Method::PUT, "/webhooks/web/test", &[("x-test-secret", SECRET)], body).await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
-    let (s, _, _) = h.call(Method::GET, "/webhooks/web/test?hub.challenge=1", &[], "").await;
+    let (s, _) = h.request(Method::GET, "/webhooks/web/test?hub.challenge=1", &[], "").await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "a channel without a handshake refuses GET");
     let big = format!("{{\"events\":[],\"pad\":\"{}\"}}", "x".repeat(5000));
-    let (s, _, _) = h.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], big.clone()).await;
+    let (s, _) = h.request(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], big.clone()).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     // Without Content-Length (streamed body) the cap still holds.
     let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(big))]);
-    let (s, _, _) =
-        h.call(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], Body::from_stream(stream)).await;
+    let (s, _) =
+        h.request(Method::POST, "/webhooks/web/test", &[("x-test-secret", SECRET)], Body::from_stream(stream)).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(h.events().await.is_empty());
 }
@@ -249,11 +194,11 @@ async fn redelivered_events_are_stored_once_and_answered_alike() {
     let dir = tempfile::tempdir().unwrap();
     let h = start(dir.path()).await;
     for _ in 0..3 {
-        let (s, body) = h.webhook(json!({"events": [{"key": "update:5", "text": "hi"}]})).await;
+        let (s, body) = webhook(&h, json!({"events": [{"key": "update:5", "text": "hi"}]})).await;
         assert_eq!((s, body.as_str()), (StatusCode::OK, "ok"));
     }
     assert_eq!(h.events().await.len(), 1);
-    let (_, _, metrics) = h.call(Method::GET, "/metrics", &[], "").await;
+    let (_, metrics) = h.request(Method::GET, "/metrics", &[], "").await;
     assert!(metrics.contains("chatgate_inbound_duplicates_total{channel=\"web\",account=\"test\"} 2"), "{metrics}");
     assert!(metrics.contains("chatgate_webhooks_accepted_total{channel=\"web\",account=\"test\"} 3"), "{metrics}");
     assert!(metrics.contains("chatgate_queue_durable_seq 1"), "{metrics}");
@@ -264,11 +209,12 @@ async fn redelivered_events_are_stored_once_and_answered_alike() {
 async fn core_api_needs_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let h = start(dir.path()).await;
-    let (s, v, _) = h.call(Method::GET, "/v1/events", &[], "").await;
+    let (s, body) = h.request(Method::GET, "/v1/events", &[], "").await;
+    let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
-    let (s, _, _) = h.call(Method::GET, "/v1/events", &[("authorization", "Bearer wrong")], "").await;
+    let (s, _) = h.request(Method::GET, "/v1/events", &[("authorization", "Bearer wrong")], "").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _, _) = h.call(Method::GET, "/healthz", &[], "").await;
+    let (s, _) = h.request(Method::GET, "/healthz", &[], "").await;
     assert_eq!(s, StatusCode::OK);
 }
 
@@ -310,8 +256,8 @@ async fn outbound_validation_gives_typed_errors() {
     }
     let (s, v) = h.send(json!({"channel": "web", "account": "test", "chat_id": "c1", "attachments": [{"kind": "image", "url": "http://127.0.0.1/a.png", "size": MB}]})).await;
     assert_eq!(s, StatusCode::ACCEPTED, "exactly the limit is accepted: {v}");
-    let (s, _, t) =
-        h.call(Method::POST, "/v1/messages", &[("authorization", &format!("Bearer {TOKEN}"))], "{oops").await;
+    let (s, t) =
+        h.request(Method::POST, "/v1/messages", &[("authorization", &format!("Bearer {TOKEN}"))], "{oops").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{t}");
 }
 
@@ -403,19 +349,19 @@ async fn blocked_customers_neither_send_nor_receive() {
     let (s, v) = h.api(Method::PUT, "/v1/blocks/web/test/u1", None).await;
     assert_eq!((s, v["blocked"].as_bool()), (StatusCode::OK, Some(true)));
     let (s, _) =
-        h.webhook(json!({"events": [{"key": "1", "chat": "u1", "customer": "u1", "text": "let me in"}]})).await;
+        webhook(&h, json!({"events": [{"key": "1", "chat": "u1", "customer": "u1", "text": "let me in"}]})).await;
     assert_eq!(s, StatusCode::OK, "the provider is answered, but nothing is forwarded");
     assert!(h.events().await.is_empty());
     let (s, v) = h.send(text_msg("u1", "hello")).await;
     assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("customer_blocked")));
-    let (_, _, metrics) = h.call(Method::GET, "/metrics", &[], "").await;
+    let (_, metrics) = h.request(Method::GET, "/metrics", &[], "").await;
     assert!(metrics.contains("chatgate_inbound_blocked_total{channel=\"web\",account=\"test\"} 1"), "{metrics}");
 
     let (s, _) = h.api(Method::PUT, "/v1/blocks/fax/test/u1", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, v) = h.api(Method::DELETE, "/v1/blocks/web/test/u1", None).await;
     assert_eq!((s, v["blocked"].as_bool()), (StatusCode::OK, Some(false)));
-    h.webhook(json!({"events": [{"key": "2", "chat": "u1", "customer": "u1", "text": "thanks"}]})).await;
+    webhook(&h, json!({"events": [{"key": "2", "chat": "u1", "customer": "u1", "text": "thanks"}]})).await;
     assert_eq!(h.events().await.len(), 1);
     let (s, _) = h.send(text_msg("u1", "hello")).await;
     assert_eq!(s, StatusCode::ACCEPTED);
@@ -449,7 +395,7 @@ async fn messaging_window_is_enforced_before_calling_the_provider() {
     let (_, conv) = h.api(Method::GET, "/v1/conversations/web/test/w1", None).await;
     assert_eq!(conv["window"]["open"], false);
 
-    h.webhook(json!({"events": [{"key": "k", "chat": "w1", "text": "hello"}]})).await;
+    webhook(&h, json!({"events": [{"key": "k", "chat": "w1", "text": "hello"}]})).await;
     let (_, conv) = h.api(Method::GET, "/v1/conversations/web/test/w1", None).await;
     assert_eq!(conv["window"]["open"], true, "{conv}");
     let (s, _) = h.send(text_msg("w1", "now we can talk")).await;
@@ -467,11 +413,13 @@ async fn receipts_from_webhooks_update_outbound_status() {
     let (_, v) = h.send(text_msg("r1", "hi")).await;
     let id = v["id"].as_str().unwrap().to_owned();
     h.wait_status(&id, "sent").await;
-    h.webhook(
+    webhook(
+        &h,
         json!({"events": [{"key": "s1", "kind": "status", "chat": "r1", "external": "prov-1", "status": "read"}]}),
     )
     .await;
-    h.webhook(
+    webhook(
+        &h,
         json!({"events": [{"key": "s2", "kind": "status", "chat": "r1", "external": "prov-1", "status": "delivered"}]}),
     )
     .await;
@@ -555,7 +503,7 @@ async fn long_poll_returns_when_an_event_arrives() {
         tokio::spawn(async move { h.api(Method::GET, "/v1/events?after=0&wait=10", None).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    h.webhook(json!({"events": [{"key": "lp", "text": "wake up"}]})).await;
+    webhook(&h, json!({"events": [{"key": "lp", "text": "wake up"}]})).await;
     let (s, v) = tokio::time::timeout(Duration::from_secs(5), poller).await.unwrap().unwrap();
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["events"].as_array().unwrap().len(), 1);

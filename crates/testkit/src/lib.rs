@@ -1,36 +1,75 @@
-//! Test helpers: recorded fixtures, golden envelope files and the shared real-webhook corpus.
+//! Test helpers: recorded fixtures, their reviewed snapshots, the shared real-webhook corpus, and
+//! one harness for HTTP tests.
 //!
-//! A fixture is `fixtures/<channel>/<name>.body` (the raw body bytes, exactly as sent) with
+//! A fixture is `fixtures/<kind>/<name>.body` (the raw body bytes, exactly as sent) with
 //! `<name>.headers` beside it (`Name: value` per line, `#` comments; an optional first line
-//! `GET ?query` or `POST ?query` sets method and query). Its reviewed golden output is
-//! `<name>.golden.json`: the envelopes with `id` and `received_at` replaced by placeholders.
-//! Run tests with `UPDATE_GOLDEN=1` to (re)write golden files, then review the diff.
+//! `GET ?query` or `POST ?query` sets method and query) and `account.json` (the settings of the
+//! test account `test`) in the same folder. Its reviewed output is the insta snapshot
+//! `<name>.snap` beside it; see [`snapshot`].
 //!
-//! [`mock::MockApi`] is a recording HTTP server on 127.0.0.1 that stands in for a provider API.
+//! - [`snapshot`]: envelopes as reviewed snapshots (insta), and reading them back.
+//! - [`corpus`]: the shared real-webhook corpus, which must be present under `CI=true`.
+//! - [`gateway::Harness`]: a gateway and its router, called without a socket.
+//! - [`http`]: the core API over a real socket, for tests about processes.
+//! - [`mock::MockApi`]: a recording HTTP server on 127.0.0.1 that stands in for a provider API.
 
+pub mod corpus;
+pub mod gateway;
+pub mod http;
 pub mod mock;
+pub mod snapshot;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use chatgate_adapter::{Adapter, Inbound, WebhookError, WebhookRequest};
-use http::{HeaderMap, Method};
+use ::http::{HeaderMap, Method};
+use chatgate_adapter::{Adapter, ChannelFactory, Inbound, WebhookError, WebhookRequest};
+
+pub use corpus::{RealWebhook, real_webhooks, real_webhooks_dir};
 
 /// The workspace root (where `fixtures/` lives).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root exists")
 }
 
+/// The `kind` a factory serves, as used in `fixtures/<kind>/`, the corpus and webhook URLs.
+///
+/// The one place tests read `ChannelFactory::kind`.
+pub fn kind_of(factory: &dyn ChannelFactory) -> String {
+    factory.channel().as_str().to_owned()
+}
+
+/// `fixtures/<kind>/`.
+pub fn fixture_dir(kind: &str) -> PathBuf {
+    workspace_root().join("fixtures").join(kind)
+}
+
+/// The settings of the test account of `kind`: `fixtures/<kind>/account.json`.
+pub fn account_settings(kind: &str) -> serde_json::Value {
+    let path = fixture_dir(kind).join("account.json");
+    let bytes = fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// The account `test` built by `factory` from `fixtures/<kind>/account.json`.
+pub fn test_account(factory: &dyn ChannelFactory) -> Arc<dyn Adapter> {
+    let kind = kind_of(factory);
+    factory.build("test", account_settings(&kind)).unwrap_or_else(|e| panic!("fixtures/{kind}/account.json: {e}"))
+}
+
 /// A recorded webhook.
 #[derive(Debug, Clone)]
 pub struct Fixture {
+    /// The fixture folder's name: the channel kind.
+    pub kind: String,
     pub name: String,
     pub method: Method,
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
-    /// Where the golden envelopes live.
-    pub golden: PathBuf,
+    /// The folder the fixture lives in (its snapshot lives there too).
+    pub dir: PathBuf,
 }
 
 impl Fixture {
@@ -38,11 +77,16 @@ impl Fixture {
     pub fn request(&self) -> WebhookRequest<'_> {
         WebhookRequest { method: &self.method, headers: &self.headers, query: self.query.as_deref(), body: &self.body }
     }
+
+    /// `<dir>/<name>.body`.
+    pub fn body_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.body", self.name))
+    }
 }
 
-/// Loads every fixture of `fixtures/<channel>/`, sorted by name.
-pub fn fixtures(channel: &str) -> Vec<Fixture> {
-    let dir = workspace_root().join("fixtures").join(channel);
+/// Loads every fixture of `fixtures/<kind>/`, sorted by name.
+pub fn fixtures(kind: &str) -> Vec<Fixture> {
+    let dir = fixture_dir(kind);
     let mut names: Vec<String> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .filter_map(|e| {
@@ -54,12 +98,37 @@ pub fn fixtures(channel: &str) -> Vec<Fixture> {
     names.into_iter().map(|name| load_fixture(&dir, &name)).collect()
 }
 
+/// One fixture of `fixtures/<kind>/` by name.
+pub fn fixture(kind: &str, name: &str) -> Fixture {
+    load_fixture(&fixture_dir(kind), name)
+}
+
 /// Loads one fixture by directory and name.
 pub fn load_fixture(dir: &Path, name: &str) -> Fixture {
-    let body = fs::read(dir.join(format!("{name}.body"))).expect("fixture body");
+    let body =
+        fs::read(dir.join(format!("{name}.body"))).unwrap_or_else(|e| panic!("{}/{name}.body: {e}", dir.display()));
     let head = fs::read_to_string(dir.join(format!("{name}.headers"))).unwrap_or_default();
     let (method, query, headers) = parse_headers(&head);
-    Fixture { name: name.to_owned(), method, query, headers, body, golden: dir.join(format!("{name}.golden.json")) }
+    let kind = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+    Fixture { kind, name: name.to_owned(), method, query, headers, body, dir: dir.to_owned() }
+}
+
+/// The names of the folders under `fixtures/`, sorted.
+pub fn fixture_kinds() -> Vec<String> {
+    subfolders(&workspace_root().join("fixtures"))
+}
+
+/// The names of the folders in `dir`, sorted.
+pub(crate) fn subfolders(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|e| {
+            let e = e.ok()?;
+            e.file_type().ok()?.is_dir().then(|| e.file_name().into_string().ok())?
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 /// Parses a `.headers` file (see [`chatgate_adapter::recorded`]); panics on a bad line.
@@ -73,70 +142,20 @@ pub fn handle(adapter: &dyn Adapter, request: &WebhookRequest<'_>) -> Result<Inb
     chatgate_adapter::webhook::receive(adapter, request)
 }
 
-/// The envelopes of `inbound` as golden JSON: ids and receive times replaced by placeholders.
-pub fn golden_json(inbound: &Inbound) -> serde_json::Value {
-    let events: Vec<serde_json::Value> = inbound
-        .events
-        .iter()
-        .map(|e| {
-            let mut v = serde_json::to_value(&e.event).expect("events serialise");
-            v["id"] = "[id]".into();
-            v["received_at"] = "[received_at]".into();
-            serde_json::json!({ "dedup_key": e.dedup_key, "event": v })
-        })
-        .collect();
-    serde_json::json!({ "reply": format!("{:?}", inbound.reply), "events": events })
+/// Asserts that an authentic `body` the channel does not model became one `unsupported` event
+/// that keeps the body whole as `raw`.
+pub fn assert_kept_as_unsupported(inbound: &Inbound, body: &[u8]) {
+    let shown = String::from_utf8_lossy(body);
+    assert_eq!(inbound.events.len(), 1, "{shown}");
+    let event = &inbound.events[0].event;
+    assert_eq!(event.kind, chatgate_model::EventKind::Unsupported, "{shown}");
+    let original: serde_json::Value = serde_json::from_slice(body).unwrap_or_else(|e| panic!("{shown}: {e}"));
+    assert_eq!(event.raw.as_ref(), Some(&original), "{shown}: the raw object");
 }
 
-/// Compares `actual` with the golden file, or writes it when `UPDATE_GOLDEN=1`.
-pub fn assert_golden(path: &Path, actual: &serde_json::Value) {
-    let rendered = serde_json::to_string_pretty(actual).expect("json") + "\n";
-    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-        fs::write(path, &rendered).expect("write golden");
-        return;
-    }
-    let expected = fs::read_to_string(path)
-        .unwrap_or_else(|_| panic!("{} is missing: run with UPDATE_GOLDEN=1 and review it", path.display()));
-    assert!(
-        expected == rendered,
-        "{} differs from the output; if the change is intended, run with UPDATE_GOLDEN=1 and review the diff.\n--- expected\n{expected}\n--- actual\n{rendered}",
-        path.display()
-    );
-}
-
-/// A payload from the shared real-webhook corpus.
-#[derive(Debug, Clone)]
-pub struct RealWebhook {
-    pub path: PathBuf,
-    pub body: Vec<u8>,
-    /// The sibling `.meta.json` (source, headers, test secrets), or `null`.
-    pub meta: serde_json::Value,
-}
-
-/// The shared corpus folder: `$CHATGATE_REAL_WEBHOOKS`, else `../shared/real-webhooks` beside the clone.
-pub fn real_webhooks_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("CHATGATE_REAL_WEBHOOKS") {
-        return Some(PathBuf::from(dir));
-    }
-    let dir = workspace_root().join("../shared/real-webhooks");
-    dir.is_dir().then_some(dir)
-}
-
-/// Every payload of one channel in the shared corpus; `None` when the corpus is not present.
-pub fn real_webhooks(channel: &str) -> Option<Vec<RealWebhook>> {
-    let dir = real_webhooks_dir()?.join(channel);
-    let mut out = Vec::new();
-    for entry in fs::read_dir(&dir).ok()? {
-        let path = entry.ok()?.path();
-        let name = path.file_name()?.to_str()?.to_owned();
-        if !name.ends_with(".json") || name.ends_with(".meta.json") {
-            continue;
-        }
-        let meta_path = path.with_file_name(name.replace(".json", ".meta.json"));
-        let meta =
-            fs::read(&meta_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(serde_json::Value::Null);
-        out.push(RealWebhook { body: fs::read(&path).ok()?, path, meta });
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Some(out)
+/// Signs `body` for `adapter` (its `sign`) and posts it through [`handle`].
+pub fn post_signed(adapter: &dyn Adapter, body: Vec<u8>) -> Result<Inbound, WebhookError> {
+    let mut headers = HeaderMap::new();
+    let body = adapter.sign(&mut headers, body);
+    handle(adapter, &WebhookRequest { method: &Method::POST, headers: &headers, query: None, body: &body })
 }
