@@ -114,6 +114,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_readme_lists_every_code() {
+        let readme = include_str!("../../../README.md");
+        let missing: Vec<_> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).filter(|c| !readme.contains(&format!("| `{c}` |"))).collect();
+        assert!(missing.is_empty(), "README.md's error code table lacks {missing:?}");
+    }
+
+    #[test]
     fn string_forms_are_the_serde_forms_and_unique() {
         let mut seen = std::collections::HashSet::new();
         for code in ErrorCode::ALL {
