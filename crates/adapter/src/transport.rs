@@ -8,7 +8,7 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use crate::SendError;
+use crate::{BuildError, SendError};
 
 /// The text of a transport error with its whole source chain (`error sending request: client
 /// error (Connect): tcp connect error: Connection refused`), and never its URL.
@@ -29,6 +29,12 @@ pub fn describe(error: reqwest::Error) -> String {
 /// e.g. `VK messages.send`; the rest is [`describe`].
 pub fn send_error(context: &str, error: reqwest::Error) -> SendError {
     SendError::transient(format!("{context}: {}", describe(error)))
+}
+
+/// A channel's HTTP client could not be built (its TLS backend did not start), as the
+/// [`BuildError`] of the account: `<channel>: HTTP client: <describe>`.
+pub fn client_error(channel: impl std::fmt::Display, error: reqwest::Error) -> BuildError {
+    BuildError::new(format!("{channel}: HTTP client: {}", describe(error)))
 }
 
 /// The wait an HTTP `Retry-After` header asks for, in its delay-seconds form (`Retry-After: 30`).

@@ -52,7 +52,7 @@ impl Client {
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| BuildError::new(format!("HTTP client: {}", transport::describe(e))))?;
+            .map_err(|e| transport::client_error("messenger/instagram", e))?;
         let messages_url = format!("{}/{}/messages", config.api_base_url, config.page_id);
         Ok(Client { http, messages_url, token: config.page_access_token.clone() })
     }

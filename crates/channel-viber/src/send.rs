@@ -65,7 +65,7 @@ impl Client {
         let http = reqwest::Client::builder()
             .timeout(SEND_TIMEOUT)
             .build()
-            .map_err(|e| BuildError::new(format!("{}: HTTP client: {}", crate::CHANNEL, transport::describe(e))))?;
+            .map_err(|e| transport::client_error(crate::CHANNEL, e))?;
         Ok(Client { http, config: config.clone(), quotes: Mutex::new(QuoteCache::new(QUOTE_CACHE_CAPACITY)) })
     }
 

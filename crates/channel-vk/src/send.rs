@@ -77,7 +77,7 @@ impl Client {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| BuildError::new(format!("{}: HTTP client: {}", crate::CHANNEL, transport::describe(e))))?;
+            .map_err(|e| transport::client_error(crate::CHANNEL, e))?;
         Ok(Client { http, config: config.clone() })
     }
 
