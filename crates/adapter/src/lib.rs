@@ -5,8 +5,14 @@
 //! It does not know routes, HTTP status codes, the queue or the core: the server turns the
 //! typed errors here into answers, and stores what [`Adapter::parse`] returns.
 //!
-//! Adding a channel is a new crate with the same file shape as `channel-telegram`
+//! Adding a channel is a new crate with the same file shape as the others
 //! (`config.rs wire.rs verify.rs parse.rs send.rs`) plus one line in the gateway's registry.
+//!
+//! What channels would otherwise write each for themselves lives here once: settings checks
+//! ([`settings`]), transport errors without URLs and `Retry-After` ([`transport`]), constant-time
+//! and HMAC checks ([`verify`]), Meta's webhook scheme and Graph errors ([`meta`]).
+//!
+//! This crate reads `reqwest` errors but has no HTTP server, no queue and no tokio runtime.
 
 mod contract;
 mod error;
@@ -14,6 +20,8 @@ pub mod meta;
 mod outbound;
 pub mod recorded;
 mod secret;
+pub mod settings;
+pub mod transport;
 pub mod verify;
 pub mod webhook;
 

@@ -8,7 +8,12 @@
 //!   webhook entries carry the Instagram account id instead, so `page_id` is used for sending only.
 //!   With the Instagram API with Instagram Login, set `api_base_url = "https://graph.instagram.com/v26.0"`,
 //!   `page_id` to the Instagram professional account id and `page_access_token` to its Instagram token.
+//!
+//! Every check on the settings is here ([`Config::from_settings`]); errors name the channel
+//! (`messenger` or `instagram`) and the key.
 
+use chatgate_adapter::{BuildError, Secret, settings};
+use chatgate_model::Channel;
 use serde::Deserialize;
 
 /// Graph API root with the version we call: v26.0 is the newest version in Meta's changelog
@@ -18,7 +23,7 @@ pub const DEFAULT_API_BASE_URL: &str = "https://graph.facebook.com/v26.0";
 /// One account's settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Settings {
+pub struct Config {
     /// The Page id the Send API is called on (see the module doc for Instagram).
     pub page_id: String,
     /// Page access token with `pages_messaging` (Messenger) or `instagram_manage_messages` (Instagram).
@@ -36,24 +41,51 @@ fn default_api_base_url() -> String {
     DEFAULT_API_BASE_URL.to_owned()
 }
 
-pub use chatgate_adapter::Secret;
+impl Config {
+    /// Reads and checks the settings JSON of a `channel` (`messenger` or `instagram`) account:
+    /// the one crate serves two channels, so the caller says which one the errors name.
+    pub fn from_settings(channel: Channel, settings: serde_json::Value) -> Result<Config, BuildError> {
+        let mut config: Config = serde_json::from_value(settings)?;
+        settings::non_empty_text(channel, "page_id", &config.page_id)?;
+        settings::non_empty(channel, "page_access_token", &config.page_access_token)?;
+        settings::non_empty(channel, "app_secret", &config.app_secret)?;
+        settings::non_empty(channel, "verify_token", &config.verify_token)?;
+        config.api_base_url = settings::api_base_url(channel, "api_base_url", &config.api_base_url)?;
+        Ok(config)
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn settings() -> serde_json::Value {
+        json!({"page_id": "1", "page_access_token": "tok-123", "app_secret": "sec-456", "verify_token": "vt-789"})
+    }
 
     #[test]
     fn secrets_never_show_in_debug_and_unknown_keys_are_refused() {
-        let settings: Settings = serde_json::from_value(serde_json::json!({
-            "page_id": "1", "page_access_token": "tok-123", "app_secret": "sec-456", "verify_token": "vt-789"
-        }))
-        .unwrap();
-        let debug = format!("{settings:?}");
+        let config = Config::from_settings(crate::MESSENGER, settings()).unwrap();
+        let debug = format!("{config:?}");
         assert!(!debug.contains("tok-123") && !debug.contains("sec-456") && !debug.contains("vt-789"), "{debug}");
-        assert_eq!(settings.api_base_url, DEFAULT_API_BASE_URL);
-        let unknown = serde_json::from_value::<Settings>(serde_json::json!({
-            "page_id": "1", "page_access_token": "t", "app_secret": "s", "verify_token": "v", "app_secre": "x"
-        }));
-        assert!(unknown.is_err());
+        assert_eq!(config.api_base_url, DEFAULT_API_BASE_URL);
+        let mut unknown = settings();
+        unknown["app_secre"] = json!("x");
+        assert!(Config::from_settings(crate::MESSENGER, unknown).is_err());
+    }
+
+    #[test]
+    fn empty_values_and_odd_urls_are_refused_naming_the_channel() {
+        let mut empty = settings();
+        empty["page_id"] = json!("");
+        let error = Config::from_settings(crate::INSTAGRAM, empty).unwrap_err();
+        assert_eq!(error.to_string(), "instagram: `page_id` must not be empty");
+        let mut url = settings();
+        url["api_base_url"] = json!("http://127.0.0.1:9/v26.0/");
+        assert_eq!(Config::from_settings(crate::MESSENGER, url).unwrap().api_base_url, "http://127.0.0.1:9/v26.0");
+        let mut url = settings();
+        url["api_base_url"] = json!("graph.facebook.com");
+        assert!(Config::from_settings(crate::MESSENGER, url).is_err());
     }
 }

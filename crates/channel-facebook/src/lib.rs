@@ -1,6 +1,14 @@
 //! Facebook Messenger and Instagram channels: one crate, two channel kinds, because both
 //! speak Meta's Graph webhook format and the Messenger Send API.
 //!
+//! Files, the same in every channel crate:
+//! - `config.rs`: one account's settings ([`Config`]), every check on them, secrets redacted in Debug.
+//! - `wire.rs`: the provider's JSON types, private to this crate.
+//! - `verify.rs`: webhook authentication on the raw bytes, the `GET` handshake, and signing for replays.
+//! - `parse.rs`: an authentic webhook → events.
+//! - `send.rs`: the provider's API client (`Client`: send) and its errors → retry decisions.
+//!
+//! Messenger and Instagram specifics:
 //! - [`MESSENGER_FACTORY`] builds `kind = "messenger"` accounts ([`MESSENGER`]),
 //!   webhook object `page` (<https://developers.facebook.com/docs/messenger-platform/webhooks>).
 //! - [`INSTAGRAM_FACTORY`] builds `kind = "instagram"` accounts ([`INSTAGRAM`]),
@@ -9,7 +17,7 @@
 //!
 //! Webhooks are authenticated with the shared Meta scheme in [`chatgate_adapter::meta`]
 //! (`GET` `hub.challenge` handshake, `X-Hub-Signature-256` over the raw body); bodies may be up
-//! to [`MAX_BODY_BYTES`] because Meta batches up to 1000 updates in one `POST`.
+//! to 3 MiB ([`MESSENGER_FACTS`]) because Meta batches up to 1000 updates in one `POST`.
 //! How payloads map to events is described in the `parse` module; sending in `send`.
 //!
 //! Limits ([`Limits::mb`]`(Some(8), Some(25), None, Some(25))`): image 8 MB, audio 25 MB,
@@ -32,24 +40,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chatgate_adapter::{
     Adapter, BuildError, Capabilities, ChannelFactory, ChannelFacts, Inbound, OutboundPart, Rate, RateLimits, Reply,
-    SendError, SendReceipt, WebhookError, WebhookRequest, meta,
+    SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::{Channel, Limits};
 
-pub use config::{DEFAULT_API_BASE_URL, Secret, Settings};
-pub use send::DEFAULT_RETRY_AFTER;
-
-/// Webhook bodies up to 3 MiB are accepted (Meta batches many events per request).
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
-
-/// Messenger's text cap: "UTF-8 and has a 2000 character limit" (Send API `message.text`).
-pub const MESSENGER_TEXT_MAX_CHARS: usize = 2000;
-
-/// Instagram's text cap: "Text message must be less than 1000 characters" (Instagram send-message guide).
-pub const INSTAGRAM_TEXT_MAX_CHARS: usize = 1000;
-
-/// Send API calls per second per Page / Instagram account for text, links, reactions and stickers.
-pub const SEND_API_CALLS_PER_SECOND: u32 = 300;
+pub use crate::config::{Config, DEFAULT_API_BASE_URL};
+use crate::send::Client;
+pub use crate::send::DEFAULT_RETRY_AFTER;
 
 /// `kind = "messenger"`, `/webhooks/messenger/...`, `"channel": "messenger"`.
 pub const MESSENGER: Channel = Channel::from_static("messenger");
@@ -58,17 +55,19 @@ pub const INSTAGRAM: Channel = Channel::from_static("instagram");
 
 /// Everything constant about Messenger: 8 / 25 / not supported / 25 MB, 300 Send API calls/s per Page.
 pub const MESSENGER_FACTS: ChannelFacts = ChannelFacts {
-    limits: Limits { text_max_chars: MESSENGER_TEXT_MAX_CHARS, ..Limits::mb(Some(8), Some(25), None, Some(25)) },
-    rate_limits: RateLimits { per_account: Some(Rate::per_second(SEND_API_CALLS_PER_SECOND)), per_chat: None },
+    // Messenger's text cap: "UTF-8 and has a 2000 character limit" (Send API `message.text`).
+    limits: Limits { text_max_chars: 2000, ..Limits::mb(Some(8), Some(25), None, Some(25)) },
+    // Send API calls per second per Page / Instagram account for text, links, reactions and stickers.
+    rate_limits: RateLimits { per_account: Some(Rate::per_second(300)), per_chat: None },
     capabilities: Capabilities { native_reply: true, templates: false, messaging_window: None },
-    max_body_bytes: MAX_BODY_BYTES,
+    // Webhook bodies up to 3 MiB are accepted (Meta batches many events per request).
+    max_body_bytes: 3 * 1024 * 1024,
 };
 
-/// Instagram: as Messenger, with its 1000-character text cap.
-pub const INSTAGRAM_FACTS: ChannelFacts = ChannelFacts {
-    limits: Limits { text_max_chars: INSTAGRAM_TEXT_MAX_CHARS, ..MESSENGER_FACTS.limits },
-    ..MESSENGER_FACTS
-};
+/// Instagram: as Messenger, with its text cap: "Text message must be less than 1000 characters"
+/// (Instagram send-message guide).
+pub const INSTAGRAM_FACTS: ChannelFacts =
+    ChannelFacts { limits: Limits { text_max_chars: 1000, ..MESSENGER_FACTS.limits }, ..MESSENGER_FACTS };
 
 /// Builds Messenger accounts (`kind = "messenger"`).
 #[derive(Debug, Clone, Copy)]
@@ -130,26 +129,15 @@ impl Kind {
 struct FacebookAdapter {
     kind: Kind,
     account: String,
-    settings: Settings,
-    api: send::SendApi,
+    config: Config,
+    client: Client,
 }
 
 impl FacebookAdapter {
     fn build(kind: Kind, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
-        let settings: Settings = serde_json::from_value(settings)?;
-        for (key, value) in [
-            ("page_id", settings.page_id.as_str()),
-            ("page_access_token", settings.page_access_token.expose()),
-            ("app_secret", settings.app_secret.expose()),
-            ("verify_token", settings.verify_token.expose()),
-        ] {
-            if value.is_empty() {
-                return Err(BuildError::new(format!("{}: `{key}` must not be empty", kind.channel())));
-            }
-        }
-        let api = send::SendApi::new(&settings.api_base_url, &settings.page_id, settings.page_access_token.clone())
-            .map_err(|e| BuildError::new(format!("HTTP client: {}", e.without_url())))?;
-        Ok(Arc::new(FacebookAdapter { kind, account: account.to_owned(), settings, api }))
+        let config = Config::from_settings(kind.channel(), settings)?;
+        let client = Client::new(&config)?;
+        Ok(Arc::new(FacebookAdapter { kind, account: account.to_owned(), config, client }))
     }
 }
 
@@ -171,24 +159,22 @@ impl Adapter for FacebookAdapter {
     }
 
     fn handshake(&self, request: &WebhookRequest<'_>) -> Result<Reply, WebhookError> {
-        meta::handshake(request, self.settings.verify_token.expose())
+        verify::handshake(request, &self.config)
     }
 
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {
-        meta::verify_signature(request, self.settings.app_secret.expose())
+        verify::verify(request, &self.config)
     }
 
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Inbound, WebhookError> {
-        let events = parse::parse(self.kind, &self.account, request.body)?;
-        Ok(Inbound { events, reply: Reply::Empty })
+        parse::parse(self.kind, &self.account, request.body)
     }
 
     fn sign(&self, headers: &mut http::HeaderMap, body: Vec<u8>) -> Vec<u8> {
-        verify::sign(headers, &body, self.settings.app_secret.expose());
-        body
+        verify::sign(&self.config, headers, body)
     }
 
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
-        self.api.send(part).await
+        self.client.send(part).await
     }
 }

@@ -26,7 +26,7 @@
 //!   guessed at: the event keeps the item in `raw`, and a message left with no content at
 //!   all is `unsupported`.
 
-use chatgate_adapter::{InboundEvent, WebhookError};
+use chatgate_adapter::{Inbound, InboundEvent, Reply, WebhookError};
 use chatgate_model::{
     Attachment, AttachmentKind, Customer, Event, EventKind, Location, Message, Postback, Reaction, Source, Status,
     StatusInfo,
@@ -40,11 +40,16 @@ use crate::Kind;
 use crate::wire;
 
 /// Parses one authenticated webhook body. Only a body that is not JSON is an error.
-pub(crate) fn parse(kind: Kind, account: &str, body: &[u8]) -> Result<Vec<InboundEvent>, WebhookError> {
+/// Meta wants only a `200`: the reply is empty.
+pub(crate) fn parse(kind: Kind, account: &str, body: &[u8]) -> Result<Inbound, WebhookError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
-    let ctx = Ctx { kind, account };
-    let Some(envelope) = from_value::<wire::Envelope>(&value) else {
-        return Ok(vec![ctx.unsupported(&value)]);
+    Ok(Inbound { events: events(Ctx { kind, account }, &value), reply: Reply::Empty })
+}
+
+fn events(ctx: Ctx<'_>, value: &Value) -> Vec<InboundEvent> {
+    let kind = ctx.kind;
+    let Some(envelope) = from_value::<wire::Envelope>(value) else {
+        return vec![ctx.unsupported(value)];
     };
     // A body for the other Meta object (e.g. `page` posted to an Instagram account): keep
     // every item, but do not read it as ours.
@@ -74,7 +79,7 @@ pub(crate) fn parse(kind: Kind, account: &str, body: &[u8]) -> Result<Vec<Inboun
             }
         }
     }
-    Ok(events)
+    events
 }
 
 struct Ctx<'a> {

@@ -20,38 +20,44 @@
 
 use std::time::Duration;
 
-use chatgate_adapter::{OutboundPart, PartBody, SendError, SendErrorKind, SendReceipt};
+use chatgate_adapter::meta::graph::{self, GraphError, Meaning};
+use chatgate_adapter::{BuildError, OutboundPart, PartBody, Secret, SendError, SendErrorKind, SendReceipt, transport};
 use chatgate_model::ErrorCode;
 use chatgate_model::{AttachmentKind, Status};
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
-use crate::config::Secret;
-use crate::wire::{GraphError, SendResponse};
+use crate::config::Config;
+use crate::wire::SendResponse;
 
-/// Wait this long on a rate-limit error when Meta does not say how long (it usually does not).
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Wait this long on a rate-limit error or HTTP 429 when Meta does not say how long (it usually
+/// does not): Graph's [`graph::RATE_LIMIT_WAIT`].
+pub const DEFAULT_RETRY_AFTER: Duration = graph::RATE_LIMIT_WAIT;
 
 /// Whole-request timeout; uploads of up to 25 MB must fit in it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A Page's Send API endpoint.
+/// A Page's Send API client.
 #[derive(Debug, Clone)]
-pub(crate) struct SendApi {
-    client: reqwest::Client,
+pub(crate) struct Client {
+    http: reqwest::Client,
     messages_url: String,
     token: Secret,
 }
 
-impl SendApi {
-    pub fn new(api_base_url: &str, page_id: &str, token: Secret) -> Result<SendApi, reqwest::Error> {
-        let client =
-            reqwest::Client::builder().timeout(REQUEST_TIMEOUT).connect_timeout(Duration::from_secs(10)).build()?;
-        let messages_url = format!("{}/{page_id}/messages", api_base_url.trim_end_matches('/'));
-        Ok(SendApi { client, messages_url, token })
+impl Client {
+    /// A client with its own connection pool, calling `{api_base_url}/{page_id}/messages`.
+    pub(crate) fn new(config: &Config) -> Result<Client, BuildError> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| transport::client_error("messenger/instagram", e))?;
+        let messages_url = format!("{}/{}/messages", config.api_base_url, config.page_id);
+        Ok(Client { http, messages_url, token: config.page_access_token.clone() })
     }
 
-    pub async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
+    pub(crate) async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
         let recipient = json!({ "id": part.chat_id });
         let reply_to = part.reply_to.as_ref().map(|mid| json!({ "mid": mid }));
         let request = match &part.body {
@@ -64,7 +70,7 @@ impl SendApi {
                 if let Some(reply_to) = reply_to {
                     body["reply_to"] = reply_to;
                 }
-                self.client.post(&self.messages_url).json(&body)
+                self.http.post(&self.messages_url).json(&body)
             }
             PartBody::Media { media, caption } => {
                 if caption.as_deref().is_some_and(|c| !c.is_empty()) {
@@ -98,7 +104,7 @@ impl SendApi {
                 if let Some(reply_to) = reply_to {
                     form = form.text("reply_to", reply_to.to_string());
                 }
-                self.client.post(&self.messages_url).multipart(form.part("filedata", file))
+                self.http.post(&self.messages_url).multipart(form.part("filedata", file))
             }
             PartBody::Template(_) => {
                 return Err(SendError::failed(
@@ -111,13 +117,11 @@ impl SendApi {
             .bearer_auth(self.token.expose())
             .send()
             .await
-            .map_err(|e| SendError::transient(format!("send API request failed: {}", e.without_url())))?;
+            .map_err(|e| transport::send_error("send API request failed", e))?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| SendError::transient(format!("reading the send API answer failed: {}", e.without_url())))?;
+        let bytes =
+            response.bytes().await.map_err(|e| transport::send_error("reading the send API answer failed", e))?;
         let answer: SendResponse = serde_json::from_slice(&bytes).unwrap_or_default();
         match (status, answer.error, answer.message_id) {
             (200..=299, None, Some(message_id)) => Ok(SendReceipt { external_id: message_id, status: Status::Sent }),
@@ -133,7 +137,9 @@ impl SendApi {
 }
 
 /// What to do about a failed Send API call, from the HTTP status and the Graph error
-/// (<https://developers.facebook.com/docs/messenger-platform/error-codes>, Page `messages` edge errors):
+/// (<https://developers.facebook.com/docs/messenger-platform/error-codes>, Page `messages` edge errors).
+/// The Graph codes and the status fallback are [`graph::classify`]'s; Messenger's own are
+/// [`messenger_code`]'s:
 ///
 /// | Graph code (subcode) | meaning | kind |
 /// |---|---|---|
@@ -143,30 +149,21 @@ impl SendApi {
 /// | 10 (2018278, 2018065, 2534022) | outside the allowed messaging window | `Failed(window_closed)` |
 /// | 190, 102; 10 and 200 otherwise | token invalid, app lacks permission | `Failed(provider_unauthorized)` |
 /// | 100 (2018109) | attachment size exceeds the limit | `Failed(attachment_too_large)` |
+/// | no code above: 429 / 401, 403 / 5xx | | `RetryAfter` / `Failed(provider_unauthorized)` / `Transient` |
 /// | any other code, other 4xx | invalid request, no matching user, abuse, commerce disabled (2022) ... | `Failed(provider_rejected)` |
-/// | no Graph error: 429 / 5xx | | `RetryAfter` / `Transient` |
 pub(crate) fn classify(status: u16, error: Option<&GraphError>, retry_after: Option<Duration>) -> SendErrorKind {
-    let wait = || SendErrorKind::RetryAfter(retry_after.unwrap_or(DEFAULT_RETRY_AFTER));
-    let Some(error) = error else {
-        return match status {
-            429 => wait(),
-            500..=599 => SendErrorKind::Transient,
-            _ => SendErrorKind::Failed(ErrorCode::ProviderRejected),
-        };
-    };
-    let subcode = error.error_subcode;
-    match (error.code, subcode) {
-        (Some(4 | 17 | 32 | 613), _) => wait(),
-        (Some(1200), _) | (Some(1 | 2), None) => SendErrorKind::Transient,
-        (Some(551 | 230), _) | (Some(10 | 200), Some(2018108)) => {
-            SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed)
-        }
-        (Some(10), Some(2018278 | 2018065 | 2534022)) => SendErrorKind::Failed(ErrorCode::WindowClosed),
-        (Some(190 | 102 | 10 | 200), _) => SendErrorKind::Failed(ErrorCode::ProviderUnauthorized),
-        (Some(100), Some(2018109)) => SendErrorKind::Failed(ErrorCode::AttachmentTooLarge),
-        _ if error.is_transient == Some(true) => SendErrorKind::Transient,
-        _ if status >= 500 => SendErrorKind::Transient,
-        _ => SendErrorKind::Failed(ErrorCode::ProviderRejected),
+    graph::classify(status, error, retry_after, DEFAULT_RETRY_AFTER, |e| messenger_code(e.code?, e.error_subcode))
+}
+
+/// The Messenger / Instagram codes, layered on Graph's.
+fn messenger_code(code: i64, subcode: Option<i64>) -> Option<Meaning> {
+    match (code, subcode) {
+        (1200, _) => Some(Meaning::Transient),
+        (551 | 230, _) | (10 | 200, Some(2018108)) => Some(Meaning::Failed(ErrorCode::CustomerUnsubscribed)),
+        (10, Some(2018278 | 2018065 | 2534022)) => Some(Meaning::Failed(ErrorCode::WindowClosed)),
+        (102 | 10 | 200, _) => Some(Meaning::Failed(ErrorCode::ProviderUnauthorized)),
+        (100, Some(2018109)) => Some(Meaning::Failed(ErrorCode::AttachmentTooLarge)),
+        _ => None,
     }
 }
 
@@ -187,8 +184,8 @@ fn describe(status: u16, error: Option<&GraphError>) -> String {
 /// How long Meta asks us to wait: `Retry-After` (seconds), else the largest
 /// `estimated_time_to_regain_access` (minutes) in `X-Business-Use-Case-Usage`.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    if let Some(secs) = headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()) {
-        return Some(Duration::from_secs(secs));
+    if let Some(wait) = transport::retry_after(headers) {
+        return Some(wait);
     }
     let usage: serde_json::Value =
         serde_json::from_str(headers.get("x-business-use-case-usage")?.to_str().ok()?).ok()?;
@@ -240,11 +237,13 @@ mod tests {
             SendErrorKind::Failed(ErrorCode::ProviderRejected)
         );
         assert_eq!(classify(400, Some(&graph(2022, None)), None), SendErrorKind::Failed(ErrorCode::ProviderRejected));
-        let transient_flag = GraphError { is_transient: Some(true), ..graph(1, Some(99)) };
+        let transient_flag = GraphError { is_transient: true, ..graph(1, Some(99)) };
         assert_eq!(classify(400, Some(&transient_flag), None), SendErrorKind::Transient);
         assert_eq!(classify(503, None, None), SendErrorKind::Transient);
         assert_eq!(classify(429, None, after), SendErrorKind::RetryAfter(Duration::from_secs(5)));
         assert_eq!(classify(404, None, None), SendErrorKind::Failed(ErrorCode::ProviderRejected));
+        // The shared status fallback: 401 / 403 without a known code is a token problem.
+        assert_eq!(classify(401, None, None), SendErrorKind::Failed(ErrorCode::ProviderUnauthorized));
     }
 
     #[test]

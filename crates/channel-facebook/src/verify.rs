@@ -1,16 +1,24 @@
 //! Meta's webhook authentication for Messenger and Instagram: the shared `GET` handshake and
 //! `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the app secret), implemented once in
-//! [`chatgate_adapter::meta`]. This module only adds the signing side for replays and tests.
+//! [`chatgate_adapter::meta`], with this account's secrets.
 
-use chatgate_adapter::meta::SIGNATURE_HEADER;
-use chatgate_adapter::verify::hmac_sha256;
-use http::{HeaderMap, HeaderValue};
+use chatgate_adapter::{Reply, WebhookError, WebhookRequest, meta};
+use http::HeaderMap;
 
-/// Sets `X-Hub-Signature-256: sha256=<hex>` for `body`, as Meta would.
-pub(crate) fn sign(headers: &mut HeaderMap, body: &[u8], app_secret: &str) {
-    let signature = format!("sha256={}", hex::encode(hmac_sha256(app_secret.as_bytes(), body)));
-    // Hex digits and `sha256=` are always a valid header value.
-    if let Ok(value) = HeaderValue::from_str(&signature) {
-        headers.insert(SIGNATURE_HEADER, value);
-    }
+use crate::config::Config;
+
+/// Answers the `GET` subscription handshake with `hub.challenge` when `hub.verify_token` is ours.
+pub(crate) fn handshake(request: &WebhookRequest<'_>, config: &Config) -> Result<Reply, WebhookError> {
+    meta::handshake(request, config.verify_token.expose())
+}
+
+/// Checks `X-Hub-Signature-256` against the app secret, in constant time.
+pub(crate) fn verify(request: &WebhookRequest<'_>, config: &Config) -> Result<(), WebhookError> {
+    meta::verify_signature(request, config.app_secret.expose())
+}
+
+/// Sets `X-Hub-Signature-256: sha256=<hex>` for `body`, as Meta would (replays and tests).
+pub(crate) fn sign(config: &Config, headers: &mut HeaderMap, body: Vec<u8>) -> Vec<u8> {
+    meta::sign(headers, &body, config.app_secret.expose());
+    body
 }

@@ -6,6 +6,7 @@
 //! attachments keep their payload as JSON because its shape depends on the attachment type.
 //! Webhook reference: <https://developers.facebook.com/docs/messenger-platform/webhooks>.
 
+use chatgate_adapter::meta::graph::GraphError;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -258,20 +259,6 @@ pub(crate) struct SendResponse {
     pub message_id: Option<String>,
     #[serde(default)]
     pub error: Option<GraphError>,
-}
-
-/// A Graph API error object
-/// (<https://developers.facebook.com/docs/messenger-platform/error-codes>).
-#[derive(Debug, Default, Clone, Deserialize)]
-pub(crate) struct GraphError {
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub code: Option<i64>,
-    #[serde(default)]
-    pub error_subcode: Option<i64>,
-    #[serde(default)]
-    pub is_transient: Option<bool>,
 }
 
 /// An id Meta sends as a string, or (in some payloads) as a number. Integers are read as

@@ -1,4 +1,4 @@
-//! The settings of one Viber bot account (its table in `channels.toml`).
+//! The settings of one Viber bot account (its table in `channels.toml`) and every check on them.
 //!
 //! ```toml
 //! [accounts.viber-main]
@@ -9,8 +9,10 @@
 //! # api_base_url = "https://chatapi.viber.com/pa"
 //! ```
 
-use chatgate_adapter::BuildError;
+use chatgate_adapter::{BuildError, Secret, settings};
 use serde::Deserialize;
+
+use crate::CHANNEL;
 
 /// Where Viber's REST Bot API lives (<https://developers.viber.com/docs/api/rest-bot-api/>).
 pub const DEFAULT_API_BASE_URL: &str = "https://chatapi.viber.com/pa";
@@ -21,10 +23,10 @@ pub const SENDER_NAME_MAX_CHARS: usize = 28;
 /// One Viber bot account.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ViberConfig {
+pub struct Config {
     /// The bot's auth token: keys the webhook signature and authenticates API calls
     /// (`X-Viber-Auth-Token`).
-    pub auth_token: AuthToken,
+    pub auth_token: Secret,
     /// The name shown as the sender of every message we send (1–28 characters).
     pub sender_name: String,
     /// URL of the sender avatar shown with every message we send (Viber: at most 100 KB).
@@ -39,29 +41,21 @@ fn default_api_base_url() -> String {
     DEFAULT_API_BASE_URL.to_owned()
 }
 
-impl ViberConfig {
+impl Config {
     /// Reads and checks an account table.
-    pub fn from_settings(settings: serde_json::Value) -> Result<ViberConfig, BuildError> {
-        let mut config: ViberConfig = serde_json::from_value(settings)?;
-        if config.auth_token.expose().trim().is_empty() {
-            return Err(BuildError::new("viber: `auth_token` is empty"));
-        }
+    pub fn from_settings(settings: serde_json::Value) -> Result<Config, BuildError> {
+        let mut config: Config = serde_json::from_value(settings)?;
+        settings::non_empty(CHANNEL, "auth_token", &config.auth_token)?;
         let name_chars = config.sender_name.chars().count();
         if name_chars == 0 || name_chars > SENDER_NAME_MAX_CHARS {
             return Err(BuildError::new(format!(
-                "viber: `sender_name` must be 1 to {SENDER_NAME_MAX_CHARS} characters, not {name_chars}"
+                "{CHANNEL}: `sender_name` must be 1 to {SENDER_NAME_MAX_CHARS} characters, not {name_chars}"
             )));
         }
-        if !(config.api_base_url.starts_with("https://") || config.api_base_url.starts_with("http://")) {
-            return Err(BuildError::new("viber: `api_base_url` must be an http(s) URL"));
-        }
-        config.api_base_url = config.api_base_url.trim_end_matches('/').to_owned();
+        config.api_base_url = settings::api_base_url(CHANNEL, "api_base_url", &config.api_base_url)?;
         Ok(config)
     }
 }
-
-/// The bot's auth token: the HMAC key of webhook signatures and the `X-Viber-Auth-Token` of API calls.
-pub type AuthToken = chatgate_adapter::Secret;
 
 #[cfg(test)]
 mod tests {
@@ -70,11 +64,11 @@ mod tests {
 
     #[test]
     fn defaults_and_checks() {
-        let c = ViberConfig::from_settings(json!({"auth_token": "t0k", "sender_name": "Acme"})).unwrap();
+        let c = Config::from_settings(json!({"auth_token": "t0k", "sender_name": "Acme"})).unwrap();
         assert_eq!(c.api_base_url, DEFAULT_API_BASE_URL);
         assert_eq!(c.sender_avatar, None);
 
-        let c = ViberConfig::from_settings(
+        let c = Config::from_settings(
             json!({"auth_token": "t0k", "sender_name": "Acme", "api_base_url": "http://127.0.0.1:9/pa/"}),
         )
         .unwrap();
@@ -88,13 +82,13 @@ mod tests {
             json!({"auth_token": "t0k", "sender_name": "Acme", "api_base_url": "chatapi.viber.com"}),
             json!({"sender_name": "Acme"}),
         ] {
-            assert!(ViberConfig::from_settings(bad.clone()).is_err(), "{bad} was accepted");
+            assert!(Config::from_settings(bad.clone()).is_err(), "{bad} was accepted");
         }
     }
 
     #[test]
     fn debug_hides_the_token() {
-        let c = ViberConfig::from_settings(json!({"auth_token": "very-secret-token", "sender_name": "Acme"})).unwrap();
+        let c = Config::from_settings(json!({"auth_token": "very-secret-token", "sender_name": "Acme"})).unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("very-secret-token"), "{shown}");
         assert!(shown.contains("[redacted]"));

@@ -30,14 +30,72 @@
 //! other HTTP errors → rejected.
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use chatgate_adapter::{Media, OutboundPart, PartBody, SendError, SendReceipt};
+use chatgate_adapter::{BuildError, Inbound, Media, OutboundPart, PartBody, SendError, SendReceipt, transport};
 use chatgate_model::ErrorCode;
-use chatgate_model::{AttachmentKind, Message, Status};
+use chatgate_model::{AttachmentKind, EventKind, Message, Status};
 
-use crate::config::ViberConfig;
+use crate::config::Config;
 use crate::wire::{ApiResponse, SendBody, SendMessage, Sender};
+
+/// How long one `send_message` call may take.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Bot API client of one Viber account, with its memory of recent inbound messages for the
+/// quote line of replies.
+pub(crate) struct Client {
+    http: reqwest::Client,
+    config: Config,
+    quotes: Mutex<QuoteCache>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `config` redacts the token itself; the cache holds customer text and stays out of logs.
+        f.debug_struct("Client").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client with its own connection pool and an empty quote memory.
+    pub(crate) fn new(config: &Config) -> Result<Client, BuildError> {
+        let http = reqwest::Client::builder()
+            .timeout(SEND_TIMEOUT)
+            .build()
+            .map_err(|e| transport::client_error(crate::CHANNEL, e))?;
+        Ok(Client { http, config: config.clone(), quotes: Mutex::new(QuoteCache::new(QUOTE_CACHE_CAPACITY)) })
+    }
+
+    /// Sends one part, with a quote line when the replied-to message is remembered.
+    pub(crate) async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
+        let quote = part.reply_to.as_deref().and_then(|id| self.quotes().get(id).map(str::to_owned));
+        if part.reply_to.is_some() && quote.is_none() {
+            tracing::debug!("viber: replied-to message not remembered; sending without a quote line");
+        }
+        let body = request_body(&self.config, part, quote.as_deref())?;
+        post(&self.http, &self.config, body).await
+    }
+
+    /// Remembers the customer messages of a parsed webhook, for later quote lines.
+    pub(crate) fn remember(&self, inbound: &Inbound) {
+        let mut quotes = self.quotes();
+        for e in &inbound.events {
+            if e.event.kind == EventKind::Message
+                && let Some(message) = &e.event.message
+            {
+                quotes.remember(message);
+            }
+        }
+    }
+
+    fn quotes(&self) -> MutexGuard<'_, QuoteCache> {
+        // The cache holds no invariant a panicking writer could break.
+        self.quotes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// "The maximum size of a message is 30KB" (Viber, message data model; the FAQ says the same of
 /// every API request). Read as KiB, like every size in chatgate.
@@ -68,11 +126,7 @@ pub const QUOTE_SNIPPET_MAX_CHARS: usize = 60;
 pub const QUOTE_CACHE_CAPACITY: usize = 10_000;
 
 /// The JSON body of `send_message` for one part. `quote` is the snippet of the message replied to.
-pub(crate) fn request_body(
-    config: &ViberConfig,
-    part: &OutboundPart,
-    quote: Option<&str>,
-) -> Result<Vec<u8>, SendError> {
+fn request_body(config: &Config, part: &OutboundPart, quote: Option<&str>) -> Result<Vec<u8>, SendError> {
     let quoted = |text: &str| match quote {
         Some(q) => format!("> {q}\n{text}"),
         None => text.to_owned(),
@@ -178,11 +232,7 @@ fn file_name(media: &Media) -> Result<String, SendError> {
 }
 
 /// Posts one `send_message` body and reads Viber's answer.
-pub(crate) async fn post(
-    client: &reqwest::Client,
-    config: &ViberConfig,
-    body: Vec<u8>,
-) -> Result<SendReceipt, SendError> {
+async fn post(client: &reqwest::Client, config: &Config, body: Vec<u8>) -> Result<SendReceipt, SendError> {
     let response = client
         .post(format!("{}/send_message", config.api_base_url))
         .header("X-Viber-Auth-Token", config.auth_token.expose())
@@ -190,15 +240,10 @@ pub(crate) async fn post(
         .body(body)
         .send()
         .await
-        .map_err(|e| SendError::transient(format!("viber: {}", e.without_url())))?;
+        .map_err(|e| transport::send_error("viber", e))?;
     let http_status = response.status();
     if http_status == http::StatusCode::TOO_MANY_REQUESTS {
-        let wait = response
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok())
-            .map_or(TOO_MANY_REQUESTS_WAIT, Duration::from_secs);
+        let wait = transport::retry_after(response.headers()).unwrap_or(TOO_MANY_REQUESTS_WAIT);
         return Err(SendError::retry_after(wait, "viber: HTTP 429"));
     }
     if http_status.is_server_error() {
@@ -210,7 +255,7 @@ pub(crate) async fn post(
     if !http_status.is_success() {
         return Err(SendError::failed(ErrorCode::ProviderRejected, format!("viber: HTTP {http_status}")));
     }
-    let bytes = response.bytes().await.map_err(|e| SendError::transient(format!("viber: {}", e.without_url())))?;
+    let bytes = response.bytes().await.map_err(|e| transport::send_error("viber", e))?;
     let answer: ApiResponse =
         serde_json::from_slice(&bytes).map_err(|e| SendError::transient(format!("viber: unreadable answer: {e}")))?;
     match (answer.status, answer.message_token) {
@@ -228,7 +273,7 @@ pub(crate) async fn post(
 /// | 12 | tooManyRequests | retry after [`TOO_MANY_REQUESTS_WAIT`] |
 /// | 2, 7, 8, 9, 15 | invalidAuthToken, publicAccountBlocked / NotFound / Suspended / NotAuthorized | `provider_unauthorized` |
 /// | any other (1, 3, 4, 10, 11 receiverNoSuitableDevice, 13, 14, 16–24, ...) | | `provider_rejected` |
-pub fn classify(code: i64, status_message: &str) -> SendError {
+pub(crate) fn classify(code: i64, status_message: &str) -> SendError {
     let message = format!("viber: status {code} {status_message}").trim_end().to_owned();
     match code {
         5 | 6 => SendError::failed(ErrorCode::CustomerUnsubscribed, message),
@@ -241,19 +286,19 @@ pub fn classify(code: i64, status_message: &str) -> SendError {
 /// A bounded memory of recent inbound messages (Viber `message_token` → short snippet), so a
 /// reply can quote what it answers.
 #[derive(Debug)]
-pub struct QuoteCache {
+pub(crate) struct QuoteCache {
     capacity: usize,
     order: VecDeque<String>,
     snippets: HashMap<String, String>,
 }
 
 impl QuoteCache {
-    pub fn new(capacity: usize) -> QuoteCache {
+    pub(crate) fn new(capacity: usize) -> QuoteCache {
         QuoteCache { capacity: capacity.max(1), order: VecDeque::new(), snippets: HashMap::new() }
     }
 
     /// Remembers the snippet of an inbound message (a redelivery changes nothing).
-    pub fn remember(&mut self, message: &Message) {
+    pub(crate) fn remember(&mut self, message: &Message) {
         if self.snippets.contains_key(&message.external_id) {
             return;
         }
@@ -269,13 +314,13 @@ impl QuoteCache {
         self.snippets.insert(message.external_id.clone(), snippet);
     }
 
-    pub fn get(&self, external_id: &str) -> Option<&str> {
+    pub(crate) fn get(&self, external_id: &str) -> Option<&str> {
         self.snippets.get(external_id).map(String::as_str)
     }
 }
 
 /// The quote snippet of a message: its first non-empty text line, shortened, or a label.
-pub fn snippet(message: &Message) -> Option<String> {
+pub(crate) fn snippet(message: &Message) -> Option<String> {
     let line = message.text.as_deref().and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()));
     if let Some(line) = line {
         let mut chars = line.chars();

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chatgate_adapter::Rate;
 use chatgate_adapter::{Adapter, ChannelFactory, Media, OutboundPart, PartBody, SendErrorKind, WebhookRequest};
-use chatgate_channel_viber::config::ViberConfig;
-use chatgate_channel_viber::{FACTORY, VIBER_LIMITS, VIBER_RATE_PER_ACCOUNT, ViberAdapter};
+use chatgate_channel_viber::{Config, FACTORY, FACTS};
 use chatgate_model::ErrorCode;
 use chatgate_model::limits::MB;
 use chatgate_model::{AttachmentKind, Status, Template};
@@ -298,7 +298,7 @@ async fn refused_before_sending() {
 fn limits_rates_and_capabilities_are_viber_s() {
     let adapter = build("http://127.0.0.1:9");
     let limits = adapter.facts().limits;
-    assert_eq!(limits, VIBER_LIMITS);
+    assert_eq!(limits, FACTS.limits);
     assert_eq!(limits.text_max_chars, 2000);
     assert_eq!(limits.image_bytes, Some(MB));
     assert_eq!(limits.video_bytes, Some(26 * MB));
@@ -306,7 +306,7 @@ fn limits_rates_and_capabilities_are_viber_s() {
     assert_eq!(limits.file_bytes, Some(52_428_800));
     assert_eq!(limits.audio_bytes, limits.file_bytes, "audio goes as a file");
     let rates = adapter.facts().rate_limits;
-    assert_eq!(rates.per_account, Some(VIBER_RATE_PER_ACCOUNT));
+    assert_eq!(rates.per_account, Some(Rate::per_second(50)));
     assert_eq!(rates.per_chat, None);
     let caps = adapter.facts().capabilities;
     assert!(!caps.native_reply && !caps.templates && caps.messaging_window.is_none());
@@ -317,8 +317,8 @@ fn limits_rates_and_capabilities_are_viber_s() {
 #[test]
 fn debug_output_never_shows_the_token() {
     let settings = json!({"auth_token": TOKEN, "sender_name": "Acme Support"});
-    let adapter = ViberAdapter::new("test", ViberConfig::from_settings(settings).unwrap()).unwrap();
-    let shown = format!("{adapter:?}");
+    let config = Config::from_settings(settings).unwrap();
+    let shown = format!("{config:?}");
     assert!(!shown.contains(TOKEN), "{shown}");
     assert!(shown.contains("[redacted]"), "{shown}");
 }

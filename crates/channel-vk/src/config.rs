@@ -1,10 +1,13 @@
-//! The settings of one VK community account (`[accounts.NAME]` in `channels.toml`).
+//! The settings of one VK community account (`[accounts.NAME]` in `channels.toml`) and every
+//! check on them.
 //!
 //! See <https://dev.vk.com/ru/api/callback/getting-started> (Callback API server settings) and
 //! <https://dev.vk.com/ru/api/access-token/community-token/in-community-settings> (community token).
 
-use chatgate_adapter::BuildError;
+use chatgate_adapter::{BuildError, Secret, settings};
 use serde::Deserialize;
+
+use crate::CHANNEL;
 
 /// The API version every call is pinned to. It must match the version set for the Callback
 /// server in the community settings, since the shape of `message_new` depends on it (5.103+).
@@ -16,7 +19,7 @@ pub const DEFAULT_API_BASE_URL: &str = "https://api.vk.com/method";
 /// Settings of one community.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct VkConfig {
+pub struct Config {
     /// The community (group) id, positive.
     pub group_id: i64,
     /// The community access token with the `messages` (and `photos`, `docs`) rights.
@@ -31,22 +34,18 @@ pub struct VkConfig {
     pub api_base_url: String,
 }
 
-impl VkConfig {
+impl Config {
     /// Reads and checks the account table.
-    pub fn from_settings(settings: serde_json::Value) -> Result<VkConfig, BuildError> {
-        let mut config: VkConfig = serde_json::from_value(settings)?;
+    pub fn from_settings(settings: serde_json::Value) -> Result<Config, BuildError> {
+        let mut config: Config = serde_json::from_value(settings)?;
         if config.group_id <= 0 {
-            return Err(BuildError::new("vk: `group_id` must be the positive community id"));
+            return Err(BuildError::new(format!("{CHANNEL}: `group_id` must be the positive community id")));
         }
-        for (name, value) in
-            [("access_token", &config.access_token), ("secret", &config.secret), ("confirmation", &config.confirmation)]
-        {
-            if value.expose().trim().is_empty() {
-                // Without a secret key every callback would be unauthenticated: refuse the account.
-                return Err(BuildError::new(format!("vk: `{name}` must not be empty")));
-            }
-        }
-        config.api_base_url = config.api_base_url.trim_end_matches('/').to_owned();
+        // Without a secret key every callback would be unauthenticated: refuse the account.
+        settings::non_empty(CHANNEL, "access_token", &config.access_token)?;
+        settings::non_empty(CHANNEL, "secret", &config.secret)?;
+        settings::non_empty(CHANNEL, "confirmation", &config.confirmation)?;
+        config.api_base_url = settings::api_base_url(CHANNEL, "api_base_url", &config.api_base_url)?;
         Ok(config)
     }
 }
@@ -58,5 +57,3 @@ fn default_api_version() -> String {
 fn default_api_base_url() -> String {
     DEFAULT_API_BASE_URL.to_owned()
 }
-
-pub use chatgate_adapter::Secret;

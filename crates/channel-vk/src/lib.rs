@@ -1,5 +1,13 @@
 //! VK (VKontakte) communities: the Callback API in, the messages API out.
 //!
+//! Files, the same in every channel crate:
+//! - `config.rs`: one account's settings ([`Config`]), every check on them, secrets redacted in Debug.
+//! - `wire.rs`: the provider's JSON types, private to this crate.
+//! - `verify.rs`: webhook authentication on the raw bytes, and signing for replays.
+//! - `parse.rs`: an authentic webhook → events.
+//! - `send.rs`: the provider's API client (`Client`: send) and its errors → retry decisions.
+//!
+//! VK specifics:
 //! - Inbound: VK POSTs one JSON event per request to the Callback server of a community
 //!   (<https://dev.vk.com/ru/api/callback/getting-started>). The community's secret key inside
 //!   the body authenticates it (the `verify` module explains why the body is read for it);
@@ -11,12 +19,12 @@
 //! - Limits: 20 API requests per second with a community token; photos up to 50 MB, documents
 //!   up to 200 MB (<https://dev.vk.com/ru/api/api-requests>, <https://dev.vk.com/ru/api/upload/overview>).
 //!
-//! Pin the Callback server to [`config::DEFAULT_API_VERSION`] (or set `api_version` to the
+//! Pin the Callback server to [`DEFAULT_API_VERSION`] (or set `api_version` to the
 //! server's version): both `message_new` shapes parse, but ids and fields follow the version.
 
-pub mod config;
+mod config;
 mod parse;
-pub mod send;
+mod send;
 mod verify;
 mod wire;
 
@@ -30,34 +38,32 @@ use chatgate_adapter::{
 use chatgate_model::limits::{MB, MESSAGE_TEXT_MAX_CHARS};
 use chatgate_model::{Channel, Limits};
 
-use crate::config::VkConfig;
+pub use crate::config::{Config, DEFAULT_API_BASE_URL, DEFAULT_API_VERSION};
 pub use crate::parse::OK_REPLY;
-
-/// What a community may send: photos 50 MB; documents 200 MB, which is how files, audio and
-/// video go out; stickers cannot be uploaded at all. `messages.send` takes 9000 characters,
-/// above the product's cap, so the product's cap applies.
-pub const LIMITS: Limits = Limits {
-    text_max_chars: MESSAGE_TEXT_MAX_CHARS,
-    image_bytes: Some(50 * MB),
-    audio_bytes: Some(200 * MB),
-    video_bytes: Some(200 * MB),
-    file_bytes: Some(200 * MB),
-    sticker_bytes: None,
-};
-
-/// API requests per second allowed to a community token ("20 requests per second").
-pub const REQUESTS_PER_SECOND: u32 = 20;
+use crate::send::Client;
+pub use crate::send::random_id;
 
 /// The channel's name: `kind = "vk"`, `/webhooks/vk/...`, `"channel": "vk"`.
 pub const CHANNEL: Channel = Channel::from_static("vk");
 
 /// Everything constant about the channel.
 pub const FACTS: ChannelFacts = ChannelFacts {
-    limits: LIMITS,
+    // What a community may send: photos 50 MB; documents 200 MB, which is how files, audio and
+    // video go out; stickers cannot be uploaded at all. `messages.send` takes 9000 characters,
+    // above the product's cap, so the product's cap applies.
+    limits: Limits {
+        text_max_chars: MESSAGE_TEXT_MAX_CHARS,
+        image_bytes: Some(50 * MB),
+        audio_bytes: Some(200 * MB),
+        video_bytes: Some(200 * MB),
+        file_bytes: Some(200 * MB),
+        sticker_bytes: None,
+    },
+    // API requests per second allowed to a community token ("20 requests per second").
     // VK counts API calls, the server counts parts: a text part is one call, a media part
     // three (get upload server, save, send). Above 20 calls/s VK answers error 6, which
     // `send` turns into a 1 s retry.
-    rate_limits: RateLimits { per_account: Some(Rate::per_second(REQUESTS_PER_SECOND)), per_chat: None },
+    rate_limits: RateLimits { per_account: Some(Rate::per_second(20)), per_chat: None },
     // VK has no reply window: a community may write once the user allowed messages.
     capabilities: Capabilities { native_reply: true, templates: false, messaging_window: None },
     max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -76,11 +82,8 @@ impl ChannelFactory for VkFactory {
     }
 
     fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
-        let config = VkConfig::from_settings(settings)?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| BuildError::new(format!("vk: HTTP client: {}", e.without_url())))?;
+        let config = Config::from_settings(settings)?;
+        let client = Client::new(&config)?;
         Ok(Arc::new(VkAdapter { account: account.to_owned(), config, client }))
     }
 }
@@ -89,8 +92,8 @@ impl ChannelFactory for VkFactory {
 #[derive(Debug)]
 pub struct VkAdapter {
     account: String,
-    config: VkConfig,
-    client: reqwest::Client,
+    config: Config,
+    client: Client,
 }
 
 #[async_trait]
@@ -108,20 +111,18 @@ impl Adapter for VkAdapter {
     }
 
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {
-        verify::verify(&self.config, request.body)
+        verify::verify(request, &self.config)
     }
 
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Inbound, WebhookError> {
-        let root: serde_json::Value =
-            serde_json::from_slice(request.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
-        Ok(parse::parse(&self.account, &self.config, root))
+        parse::parse(&self.account, &self.config, request.body)
     }
 
-    fn sign(&self, _headers: &mut http::HeaderMap, body: Vec<u8>) -> Vec<u8> {
-        verify::sign(&self.config, body)
+    fn sign(&self, headers: &mut http::HeaderMap, body: Vec<u8>) -> Vec<u8> {
+        verify::sign(&self.config, headers, body)
     }
 
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
-        send::Api { client: &self.client, config: &self.config }.send(part).await
+        self.client.send(part).await
     }
 }

@@ -29,7 +29,7 @@
 //! Sources: <https://dev.vk.com/ru/api/community-events/json-schema>,
 //! <https://github.com/VKCOM/vk-api-schema> (`callback/objects.json`, `messages/objects.json`).
 
-use chatgate_adapter::{Inbound, InboundEvent, Reply};
+use chatgate_adapter::{Inbound, InboundEvent, Reply, WebhookError};
 use chatgate_model::{
     Attachment, AttachmentKind, Customer, Event, EventKind, Location, Message, Postback, Source, Status, StatusInfo,
 };
@@ -38,15 +38,20 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::config::VkConfig;
-use crate::verify::as_i64;
-use crate::wire;
+use crate::config::Config;
+use crate::wire::{self, as_i64};
 
 /// What VK must get back for every callback but `confirmation`; anything else makes it resend.
 pub const OK_REPLY: &str = "ok";
 
-/// Normalises one authenticated callback body (already parsed as JSON).
-pub(crate) fn parse(account: &str, config: &VkConfig, root: Value) -> Inbound {
+/// Normalises one authenticated callback body; the one place it is read into a JSON tree.
+/// Only a body that is not JSON is an error.
+pub(crate) fn parse(account: &str, config: &Config, body: &[u8]) -> Result<Inbound, WebhookError> {
+    let root: Value = serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    Ok(normalise(account, config, root))
+}
+
+fn normalise(account: &str, config: &Config, root: Value) -> Inbound {
     let root = without_secret(root);
     let kind = root.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
     if kind == "confirmation" {

@@ -35,7 +35,7 @@
 
 use std::time::Duration;
 
-use chatgate_adapter::{Media, OutboundPart, PartBody, SendError, SendReceipt};
+use chatgate_adapter::{BuildError, Media, OutboundPart, PartBody, SendError, SendReceipt, transport};
 use chatgate_model::ErrorCode;
 use chatgate_model::{AttachmentKind, Status};
 use serde::de::DeserializeOwned;
@@ -43,7 +43,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::config::VkConfig;
+use crate::config::Config;
 use crate::wire;
 
 /// Peer ids from here on are group chats (`2000000000 + chat id`).
@@ -64,13 +64,23 @@ const OCTET_STREAM: &str = "application/octet-stream";
 /// Wait after HTTP 429 without `Retry-After`.
 const HTTP_429_WAIT: Duration = Duration::from_secs(1);
 
-/// A VK API client for one account.
-pub(crate) struct Api<'a> {
-    pub client: &'a reqwest::Client,
-    pub config: &'a VkConfig,
+/// The VK API client of one community.
+#[derive(Debug)]
+pub(crate) struct Client {
+    http: reqwest::Client,
+    config: Config,
 }
 
-impl Api<'_> {
+impl Client {
+    /// A client with its own connection pool; each call sets its own timeout.
+    pub(crate) fn new(config: &Config) -> Result<Client, BuildError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| transport::client_error(crate::CHANNEL, e))?;
+        Ok(Client { http, config: config.clone() })
+    }
+
     /// Sends one part and returns the id VK gave the message.
     pub(crate) async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
         let peer: i64 = part.chat_id.trim().parse().map_err(|_| {
@@ -185,7 +195,7 @@ impl Api<'_> {
         let url = format!("{}/{method}", self.config.api_base_url);
         tracing::debug!(channel = "vk", method, "calling the VK API");
         let response =
-            self.client.post(url).timeout(API_TIMEOUT).form(&form).send().await.map_err(|e| transport(method, e))?;
+            self.http.post(url).timeout(API_TIMEOUT).form(&form).send().await.map_err(|e| request_failed(method, e))?;
         let answer: wire::ApiAnswer = read_json(method, response).await?;
         if let Some(error) = answer.error {
             return Err(classify(method, error.error_code, &error.error_msg));
@@ -214,16 +224,16 @@ impl Api<'_> {
         let part = part()
             .mime_str(media.mime.as_deref().unwrap_or(OCTET_STREAM))
             .or_else(|_| part().mime_str(OCTET_STREAM))
-            .map_err(|e| SendError::transient(format!("VK upload: {}", e.without_url())))?;
+            .map_err(|e| transport::send_error("VK upload", e))?;
         let form = reqwest::multipart::Form::new().part(field.to_owned(), part);
         let response = self
-            .client
+            .http
             .post(upload_url)
             .timeout(UPLOAD_TIMEOUT)
             .multipart(form)
             .send()
             .await
-            .map_err(|e| transport("upload", e))?;
+            .map_err(|e| request_failed("upload", e))?;
         read_json("upload", response).await
     }
 }
@@ -249,7 +259,7 @@ pub fn random_id(message_id: Uuid, index: u32) -> i32 {
 /// | 5 | user authorization failed (token revoked) | failed `provider_unauthorized` |
 /// | 901, 902 | no permission to message the user / their privacy settings | failed `customer_unsubscribed` |
 /// | other | | failed `provider_rejected` |
-pub fn classify(method: &str, code: i64, message: &str) -> SendError {
+pub(crate) fn classify(method: &str, code: i64, message: &str) -> SendError {
     let text = format!("VK {method}: error {code}: {message}");
     match code {
         6 => SendError::retry_after(TOO_MANY_REQUESTS_WAIT, text),
@@ -334,12 +344,7 @@ fn typed<T: DeserializeOwned>(method: &str, value: Value) -> Result<T, SendError
 async fn read_json<T: DeserializeOwned>(what: &str, response: reqwest::Response) -> Result<T, SendError> {
     let status = response.status();
     if status.as_u16() == 429 {
-        let wait = response
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(HTTP_429_WAIT, Duration::from_secs);
+        let wait = transport::retry_after(response.headers()).unwrap_or(HTTP_429_WAIT);
         return Err(SendError::retry_after(wait, format!("VK {what}: HTTP 429")));
     }
     if status.is_server_error() {
@@ -348,11 +353,11 @@ async fn read_json<T: DeserializeOwned>(what: &str, response: reqwest::Response)
     if !status.is_success() {
         return Err(SendError::failed(ErrorCode::ProviderRejected, format!("VK {what}: HTTP {status}")));
     }
-    let bytes = response.bytes().await.map_err(|e| transport(what, e))?;
+    let bytes = response.bytes().await.map_err(|e| request_failed(what, e))?;
     // A body that is not JSON (a maintenance page) is VK's trouble, not the message's.
     serde_json::from_slice(&bytes).map_err(|e| SendError::transient(format!("VK {what}: unreadable answer: {e}")))
 }
 
-fn transport(what: &str, error: reqwest::Error) -> SendError {
-    SendError::transient(format!("VK {what}: {}", error.without_url()))
+fn request_failed(what: &str, error: reqwest::Error) -> SendError {
+    transport::send_error(&format!("VK {what}"), error)
 }

@@ -3,8 +3,10 @@
 //! VK signs nothing: there is no header and no HMAC. What authenticates a callback is the
 //! community's "secret key", which VK copies into the JSON body of every request as `"secret"`,
 //! together with the community's `group_id`. So, unlike the other channels, verification has to
-//! read the body: it parses it as untyped JSON only to pick those two fields (nothing else is
-//! interpreted before the secret matched), and compares the secret in constant time.
+//! read the body: it reads only the top-level `type`, `secret` and `group_id` ([`wire::Head`],
+//! borrowed from the body; everything else is skipped without building a JSON tree, so nothing
+//! else is interpreted before the secret matched), and compares the secret in constant time.
+//! The body is parsed into a tree once, by `parse.rs`, after it was authenticated.
 //!
 //! - `type: confirmation` (sent once when the server is added) carries `group_id` and, only if
 //!   a secret is set, `secret`. It is accepted when `group_id` is ours and a present secret
@@ -20,32 +22,34 @@
 //!
 //! See <https://dev.vk.com/ru/api/callback/getting-started>.
 
-use chatgate_adapter::WebhookError;
 use chatgate_adapter::verify::constant_time_eq;
+use chatgate_adapter::{WebhookError, WebhookRequest};
+use http::HeaderMap;
 use serde_json::Value;
 
-use crate::config::VkConfig;
+use crate::config::Config;
+use crate::wire::{self, Scalar};
 
 /// Checks the `secret` and `group_id` inside the body.
-pub(crate) fn verify(config: &VkConfig, body: &[u8]) -> Result<(), WebhookError> {
-    let Ok(Value::Object(root)) = serde_json::from_slice::<Value>(body) else {
+pub(crate) fn verify(request: &WebhookRequest<'_>, config: &Config) -> Result<(), WebhookError> {
+    let Ok(head) = serde_json::from_slice::<wire::Head<'_>>(request.body) else {
         return Err(WebhookError::MissingSignature);
     };
-    let secret_matches = |value: &Value| match value.as_str() {
-        Some(given) => constant_time_eq(given.as_bytes(), config.secret.expose().as_bytes()),
-        None => false,
+    let secret_matches = |value: &Scalar<'_>| match value {
+        Scalar::Text(given) => constant_time_eq(given.as_bytes(), config.secret.expose().as_bytes()),
+        _ => false,
     };
-    let group = root.get("group_id").map(as_i64);
-    if root.get("type").and_then(Value::as_str) == Some("confirmation") {
+    let group = head.group_id.as_ref().map(Scalar::as_i64);
+    if matches!(&head.kind, Some(Scalar::Text(kind)) if kind == "confirmation") {
         if group != Some(Some(config.group_id)) {
             return Err(WebhookError::BadSignature);
         }
-        return match root.get("secret") {
+        return match &head.secret {
             Some(secret) if !secret_matches(secret) => Err(WebhookError::BadSignature),
             _ => Ok(()),
         };
     }
-    let secret = root.get("secret").ok_or(WebhookError::MissingSignature)?;
+    let secret = head.secret.as_ref().ok_or(WebhookError::MissingSignature)?;
     if !secret_matches(secret) {
         return Err(WebhookError::BadSignature);
     }
@@ -57,7 +61,7 @@ pub(crate) fn verify(config: &VkConfig, body: &[u8]) -> Result<(), WebhookError>
 
 /// Writes `secret` into a JSON object body, keeping every other field; other bodies are returned
 /// unchanged. Re-serialising is harmless: VK has no signature over the bytes.
-pub(crate) fn sign(config: &VkConfig, body: Vec<u8>) -> Vec<u8> {
+pub(crate) fn sign(config: &Config, _headers: &mut HeaderMap, body: Vec<u8>) -> Vec<u8> {
     match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(mut root)) => {
             root.insert("secret".to_owned(), Value::String(config.secret.expose().to_owned()));
@@ -67,11 +71,54 @@ pub(crate) fn sign(config: &VkConfig, body: Vec<u8>) -> Vec<u8> {
     }
 }
 
-/// An integer given as a JSON number or as a string of digits.
-pub(crate) fn as_i64(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    fn config() -> Config {
+        Config::from_settings(serde_json::json!({
+            "group_id": 7, "access_token": "t", "secret": "s3", "confirmation": "c"
+        }))
+        .unwrap()
+    }
+
+    fn check(body: &str) -> Result<(), WebhookError> {
+        let headers = HeaderMap::new();
+        verify(
+            &WebhookRequest { method: &Method::POST, headers: &headers, query: None, body: body.as_bytes() },
+            &config(),
+        )
+    }
+
+    #[test]
+    fn reads_only_the_head_of_the_body() {
+        assert_eq!(check(r#"{"type":"message_new","object":{"deep":[[{"x":1}]]},"group_id":7,"secret":"s3"}"#), Ok(()));
+        assert_eq!(check(r#"{"type":"message_new","group_id":"7","secret":"s\u0033"}"#), Ok(()));
+        assert_eq!(check(r#"{"type":"message_new","secret":"s3"}"#), Ok(()));
+        assert_eq!(check(r#"{"type":"message_new","group_id":8,"secret":"s3"}"#), Err(WebhookError::BadSignature));
+        assert_eq!(check(r#"{"type":"message_new","group_id":7.0,"secret":"s3"}"#), Err(WebhookError::BadSignature));
+        assert_eq!(check(r#"{"type":"message_new","group_id":7,"secret":"s4"}"#), Err(WebhookError::BadSignature));
+        assert_eq!(check(r#"{"type":"message_new","group_id":7,"secret":3}"#), Err(WebhookError::BadSignature));
+        assert_eq!(check(r#"{"type":"message_new","group_id":7}"#), Err(WebhookError::MissingSignature));
+        // Repeated keys: the last one counts, as in a JSON object read whole.
+        assert_eq!(check(r#"{"secret":"x","group_id":7,"secret":"s3"}"#), Ok(()));
+        assert_eq!(check(r#"{"secret":"s3","group_id":7,"secret":"x"}"#), Err(WebhookError::BadSignature));
+    }
+
+    #[test]
+    fn confirmation_needs_our_group_and_a_matching_secret_if_any() {
+        assert_eq!(check(r#"{"type":"confirmation","group_id":7}"#), Ok(()));
+        assert_eq!(check(r#"{"type":"confirmation","group_id":7,"secret":"s3"}"#), Ok(()));
+        assert_eq!(check(r#"{"type":"confirmation","group_id":7,"secret":"no"}"#), Err(WebhookError::BadSignature));
+        assert_eq!(check(r#"{"type":"confirmation","group_id":8}"#), Err(WebhookError::BadSignature));
+        assert_eq!(check(r#"{"type":"confirmation"}"#), Err(WebhookError::BadSignature));
+    }
+
+    #[test]
+    fn bodies_that_are_not_one_json_object_carry_no_secret() {
+        for body in ["", "not json", "[1]", r#""secret""#, r#"{"secret":"s3"} trailing"#, r#"{"secret":"s3""#] {
+            assert_eq!(check(body), Err(WebhookError::MissingSignature), "{body}");
+        }
     }
 }

@@ -8,8 +8,123 @@
 //! schema <https://github.com/VKCOM/vk-api-schema> (`callback/objects.json`,
 //! `messages/objects.json`), and <https://dev.vk.com/ru/api/community-events/json-schema>.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+
+/// The top-level fields of a callback that authenticate it (`type`, `secret`, `group_id`),
+/// read straight from the body: strings are borrowed where they have no escapes, every other
+/// key and value is skipped without building a JSON tree. A repeated key keeps its last value,
+/// as a JSON object read whole would.
+#[derive(Debug, Default)]
+pub(crate) struct Head<'a> {
+    pub kind: Option<Scalar<'a>>,
+    pub secret: Option<Scalar<'a>>,
+    pub group_id: Option<Scalar<'a>>,
+}
+
+/// A top-level value as far as authentication cares: text, an integer, or anything else.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scalar<'a> {
+    Text(Cow<'a, str>),
+    Integer(Option<i64>),
+    Other,
+}
+
+impl Scalar<'_> {
+    /// An integer given as a JSON number or as a string of digits (what [`as_i64`] reads).
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Scalar::Text(s) => s.trim().parse().ok(),
+            Scalar::Integer(n) => *n,
+            Scalar::Other => None,
+        }
+    }
+}
+
+/// An integer given as a JSON number or as a string of digits.
+pub(crate) fn as_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Head<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HeadVisitor;
+        impl<'de> Visitor<'de> for HeadVisitor {
+            type Value = Head<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Head<'de>, A::Error> {
+                let mut head = Head::default();
+                // Keys are read as `Scalar` too: borrowed, not copied, unless they hold escapes.
+                while let Some(key) = map.next_key::<Scalar<'de>>()? {
+                    let slot = match &key {
+                        Scalar::Text(k) if k == "type" => &mut head.kind,
+                        Scalar::Text(k) if k == "secret" => &mut head.secret,
+                        Scalar::Text(k) if k == "group_id" => &mut head.group_id,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(map.next_value::<Scalar<'de>>()?);
+                }
+                Ok(head)
+            }
+        }
+        deserializer.deserialize_map(HeadVisitor)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Integer(Some(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Integer(i64::try_from(v).ok()))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
 
 /// `messages_message`: the object of `message_edit` / `message_reply`, `object.message` of
 /// `message_new` since API 5.103, and the whole object of `message_new` before it.

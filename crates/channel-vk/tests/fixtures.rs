@@ -209,7 +209,7 @@ fn config_is_checked_and_secrets_are_redacted() {
     use chatgate_adapter::ChannelFactory;
     let mut settings = account_settings();
     let adapter = FACTORY.build("test", settings.clone()).unwrap();
-    let config = chatgate_channel_vk::config::VkConfig::from_settings(settings.clone()).unwrap();
+    let config = chatgate_channel_vk::Config::from_settings(settings.clone()).unwrap();
     let debug = format!("{config:?}");
     assert!(debug.contains("229000001") && debug.contains("[redacted]"), "{debug}");
     for secret in ["test-community-token", "test-secret", "a1b2c3d4"] {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chatgate_adapter::{Adapter, ChannelFactory, Media, OutboundPart, PartBody, SendErrorKind, SendReceipt};
 use chatgate_channel_vk::FACTORY;
-use chatgate_channel_vk::send::random_id;
+use chatgate_channel_vk::random_id;
 use chatgate_model::ErrorCode;
 use chatgate_model::{AttachmentKind, Status, Template};
 use chatgate_testkit::mock::{MockApi, Recorded};

@@ -25,13 +25,16 @@
 //! | 1, 2, 131000, 131016, 133004, or `is_transient: true` | temporary service error | `Transient` |
 //! | 131026, 131051, 131048, 131049, 132xxx, any other | undeliverable, unsupported, spam limit, template errors... | `Failed(provider_rejected)` |
 //!
-//! A `Retry-After` header, when Meta sends one, replaces the waits above. Without a known code:
-//! HTTP 429 → `RetryAfter(10 s)`, 401/403 → unauthorized, other 4xx → rejected, 5xx and network
-//! errors → `Transient`.
+//! The Graph codes 4, 17, 32, 613, 1, 2 and 190, `is_transient` and the HTTP status fallback are
+//! [`chatgate_adapter::meta::graph::classify`]'s; the WhatsApp codes are layered on top by
+//! [`whatsapp_code`]. A `Retry-After` header, when Meta sends one, replaces the waits above.
+//! Without a known code: HTTP 429 → `RetryAfter(10 s)`, 401/403 → unauthorized, other 4xx →
+//! rejected, 5xx and network errors → `Transient`.
 
 use std::time::Duration;
 
-use chatgate_adapter::{Media, MediaDownload, OutboundPart, PartBody, SendError, SendErrorKind, SendReceipt};
+use chatgate_adapter::meta::graph::{self, ErrorBody, GraphError, Meaning};
+use chatgate_adapter::{BuildError, Media, MediaDownload, OutboundPart, PartBody, SendError, SendReceipt, transport};
 use chatgate_model::ErrorCode;
 use chatgate_model::{AttachmentKind, Status};
 use reqwest::multipart::{Form, Part};
@@ -39,127 +42,149 @@ use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::wire::{
-    ErrorResponse, GraphError, MediaInfo, MediaRef, ReplyContext, SendBody, SendMessage, SendResponse, SendTemplate,
-    TemplateLanguage, UploadResponse,
+    MediaInfo, MediaRef, ReplyContext, SendBody, SendMessage, SendResponse, SendTemplate, TemplateLanguage,
+    UploadResponse,
 };
 
-/// Sends one part; see the module doc for the calls and the error mapping.
-pub(crate) async fn send(
-    client: &reqwest::Client,
-    config: &Config,
-    part: &OutboundPart,
-) -> Result<SendReceipt, SendError> {
-    match &part.body {
-        PartBody::Text(text) => post_message(client, config, part, "text", SendBody::Text { body: text }).await,
-        PartBody::Template(t) => {
-            let template = SendTemplate {
-                name: &t.name,
-                language: TemplateLanguage { code: &t.language },
-                components: &t.components,
-            };
-            post_message(client, config, part, "template", SendBody::Template(template)).await
-        }
-        PartBody::Media { media, caption } => {
-            let id = upload(client, config, media).await?;
-            let captioned = matches!(media.kind, AttachmentKind::Image | AttachmentKind::Video | AttachmentKind::File);
-            if caption.is_some() && !captioned {
-                tracing::warn!(kind = media.kind.as_str(), "WhatsApp takes no caption on this kind; caption not sent");
+/// HTTP timeout of one Cloud API call (uploads of up to 100 MB included).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Wait after HTTP 429 without a known code or `Retry-After`.
+const THROTTLED_WAIT: Duration = Duration::from_secs(10);
+
+/// The Cloud API client of one business number.
+#[derive(Debug)]
+pub(crate) struct Client {
+    http: reqwest::Client,
+    config: Config,
+}
+
+impl Client {
+    /// A client with its own connection pool and the Cloud API timeout.
+    pub(crate) fn new(config: &Config) -> Result<Client, BuildError> {
+        let http = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .map_err(|e| transport::client_error(crate::CHANNEL, e))?;
+        Ok(Client { http, config: config.clone() })
+    }
+
+    /// Sends one part; see the module doc for the calls and the error mapping.
+    pub(crate) async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
+        match &part.body {
+            PartBody::Text(text) => self.post_message(part, "text", SendBody::Text { body: text }).await,
+            PartBody::Template(t) => {
+                let template = SendTemplate {
+                    name: &t.name,
+                    language: TemplateLanguage { code: &t.language },
+                    components: &t.components,
+                };
+                self.post_message(part, "template", SendBody::Template(template)).await
             }
-            let r = MediaRef {
-                id: &id,
-                caption: caption.as_deref().filter(|_| captioned),
-                filename: (media.kind == AttachmentKind::File && !media.name.is_empty()).then_some(media.name.as_str()),
-            };
-            let (kind, body) = match media.kind {
-                AttachmentKind::Image => ("image", SendBody::Image(r)),
-                AttachmentKind::Audio => ("audio", SendBody::Audio(r)),
-                AttachmentKind::Video => ("video", SendBody::Video(r)),
-                AttachmentKind::File => ("document", SendBody::Document(r)),
-                AttachmentKind::Sticker => ("sticker", SendBody::Sticker(r)),
-            };
-            post_message(client, config, part, kind, body).await
+            PartBody::Media { media, caption } => {
+                let id = self.upload(media).await?;
+                let captioned =
+                    matches!(media.kind, AttachmentKind::Image | AttachmentKind::Video | AttachmentKind::File);
+                if caption.is_some() && !captioned {
+                    tracing::warn!(
+                        kind = media.kind.as_str(),
+                        "WhatsApp takes no caption on this kind; caption not sent"
+                    );
+                }
+                let r = MediaRef {
+                    id: &id,
+                    caption: caption.as_deref().filter(|_| captioned),
+                    filename: (media.kind == AttachmentKind::File && !media.name.is_empty())
+                        .then_some(media.name.as_str()),
+                };
+                let (kind, body) = match media.kind {
+                    AttachmentKind::Image => ("image", SendBody::Image(r)),
+                    AttachmentKind::Audio => ("audio", SendBody::Audio(r)),
+                    AttachmentKind::Video => ("video", SendBody::Video(r)),
+                    AttachmentKind::File => ("document", SendBody::Document(r)),
+                    AttachmentKind::Sticker => ("sticker", SendBody::Sticker(r)),
+                };
+                self.post_message(part, kind, body).await
+            }
         }
     }
-}
 
-async fn post_message(
-    client: &reqwest::Client,
-    config: &Config,
-    part: &OutboundPart,
-    kind: &'static str,
-    body: SendBody<'_>,
-) -> Result<SendReceipt, SendError> {
-    let message = SendMessage {
-        messaging_product: "whatsapp",
-        recipient_type: "individual",
-        to: &part.chat_id,
-        context: part.reply_to.as_deref().map(|message_id| ReplyContext { message_id }),
-        kind,
-        body,
-    };
-    let url = format!("{}/{}/messages", config.api_base_url, config.phone_number_id);
-    let request = client.post(url).bearer_auth(config.access_token.expose()).json(&message);
-    let response: SendResponse = call(request).await?;
-    let external_id = response.messages.into_iter().next().map(|m| m.id).ok_or_else(|| {
-        SendError::failed(ErrorCode::ProviderRejected, "WhatsApp accepted the message but returned no message id")
-    })?;
-    tracing::debug!(kind, %external_id, "whatsapp message sent");
-    Ok(SendReceipt { external_id, status: Status::Sent })
-}
+    async fn post_message(
+        &self,
+        part: &OutboundPart,
+        kind: &'static str,
+        body: SendBody<'_>,
+    ) -> Result<SendReceipt, SendError> {
+        let config = &self.config;
+        let message = SendMessage {
+            messaging_product: "whatsapp",
+            recipient_type: "individual",
+            to: &part.chat_id,
+            context: part.reply_to.as_deref().map(|message_id| ReplyContext { message_id }),
+            kind,
+            body,
+        };
+        let url = format!("{}/{}/messages", config.api_base_url, config.phone_number_id);
+        let request = self.http.post(url).bearer_auth(config.access_token.expose()).json(&message);
+        let response: SendResponse = call(request).await?;
+        let external_id = response.messages.into_iter().next().map(|m| m.id).ok_or_else(|| {
+            SendError::failed(ErrorCode::ProviderRejected, "WhatsApp accepted the message but returned no message id")
+        })?;
+        tracing::debug!(kind, %external_id, "whatsapp message sent");
+        Ok(SendReceipt { external_id, status: Status::Sent })
+    }
 
-/// Downloads an inbound file: `GET {base}/{media-id}` names a short-lived URL, which is read with
-/// the same bearer token, stopping once more than `limit` bytes arrive.
-pub(crate) async fn fetch_media(
-    client: &reqwest::Client,
-    config: &Config,
-    media_id: &str,
-    limit: u64,
-) -> Result<MediaDownload, SendError> {
-    if media_id.is_empty() || !media_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(SendError::failed(ErrorCode::ProviderRejected, "not a WhatsApp media id"));
-    }
-    let info: MediaInfo =
-        call(client.get(format!("{}/{media_id}", config.api_base_url)).bearer_auth(config.access_token.expose()))
-            .await?;
-    let mut response =
-        client.get(&info.url).bearer_auth(config.access_token.expose()).send().await.map_err(transport)?;
-    let status = response.status().as_u16();
-    if !(200..300).contains(&status) {
-        return Err(classify(status, None, None));
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if (bytes.len() + chunk.len()) as u64 > limit {
-            return Err(SendError::failed(
-                ErrorCode::AttachmentTooLarge,
-                format!("WhatsApp media is larger than {limit} bytes"),
-            ));
+    /// Downloads an inbound file: `GET {base}/{media-id}` names a short-lived URL, which is read with
+    /// the same bearer token, stopping once more than `limit` bytes arrive.
+    pub(crate) async fn fetch_media(&self, media_id: &str, limit: u64) -> Result<MediaDownload, SendError> {
+        let (client, config) = (&self.http, &self.config);
+        if media_id.is_empty() || !media_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(SendError::failed(ErrorCode::ProviderRejected, "not a WhatsApp media id"));
         }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(MediaDownload { bytes: bytes.into(), mime: info.mime_type, name: None })
-}
-
-/// Uploads a file to `/media` and returns its media id.
-async fn upload(client: &reqwest::Client, config: &Config, media: &Media) -> Result<String, SendError> {
-    let mime = mime_of(media);
-    let file_name = if media.name.is_empty() { "file".to_owned() } else { media.name.clone() };
-    let file = Part::stream_with_length(reqwest::Body::from(media.bytes.clone()), media.bytes.len() as u64)
-        .file_name(file_name);
-    let file = match file.mime_str(&mime) {
-        Ok(part) => part,
-        Err(_) => {
-            return Err(SendError::failed(
-                ErrorCode::AttachmentKindUnsupported,
-                format!("`{mime}` is not a valid MIME type"),
-            ));
+        let info: MediaInfo =
+            call(client.get(format!("{}/{media_id}", config.api_base_url)).bearer_auth(config.access_token.expose()))
+                .await?;
+        let mut response =
+            client.get(&info.url).bearer_auth(config.access_token.expose()).send().await.map_err(request_failed)?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(classify(status, None, None));
         }
-    };
-    let form = Form::new().text("messaging_product", "whatsapp").text("type", mime).part("file", file);
-    let url = format!("{}/{}/media", config.api_base_url, config.phone_number_id);
-    let request = client.post(url).bearer_auth(config.access_token.expose()).multipart(form);
-    let uploaded: UploadResponse = call(request).await?;
-    Ok(uploaded.id)
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(request_failed)? {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(SendError::failed(
+                    ErrorCode::AttachmentTooLarge,
+                    format!("WhatsApp media is larger than {limit} bytes"),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(MediaDownload { bytes: bytes.into(), mime: info.mime_type, name: None })
+    }
+
+    /// Uploads a file to `/media` and returns its media id.
+    async fn upload(&self, media: &Media) -> Result<String, SendError> {
+        let (client, config) = (&self.http, &self.config);
+        let mime = mime_of(media);
+        let file_name = if media.name.is_empty() { "file".to_owned() } else { media.name.clone() };
+        let file = Part::stream_with_length(reqwest::Body::from(media.bytes.clone()), media.bytes.len() as u64)
+            .file_name(file_name);
+        let file = match file.mime_str(&mime) {
+            Ok(part) => part,
+            Err(_) => {
+                return Err(SendError::failed(
+                    ErrorCode::AttachmentKindUnsupported,
+                    format!("`{mime}` is not a valid MIME type"),
+                ));
+            }
+        };
+        let form = Form::new().text("messaging_product", "whatsapp").text("type", mime).part("file", file);
+        let url = format!("{}/{}/media", config.api_base_url, config.phone_number_id);
+        let request = client.post(url).bearer_auth(config.access_token.expose()).multipart(form);
+        let uploaded: UploadResponse = call(request).await?;
+        Ok(uploaded.id)
+    }
 }
 
 /// The MIME type to declare: the core's, else one guessed from the file name, else the kind's usual one.
@@ -194,53 +219,48 @@ fn mime_of(media: &Media) -> String {
 
 /// Performs a call and reads a 2xx JSON answer, or maps the error.
 async fn call<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<T, SendError> {
-    let response = request.send().await.map_err(transport)?;
+    let response = request.send().await.map_err(request_failed)?;
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let body = response.bytes().await.map_err(transport)?;
+    let retry_after = transport::retry_after(response.headers());
+    let body = response.bytes().await.map_err(request_failed)?;
     if (200..300).contains(&status) {
         return serde_json::from_slice(&body).map_err(|e| {
             SendError::failed(ErrorCode::ProviderRejected, format!("unexpected WhatsApp API answer: {e}"))
         });
     }
-    let error = serde_json::from_slice::<ErrorResponse>(&body).ok().map(|r| r.error);
+    let error = serde_json::from_slice::<ErrorBody>(&body).ok().map(|r| r.error);
     Err(classify(status, retry_after, error.as_ref()))
 }
 
 /// Transport failures are retried; the URL holds no secret here, but is stripped all the same.
-fn transport(e: reqwest::Error) -> SendError {
-    SendError::transient(format!("WhatsApp API request failed: {}", e.without_url()))
+fn request_failed(e: reqwest::Error) -> SendError {
+    transport::send_error("WhatsApp API request failed", e)
 }
 
-/// How long to wait after a rate-limit error, or `None` if `code` is not one.
-pub(crate) fn rate_limit_wait(code: i64) -> Option<Duration> {
+/// The WhatsApp codes, layered on the Graph codes of [`graph::classify`]: Cloud API rate
+/// limits, temporary errors (also when Meta flags `is_transient`), and permanent failures.
+fn whatsapp_code(code: i64, is_transient: bool) -> Option<Meaning> {
     match code {
         // Throughput: a per-second limit, so the next second is free again.
-        130429 => Some(Duration::from_secs(1)),
+        130429 => Some(Meaning::RateLimited(Duration::from_secs(1))),
         // Pair rate: about one message every 6 s to the same customer.
-        131056 => Some(Duration::from_secs(6)),
-        // WABA (80007) and Graph app/user/page/hourly call limits (4, 17, 32, 613): rolling windows.
-        80007 | 4 | 17 | 32 | 613 => Some(Duration::from_secs(60)),
+        131056 => Some(Meaning::RateLimited(Duration::from_secs(6))),
+        // WABA call limit: a rolling window, like Graph's own.
+        80007 => Some(Meaning::RateLimited(graph::RATE_LIMIT_WAIT)),
+        // Temporary service errors; Meta's flag is honoured before the failures below.
+        1 | 2 | 131000 | 131016 | 133004 => Some(Meaning::Transient),
+        _ if is_transient => Some(Meaning::Transient),
+        131047 => Some(Meaning::Failed(ErrorCode::WindowClosed)),
+        131050 => Some(Meaning::Failed(ErrorCode::CustomerUnsubscribed)),
+        0 | 3 | 10 | 200..=299 => Some(Meaning::Failed(ErrorCode::ProviderUnauthorized)),
         _ => None,
     }
 }
 
-/// Meta's error codes that mean "try again later" without a rate limit.
-fn is_transient_code(code: i64) -> bool {
-    matches!(code, 1 | 2 | 131000 | 131016 | 133004)
-}
-
 /// The permanent-failure code for a Cloud API error code (also used for failed `statuses[]`).
 pub(crate) fn failure_code(code: i64) -> ErrorCode {
-    match code {
-        131047 => ErrorCode::WindowClosed,
-        131050 => ErrorCode::CustomerUnsubscribed,
-        0 | 3 | 10 | 190 | 200..=299 => ErrorCode::ProviderUnauthorized,
+    match whatsapp_code(code, false).or_else(|| graph::common(code, None)) {
+        Some(Meaning::Failed(code)) => code,
         _ => ErrorCode::ProviderRejected,
     }
 }
@@ -255,33 +275,19 @@ fn classify(status: u16, retry_after: Option<Duration>, error: Option<&GraphErro
         (Some(c), None) => format!("WhatsApp API {status} (#{c}): {text}"),
         (None, _) => format!("WhatsApp API {status}: {text}"),
     };
-    let kind = match code {
-        Some(c) if rate_limit_wait(c).is_some() => {
-            SendErrorKind::RetryAfter(retry_after.or(rate_limit_wait(c)).unwrap_or_default())
-        }
-        Some(c) if is_transient_code(c) || error.is_some_and(|e| e.is_transient) => SendErrorKind::Transient,
-        Some(c) if status < 500 || failure_code(c) != ErrorCode::ProviderRejected => match failure_code(c) {
-            ErrorCode::ProviderRejected if matches!(status, 401 | 403) => {
-                SendErrorKind::Failed(ErrorCode::ProviderUnauthorized)
-            }
-            code => SendErrorKind::Failed(code),
-        },
-        _ => match status {
-            429 => SendErrorKind::RetryAfter(retry_after.unwrap_or(Duration::from_secs(10))),
-            401 | 403 => SendErrorKind::Failed(ErrorCode::ProviderUnauthorized),
-            500.. => SendErrorKind::Transient,
-            _ => SendErrorKind::Failed(ErrorCode::ProviderRejected),
-        },
-    };
+    let kind = graph::classify(status, error, retry_after, THROTTLED_WAIT, |e| {
+        e.code.and_then(|c| whatsapp_code(c, e.is_transient))
+    });
     SendError { kind, message }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chatgate_adapter::SendErrorKind;
 
     fn err(code: i64) -> GraphError {
-        GraphError { code: Some(code), message: Some("m".into()), is_transient: false, error_data: None }
+        GraphError { code: Some(code), message: Some("m".into()), ..GraphError::default() }
     }
 
     #[test]

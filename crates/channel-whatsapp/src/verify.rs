@@ -1,20 +1,26 @@
 //! Webhook authentication: Meta's `GET` handshake and `X-Hub-Signature-256` over the raw body,
-//! both from [`chatgate_adapter::meta`]; here only the signing side for replays and tests.
+//! both implemented once in [`chatgate_adapter::meta`], with this account's secrets.
 //!
 //! See <https://developers.facebook.com/docs/graph-api/webhooks/getting-started#verification-requests>
 //! and <https://developers.facebook.com/docs/graph-api/webhooks/getting-started#event-notifications>.
 
-use chatgate_adapter::meta::SIGNATURE_HEADER;
-use chatgate_adapter::verify::hmac_sha256;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use chatgate_adapter::{Reply, WebhookError, WebhookRequest, meta};
+use http::HeaderMap;
 
-/// The `X-Hub-Signature-256` value for `body`: `sha256=<lowercase hex HMAC-SHA256(app secret, body)>`.
-pub(crate) fn signature(app_secret: &str, body: &[u8]) -> String {
-    format!("sha256={}", hex::encode(hmac_sha256(app_secret.as_bytes(), body)))
+use crate::config::Config;
+
+/// Answers the `GET` subscription handshake with `hub.challenge` when `hub.verify_token` is ours.
+pub(crate) fn handshake(request: &WebhookRequest<'_>, config: &Config) -> Result<Reply, WebhookError> {
+    meta::handshake(request, config.verify_token.expose())
 }
 
-/// Sets the signature header for `body`, replacing any earlier one.
-pub(crate) fn sign(app_secret: &str, headers: &mut HeaderMap, body: &[u8]) {
-    let value = HeaderValue::from_str(&signature(app_secret, body)).expect("hex is a valid header value");
-    headers.insert(HeaderName::from_static(SIGNATURE_HEADER), value);
+/// Checks `X-Hub-Signature-256` against the app secret, in constant time.
+pub(crate) fn verify(request: &WebhookRequest<'_>, config: &Config) -> Result<(), WebhookError> {
+    meta::verify_signature(request, config.app_secret.expose())
+}
+
+/// Sets the signature header for `body`, as Meta would (replays and tests).
+pub(crate) fn sign(config: &Config, headers: &mut HeaderMap, body: Vec<u8>) -> Vec<u8> {
+    meta::sign(headers, &body, config.app_secret.expose());
+    body
 }

@@ -225,10 +225,7 @@ pub(crate) struct Error {
     pub error_data: Option<ErrorData>,
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct ErrorData {
-    pub details: Option<String>,
-}
+pub(crate) use chatgate_adapter::meta::graph::ErrorData;
 
 /// Unix seconds, sent as a string (`"1697043223"`) and, defensively, accepted as a number.
 /// Anything else is `None` rather than an error: a message is worth more than its time.
@@ -321,19 +318,4 @@ pub(crate) struct MediaInfo {
     pub url: String,
     #[serde(default)]
     pub mime_type: Option<String>,
-}
-
-/// A Graph API error answer: `{"error": {"message", "type", "code", "error_subcode", "error_data", "is_transient"}}`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ErrorResponse {
-    pub error: GraphError,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct GraphError {
-    pub code: Option<i64>,
-    pub message: Option<String>,
-    #[serde(default)]
-    pub is_transient: bool,
-    pub error_data: Option<ErrorData>,
 }

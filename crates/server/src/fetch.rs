@@ -254,15 +254,8 @@ fn check_url(url: &url::Url, policy: &FetchPolicy) -> Result<(), String> {
 }
 
 fn describe(e: reqwest::Error) -> FetchError {
-    // Walk the source chain: the resolver's and redirect policy's refusals are inside.
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
+    // The whole source chain, URL stripped: the resolver's and redirect policy's refusals are inside.
+    let text = chatgate_adapter::transport::describe(e);
     if text.contains("not allowed") || text.contains("is internal") || text.contains("too many redirects") {
         FetchError::Forbidden(text)
     } else {

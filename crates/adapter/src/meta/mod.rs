@@ -1,9 +1,14 @@
 //! What Meta's channels (WhatsApp Cloud API, Messenger, Instagram) share: the `GET`
-//! subscription handshake and the `X-Hub-Signature-256` body signature.
+//! subscription handshake, the `X-Hub-Signature-256` body signature (checked, and set for
+//! replays and tests), and the Graph API's errors ([`graph`]).
 //!
 //! See <https://developers.facebook.com/docs/graph-api/webhooks/getting-started>.
 
-use crate::verify::{constant_time_eq, hmac_sha256_hex_matches};
+pub mod graph;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::verify::{constant_time_eq, hmac_sha256, hmac_sha256_hex_matches};
 use crate::{Reply, WebhookError, WebhookRequest};
 
 /// The signature header Meta sets on every webhook `POST`.
@@ -42,6 +47,17 @@ pub fn verify_signature(request: &WebhookRequest<'_>, app_secret: &str) -> Resul
     } else {
         Err(WebhookError::BadSignature)
     }
+}
+
+/// The `X-Hub-Signature-256` value Meta sends with `body`: `sha256=<lowercase hex HMAC-SHA256>`.
+pub fn signature(app_secret: &str, body: &[u8]) -> String {
+    format!("sha256={}", hex::encode(hmac_sha256(app_secret.as_bytes(), body)))
+}
+
+/// Sets the signature header for `body` as Meta would, replacing any earlier one.
+pub fn sign(headers: &mut HeaderMap, body: &[u8], app_secret: &str) {
+    let value = HeaderValue::from_str(&signature(app_secret, body)).expect("hex is a valid header value");
+    headers.insert(HeaderName::from_static(SIGNATURE_HEADER), value);
 }
 
 /// Splits an `application/x-www-form-urlencoded` query into decoded pairs.
@@ -125,5 +141,10 @@ mod tests {
         assert_eq!(check(Some(&sig), body), Err(WebhookError::BadSignature));
         assert_eq!(check(Some(&format!("sha1={sig}")), body), Err(WebhookError::BadSignature));
         assert_eq!(check(Some(&format!("sha256={sig}")), br#"{"object": "page"}"#), Err(WebhookError::BadSignature));
+        let mut headers = HeaderMap::new();
+        sign(&mut headers, body, "s3cret");
+        let request = WebhookRequest { method: &Method::POST, headers: &headers, query: None, body };
+        assert_eq!(verify_signature(&request, "s3cret"), Ok(()));
+        assert_eq!(headers[SIGNATURE_HEADER], format!("sha256={sig}"));
     }
 }
