@@ -132,7 +132,7 @@ async fn events(client: &reqwest::Client, base: &str, after: u64) -> Vec<Value> 
 #[tokio::test]
 async fn telegram_end_to_end_over_http() {
     let tg = MockApi::start(|r| {
-        if r.path.ends_with("/sendMessage") || r.path.ends_with("/sendPhoto") {
+        if r.path.to_ascii_lowercase().ends_with("/sendmessage") || r.path.to_ascii_lowercase().ends_with("/sendphoto") {
             (200, json!({"ok": true, "result": {"message_id": 9001, "date": 1700000000, "chat": {"id": 4242, "type": "private"}}}))
         } else {
             (404, json!({"ok": false, "error_code": 404, "description": "Not Found"}))
@@ -216,7 +216,8 @@ async fn telegram_end_to_end_over_http() {
     let delivered = delivered.expect("a delivered status event on the log");
     assert_eq!(delivered["status"]["external_id"], "9001");
     let calls = tg.requests();
-    let send = calls.iter().find(|r| r.path.ends_with("/sendMessage")).expect("sendMessage was called");
+    let send =
+        calls.iter().find(|r| r.path.to_ascii_lowercase().ends_with("/sendmessage")).expect("sendMessage was called");
     assert!(send.path.starts_with("/bot123456:TEST-token_x/"));
     let sent = send.json();
     assert_eq!(sent["chat_id"].to_string().trim_matches('"'), chat);
@@ -277,6 +278,10 @@ async fn telegram_end_to_end_over_http() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(states, ("\"failed\":\"attachment_too_large\"".to_owned(), "\"delivered\"".to_owned()));
-    let photo = tg.requests().into_iter().find(|r| r.path.ends_with("/sendPhoto")).expect("sendPhoto was called");
+    let photo = tg
+        .requests()
+        .into_iter()
+        .find(|r| r.path.to_ascii_lowercase().ends_with("/sendphoto"))
+        .expect("sendPhoto was called");
     assert!(photo.body_contains("name=\"photo\""));
 }
