@@ -10,8 +10,9 @@
 //! Files:
 //! - `config.rs`: [`Config`], the account's settings, and every check of them.
 //! - `verify.rs`: the secret-header check, in constant time.
-//! - `parse.rs`: an update → one event (teloxide-core's `Update`; older shapes and kinds it
-//!   cannot read → `unsupported`).
+//! - `parse.rs`: an update → one event, read with teloxide-core's `Update` (four older shapes
+//!   from real updates are filled in first; what it cannot read or we do not model →
+//!   `unsupported` with the raw update).
 //! - `send.rs`: `Client`, the Bot API calls through teloxide-core's `Bot`, and what their
 //!   errors mean for retrying; `getFile` and the file download.
 //!

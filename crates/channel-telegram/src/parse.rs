@@ -15,9 +15,9 @@
 //!
 //! There is one reader: teloxide-core's [`Update`]. The body is read into it straight from the
 //! bytes; only when that gives no event (an update teloxide cannot read, or a kind we do not
-//! model) is the body read again as a JSON value, for the `unsupported` event's `raw` and for
-//! two shapes of older real updates (see [`upgrade_legacy`]). Only a body that is not JSON is an
-//! error.
+//! model) is the body read again as a JSON value: for the `unsupported` event's `raw`, chat and
+//! customer, and for four shapes of older real updates that teloxide reads once they are filled
+//! in (see [`upgrade_legacy`]). Only a body that is not JSON is an error.
 //!
 //! A reaction event's `message` names the message reacted to; its `sent_at` is when the
 //! reaction was set.
@@ -38,8 +38,8 @@ pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError>
     let ctx = Ctx { account };
     // The hot path: bytes → `Update` → event, without a JSON value in between. Reactions skip
     // it (see `typed_from_value`); a message the hot path reads as "not forwarded" is read
-    // again below when the body names the pre-7.0 `forward_date`.
-    // Whether teloxide should read the JSON value again (it did not, or it needs the value).
+    // again below when the body names the pre-7.0 `forward_date`. `read_again`: whether
+    // teloxide should read the JSON value (it has not yet, or it needs the value).
     let mut read_again = false;
     if mentions(body, b"\"message_reaction\"") {
         read_again = true;
