@@ -179,7 +179,7 @@ async fn each_channel_refuses_attachments_over_its_limits() {
 #[tokio::test]
 async fn media_references_resolve_through_the_gateway() {
     let tg = MockApi::start(|r| {
-        if r.path.ends_with("/getFile") {
+        if r.path.to_ascii_lowercase().ends_with("/getfile") {
             if r.json()["file_id"] == "AgADgone" {
                 (400, json!({"ok": false, "error_code": 400, "description": "Bad Request: invalid file_id"}))
             } else {

@@ -58,7 +58,7 @@ async fn every_fixture_replays_through_the_router_into_its_golden_events() {
 #[tokio::test]
 async fn telegram_end_to_end_over_http() {
     let tg = MockApi::start(|r| {
-        if r.path.ends_with("/sendMessage") || r.path.ends_with("/sendPhoto") {
+        if r.path.to_ascii_lowercase().ends_with("/sendmessage") || r.path.to_ascii_lowercase().ends_with("/sendphoto") {
             (200, json!({"ok": true, "result": {"message_id": 9001, "date": 1700000000, "chat": {"id": 4242, "type": "private"}}}))
         } else {
             (404, json!({"ok": false, "error_code": 404, "description": "Not Found"}))
@@ -127,7 +127,8 @@ async fn telegram_end_to_end_over_http() {
     let delivered = delivered.expect("a delivered status event on the log");
     assert_eq!(delivered["status"]["external_id"], "9001");
     let calls = tg.requests();
-    let send = calls.iter().find(|r| r.path.ends_with("/sendMessage")).expect("sendMessage was called");
+    let send =
+        calls.iter().find(|r| r.path.to_ascii_lowercase().ends_with("/sendmessage")).expect("sendMessage was called");
     assert!(send.path.starts_with("/bot123456:TEST-token_x/"));
     let sent = send.json();
     assert_eq!(sent["chat_id"].to_string().trim_matches('"'), chat);
@@ -169,6 +170,10 @@ async fn telegram_end_to_end_over_http() {
         (&big["status"], &big["error"]["code"], &small["status"]),
         (&json!("failed"), &json!("attachment_too_large"), &json!("delivered"))
     );
-    let photo = tg.requests().into_iter().find(|r| r.path.ends_with("/sendPhoto")).expect("sendPhoto was called");
+    let photo = tg
+        .requests()
+        .into_iter()
+        .find(|r| r.path.to_ascii_lowercase().ends_with("/sendphoto"))
+        .expect("sendPhoto was called");
     assert!(photo.body_contains("name=\"photo\""));
 }

@@ -12,7 +12,7 @@
 //! [`setWebhook`](https://core.telegram.org/bots/api#setwebhook); Telegram sends it back in
 //! `X-Telegram-Bot-Api-Secret-Token` on every webhook request.
 
-use chatgate_adapter::BuildError;
+use chatgate_adapter::{BuildError, Secret};
 use serde::Deserialize;
 
 /// Where the Bot API lives (<https://core.telegram.org/bots/api#making-requests>).
@@ -25,7 +25,7 @@ pub const SECRET_TOKEN_MAX_CHARS: usize = 256;
 /// One Telegram bot account.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TelegramConfig {
+pub struct Config {
     /// The token from @BotFather (`123456:ABC-DEF...`). It goes into every API URL.
     pub bot_token: Secret,
     /// The webhook secret registered with `setWebhook`.
@@ -39,10 +39,10 @@ fn default_api_base_url() -> String {
     DEFAULT_API_BASE_URL.to_owned()
 }
 
-impl TelegramConfig {
-    /// Reads and checks an account table.
-    pub fn from_settings(settings: serde_json::Value) -> Result<TelegramConfig, BuildError> {
-        let mut config: TelegramConfig = serde_json::from_value(settings)?;
+impl Config {
+    /// Reads and checks an account table: every settings check lives here.
+    pub fn from_settings(settings: serde_json::Value) -> Result<Config, BuildError> {
+        let mut config: Config = serde_json::from_value(settings)?;
         // The token becomes a URL path segment: refuse anything that would change the URL's shape.
         let token = config.bot_token.expose();
         if token.is_empty() || !token.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-')) {
@@ -57,15 +57,11 @@ impl TelegramConfig {
                 "telegram: `secret_token` must be 1 to {SECRET_TOKEN_MAX_CHARS} characters of A-Z a-z 0-9 _ -"
             )));
         }
-        if !(config.api_base_url.starts_with("https://") || config.api_base_url.starts_with("http://")) {
-            return Err(BuildError::new("telegram: `api_base_url` must be an http(s) URL"));
-        }
-        config.api_base_url = config.api_base_url.trim_end_matches('/').to_owned();
+        config.api_base_url =
+            chatgate_adapter::settings::api_base_url(crate::CHANNEL, "api_base_url", &config.api_base_url)?;
         Ok(config)
     }
 }
-
-pub use chatgate_adapter::Secret;
 
 #[cfg(test)]
 mod tests {
@@ -74,9 +70,9 @@ mod tests {
 
     #[test]
     fn reads_settings_with_the_real_default_base_url() {
-        let c = TelegramConfig::from_settings(json!({"bot_token": "123:AB-c_d", "secret_token": "s-3_x"})).unwrap();
+        let c = Config::from_settings(json!({"bot_token": "123:AB-c_d", "secret_token": "s-3_x"})).unwrap();
         assert_eq!(c.api_base_url, "https://api.telegram.org");
-        let c = TelegramConfig::from_settings(
+        let c = Config::from_settings(
             json!({"bot_token": "123:AB", "secret_token": "s", "api_base_url": "http://127.0.0.1:8/"}),
         )
         .unwrap();
@@ -96,14 +92,13 @@ mod tests {
             json!({"bot_token": "123:AB", "secret_token": "s", "api_base_url": "ftp://x"}),
         ];
         for settings in bad {
-            assert!(TelegramConfig::from_settings(settings.clone()).is_err(), "{settings} was accepted");
+            assert!(Config::from_settings(settings.clone()).is_err(), "{settings} was accepted");
         }
     }
 
     #[test]
     fn debug_never_shows_secrets() {
-        let c =
-            TelegramConfig::from_settings(json!({"bot_token": "999:TOPSECRET", "secret_token": "hush-hush"})).unwrap();
+        let c = Config::from_settings(json!({"bot_token": "999:TOPSECRET", "secret_token": "hush-hush"})).unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("TOPSECRET") && !shown.contains("hush-hush"), "{shown}");
         assert!(shown.contains("[redacted]"));

@@ -7,13 +7,22 @@
 //! - Outbound: one Bot API call per part (`sendMessage`, `sendPhoto`, ...; see `send.rs`).
 //!   Telegram has no delivery or read receipts: a successful call is reported as `delivered`.
 //!
-//! Files: `config.rs` (settings), `wire.rs` (Bot API types), `verify.rs`, `parse.rs`, `send.rs`.
+//! Files:
+//! - `config.rs`: [`Config`], the account's settings, and every check of them.
+//! - `verify.rs`: the secret-header check, in constant time.
+//! - `parse.rs`: an update → one event, read with teloxide-core's `Update` (four older shapes
+//!   from real updates are filled in first; what it cannot read or we do not model →
+//!   `unsupported` with the raw update).
+//! - `send.rs`: `Client`, the Bot API calls through teloxide-core's `Bot`, and what their
+//!   errors mean for retrying; `getFile` and the file download.
+//!
+//! There is no `wire.rs`: teloxide-core's types are the wire types, both for updates and for
+//! the API calls and their answers.
 
 mod config;
 mod parse;
 mod send;
 mod verify;
-mod wire;
 
 use std::sync::Arc;
 
@@ -25,8 +34,7 @@ use chatgate_adapter::{
 use chatgate_model::{Channel, Limits};
 use http::HeaderValue;
 
-pub use config::{DEFAULT_API_BASE_URL, Secret, TelegramConfig};
-pub use verify::SECRET_HEADER;
+pub use config::Config;
 
 /// Outbound limits: photos 10 MB, other uploads 50 MB ("Sending files", Bot API; stickers share
 /// the photo limit). Text keeps the product cap of 2000 characters; Telegram's own limit is
@@ -65,7 +73,7 @@ impl ChannelFactory for TelegramFactory {
     }
 
     fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
-        Ok(Arc::new(TelegramAdapter::new(account, TelegramConfig::from_settings(settings)?)?))
+        Ok(Arc::new(TelegramAdapter::new(account, Config::from_settings(settings)?)?))
     }
 }
 
@@ -73,15 +81,14 @@ impl ChannelFactory for TelegramFactory {
 #[derive(Debug)]
 pub struct TelegramAdapter {
     account: String,
-    config: TelegramConfig,
-    sender: send::Sender,
+    config: Config,
+    client: send::Client,
 }
 
 impl TelegramAdapter {
-    pub fn new(account: &str, config: TelegramConfig) -> Result<TelegramAdapter, BuildError> {
-        let sender = send::Sender::new(account, &config.api_base_url, config.bot_token.clone())
-            .map_err(|e| BuildError::new(format!("telegram: cannot build the HTTP client: {}", e.without_url())))?;
-        Ok(TelegramAdapter { account: account.to_owned(), config, sender })
+    pub fn new(account: &str, config: Config) -> Result<TelegramAdapter, BuildError> {
+        let client = send::Client::new(account, &config)?;
+        Ok(TelegramAdapter { account: account.to_owned(), config, client })
     }
 }
 
@@ -100,7 +107,7 @@ impl Adapter for TelegramAdapter {
     }
 
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {
-        verify::verify_secret(request, self.config.secret_token.expose())
+        verify::verify(request, &self.config)
     }
 
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Inbound, WebhookError> {
@@ -110,16 +117,16 @@ impl Adapter for TelegramAdapter {
     fn sign(&self, headers: &mut http::HeaderMap, body: Vec<u8>) -> Vec<u8> {
         // The secret is checked at build time to be header-safe (A-Z a-z 0-9 _ -).
         if let Ok(value) = HeaderValue::from_str(self.config.secret_token.expose()) {
-            headers.insert(SECRET_HEADER, value);
+            headers.insert(verify::SECRET_HEADER, value);
         }
         body
     }
 
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
-        self.sender.send(part).await
+        self.client.send(part).await
     }
 
     async fn fetch_media(&self, reference: &str, limit: u64) -> Result<MediaDownload, SendError> {
-        self.sender.fetch_media(reference, limit).await
+        self.client.fetch_media(reference, limit).await
     }
 }

@@ -10,18 +10,17 @@
 //! | anything else                            | `unsupported`, the whole update in `raw`         |
 //!
 //! "Anything else" includes messages we do not model (dice, polls, games, stories, service
-//! messages such as `pinned_message`), channel posts, inline queries and membership changes
-//! that are no join or leave (a promotion to administrator).
+//! messages such as `pinned_message`), channel posts, inline queries, membership changes that
+//! are no join or leave (a promotion to administrator), and updates teloxide's types cannot read.
 //!
-//! The update is read with teloxide's types first. What they do not take (or take only as
-//! "unreadable") is read from the JSON value by [`fallback`], which gives the same events for
-//! the same content (a unit test checks this on every fixture and on the real corpus). Only a
-//! body that is not JSON is an error.
+//! There is one reader: teloxide-core's [`Update`]. The body is read into it straight from the
+//! bytes; only when that gives no event (an update teloxide cannot read, or a kind we do not
+//! model) is the body read again as a JSON value: for the `unsupported` event's `raw`, chat and
+//! customer, and for four shapes of older real updates that teloxide reads once they are filled
+//! in (see [`upgrade_legacy`]). Only a body that is not JSON is an error.
 //!
 //! A reaction event's `message` names the message reacted to; its `sent_at` is when the
 //! reaction was set.
-
-mod fallback;
 
 use chatgate_adapter::{Inbound, InboundEvent, WebhookError};
 use chatgate_model::{
@@ -29,51 +28,156 @@ use chatgate_model::{
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-
-use crate::wire::{
+use teloxide_core::types::{
     CallbackQuery, ChatMember, ChatMemberKind, ChatMemberUpdated, MaybeAnonymousUser, MediaKind, MessageEntity,
     MessageEntityKind, MessageKind, MessageReactionUpdated, PhotoSize, ReactionType, Update, UpdateKind, User,
 };
 
-/// Verifies nothing: call after [`crate::verify::verify_secret`].
+/// Verifies nothing: call after [`crate::verify::verify`].
 pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError> {
+    let ctx = Ctx { account };
+    // The hot path: bytes → `Update` → event, without a JSON value in between. Reactions skip
+    // it (see `typed_from_value`); a message the hot path reads as "not forwarded" is read
+    // again below when the body names the pre-7.0 `forward_date`. `read_again`: whether
+    // teloxide should read the JSON value (it has not yet, or it needs the value).
+    let mut read_again = false;
+    if mentions(body, b"\"message_reaction\"") {
+        read_again = true;
+    } else if let Some(update) = catch_panics(|| serde_json::from_slice::<Update>(body).ok()) {
+        match ctx.update(&update, None) {
+            Some(event) if is_unforwarded_message(&event) && mentions(body, b"\"forward_date\"") => read_again = true,
+            Some(event) => return Ok(one(Some(format!("update:{}", update.id.0)), event)),
+            // Read, but not modelled: `unsupported`, unless it is an older shape.
+            None => {}
+        }
+    }
     let raw: Value = serde_json::from_slice(body)
         .map_err(|e| WebhookError::Malformed(format!("telegram update is not JSON: {e}")))?;
     let dedup_key = raw.get("update_id").and_then(id_string).map(|id| format!("update:{id}"));
-    let ctx = Ctx { account };
-    // What the typed reader cannot turn into an event (teloxide answers a kind it cannot read
-    // with `UpdateKind::Error`, a message it cannot read with `MessageKind::Empty`), the JSON
-    // reader tries; what neither models is `unsupported`.
-    let event =
-        typed_update(&raw).and_then(|update| ctx.update(&update, &raw)).or_else(|| fallback::update(&ctx, &raw));
+    let mut upgraded = raw.clone();
+    let source = if upgrade_legacy(&mut upgraded) {
+        read_again = true;
+        &upgraded
+    } else {
+        &raw
+    };
+    let event = read_again.then(|| typed_from_value(source)).flatten().and_then(|u| ctx.update(&u, Some(source)));
     let event = event.unwrap_or_else(|| {
         let customer = customer_of_any(&raw);
         Event { customer, ..Event::unsupported(crate::CHANNEL, account, chat_of_any(&raw), raw) }
     });
-    Ok(Inbound { events: vec![InboundEvent { dedup_key, event }], reply: Default::default() })
+    Ok(one(dedup_key, event))
 }
 
-/// The update in teloxide's types, if they take it.
+fn one(dedup_key: Option<String>, event: Event) -> Inbound {
+    Inbound { events: vec![InboundEvent { dedup_key, event }], reply: Default::default() }
+}
+
+/// The update in teloxide's types, read from a JSON value, if they take it.
 ///
 /// teloxide 0.13 panics (an `unwrap` in `MessageReactionUpdated`'s actor) on a reaction with
-/// neither `user` nor `actor_chat`; such updates skip the typed reader. Any other panic inside
+/// neither `user` nor `actor_chat`; such updates are not given to it. Any other panic inside
 /// the deserializer is caught too: parsing must never take the request down.
-///
-/// It reads the JSON value already parsed for the dedup key, so the body is tokenised once.
-fn typed_update(raw: &Value) -> Option<Update> {
+fn typed_from_value(raw: &Value) -> Option<Update> {
     let reaction_without_actor = raw.get("message_reaction").is_some_and(|r| {
         !r.get("user").is_some_and(Value::is_object) && !r.get("actor_chat").is_some_and(Value::is_object)
     });
     if reaction_without_actor {
         return None;
     }
-    std::panic::catch_unwind(|| <Update as serde::Deserialize>::deserialize(raw).ok())
-        .ok()
-        .flatten()
-        .filter(|update| !matches!(update.kind, UpdateKind::Error(_)))
+    catch_panics(|| <Update as serde::Deserialize>::deserialize(raw).ok())
 }
 
-/// What both readers share: the account, and how model values are built.
+/// Runs a teloxide deserialization; a panic or an [`UpdateKind::Error`] (teloxide's "a kind I
+/// cannot read") is `None`.
+fn catch_panics(read: impl FnOnce() -> Option<Update> + std::panic::UnwindSafe) -> Option<Update> {
+    std::panic::catch_unwind(read).ok().flatten().filter(|update| !matches!(update.kind, UpdateKind::Error(_)))
+}
+
+/// Whether `needle` occurs in the body (a cheap test before a second, slower reading).
+fn mentions(body: &[u8], needle: &[u8]) -> bool {
+    body.windows(needle.len()).any(|window| window == needle)
+}
+
+fn is_unforwarded_message(event: &Event) -> bool {
+    matches!(event.kind, EventKind::Message | EventKind::MessageEdited)
+        && event.message.as_ref().is_some_and(|m| !m.forwarded)
+}
+
+/// Brings two shapes of older real updates (in the shared real-webhook corpus) to what
+/// teloxide's types require; `true` when it changed something. Without it these updates would
+/// be `unsupported` although they carry ordinary messages.
+///
+/// - Users without `is_bot` (before Bot API 3.0, 2017), in `from`, `forward_from`, `via_bot`,
+///   `user`, `left_chat_member` or `new_chat_members`: `"is_bot": false` is filled in (bots did
+///   not see other bots' messages then). Corpus: `text-with-entities`, `voice-ogg`,
+///   `audio-mp3`, `document-pdf`, `edited-message-text`, `forwarded-from-user`,
+///   `forwarded-from-channel`, `reply-to-message-command`, `callback-query-inline-message`;
+///   fixture `legacy-user-forward`.
+/// - Files without `file_unique_id` (before Bot API 4.5, 2019): an empty one is filled in (we
+///   do not use it). Corpus: `audio-mp3`, `voice-ogg`, `document-pdf`, ...
+/// - A `callback_query` without `chat_instance` (the sample updates of Telegram's webhook
+///   guide): an empty one is filled in (we do not use it). Corpus:
+///   `callback-query-inline-message`.
+/// - Stickers without `type` (before Bot API 6.2, 2022): `"type": "regular"` (or `"mask"` when
+///   the sticker has a `mask_position`). Corpus: `sticker`, `forwarded-sticker`.
+fn upgrade_legacy(value: &mut Value) -> bool {
+    const USER_KEYS: [&str; 5] = ["from", "forward_from", "via_bot", "user", "left_chat_member"];
+    let mut changed = false;
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                let key = key.as_str();
+                if USER_KEYS.contains(&key) {
+                    changed |= fill_is_bot(inner);
+                } else if key == "new_chat_members" {
+                    for member in inner.as_array_mut().into_iter().flatten() {
+                        changed |= fill_is_bot(member);
+                    }
+                } else if key == "callback_query"
+                    && let Some(query) = inner.as_object_mut()
+                    && !query.contains_key("chat_instance")
+                {
+                    query.insert("chat_instance".into(), "".into());
+                    changed = true;
+                } else if key == "sticker"
+                    && let Some(sticker) = inner.as_object_mut()
+                    && sticker.contains_key("file_id")
+                    && !sticker.contains_key("type")
+                {
+                    let kind = if sticker.contains_key("mask_position") { "mask" } else { "regular" };
+                    sticker.insert("type".into(), kind.into());
+                    changed = true;
+                }
+                changed |= upgrade_legacy(inner);
+            }
+            if map.contains_key("file_id") && !map.contains_key("file_unique_id") {
+                map.insert("file_unique_id".into(), "".into());
+                changed = true;
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                changed |= upgrade_legacy(item);
+            }
+        }
+        _ => {}
+    }
+    changed
+}
+
+/// A user object (it has an `id`) without `is_bot` gets `"is_bot": false`.
+fn fill_is_bot(user: &mut Value) -> bool {
+    match user.as_object_mut() {
+        Some(user) if user.contains_key("id") && !user.contains_key("is_bot") => {
+            user.insert("is_bot".into(), false.into());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The account, and how model values are built.
 struct Ctx<'a> {
     account: &'a str,
 }
@@ -155,13 +259,14 @@ impl Ctx<'_> {
         event
     }
 
-    // ---- the typed reader (teloxide) ----
-
-    /// `None`: a kind we do not model.
-    fn update(&self, update: &Update, raw: &Value) -> Option<Event> {
+    /// `None`: a kind we do not model. `raw` is the update as a JSON value when it was read
+    /// from one (for the pre-7.0 `forward_date`).
+    fn update(&self, update: &Update, raw: Option<&Value>) -> Option<Event> {
         match &update.kind {
-            UpdateKind::Message(m) => self.typed_message(EventKind::Message, m, raw.get("message")),
-            UpdateKind::EditedMessage(m) => self.typed_message(EventKind::MessageEdited, m, raw.get("edited_message")),
+            UpdateKind::Message(m) => self.typed_message(EventKind::Message, m, raw.and_then(|r| r.get("message"))),
+            UpdateKind::EditedMessage(m) => {
+                self.typed_message(EventKind::MessageEdited, m, raw.and_then(|r| r.get("edited_message")))
+            }
             UpdateKind::CallbackQuery(q) => self.typed_callback(q),
             UpdateKind::MyChatMember(m) => self.typed_membership(m),
             UpdateKind::MessageReaction(r) => self.typed_reaction(r),
@@ -169,7 +274,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn typed_message(&self, kind: EventKind, m: &crate::wire::Message, raw: Option<&Value>) -> Option<Event> {
+    fn typed_message(&self, kind: EventKind, m: &teloxide_core::types::Message, raw: Option<&Value>) -> Option<Event> {
         let MessageKind::Common(common) = &m.kind else {
             return None;
         };
@@ -298,7 +403,8 @@ impl Ctx<'_> {
             external_id: m.id.0.to_string(),
             reply_to: common.reply_to_message.as_ref().map(|r| r.id.0.to_string()),
             // `forward_origin` since Bot API 7.0; older payloads carry `forward_date` (and
-            // `forward_from…`), which teloxide no longer reads.
+            // `forward_from…`), which teloxide no longer reads: `parse` passes the JSON value
+            // when the body names `forward_date`.
             forwarded: common.forward_origin.is_some() || raw.is_some_and(|m| m.get("forward_date").is_some()),
             sent_at: Some(m.date),
             edited_at: common.edit_date,
@@ -417,8 +523,6 @@ fn typed_is_member(member: &ChatMember) -> bool {
     }
 }
 
-// ---- shared by both readers ----
-
 fn customer(
     id: String,
     first_name: Option<&str>,
@@ -484,11 +588,6 @@ fn chosen_reaction(old: &[Option<String>], new: &[Option<String>]) -> Option<Opt
     added.or_else(|| emojis().next()).map(|e| Some(e.clone()))
 }
 
-/// Seconds since the epoch as a time, if in range.
-fn unix_time(seconds: i64) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(seconds, 0)
-}
-
 /// An integer id as its digits (ids go above 2^32 and below zero; never through `f64`).
 fn id_string(value: &Value) -> Option<String> {
     value.as_i64().map(|n| n.to_string()).or_else(|| value.as_u64().map(|n| n.to_string()))
@@ -501,7 +600,19 @@ fn customer_of_any(update: &Value) -> Option<Customer> {
         .as_object()?
         .iter()
         .filter(|(key, _)| key.as_str() != "update_id")
-        .find_map(|(_, inner)| inner.get("from").or_else(|| inner.get("user")).and_then(fallback::user))
+        .find_map(|(_, inner)| inner.get("from").or_else(|| inner.get("user")).and_then(user_of_value))
+}
+
+/// A user object as a customer: `id` (required), names, `username`, `language_code`.
+fn user_of_value(u: &Value) -> Option<Customer> {
+    let text = |key| u.get(key).and_then(Value::as_str);
+    Some(customer(
+        u.get("id").and_then(id_string)?,
+        text("first_name"),
+        text("last_name"),
+        text("username"),
+        text("language_code"),
+    ))
 }
 
 /// The chat an update of any kind is about, for `unsupported` events: `<kind>.chat.id` or

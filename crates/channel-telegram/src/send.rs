@@ -1,4 +1,4 @@
-//! Outbound parts → Bot API calls (`{api_base_url}/bot{token}/{method}`), and API errors →
+//! Outbound parts → Bot API calls through teloxide-core's [`Bot`], and API errors →
 //! [`SendErrorKind`](chatgate_adapter::SendErrorKind).
 //!
 //! | part                          | method                                                   | file field |
@@ -12,24 +12,34 @@
 //! | sticker                       | [`sendSticker`](https://core.telegram.org/bots/api#sendsticker)        | `sticker`  |
 //! | template                      | refused: Telegram has no templates                       |            |
 //!
-//! Media are uploaded as `multipart/form-data` with the file's bytes and name. `reply_to` becomes
-//! `reply_parameters` (`{"message_id": N, "allow_sending_without_reply": true}`), so a reply to
-//! a deleted message is still sent, without the quote.
+//! Media are uploaded as `multipart/form-data`: teloxide names the file in its field as
+//! `attach://<id>` and sends the bytes, with the file's name, in a part called `<id>`
+//! ([`InputFile::memory`]); it sends no content type for the file, so Telegram goes by the name
+//! and the bytes. `reply_to` becomes `reply_parameters` (`{"message_id": N,
+//! "allow_sending_without_reply": true}`), so a reply to a deleted message is still sent,
+//! without the quote.
+//!
+//! Errors: teloxide reads an error answer by its `description` (and `parameters`) only; the HTTP
+//! status and `error_code` do not reach us. Telegram's descriptions begin with the status's
+//! reason phrase (`Bad Request: …`, `Forbidden: …`, `Unauthorized`, `Not Found`), which is what
+//! [`api_error`] goes by. teloxide also waits 10 seconds after a 5xx answer before it returns.
 //!
 //! The bot token is part of every URL: transport errors are stripped of their URL
-//! ([`reqwest::Error::without_url`]) and no message we build names the URL.
+//! ([`reqwest::Error::without_url`]), no message we build names the URL, and every message is
+//! cleared of the token once more before it leaves (`Client::redact`).
 
 use std::error::Error as _;
 use std::time::Duration;
 
-use chatgate_adapter::{Media, MediaDownload, OutboundPart, PartBody, SendError, SendReceipt};
-use chatgate_model::ErrorCode;
-use chatgate_model::{AttachmentKind, Status};
-use reqwest::multipart::{Form, Part};
-use serde_json::{Value, json};
+use chatgate_adapter::{BuildError, Media, MediaDownload, OutboundPart, PartBody, SendError, SendReceipt};
+use chatgate_model::{AttachmentKind, ErrorCode, Status};
+use serde_json::Value;
+use teloxide_core::payloads::setters::*;
+use teloxide_core::requests::{Request, Requester};
+use teloxide_core::types::{ChatId, FileId, InputFile, MessageId, Recipient, ReplyParameters};
+use teloxide_core::{ApiError, Bot, RequestError};
 
-use crate::config::Secret;
-use crate::wire::ApiAnswer;
+use crate::config::Config;
 
 /// How long to wait for a connection to the Bot API.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,83 +52,126 @@ const UNSUBSCRIBED: [&str; 4] =
     ["bot was blocked by the user", "user is deactivated", "bot can't initiate conversation", "bot was kicked from"];
 
 /// Calls the Bot API for one account.
-#[derive(Debug)]
-pub(crate) struct Sender {
-    client: reqwest::Client,
+pub(crate) struct Client {
+    /// teloxide's client: our `reqwest::Client` (timeouts), the token and `api_base_url`.
+    /// Its derived `Debug` form shows the token, so [`Client`]'s own leaves it out.
+    bot: Bot,
+    /// `{api_base_url}` as configured, for file downloads.
     api_base_url: String,
-    token: Secret,
     account: String,
 }
 
-impl Sender {
-    pub(crate) fn new(account: &str, api_base_url: &str, token: Secret) -> Result<Sender, reqwest::Error> {
-        let client = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).timeout(REQUEST_TIMEOUT).build()?;
-        Ok(Sender { client, api_base_url: api_base_url.to_owned(), token, account: account.to_owned() })
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("api_base_url", &self.api_base_url)
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub(crate) fn new(account: &str, config: &Config) -> Result<Client, BuildError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| chatgate_adapter::transport::client_error(crate::CHANNEL, e))?;
+        let api_url = reqwest::Url::parse(&config.api_base_url)
+            .map_err(|e| BuildError::new(format!("telegram: `api_base_url` is not a URL: {e}")))?;
+        if api_url.cannot_be_a_base() {
+            return Err(BuildError::new("telegram: `api_base_url` cannot have paths below it"));
+        }
+        let bot = Bot::with_client(config.bot_token.expose(), http).set_api_url(api_url);
+        Ok(Client { bot, api_base_url: config.api_base_url.clone(), account: account.to_owned() })
     }
 
     pub(crate) async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
         let reply = self.reply_parameters(part);
-        let chat_id = chat_id(&part.chat_id);
-        let (method, request) = match &part.body {
+        let chat = recipient(&part.chat_id);
+        let (method, sent) = match &part.body {
             PartBody::Text(text) => {
-                let mut body = json!({ "chat_id": chat_id, "text": text });
+                let mut request = self.bot.send_message(chat, text.clone());
                 if let Some(reply) = reply {
-                    body["reply_parameters"] = reply;
+                    request = request.reply_parameters(reply);
                 }
-                ("sendMessage", self.request("sendMessage").json(&body))
+                ("sendMessage", request.send().await)
             }
             PartBody::Media { media, caption } => {
-                let (method, field) = method_for(media);
-                let mut form = Form::new().text("chat_id", part.chat_id.clone());
-                if let Some(caption) = caption.as_ref().filter(|_| method != "sendSticker") {
-                    form = form.text("caption", caption.clone());
+                let file = input_file(media);
+                let method = method_for(media);
+                /// Adds the caption and the reply to a media request and sends it.
+                macro_rules! upload {
+                    ($request:expr) => {{
+                        let mut request = $request;
+                        if let Some(caption) = caption.clone() {
+                            request = request.caption(caption);
+                        }
+                        if let Some(reply) = reply {
+                            request = request.reply_parameters(reply);
+                        }
+                        request.send().await
+                    }};
                 }
-                if let Some(reply) = reply {
-                    form = form.text("reply_parameters", reply.to_string());
-                }
-                (method, self.request(method).multipart(form.part(field, file_part(media))))
+                let sent = match method {
+                    "sendPhoto" => upload!(self.bot.send_photo(chat, file)),
+                    "sendVoice" => upload!(self.bot.send_voice(chat, file)),
+                    "sendAudio" => upload!(self.bot.send_audio(chat, file)),
+                    "sendVideo" => upload!(self.bot.send_video(chat, file)),
+                    "sendDocument" => upload!(self.bot.send_document(chat, file)),
+                    // Stickers have no caption.
+                    _ => {
+                        let mut request = self.bot.send_sticker(chat, file);
+                        if let Some(reply) = reply {
+                            request = request.reply_parameters(reply);
+                        }
+                        request.send().await
+                    }
+                };
+                (method, sent)
             }
             PartBody::Template(_) => {
                 return Err(SendError::failed(ErrorCode::ProviderRejected, "Telegram has no message templates"));
             }
         };
-        let response = request.send().await.map_err(|e| transport_error(method, e))?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| transport_error(method, e))?;
-        let answer = serde_json::from_slice::<ApiAnswer>(&body).ok();
-        let external_id = outcome(method, status, answer)?;
-        Ok(SendReceipt { external_id, status: Status::Delivered })
+        let external_id = match sent {
+            Ok(message) => Ok(message.id.0.to_string()),
+            Err(error) => message_id_or_error(method, error),
+        };
+        external_id
+            .map(|external_id| SendReceipt { external_id, status: Status::Delivered })
+            .map_err(|error| self.redact(error))
     }
 
     /// Downloads an inbound file by its `file_id`: [`getFile`](https://core.telegram.org/bots/api#getfile)
-    /// gives its path, then `{api_base_url}/file/bot{token}/{file_path}` gives the bytes. The Bot
-    /// API serves files of up to 20 MB this way. Reading stops once more than `limit` bytes arrive.
+    /// (through teloxide) gives its path, then `{api_base_url}/file/bot{token}/{file_path}` gives
+    /// the bytes. The Bot API serves files of up to 20 MB this way. Reading stops once more than
+    /// `limit` bytes arrive.
+    ///
+    /// The download itself uses the same HTTP client directly rather than teloxide's
+    /// `Download::download_file_stream`, which yields the bytes only: the response's
+    /// `Content-Type` (passed on by `GET /v1/media`) and its status would be lost.
     pub(crate) async fn fetch_media(&self, file_id: &str, limit: u64) -> Result<MediaDownload, SendError> {
+        self.download(file_id, limit).await.map_err(|error| self.redact(error))
+    }
+
+    async fn download(&self, file_id: &str, limit: u64) -> Result<MediaDownload, SendError> {
         let method = "getFile";
-        let response = self
-            .request(method)
-            .json(&json!({ "file_id": file_id }))
-            .send()
-            .await
-            .map_err(|e| transport_error(method, e))?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| transport_error(method, e))?;
-        let answer = serde_json::from_slice::<ApiAnswer>(&body).ok();
-        let path = match answer {
-            Some(ApiAnswer { ok: true, result: Some(ref result), .. }) if (200..300).contains(&status) => {
-                result.get("file_path").and_then(Value::as_str).map(str::to_owned)
-            }
-            other => {
-                return Err(outcome(method, status, other).err().unwrap_or_else(|| {
-                    SendError::failed(ErrorCode::ProviderRejected, "telegram getFile: unexpected answer")
-                }));
-            }
+        let path = match self.bot.get_file(FileId(file_id.to_owned())).send().await {
+            Ok(file) => Some(file.path),
+            Err(RequestError::InvalidJson { raw, .. }) => match answer_result(&raw) {
+                Some(result) => result.get("file_path").and_then(Value::as_str).map(str::to_owned),
+                None => return Err(unreadable(method, &raw)),
+            },
+            Err(error) => return Err(request_error(method, error)),
         };
-        let path = path.ok_or_else(|| {
+        let path = path.filter(|p| !p.is_empty()).ok_or_else(|| {
             SendError::failed(ErrorCode::ProviderRejected, "telegram getFile: the file is not available for download")
         })?;
-        let url = format!("{}/file/bot{}/{path}", self.api_base_url, self.token.expose());
-        let mut response = self.client.get(url).send().await.map_err(|e| transport_error("file download", e))?;
+        let url = format!("{}/file/bot{}/{path}", self.api_base_url, self.bot.token());
+        let what = "file download";
+        let mut response = self.bot.client().get(url).send().await.map_err(|e| transport_error(what, e))?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             return Err(if status >= 500 {
@@ -130,7 +183,7 @@ impl Sender {
         let mime =
             response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| transport_error("file download", e))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(what, e))? {
             if (bytes.len() + chunk.len()) as u64 > limit {
                 return Err(SendError::failed(
                     ErrorCode::AttachmentTooLarge,
@@ -143,15 +196,20 @@ impl Sender {
         Ok(MediaDownload { bytes: bytes.into(), mime, name })
     }
 
-    fn request(&self, method: &str) -> reqwest::RequestBuilder {
-        self.client.post(format!("{}/bot{}/{method}", self.api_base_url, self.token.expose()))
+    /// The last guard: whatever a message says, the token is not in it.
+    fn redact(&self, mut error: SendError) -> SendError {
+        let token = self.bot.token();
+        if !token.is_empty() && error.message.contains(token) {
+            error.message = error.message.replace(token, "[redacted]");
+        }
+        error
     }
 
     /// `reply_to` as `reply_parameters`; a reply_to that is no message id is dropped (and logged).
-    fn reply_parameters(&self, part: &OutboundPart) -> Option<Value> {
+    fn reply_parameters(&self, part: &OutboundPart) -> Option<ReplyParameters> {
         let reply_to = part.reply_to.as_deref()?;
-        match reply_to.parse::<i64>() {
-            Ok(message_id) => Some(json!({ "message_id": message_id, "allow_sending_without_reply": true })),
+        match reply_to.parse::<i32>() {
+            Ok(id) => Some(ReplyParameters::new(MessageId(id)).allow_sending_without_reply()),
             Err(_) => {
                 tracing::warn!(
                     channel = "telegram",
@@ -166,21 +224,20 @@ impl Sender {
     }
 }
 
-/// A numeric chat id as a JSON number (ids exceed 2^32 and are negative for groups), an
-/// `@channelusername` as a string.
-fn chat_id(chat_id: &str) -> Value {
-    chat_id.parse::<i64>().map_or_else(|_| Value::from(chat_id), Value::from)
+/// A numeric chat id (ids exceed 2^32 and are negative for groups), else an `@channelusername`.
+fn recipient(chat_id: &str) -> Recipient {
+    chat_id.parse::<i64>().map_or_else(|_| Recipient::ChannelUsername(chat_id.to_owned()), |id| ChatId(id).into())
 }
 
-/// The method and its file field for one attachment.
-fn method_for(media: &Media) -> (&'static str, &'static str) {
+/// The method for one attachment (its file field has the method's media name: `photo`, ...).
+fn method_for(media: &Media) -> &'static str {
     match media.kind {
-        AttachmentKind::Image => ("sendPhoto", "photo"),
-        AttachmentKind::Audio if is_ogg(media.mime.as_deref()) => ("sendVoice", "voice"),
-        AttachmentKind::Audio => ("sendAudio", "audio"),
-        AttachmentKind::Video => ("sendVideo", "video"),
-        AttachmentKind::File => ("sendDocument", "document"),
-        AttachmentKind::Sticker => ("sendSticker", "sticker"),
+        AttachmentKind::Image => "sendPhoto",
+        AttachmentKind::Audio if is_ogg(media.mime.as_deref()) => "sendVoice",
+        AttachmentKind::Audio => "sendAudio",
+        AttachmentKind::Video => "sendVideo",
+        AttachmentKind::File => "sendDocument",
+        AttachmentKind::Sticker => "sendSticker",
     }
 }
 
@@ -189,16 +246,84 @@ fn is_ogg(mime: Option<&str>) -> bool {
     mime.and_then(|m| m.split(';').next()).is_some_and(|m| m.trim().eq_ignore_ascii_case("audio/ogg"))
 }
 
-fn file_part(media: &Media) -> Part {
+/// The file's bytes (shared, not copied) under its name, `file` when it has none.
+fn input_file(media: &Media) -> InputFile {
     let name = if media.name.trim().is_empty() { "file".to_owned() } else { media.name.clone() };
-    let part = || {
-        Part::stream_with_length(reqwest::Body::from(media.bytes.clone()), media.bytes.len() as u64)
-            .file_name(name.clone())
+    InputFile::memory(media.bytes.clone()).file_name(name)
+}
+
+/// A send that teloxide reports as failed. One case is a success: an `ok` answer whose message
+/// teloxide's types cannot read (a field newer than they are); its `message_id` is enough.
+fn message_id_or_error(method: &str, error: RequestError) -> Result<String, SendError> {
+    let RequestError::InvalidJson { raw, .. } = &error else {
+        return Err(request_error(method, error));
     };
-    match media.mime.as_deref() {
-        // An unparsable type is left out rather than failing the upload.
-        Some(mime) => part().mime_str(mime).unwrap_or_else(|_| part()),
-        None => part(),
+    let Some(result) = answer_result(raw) else {
+        return Err(unreadable(method, raw));
+    };
+    // Sent, but we cannot name it: failing (not retrying) avoids sending it twice.
+    result.get("message_id").and_then(Value::as_i64).map(|id| id.to_string()).ok_or_else(|| {
+        SendError::failed(ErrorCode::ProviderRejected, format!("telegram {method}: the answer names no message_id"))
+    })
+}
+
+/// The `result` of an `{"ok": true, "result": …}` answer.
+fn answer_result(raw: &str) -> Option<Value> {
+    let mut answer: Value = serde_json::from_str(raw).ok()?;
+    (answer.get("ok") == Some(&Value::Bool(true))).then(|| answer["result"].take())
+}
+
+/// An answer that is no Bot API answer (a proxy's error page, an empty body): retry.
+fn unreadable(method: &str, raw: &str) -> SendError {
+    let shown: String = raw.chars().take(100).collect();
+    SendError::transient(format!("telegram {method}: unreadable answer: {shown:?}"))
+}
+
+/// What a failed call means for retrying (README, "Status mapping").
+fn request_error(method: &str, error: RequestError) -> SendError {
+    match error {
+        RequestError::Api(error) => api_error(method, &error),
+        RequestError::RetryAfter(seconds) => SendError::retry_after(
+            seconds.duration(),
+            format!("telegram {method}: Too Many Requests: retry after {}", seconds.seconds()),
+        ),
+        RequestError::MigrateToChatId(to) => SendError::failed(
+            ErrorCode::ProviderRejected,
+            format!("telegram {method}: the group was upgraded to a supergroup; it is now chat {to}"),
+        ),
+        RequestError::Network(error) => match std::sync::Arc::try_unwrap(error) {
+            Ok(error) => transport_error(method, error),
+            // Shared elsewhere, so it cannot be stripped: say what it was without its text.
+            Err(error) => SendError::transient(format!("telegram {method}: {}", network_failure(&error))),
+        },
+        RequestError::InvalidJson { raw, .. } => unreadable(method, &raw),
+        RequestError::Io(error) => SendError::transient(format!("telegram {method}: {error}")),
+    }
+}
+
+/// An error answer by its description. teloxide names the known ones ([`ApiError`]) and keeps the
+/// others' text ([`ApiError::Unknown`]); the text begins with the HTTP reason phrase.
+fn api_error(method: &str, error: &ApiError) -> SendError {
+    let description = match error {
+        ApiError::Unknown(text) => text.clone(),
+        known => known.to_string(),
+    };
+    let message = format!("telegram {method}: {description}");
+    // "Unauthorized: …" with a reason is how Telegram once worded what is now "Forbidden: …".
+    let forbidden = description.starts_with("Forbidden") || description.starts_with("Unauthorized:");
+    const REFUSALS: [&str; 4] = ["Bad Request", "Not Found", "Conflict", "Request Entity Too Large"];
+    match error {
+        _ if forbidden && UNSUBSCRIBED.iter().any(|p| description.contains(p)) => {
+            SendError::failed(ErrorCode::CustomerUnsubscribed, message)
+        }
+        // Telegram answers an unknown or revoked token with 401 `Unauthorized` or 404 `Not Found`.
+        ApiError::InvalidToken => SendError::failed(ErrorCode::ProviderUnauthorized, message),
+        _ if forbidden || REFUSALS.iter().any(|p| description.starts_with(p)) => {
+            SendError::failed(ErrorCode::ProviderRejected, message)
+        }
+        // 5xx (`Internal Server Error`, `Bad Gateway`), 429 without `retry_after`, and texts we
+        // cannot place.
+        _ => SendError::transient(message),
     }
 }
 
@@ -215,90 +340,93 @@ fn transport_error(method: &str, error: reqwest::Error) -> SendError {
     SendError::transient(message)
 }
 
-/// The sent message's id, or what the error means for retrying.
-fn outcome(method: &str, status: u16, answer: Option<ApiAnswer>) -> Result<String, SendError> {
-    let answer =
-        answer.unwrap_or(ApiAnswer { ok: false, result: None, error_code: None, description: None, parameters: None });
-    if (200..300).contains(&status) && answer.ok {
-        let id = answer.result.as_ref().and_then(|r| r.get("message_id")).and_then(Value::as_i64);
-        // Sent, but we cannot name it: failing (not retrying) avoids sending it twice.
-        return id.map(|id| id.to_string()).ok_or_else(|| {
-            SendError::failed(ErrorCode::ProviderRejected, format!("telegram {method}: the answer names no message_id"))
-        });
+/// A network failure described by its kind and causes, never by its own text (which names the URL).
+fn network_failure(error: &reqwest::Error) -> String {
+    let mut message = String::from(if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else {
+        "network error"
+    });
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
     }
-    let code = answer.error_code.and_then(|c| u16::try_from(c).ok()).unwrap_or(status);
-    let description = answer.description.unwrap_or_else(|| format!("HTTP {status}"));
-    let parameters = answer.parameters.unwrap_or_default();
-    let message = match parameters.migrate_to_chat_id {
-        Some(to) => {
-            format!("telegram {method}: {description} ({code}); the group is now chat {to}")
-        }
-        None => format!("telegram {method}: {description} ({code})"),
-    };
-    Err(match code {
-        429 => match parameters.retry_after {
-            Some(seconds) => SendError::retry_after(Duration::from_secs(seconds), message),
-            None => SendError::transient(message),
-        },
-        403 if UNSUBSCRIBED.iter().any(|p| description.contains(p)) => {
-            SendError::failed(ErrorCode::CustomerUnsubscribed, message)
-        }
-        // Telegram answers an unknown or revoked token with 401 or 404.
-        401 | 404 => SendError::failed(ErrorCode::ProviderUnauthorized, message),
-        400..=499 => SendError::failed(ErrorCode::ProviderRejected, message),
-        _ => SendError::transient(message),
-    })
+    message
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chatgate_adapter::SendErrorKind;
+    use teloxide_core::types::Seconds;
 
-    fn answer(json: Value) -> Option<ApiAnswer> {
-        serde_json::from_value(json).ok()
+    fn kind_of(error: RequestError) -> SendErrorKind {
+        request_error("sendMessage", error).kind
+    }
+
+    fn unknown(text: &str) -> RequestError {
+        RequestError::Api(ApiError::Unknown(text.to_owned()))
     }
 
     #[test]
-    fn success_needs_a_message_id() {
+    fn descriptions_map_to_retry_decisions() {
+        let rejected = SendErrorKind::Failed(ErrorCode::ProviderRejected);
+        assert_eq!(kind_of(unknown("Bad Request: message text is empty x")), rejected);
+        assert_eq!(kind_of(RequestError::Api(ApiError::ChatNotFound)), rejected);
+        assert_eq!(kind_of(unknown("Forbidden: bot is not a member of the channel chat")), rejected);
+        assert_eq!(kind_of(unknown("Request Entity Too Large")), rejected);
+        let unsubscribed = SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed);
+        assert_eq!(kind_of(RequestError::Api(ApiError::BotBlocked)), unsubscribed);
+        assert_eq!(kind_of(RequestError::Api(ApiError::CantInitiateConversation)), unsubscribed);
+        assert_eq!(kind_of(RequestError::Api(ApiError::BotKickedFromChannel)), unsubscribed);
+        assert_eq!(kind_of(unknown("Forbidden: bot can't initiate conversation with a user")), unsubscribed);
+        // Not a refusal: a text that merely mentions blocking.
+        assert_eq!(kind_of(unknown("Bad Request: bot was blocked by the user")), rejected);
+        let unauthorized = SendErrorKind::Failed(ErrorCode::ProviderUnauthorized);
+        assert_eq!(kind_of(RequestError::Api(ApiError::InvalidToken)), unauthorized);
+        assert_eq!(kind_of(unknown("Internal Server Error")), SendErrorKind::Transient);
+        assert_eq!(kind_of(unknown("Too Many Requests: retry after 5")), SendErrorKind::Transient);
         assert_eq!(
-            outcome("sendMessage", 200, answer(json!({"ok": true, "result": {"message_id": 7}}))),
-            Ok("7".into())
+            kind_of(RequestError::RetryAfter(Seconds::from_seconds(7))),
+            SendErrorKind::RetryAfter(Duration::from_secs(7))
         );
-        let err = outcome("sendMessage", 200, answer(json!({"ok": true, "result": true}))).unwrap_err();
-        assert_eq!(err.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
-    }
-
-    #[test]
-    fn error_code_in_the_body_wins_and_odd_answers_are_transient() {
-        let err = outcome(
-            "sendMessage",
-            200,
-            answer(json!({"ok": false, "error_code": 400, "description": "Bad Request: x"})),
-        );
-        assert_eq!(err.unwrap_err().kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
-        assert_eq!(outcome("sendMessage", 502, None).unwrap_err().kind, SendErrorKind::Transient);
-        assert_eq!(outcome("sendMessage", 302, None).unwrap_err().kind, SendErrorKind::Transient);
-        let no_wait = outcome("sendMessage", 429, answer(json!({"ok": false, "error_code": 429})));
-        assert_eq!(no_wait.unwrap_err().kind, SendErrorKind::Transient);
     }
 
     #[test]
     fn a_migrated_group_names_its_new_chat() {
-        let err = outcome(
-            "sendMessage",
-            400,
-            answer(json!({"ok": false, "error_code": 400, "description": "Bad Request: group chat was upgraded to a supergroup chat", "parameters": {"migrate_to_chat_id": -1001234567890_i64}})),
-        )
-        .unwrap_err();
+        let err = request_error("sendMessage", RequestError::MigrateToChatId(ChatId(-1001234567890)));
         assert_eq!(err.kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
         assert!(err.message.contains("-1001234567890"), "{}", err.message);
     }
 
+    fn invalid_json(raw: &str) -> RequestError {
+        let source = serde_json::from_str::<Value>("{").unwrap_err();
+        RequestError::InvalidJson { source: std::sync::Arc::new(source), raw: raw.into() }
+    }
+
+    #[test]
+    fn an_ok_answer_teloxide_cannot_read_still_names_the_message() {
+        assert_eq!(
+            message_id_or_error("sendMessage", invalid_json(r#"{"ok":true,"result":{"message_id":7,"date":1}}"#)),
+            Ok("7".into())
+        );
+        let sent_unnamed = message_id_or_error("sendMessage", invalid_json(r#"{"ok":true,"result":true}"#));
+        assert_eq!(sent_unnamed.unwrap_err().kind, SendErrorKind::Failed(ErrorCode::ProviderRejected));
+        for raw in ["null", "<html>502</html>", r#"{"ok":false,"error_code":429}"#] {
+            let err = message_id_or_error("sendMessage", invalid_json(raw)).unwrap_err();
+            assert_eq!(err.kind, SendErrorKind::Transient, "{raw}");
+            assert!(err.message.contains("unreadable answer"), "{}", err.message);
+        }
+    }
+
     #[test]
     fn chat_ids_are_numbers_unless_they_are_usernames() {
-        assert_eq!(chat_id("-1001234567890"), json!(-1001234567890_i64));
-        assert_eq!(chat_id("@channel"), json!("@channel"));
+        assert_eq!(recipient("-1001234567890"), Recipient::Id(ChatId(-1001234567890)));
+        assert_eq!(recipient("@channel"), Recipient::ChannelUsername("@channel".into()));
         assert!(is_ogg(Some("audio/ogg; codecs=opus")) && is_ogg(Some("AUDIO/OGG")));
         assert!(!is_ogg(Some("audio/mpeg")) && !is_ogg(None));
     }

@@ -7,12 +7,15 @@
 use chatgate_adapter::verify::constant_time_eq;
 use chatgate_adapter::{WebhookError, WebhookRequest};
 
-/// The header carrying the webhook secret.
-pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+use crate::config::Config;
 
-/// Missing header → [`WebhookError::MissingSignature`]; present but different (including empty,
-/// or not valid header text) → [`WebhookError::BadSignature`].
-pub fn verify_secret(request: &WebhookRequest<'_>, secret: &str) -> Result<(), WebhookError> {
+/// The header carrying the webhook secret.
+pub(crate) const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+
+/// Missing header → [`WebhookError::MissingSignature`]; present but different from
+/// `config.secret_token` (including empty, or not valid header text) → [`WebhookError::BadSignature`].
+pub(crate) fn verify(request: &WebhookRequest<'_>, config: &Config) -> Result<(), WebhookError> {
     let given = request.headers.get(SECRET_HEADER).ok_or(WebhookError::MissingSignature)?;
+    let secret = config.secret_token.expose();
     if constant_time_eq(given.as_bytes(), secret.as_bytes()) { Ok(()) } else { Err(WebhookError::BadSignature) }
 }
