@@ -159,6 +159,33 @@ pub trait ChannelFactory: Send + Sync {
     fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError>;
 }
 
+/// The [`ChannelFactory`] every channel crate registers: its channel's name and the function that
+/// builds one account from its settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Factory {
+    channel: Channel,
+    build: BuildFn,
+}
+
+/// Builds one account from its name and settings (see [`ChannelFactory::build`]).
+pub type BuildFn = fn(&str, serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError>;
+
+impl Factory {
+    pub const fn new(channel: Channel, build: BuildFn) -> Factory {
+        Factory { channel, build }
+    }
+}
+
+impl ChannelFactory for Factory {
+    fn channel(&self) -> Channel {
+        self.channel
+    }
+
+    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
+        (self.build)(account, settings)
+    }
+}
+
 /// An account's configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

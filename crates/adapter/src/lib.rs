@@ -26,8 +26,8 @@ pub mod verify;
 pub mod webhook;
 
 pub use contract::{
-    Adapter, BuildError, Capabilities, ChannelFactory, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Inbound, InboundEvent,
-    Rate, RateLimits, Reply, WebhookRequest,
+    Adapter, BuildError, BuildFn, Capabilities, ChannelFactory, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Factory, Inbound,
+    InboundEvent, Rate, RateLimits, Reply, WebhookRequest,
 };
 pub use error::{SendError, SendErrorKind, WebhookError};
 pub use outbound::{Media, MediaDownload, OutboundPart, PartBody, SendReceipt};

@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, ChannelFacts, Inbound, OutboundPart, Rate, RateLimits, Reply,
+    Adapter, BuildError, Capabilities, ChannelFacts, Factory, Inbound, OutboundPart, Rate, RateLimits, Reply,
     SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::{Channel, Limits};
@@ -70,35 +70,12 @@ pub const INSTAGRAM_FACTS: ChannelFacts =
     ChannelFacts { limits: Limits { text_max_chars: 1000, ..MESSENGER_FACTS.limits }, ..MESSENGER_FACTS };
 
 /// Builds Messenger accounts (`kind = "messenger"`).
-#[derive(Debug, Clone, Copy)]
-pub struct MessengerFactory;
+pub static MESSENGER_FACTORY: Factory =
+    Factory::new(MESSENGER, |account, settings| FacebookAdapter::build(Kind::Messenger, account, settings));
 
 /// Builds Instagram accounts (`kind = "instagram"`).
-#[derive(Debug, Clone, Copy)]
-pub struct InstagramFactory;
-
-pub static MESSENGER_FACTORY: MessengerFactory = MessengerFactory;
-pub static INSTAGRAM_FACTORY: InstagramFactory = InstagramFactory;
-
-impl ChannelFactory for MessengerFactory {
-    fn channel(&self) -> Channel {
-        MESSENGER
-    }
-
-    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
-        FacebookAdapter::build(Kind::Messenger, account, settings)
-    }
-}
-
-impl ChannelFactory for InstagramFactory {
-    fn channel(&self) -> Channel {
-        INSTAGRAM
-    }
-
-    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
-        FacebookAdapter::build(Kind::Instagram, account, settings)
-    }
-}
+pub static INSTAGRAM_FACTORY: Factory =
+    Factory::new(INSTAGRAM, |account, settings| FacebookAdapter::build(Kind::Instagram, account, settings));
 
 /// Which of the two Meta channels an account is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

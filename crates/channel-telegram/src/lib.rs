@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Inbound, MediaDownload,
+    Adapter, BuildError, Capabilities, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Factory, Inbound, MediaDownload,
     OutboundPart, Rate, RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::{Channel, Limits};
@@ -60,22 +60,8 @@ pub const FACTS: ChannelFacts = ChannelFacts {
     max_body_bytes: DEFAULT_MAX_BODY_BYTES,
 };
 
-/// Builds Telegram accounts (`kind = "telegram"`).
-#[derive(Debug, Clone, Copy)]
-pub struct TelegramFactory;
-
 /// The factory the gateway registers.
-pub static FACTORY: TelegramFactory = TelegramFactory;
-
-impl ChannelFactory for TelegramFactory {
-    fn channel(&self) -> Channel {
-        CHANNEL
-    }
-
-    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
-        Ok(Arc::new(TelegramAdapter::new(account, Config::from_settings(settings)?)?))
-    }
-}
+pub static FACTORY: Factory = Factory::new(CHANNEL, TelegramAdapter::build);
 
 /// One Telegram bot.
 #[derive(Debug)]
@@ -83,6 +69,13 @@ pub struct TelegramAdapter {
     account: String,
     config: Config,
     client: send::Client,
+}
+
+impl TelegramAdapter {
+    /// Builds one account from its `channels.toml` table.
+    fn build(account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
+        Ok(Arc::new(TelegramAdapter::new(account, Config::from_settings(settings)?)?))
+    }
 }
 
 impl TelegramAdapter {

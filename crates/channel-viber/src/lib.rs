@@ -35,8 +35,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Inbound, OutboundPart,
-    Rate, RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
+    Adapter, BuildError, Capabilities, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Factory, Inbound, OutboundPart, Rate,
+    RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::limits::{MB, MESSAGE_TEXT_MAX_CHARS};
 use chatgate_model::{Channel, Limits};
@@ -65,24 +65,8 @@ pub const FACTS: ChannelFacts = ChannelFacts {
     max_body_bytes: DEFAULT_MAX_BODY_BYTES,
 };
 
-/// Builds Viber accounts (`kind = "viber"`).
-#[derive(Debug)]
-pub struct ViberFactory;
-
-/// The registry entry of this channel.
-pub static FACTORY: ViberFactory = ViberFactory;
-
-impl ChannelFactory for ViberFactory {
-    fn channel(&self) -> Channel {
-        CHANNEL
-    }
-
-    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
-        let config = Config::from_settings(settings)?;
-        let client = Client::new(&config)?;
-        Ok(Arc::new(ViberAdapter { account: account.to_owned(), config, client }))
-    }
-}
+/// The factory the gateway registers.
+pub static FACTORY: Factory = Factory::new(CHANNEL, ViberAdapter::build);
 
 /// One Viber bot account.
 #[derive(Debug)]
@@ -90,6 +74,15 @@ pub struct ViberAdapter {
     account: String,
     config: Config,
     client: Client,
+}
+
+impl ViberAdapter {
+    /// Builds one account from its `channels.toml` table.
+    fn build(account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
+        let config = Config::from_settings(settings)?;
+        let client = Client::new(&config)?;
+        Ok(Arc::new(ViberAdapter { account: account.to_owned(), config, client }))
+    }
 }
 
 #[async_trait]

@@ -32,8 +32,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Inbound, OutboundPart,
-    Rate, RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
+    Adapter, BuildError, Capabilities, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Factory, Inbound, OutboundPart, Rate,
+    RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::limits::{MB, MESSAGE_TEXT_MAX_CHARS};
 use chatgate_model::{Channel, Limits};
@@ -69,24 +69,8 @@ pub const FACTS: ChannelFacts = ChannelFacts {
     max_body_bytes: DEFAULT_MAX_BODY_BYTES,
 };
 
-/// Builds VK accounts (`kind = "vk"`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct VkFactory;
-
-/// The factory to register in the gateway.
-pub static FACTORY: VkFactory = VkFactory;
-
-impl ChannelFactory for VkFactory {
-    fn channel(&self) -> Channel {
-        CHANNEL
-    }
-
-    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
-        let config = Config::from_settings(settings)?;
-        let client = Client::new(&config)?;
-        Ok(Arc::new(VkAdapter { account: account.to_owned(), config, client }))
-    }
-}
+/// The factory the gateway registers.
+pub static FACTORY: Factory = Factory::new(CHANNEL, VkAdapter::build);
 
 /// One VK community.
 #[derive(Debug)]
@@ -94,6 +78,15 @@ pub struct VkAdapter {
     account: String,
     config: Config,
     client: Client,
+}
+
+impl VkAdapter {
+    /// Builds one account from its `channels.toml` table.
+    fn build(account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
+        let config = Config::from_settings(settings)?;
+        let client = Client::new(&config)?;
+        Ok(Arc::new(VkAdapter { account: account.to_owned(), config, client }))
+    }
 }
 
 #[async_trait]

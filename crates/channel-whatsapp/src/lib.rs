@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFactory, ChannelFacts, Inbound, MediaDownload, OutboundPart, Rate,
-    RateLimits, Reply, SendError, SendReceipt, WebhookError, WebhookRequest,
+    Adapter, BuildError, Capabilities, ChannelFacts, Factory, Inbound, MediaDownload, OutboundPart, Rate, RateLimits,
+    Reply, SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::{Channel, Limits};
 
@@ -86,24 +86,8 @@ pub const QR_FACTS: ChannelFacts = ChannelFacts {
     ..CLOUD_FACTS
 };
 
-/// Builds WhatsApp accounts (`kind = "whatsapp"`).
-#[derive(Debug, Clone, Copy)]
-pub struct WhatsappFactory;
-
 /// The factory the gateway registers.
-pub static FACTORY: WhatsappFactory = WhatsappFactory;
-
-impl ChannelFactory for WhatsappFactory {
-    fn channel(&self) -> Channel {
-        CHANNEL
-    }
-
-    fn build(&self, account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
-        let config = Config::from_settings(settings)?;
-        let client = Client::new(&config)?;
-        Ok(Arc::new(WhatsappAdapter { account: account.to_owned(), config, client }))
-    }
-}
+pub static FACTORY: Factory = Factory::new(CHANNEL, WhatsappAdapter::build);
 
 /// One WhatsApp business number.
 #[derive(Debug)]
@@ -111,6 +95,15 @@ pub struct WhatsappAdapter {
     account: String,
     config: Config,
     client: Client,
+}
+
+impl WhatsappAdapter {
+    /// Builds one account from its `channels.toml` table.
+    fn build(account: &str, settings: serde_json::Value) -> Result<Arc<dyn Adapter>, BuildError> {
+        let config = Config::from_settings(settings)?;
+        let client = Client::new(&config)?;
+        Ok(Arc::new(WhatsappAdapter { account: account.to_owned(), config, client }))
+    }
 }
 
 #[async_trait]
