@@ -158,6 +158,15 @@ impl Adapter for FacebookAdapter {
         &self.account
     }
 
+    /// Messenger entries name their Page (`page_id`), Instagram entries their Instagram account
+    /// (`instagram_account_id`), as `entry[].id`.
+    fn owner_id(&self) -> Option<&str> {
+        match self.kind {
+            Kind::Messenger => Some(&self.config.page_id),
+            Kind::Instagram => self.config.instagram_account_id.as_deref(),
+        }
+    }
+
     fn handshake(&self, request: &WebhookRequest<'_>) -> Result<Reply, WebhookError> {
         verify::handshake(request, &self.config)
     }

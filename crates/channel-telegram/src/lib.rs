@@ -126,6 +126,10 @@ impl Adapter for TelegramAdapter {
         self.client.send(part).await
     }
 
+    fn resolves_media(&self) -> bool {
+        true
+    }
+
     async fn fetch_media(&self, reference: &str, limit: u64) -> Result<MediaDownload, SendError> {
         self.client.fetch_media(reference, limit).await
     }

@@ -146,7 +146,7 @@ mod tests {
             ..chatgate_model::Event::new(chatgate_model::EventKind::Message, CHANNEL, "test", "chat")
         };
         client.remember(&Inbound {
-            events: vec![chatgate_adapter::InboundEvent { dedup_key: None, event }],
+            events: vec![chatgate_adapter::InboundEvent::new(None, event)],
             ..Default::default()
         });
         let adapter = ViberAdapter { account: "test".into(), config, client };

@@ -127,6 +127,15 @@ impl Adapter for WhatsappAdapter {
         &self.account
     }
 
+    /// Items name their number as `value.metadata.phone_number_id`.
+    fn owner_id(&self) -> Option<&str> {
+        Some(&self.config.phone_number_id)
+    }
+
+    fn resolves_media(&self) -> bool {
+        true
+    }
+
     fn handshake(&self, request: &WebhookRequest<'_>) -> Result<Reply, WebhookError> {
         verify::handshake(request, &self.config)
     }
