@@ -312,7 +312,8 @@ impl Ctx<'_> {
             _ => hashed("raw", raw),
         };
         let dedup = Some(dedup);
-        let recipient = field("recipient_id").or_else(|| field("recipient_user_id")).filter(|r| !r.is_empty());
+        let named = |name: &str| field(name).filter(|id| !id.is_empty());
+        let recipient = named("recipient_id").or_else(|| named("recipient_user_id"));
         let customer = recipient.map(|r| self.customer(r));
         let chat_id = recipient.unwrap_or("");
         let Ok(st) = wire::Status::deserialize(raw) else {
