@@ -28,6 +28,9 @@
 //! (<https://developers.facebook.com/docs/messenger-platform/overview/rate-limiting>). Meta's
 //! separate 10 calls/s for audio and video is not modelled (the gateway has one rate per
 //! account); going over it yields error 613, which is retried after a wait.
+//!
+//! What chatgate makes of every inbound kind the provider documents, and which stay
+//! `unsupported` and why: `COVERAGE.md` in this crate.
 
 mod config;
 mod parse;

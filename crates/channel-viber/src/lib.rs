@@ -24,6 +24,9 @@
 //!   messages within an hour without a reply, status 12) is not a rate and comes back as
 //!   retry-after.
 //! - **No messaging window, no templates, no native quote.**
+//!
+//! What chatgate makes of every inbound kind the provider documents, and which stay
+//! `unsupported` and why: `COVERAGE.md` in this crate.
 
 mod config;
 mod parse;
