@@ -22,6 +22,11 @@ fn redact(mut v: Value) -> Value {
     v
 }
 
+/// Fixtures whose items belong to an account of the same Meta app that the test gateway does not
+/// serve (`entry[].id` another Page; the Instagram dashboard's test body names account `0`): the
+/// adapter reads them (their snapshots), the gateway drops them as unrouted (`tests/routing.rs`).
+const UNROUTED: &[(&str, &str)] = &[("messenger", "entry-of-another-page"), ("instagram", "dashboard-test-change")];
+
 #[tokio::test]
 async fn every_fixture_replays_through_the_router_into_its_golden_events() {
     let kinds: Vec<String> =
@@ -39,10 +44,13 @@ async fn every_fixture_replays_through_the_router_into_its_golden_events() {
             assert!(status.is_success(), "{kind}/{}: {status} {body}", fixture.name);
             replayed += 1;
 
+            // Items of an account the gateway does not serve are answered 200 and not stored.
+            let unrouted = UNROUTED.contains(&(kind.as_str(), fixture.name.as_str()));
             let expected: Vec<Value> = golden["events"]
                 .as_array()
                 .unwrap()
                 .iter()
+                .filter(|_| !unrouted)
                 .filter(|e| e["dedup_key"].as_str().is_none_or(|k| seen_keys.insert(k.to_owned())))
                 .map(|e| e["event"].clone())
                 .collect();

@@ -35,6 +35,24 @@ pub struct InboundEvent {
     /// Events with the same key are stored once. `None`: never deduplicated.
     pub dedup_key: Option<String>,
     pub event: Event,
+    /// The provider's id of the account the item belongs to, where one webhook URL receives the
+    /// items of several accounts (Meta sends every Page, Instagram account and WhatsApp number
+    /// of an app to one callback URL): the Page id, Instagram account id or `phone_number_id`.
+    /// The server hands an item whose owner is not [`Adapter::owner_id`] to the account that
+    /// owns it. `None`: the item belongs to the account that received it.
+    pub owner: Option<String>,
+}
+
+impl InboundEvent {
+    /// An event of the receiving account.
+    pub fn new(dedup_key: Option<String>, event: Event) -> InboundEvent {
+        InboundEvent { dedup_key, event, owner: None }
+    }
+
+    /// The same event, owned by the account the provider calls `owner`.
+    pub fn owned_by(self, owner: Option<impl Into<String>>) -> InboundEvent {
+        InboundEvent { owner: owner.map(Into::into), ..self }
+    }
 }
 
 /// What the provider should get back once the events are stored.
@@ -119,6 +137,19 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// The channel's limits, rates, capabilities and body cap.
     fn facts(&self) -> &ChannelFacts;
+
+    /// The provider's id of this account as webhook items name their owner
+    /// ([`InboundEvent::owner`]): the Page id, Instagram account id or WhatsApp `phone_number_id`.
+    /// `None` for channels whose webhook URL only ever carries one account's items.
+    fn owner_id(&self) -> Option<&str> {
+        None
+    }
+
+    /// Whether [`Adapter::fetch_media`] resolves the `media` references this channel puts on
+    /// attachments. A channel that cannot gives every attachment a `url` instead.
+    fn resolves_media(&self) -> bool {
+        false
+    }
 
     /// Answers a `GET` subscription handshake (Meta's `hub.challenge`). Channels without one refuse.
     fn handshake(&self, _request: &WebhookRequest<'_>) -> Result<Reply, WebhookError> {

@@ -5,9 +5,15 @@
 //! - **instagram** (Messenger API for Instagram, Facebook Login): the id of the Facebook Page linked
 //!   to the Instagram professional account. The Send API is called on that Page with the Page
 //!   token (<https://developers.facebook.com/docs/messenger-platform/instagram/features/send-message>);
-//!   webhook entries carry the Instagram account id instead, so `page_id` is used for sending only.
-//!   With the Instagram API with Instagram Login, set `api_base_url = "https://graph.instagram.com/v26.0"`,
-//!   `page_id` to the Instagram professional account id and `page_access_token` to its Instagram token.
+//!   webhook entries carry the Instagram account id instead, so `page_id` is used for sending only
+//!   and **`instagram_account_id`** (required for `instagram`, refused for `messenger`) names the
+//!   account in webhooks. With the Instagram API with Instagram Login, set
+//!   `api_base_url = "https://graph.instagram.com/v26.0"`, `page_id` and `instagram_account_id` to
+//!   the Instagram professional account id and `page_access_token` to its Instagram token.
+//!
+//! Meta posts the webhooks of every Page and Instagram account of one app to one callback URL:
+//! `entry[].id` says whose each entry is, and the gateway hands it to the account whose `page_id`
+//! (Messenger) or `instagram_account_id` (Instagram) it names (see `Adapter::owner_id`).
 //!
 //! Every check on the settings is here ([`Config::from_settings`]); errors name the channel
 //! (`messenger` or `instagram`) and the key.
@@ -26,6 +32,9 @@ pub const DEFAULT_API_BASE_URL: &str = "https://graph.facebook.com/v26.0";
 pub struct Config {
     /// The Page id the Send API is called on (see the module doc for Instagram).
     pub page_id: String,
+    /// Instagram only: the Instagram professional account id, `entry[].id` of its webhooks.
+    #[serde(default)]
+    pub instagram_account_id: Option<String>,
     /// Page access token with `pages_messaging` (Messenger) or `instagram_manage_messages` (Instagram).
     pub page_access_token: Secret,
     /// The Meta app secret: key of the `X-Hub-Signature-256` HMAC.
@@ -47,6 +56,21 @@ impl Config {
     pub fn from_settings(channel: Channel, settings: serde_json::Value) -> Result<Config, BuildError> {
         let mut config: Config = serde_json::from_value(settings)?;
         settings::non_empty_text(channel, "page_id", &config.page_id)?;
+        match (channel == crate::INSTAGRAM, config.instagram_account_id.as_deref()) {
+            (true, Some(id)) => settings::non_empty_text(channel, "instagram_account_id", id)?,
+            (true, None) => {
+                return Err(BuildError::new(format!(
+                    "{channel}: `instagram_account_id` is required: the Instagram professional account id \
+                     that webhook entries carry as `entry[].id`"
+                )));
+            }
+            (false, Some(_)) => {
+                return Err(BuildError::new(format!(
+                    "{channel}: `instagram_account_id` is for instagram accounts only; a Page is named by `page_id`"
+                )));
+            }
+            (false, None) => {}
+        }
         settings::non_empty(channel, "page_access_token", &config.page_access_token)?;
         settings::non_empty(channel, "app_secret", &config.app_secret)?;
         settings::non_empty(channel, "verify_token", &config.verify_token)?;
@@ -73,6 +97,21 @@ mod tests {
         let mut unknown = settings();
         unknown["app_secre"] = json!("x");
         assert!(Config::from_settings(crate::MESSENGER, unknown).is_err());
+    }
+
+    #[test]
+    fn instagram_needs_its_account_id_and_messenger_refuses_it() {
+        let error = Config::from_settings(crate::INSTAGRAM, settings()).unwrap_err();
+        assert!(error.to_string().starts_with("instagram: `instagram_account_id` is required"), "{error}");
+        let mut instagram = settings();
+        instagram["instagram_account_id"] = json!("17841400000000001");
+        let config = Config::from_settings(crate::INSTAGRAM, instagram.clone()).unwrap();
+        assert_eq!(config.instagram_account_id.as_deref(), Some("17841400000000001"));
+        let error = Config::from_settings(crate::MESSENGER, instagram).unwrap_err();
+        assert!(error.to_string().starts_with("messenger: `instagram_account_id` is for instagram"), "{error}");
+        let mut empty = settings();
+        empty["instagram_account_id"] = json!(" ");
+        assert!(Config::from_settings(crate::INSTAGRAM, empty).is_err());
     }
 
     #[test]

@@ -28,6 +28,9 @@
 //! (<https://developers.facebook.com/docs/messenger-platform/overview/rate-limiting>). Meta's
 //! separate 10 calls/s for audio and video is not modelled (the gateway has one rate per
 //! account); going over it yields error 613, which is retried after a wait.
+//!
+//! What chatgate makes of every inbound kind the provider documents, and which stay
+//! `unsupported` and why: `COVERAGE.md` in this crate.
 
 mod config;
 mod parse;
@@ -133,6 +136,15 @@ impl Adapter for FacebookAdapter {
 
     fn account(&self) -> &str {
         &self.account
+    }
+
+    /// Messenger entries name their Page (`page_id`), Instagram entries their Instagram account
+    /// (`instagram_account_id`), as `entry[].id`.
+    fn owner_id(&self) -> Option<&str> {
+        match self.kind {
+            Kind::Messenger => Some(&self.config.page_id),
+            Kind::Instagram => self.config.instagram_account_id.as_deref(),
+        }
     }
 
     fn handshake(&self, request: &WebhookRequest<'_>) -> Result<Reply, WebhookError> {

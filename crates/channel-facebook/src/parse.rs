@@ -22,6 +22,7 @@
 //!   → `read` for that message.
 //! - **Instagram story replies** (`reply_to.story`): the story becomes an attachment with
 //!   variant `story_reply` (url, media = the story id); `reply_to` stays for message quotes.
+//! - Instagram's **`like_heart`** (the user sent a heart): a `message` whose text is ❤️.
 //! - Attachment types we do not know (`template`, `unsupported_type`, future ones) are not
 //!   guessed at: the event keeps the item in `raw`, and a message left with no content at
 //!   all is `unsupported`.
@@ -60,27 +61,33 @@ fn events(ctx: Ctx<'_>, value: &Value) -> Vec<InboundEvent> {
             events.push(ctx.unsupported(entry_value));
             continue;
         };
+        // The Page / Instagram account the entry is for: the server hands it to that account.
+        let owner = (!foreign).then(|| text_of(&entry.id)).flatten();
+        let owned = |e: InboundEvent| e.owned_by(owner);
         if entry.messaging.is_none() && entry.standby.is_none() && entry.changes.is_none() {
-            events.push(ctx.unsupported(entry_value));
+            events.push(owned(ctx.unsupported(entry_value)));
             continue;
         }
         for item in entry.messaging.iter().chain(entry.standby.iter()).flatten() {
             if foreign {
                 events.push(ctx.unsupported(item));
             } else {
-                events.extend(ctx.item(item));
+                events.extend(ctx.item(item).into_iter().map(owned));
             }
         }
         for change in entry.changes.iter().flatten() {
             if foreign {
                 events.push(ctx.unsupported(change));
             } else {
-                events.extend(ctx.change(change));
+                events.extend(ctx.change(change).into_iter().map(owned));
             }
         }
     }
     events
 }
+
+/// What an Instagram `like_heart` shows: the red heart (U+2764 U+FE0F).
+const HEART: &str = "\u{2764}\u{fe0f}";
 
 struct Ctx<'a> {
     kind: Kind,
@@ -98,7 +105,7 @@ impl Ctx<'_> {
         let mut event =
             Event::unsupported(self.kind.channel(), self.account, sender.clone().unwrap_or_default(), raw.clone());
         event.customer = sender.as_deref().map(customer_of);
-        InboundEvent { dedup_key: Some(raw_key(raw)), event }
+        InboundEvent::new(Some(raw_key(raw)), event)
     }
 
     /// A `changes[]` item. The Instagram dashboard's "Test" button for the `messages` field is
@@ -176,6 +183,7 @@ impl Ctx<'_> {
             match mapped {
                 Mapped::Attachment(a) => content.attachments.push(a),
                 Mapped::Location(l) => content.location = Some(l),
+                Mapped::Heart => content.text = Some(content.text.take().unwrap_or_else(|| HEART.to_owned())),
                 Mapped::Unknown => keep_raw = true,
             }
         }
@@ -187,6 +195,11 @@ impl Ctx<'_> {
                 ..attachment(AttachmentKind::Image)
             });
         }
+        // The gateway cannot fetch Meta's ids (story, sticker, post ids) as files: an attachment
+        // Meta gave no URL for could not be shown, so it stays in `raw` only.
+        let listed = content.attachments.len();
+        content.attachments.retain(|a| a.url.is_some());
+        keep_raw |= content.attachments.len() < listed;
         let quick_reply = message.quick_reply.as_ref().and_then(|q| q.payload.clone());
         if content.text.is_none()
             && content.attachments.is_empty()
@@ -265,6 +278,8 @@ impl Ctx<'_> {
             Some("ig_post") => {
                 Mapped::Attachment(variant(AttachmentKind::Image, "ig_post", &["ig_post_media_id", "media_id", "id"]))
             }
+            // Instagram's heart ("like") sent as a message: no payload, shown as the heart it is.
+            Some("like_heart") => Mapped::Heart,
             Some("ig_reel" | "reel") => {
                 Mapped::Attachment(variant(AttachmentKind::Video, "reel", &["reel_video_id", "id"]))
             }
@@ -407,6 +422,8 @@ impl Ctx<'_> {
 enum Mapped {
     Attachment(Attachment),
     Location(Location),
+    /// Instagram's `like_heart`: the message is a heart.
+    Heart,
     Unknown,
 }
 
@@ -435,7 +452,7 @@ fn source_of(raw: &Value) -> Source {
 }
 
 fn keyed(key: String, event: Event) -> InboundEvent {
-    InboundEvent { dedup_key: Some(key), event }
+    InboundEvent::new(Some(key), event)
 }
 
 /// Stable across redeliveries of the same item: a hash of its JSON.

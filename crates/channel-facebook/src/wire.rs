@@ -23,6 +23,9 @@ pub(crate) struct Envelope {
 /// One `entry[]` item: a batch of events for one Page / Instagram account.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Entry {
+    /// The Page id (`page`) or Instagram professional account id (`instagram`) the entry is for.
+    #[serde(default)]
+    pub id: Option<Id>,
     #[serde(default)]
     pub messaging: Option<Vec<Value>>,
     /// Events for threads another app controls (handover protocol); same shape as `messaging`.

@@ -130,7 +130,8 @@ proptest! {
     #[test]
     fn any_json_parses(body in value(), envelope in envelope()) {
         let settings = json!({"page_id": "1", "page_access_token": "t", "app_secret": "s", "verify_token": "v"});
-        for factory in [&MESSENGER_FACTORY as &dyn ChannelFactory, &INSTAGRAM_FACTORY] {
+        let instagram = json!({"instagram_account_id": "2", "page_id": "1", "page_access_token": "t", "app_secret": "s", "verify_token": "v"});
+        for (factory, settings) in [(&MESSENGER_FACTORY as &dyn ChannelFactory, &settings), (&INSTAGRAM_FACTORY, &instagram)] {
             let adapter = factory.build("p", settings.clone()).unwrap();
             // Any JSON: `Ok` (an empty `entry` list rightly gives no event).
             parse(&*adapter, &serde_json::to_vec(&body).unwrap());

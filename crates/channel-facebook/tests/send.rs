@@ -59,13 +59,16 @@ fn graph(request: &Recorded) -> (u16, Value) {
 
 async fn setup(factory: &dyn ChannelFactory, page_id: &str) -> (MockApi, Arc<dyn Adapter>) {
     let mock = MockApi::start(graph).await;
-    let settings = json!({
+    let mut settings = json!({
         "page_id": page_id,
         "page_access_token": TOKEN,
         "app_secret": "s",
         "verify_token": "v",
         "api_base_url": format!("{}/v26.0", mock.base_url),
     });
+    if factory.channel() == chatgate_channel_facebook::INSTAGRAM {
+        settings["instagram_account_id"] = json!("17841400000000001");
+    }
     let adapter = factory.build("test", settings).expect("builds");
     (mock, adapter)
 }

@@ -18,6 +18,9 @@
 //!
 //! There is no `wire.rs`: teloxide-core's types are the wire types, both for updates and for
 //! the API calls and their answers.
+//!
+//! What chatgate makes of every inbound kind the provider documents, and which stay
+//! `unsupported` and why: `COVERAGE.md` in this crate.
 
 mod config;
 mod parse;
@@ -117,6 +120,10 @@ impl Adapter for TelegramAdapter {
 
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
         self.client.send(part).await
+    }
+
+    fn resolves_media(&self) -> bool {
+        true
     }
 
     async fn fetch_media(&self, reference: &str, limit: u64) -> Result<MediaDownload, SendError> {

@@ -5,6 +5,7 @@
 //! | `message` (text, media, place, contact)  | `message`                                        |
 //! | `edited_message`                         | `message_edited` (`edited_at` from `edit_date`)  |
 //! | `callback_query` with `data`             | `postback`                                       |
+//! | `message` with `web_app_data` (Mini App) | `postback` (payload = `data`, title = `button_text`) |
 //! | `my_chat_member` joining / leaving       | `customer_subscribed` / `customer_unsubscribed`  |
 //! | `message_reaction` with an emoji         | `reaction`                                       |
 //! | anything else                            | `unsupported`, the whole update in `raw`         |
@@ -70,7 +71,7 @@ pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError>
 }
 
 fn one(dedup_key: Option<String>, event: Event) -> Inbound {
-    Inbound { events: vec![InboundEvent { dedup_key, event }], reply: Default::default() }
+    Inbound { events: vec![InboundEvent::new(dedup_key, event)], reply: Default::default() }
 }
 
 /// The update in teloxide's types, read from a JSON value, if they take it.
@@ -275,6 +276,18 @@ impl Ctx<'_> {
     }
 
     fn typed_message(&self, kind: EventKind, m: &teloxide_core::types::Message, raw: Option<&Value>) -> Option<Event> {
+        // A Mini App's result, sent by a keyboard `web_app` button (`Message.web_app_data`,
+        // <https://core.telegram.org/bots/api#webappdata>): the data the app sent, like a button press.
+        if let (EventKind::Message, MessageKind::WebAppData(w)) = (kind, &m.kind) {
+            let customer = m.from.as_ref().map(typed_customer)?;
+            let data = &w.web_app_data;
+            let postback =
+                Postback { payload: data.data.clone(), title: Some(data.button_text.clone()), external_id: None };
+            return Some(Event {
+                postback: Some(postback),
+                ..self.event(EventKind::Postback, m.chat.id.0.to_string(), Some(customer))
+            });
+        }
         let MessageKind::Common(common) = &m.kind else {
             return None;
         };

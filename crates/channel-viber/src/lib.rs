@@ -24,6 +24,9 @@
 //!   messages within an hour without a reply, status 12) is not a rate and comes back as
 //!   retry-after.
 //! - **No messaging window, no templates, no native quote.**
+//!
+//! What chatgate makes of every inbound kind the provider documents, and which stay
+//! `unsupported` and why: `COVERAGE.md` in this crate.
 
 mod config;
 mod parse;
@@ -139,7 +142,7 @@ mod tests {
             ..chatgate_model::Event::new(chatgate_model::EventKind::Message, CHANNEL, "test", "chat")
         };
         client.remember(&Inbound {
-            events: vec![chatgate_adapter::InboundEvent { dedup_key: None, event }],
+            events: vec![chatgate_adapter::InboundEvent::new(None, event)],
             ..Default::default()
         });
         let adapter = ViberAdapter { account: "test".into(), config, client };

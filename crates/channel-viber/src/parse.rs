@@ -20,7 +20,8 @@
 //! convention as outbound); `contact`; `location`; `url` → `text` holding the URL (a link is not a
 //! file, so it is not an attachment). A `location` or `contact` object on any message type is kept.
 //! Viber gives media as URLs only: `url` is that URL and `media` is `viber:<account>:<url>`
-//! (stickers: `viber:<account>:sticker:<id>`). Every `message` event keeps Viber's `message`
+//! (stickers: `viber:<account>:sticker:<id>`). An attachment that came without its `media` URL
+//! is left out, and a message left with nothing to show is `unsupported` (the raw is kept). Every `message` event keeps Viber's `message`
 //! object as received in `raw`, so `tracking_data` (the id of our message the user answered, as
 //! we set it on send) and `thumbnail` are not lost.
 //!
@@ -63,7 +64,7 @@ fn parse_envelope(account: &str, envelope: &Envelope, raw: &Value) -> Vec<Inboun
             let dedup = dedup_key(event, token, &user.id, sent_at);
             let mut e = Event::new(EventKind::CustomerSubscribed, crate::CHANNEL, account, &user.id);
             e.customer = Some(customer(user));
-            InboundEvent { dedup_key: dedup, event: e }
+            InboundEvent::new(dedup, e)
         }),
         "conversation_started" => ConversationStartedCallback::deserialize(raw).ok().map(|c| {
             let user = c.user;
@@ -78,13 +79,13 @@ fn parse_envelope(account: &str, envelope: &Envelope, raw: &Value) -> Vec<Inboun
                 raw: None,
             });
             e.raw = Some(raw.clone());
-            InboundEvent { dedup_key: dedup, event: e }
+            InboundEvent::new(dedup, e)
         }),
         "unsubscribed" => UserIdCallback::deserialize(raw).ok().map(|c| {
             let dedup = dedup_key(event, token, &c.user_id, sent_at);
             let mut e = Event::new(EventKind::CustomerUnsubscribed, crate::CHANNEL, account, &c.user_id);
             e.customer = Some(Customer { id: c.user_id, ..Customer::default() });
-            InboundEvent { dedup_key: dedup, event: e }
+            InboundEvent::new(dedup, e)
         }),
         "delivered" | "seen" | "failed" => token.and_then(|t| receipt(account, event, t, raw)),
         _ => None,
@@ -119,7 +120,7 @@ fn message(account: &str, token: &Id, sent_at: Option<DateTime<Utc>>, raw: &Valu
     e.customer = Some(customer(sender));
     e.message = Some(Message { external_id: token.0.clone(), sent_at, ..content });
     e.raw = raw.get("message").cloned();
-    Some(InboundEvent { dedup_key: Some(format!("message:{}", token.0)), event: e })
+    Some(InboundEvent::new(Some(format!("message:{}", token.0)), e))
 }
 
 /// The content of one message, or `None` for a type or shape chatgate does not model.
@@ -172,7 +173,12 @@ fn content(account: &str, m: &WireMessage) -> Option<Message> {
     });
     out.location =
         m.location.as_ref().map(|l| Location { latitude: l.lat, longitude: l.lon, name: None, address: None });
-    Some(out)
+    // Viber gives media as URLs only and the gateway cannot fetch a file by reference: a picture,
+    // video, file or sticker that came without `media` could not be shown. It is left out (the
+    // callback stays in `raw`), and a message left with nothing to show is `unsupported`.
+    out.attachments.retain(|a| a.url.is_some());
+    let shows_something = out.text.is_some() || !out.attachments.is_empty() || out.location.is_some();
+    (shows_something || out.contact.is_some()).then_some(out)
 }
 
 fn receipt(account: &str, event: &str, token: &Id, raw: &Value) -> Option<InboundEvent> {
@@ -195,7 +201,7 @@ fn receipt(account: &str, event: &str, token: &Id, raw: &Value) -> Option<Inboun
     let mut e = Event::new(EventKind::Status, crate::CHANNEL, account, &c.user_id);
     e.customer = Some(Customer { id: c.user_id.clone(), ..Customer::default() });
     e.status = Some(StatusInfo { message_id: None, external_id: Some(token.0.clone()), status, error, up_to: None });
-    Some(InboundEvent { dedup_key: Some(format!("{event}:{}:{}", token.0, c.user_id)), event: e })
+    Some(InboundEvent::new(Some(format!("{event}:{}:{}", token.0, c.user_id)), e))
 }
 
 /// An authentic callback chatgate does not model, kept whole.
@@ -206,5 +212,5 @@ fn unsupported(account: &str, envelope: Option<&Envelope>, raw: Value) -> Inboun
         .unwrap_or("")
         .to_owned();
     let dedup_key = envelope.and_then(|e| Some(format!("{}:{}", e.event, e.message_token.as_ref()?.0)));
-    InboundEvent { dedup_key, event: Event::unsupported(crate::CHANNEL, account, chat_id, raw) }
+    InboundEvent::new(dedup_key, Event::unsupported(crate::CHANNEL, account, chat_id, raw))
 }

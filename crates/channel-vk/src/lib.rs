@@ -21,6 +21,9 @@
 //!
 //! Pin the Callback server to [`DEFAULT_API_VERSION`] (or set `api_version` to the
 //! server's version): both `message_new` shapes parse, but ids and fields follow the version.
+//!
+//! What chatgate makes of every inbound kind the provider documents, and which stay
+//! `unsupported` and why: `COVERAGE.md` in this crate.
 
 mod config;
 mod parse;

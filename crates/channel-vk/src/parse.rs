@@ -70,10 +70,7 @@ fn normalise(account: &str, config: &Config, root: Value) -> Inbound {
     }
     .unwrap_or_else(|| unsupported(account, &object, &root));
     let dedup_key = dedup_key(&kind, &root, &object);
-    Inbound {
-        events: vec![InboundEvent { dedup_key: Some(dedup_key), event }],
-        reply: Reply::Text(OK_REPLY.to_owned()),
-    }
+    Inbound { events: vec![InboundEvent::new(Some(dedup_key), event)], reply: Reply::Text(OK_REPLY.to_owned()) }
 }
 
 /// The external id of a message: its global `id` when VK gives one, else
@@ -131,7 +128,14 @@ fn new_message(account: &str, object: &Value, kind: EventKind) -> Option<Event> 
         // A service message (member joined/left, title changed, ...): not a customer's words.
         return None;
     }
-    let (message, lossy) = convert_message(account, &m);
+    let (mut message, lossy) = convert_message(account, &m);
+    if !has_content(&message) {
+        lift_forwarded(account, &m, &mut message);
+    }
+    if !has_content(&message) {
+        // Nothing to show (an empty `message_new`, or only kinds VK gives nothing of): kept raw.
+        return None;
+    }
     let mut event = Event::new(kind, crate::CHANNEL, account, chat_of(&m).to_string());
     event.customer = customer(m.from_id);
     event.message = Some(message);
@@ -139,6 +143,33 @@ fn new_message(account: &str, object: &Value, kind: EventKind) -> Option<Event> 
         event.raw = Some(raw.clone());
     }
     Some(event)
+}
+
+/// Whether a message has anything a person could be shown.
+fn has_content(m: &Message) -> bool {
+    m.text.as_deref().is_some_and(|t| !t.trim().is_empty())
+        || !m.attachments.is_empty()
+        || m.location.is_some()
+        || m.contact.is_some()
+}
+
+/// A message that only forwards others (`fwd_messages`, no text or attachment of its own) shows
+/// what it forwards: their texts, one a line, and their attachments (nested forwards included).
+/// The forwarded objects stay in `raw` (the event is lossy whenever `fwd_messages` is set).
+fn lift_forwarded(account: &str, m: &wire::Message, into: &mut Message) {
+    let mut texts = Vec::new();
+    let mut stack: Vec<&Value> = m.fwd_messages.iter().rev().collect();
+    while let Some(raw) = stack.pop() {
+        let Some(f) = decode::<wire::Message>(raw) else { continue };
+        let (content, _) = convert_message(account, &f);
+        texts.extend(content.text);
+        into.attachments.extend(content.attachments);
+        into.location = into.location.take().or(content.location);
+        stack.extend(raw.get("fwd_messages").and_then(Value::as_array).into_iter().flatten().rev());
+    }
+    if !texts.is_empty() {
+        into.text = Some(texts.join("\n"));
+    }
 }
 
 /// `message_reply`: VK echoes every message the community sends, ours and those an admin
@@ -240,8 +271,13 @@ fn convert_message(account: &str, m: &wire::Message) -> (Message, bool) {
     let mut attachments = Vec::with_capacity(m.attachments.len());
     for a in &m.attachments {
         let (attachment, partial) = attachment(account, a);
-        attachments.push(attachment);
         lossy |= partial;
+        // VK media references cannot be fetched through the gateway: an attachment without a
+        // URL could not be shown, so it stays in `raw` only.
+        match attachment.url {
+            Some(_) => attachments.push(attachment),
+            None => lossy = true,
+        }
     }
     let message = Message {
         external_id: message_ref(m.id, m.peer_id, m.conversation_message_id).unwrap_or_default(),
@@ -316,30 +352,32 @@ fn attachment(account: &str, value: &Value) -> (Attachment, bool) {
             let a = Attachment {
                 name,
                 media: media(account, "audio", t.owner_id, t.id, t.access_key.as_deref()),
-                url: non_empty(t.url),
+                // VK withholds most track URLs from communities: then the track's page on vk.com.
+                url: non_empty(t.url).or_else(|| page_url("audio", t.owner_id, t.id, None)),
                 duration: t.duration,
                 ..blank(AttachmentKind::Audio)
             };
             (a, false)
         }),
         "video" => decode::<wire::Video>(inner).map(|v| {
-            // VK gives a player page, never a file URL, for videos: `media` names it.
+            // VK gives communities no file URL for videos: `url` is the video's page on vk.com.
             let a = Attachment {
                 name: non_empty(v.title),
                 media: media(account, "video", v.owner_id, v.id, v.access_key.as_deref()),
+                url: page_url("video", v.owner_id, v.id, v.access_key.as_deref()),
                 duration: v.duration,
                 ..blank(AttachmentKind::Video)
             };
             (a, false)
         }),
-        "sticker" => decode::<wire::Sticker>(inner).map(|s| {
+        // A sticker is shown by its image; `sticker_id` names it (absent or 0: no reference is made up).
+        "sticker" => decode::<wire::Sticker>(inner).and_then(|s| {
             let url = largest_image(&s.images).or_else(|| largest_image(&s.images_with_background));
-            let a = Attachment {
-                media: Some(format!("vk:{account}:sticker{}", s.sticker_id)),
-                url,
-                ..blank(AttachmentKind::Sticker)
-            };
-            (a, false)
+            let reference = s.sticker_id.filter(|id| *id != 0).map(|id| format!("vk:{account}:sticker{id}"));
+            if url.is_none() && reference.is_none() {
+                return None;
+            }
+            Some((Attachment { media: reference, url, ..blank(AttachmentKind::Sticker) }, false))
         }),
         "graffiti" => decode::<wire::Graffiti>(inner).map(|g| {
             let a = Attachment {
@@ -381,10 +419,24 @@ fn attachment(account: &str, value: &Value) -> (Attachment, bool) {
         let a = Attachment {
             name: inner.get("title").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned),
             media: media(account, kind, owner, id, key),
+            url: page_url(kind, owner, id, key),
             variant: Some(kind.to_owned()),
             ..blank(AttachmentKind::File)
         };
         (a, true)
+    })
+}
+
+/// The page of a VK object on vk.com (`https://vk.com/<type><owner>_<id>`, e.g. `video-4144_1714`;
+/// a `market` item is a `product` page), for attachments VK gives no file URL for; `None` without an id.
+fn page_url(kind: &str, owner: i64, id: i64, access_key: Option<&str>) -> Option<String> {
+    if id == 0 || owner == 0 {
+        return None;
+    }
+    let kind = if kind == "market" { "product" } else { kind };
+    Some(match access_key.filter(|k| !k.is_empty()) {
+        Some(key) => format!("https://vk.com/{kind}{owner}_{id}?access_key={key}"),
+        None => format!("https://vk.com/{kind}{owner}_{id}"),
     })
 }
 

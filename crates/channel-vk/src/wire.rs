@@ -258,7 +258,7 @@ pub(crate) struct Video {
 #[serde(default)]
 pub(crate) struct Sticker {
     pub product_id: Option<i64>,
-    pub sticker_id: i64,
+    pub sticker_id: Option<i64>,
     pub images: Vec<Image>,
     pub images_with_background: Vec<Image>,
 }

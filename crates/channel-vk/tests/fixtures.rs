@@ -269,14 +269,24 @@ fn odd_shapes_become_unsupported_or_partial_never_errors() {
             }
         }
     }
-    // Attachments that do not decode are still listed, with the message kept in raw.
+    // Attachments that do not decode cannot be shown: a message of only those is unsupported,
+    // kept whole; next to text they are left out and the message is kept in raw.
     let body = body_with(serde_json::json!({"type": "message_new", "group_id": 229000001, "secret": "test-secret",
         "object": odd_objects[6]}));
     let inbound = post(&*adapter, &headers, &body).unwrap();
     let event = &inbound.events[0].event;
+    assert_eq!(event.kind, EventKind::Unsupported);
+    assert_eq!(event.raw.as_ref().unwrap()["object"], odd_objects[6]);
+    let mut with_text = odd_objects[6].clone();
+    with_text["message"]["text"] = serde_json::json!("see attached");
+    let body = body_with(serde_json::json!({"type": "message_new", "group_id": 229000001, "secret": "test-secret",
+        "object": with_text}));
+    let inbound = post(&*adapter, &headers, &body).unwrap();
+    let event = &inbound.events[0].event;
     assert_eq!(event.kind, EventKind::Message);
-    assert_eq!(event.message.as_ref().unwrap().attachments.len(), 5);
-    assert!(event.raw.is_some());
+    let message = event.message.as_ref().unwrap();
+    assert_eq!((message.text.as_deref(), message.attachments.len()), (Some("see attached"), 0));
+    assert_eq!(event.raw.as_ref().unwrap()["text"], "see attached");
     // The old string form of coordinates.
     let body = body_with(serde_json::json!({"type": "message_new", "group_id": 229000001, "secret": "test-secret",
         "object": odd_objects[8]}));
@@ -299,4 +309,38 @@ fn truncated_bodies_never_panic() {
             }
         }
     }
+}
+
+/// Class fixes of issue 10: an empty `message_new` is `unsupported`, a sticker without
+/// `sticker_id` gets no made-up reference, a message that only forwards shows what it forwards.
+#[test]
+fn nothing_to_show_is_unsupported_and_nothing_is_made_up() {
+    let adapter = adapter();
+    let headers = HeaderMap::new();
+    let new = |message: serde_json::Value| {
+        let body = body_with(serde_json::json!({"type": "message_new", "group_id": 229000001, "secret": "test-secret",
+            "object": {"message": message}}));
+        post(&*adapter, &headers, &body).unwrap().events.remove(0).event
+    };
+    let empty = new(serde_json::json!({"peer_id": 5, "from_id": 5, "id": 9, "text": "", "attachments": []}));
+    assert_eq!(empty.kind, EventKind::Unsupported);
+    assert_eq!(empty.raw.as_ref().unwrap()["object"]["message"]["id"], 9);
+
+    let images = serde_json::json!([{"url": "https://vk.com/sticker/1-9-128", "width": 128, "height": 128}]);
+    let sticker = new(serde_json::json!({"peer_id": 5, "from_id": 5, "id": 10,
+        "attachments": [{"type": "sticker", "sticker": {"product_id": 1, "images": images}}]}));
+    assert_eq!(sticker.kind, EventKind::Message);
+    let a = &sticker.message.as_ref().unwrap().attachments[0];
+    assert_eq!((a.media.as_deref(), a.url.as_deref()), (None, Some("https://vk.com/sticker/1-9-128")));
+    let bare = new(serde_json::json!({"peer_id": 5, "from_id": 5, "id": 11,
+        "attachments": [{"type": "sticker", "sticker": {"product_id": 1}}]}));
+    assert_eq!(bare.kind, EventKind::Unsupported);
+
+    let forwarded = new(serde_json::json!({"peer_id": 5, "from_id": 5, "id": 12, "text": "",
+        "fwd_messages": [{"from_id": 7, "text": "first"},
+                         {"from_id": 8, "text": "", "fwd_messages": [{"from_id": 9, "text": "nested"}]}]}));
+    assert_eq!(forwarded.kind, EventKind::Message);
+    let m = forwarded.message.as_ref().unwrap();
+    assert_eq!((m.text.as_deref(), m.forwarded), (Some("first\nnested"), true));
+    assert!(forwarded.raw.is_some(), "the forwarded objects stay in raw");
 }

@@ -19,6 +19,9 @@
 //! - Limits, throughput and the messaging window: [`CLOUD_FACTS`] and [`QR_FACTS`].
 //! - Free-form messages only within 24 h of the customer's last message; templates any time
 //!   (<https://developers.facebook.com/docs/whatsapp/pricing#customer-service-windows>).
+//!
+//! What chatgate makes of every inbound kind the provider documents, and which stay
+//! `unsupported` and why: `COVERAGE.md` in this crate.
 
 mod config;
 mod parse;
@@ -118,6 +121,15 @@ impl Adapter for WhatsappAdapter {
 
     fn account(&self) -> &str {
         &self.account
+    }
+
+    /// Items name their number as `value.metadata.phone_number_id`.
+    fn owner_id(&self) -> Option<&str> {
+        Some(&self.config.phone_number_id)
+    }
+
+    fn resolves_media(&self) -> bool {
+        true
     }
 
     fn handshake(&self, request: &WebhookRequest<'_>) -> Result<Reply, WebhookError> {

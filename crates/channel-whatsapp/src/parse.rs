@@ -4,8 +4,16 @@
 //! `messages[]`, `statuses[]` and `errors[]` item becomes exactly one event**, and a change or
 //! entry we cannot read becomes one `unsupported` event, so nothing is dropped.
 //!
-//! - chat_id = customer.id = the sender's `from` (wa_id); statuses use `recipient_id`. The
-//!   customer's name comes from `value.contacts[]`, matched by `wa_id`.
+//! - chat_id = customer.id = the sender's `from` (wa_id, the phone number) when Meta gives it;
+//!   for a user who adopted a WhatsApp username and whose number Meta withholds, the
+//!   business-scoped user id (BSUID): `from_user_id`, else the `user_id` of the change's only
+//!   contact. Statuses use `recipient_id`, else `recipient_user_id`. The send API takes either
+//!   form back (`to` for a number, `recipient` for a BSUID; see `send.rs`). The customer's name and
+//!   username come from `value.contacts[]`, matched by `wa_id` or `user_id`
+//!   (<https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids>).
+//! - Every item carries its change's `metadata.phone_number_id` as its owner: one Meta app sends
+//!   the webhooks of all its numbers to one URL, and the gateway hands each item to the account
+//!   of that number.
 //! - text, image, audio (`voice: true` → variant `voice`), video, document (→ `file` with its
 //!   file name), sticker (`animated: true` → variant `animated`), location (with name and
 //!   address), contacts → `message`. Media refs are `whatsapp:<account>:<media id>`.
@@ -14,7 +22,9 @@
 //!   other cards are not lost.
 //! - interactive `button_reply` / `list_reply` and template quick-reply `button` → `postback`
 //!   (payload = the button id / payload, title; `postback.external_id` = the message that carried
-//!   the buttons, from `context.id`).
+//!   the buttons, from `context.id`). A completed WhatsApp Flow or address message
+//!   (`interactive.nfm_reply`) → `postback` with payload = its `response_json` (the submitted
+//!   form as a JSON string), title = its `body` (`Sent`), and the item kept in `raw`.
 //! - reaction → `reaction` (`message.external_id` names the reacted-to message; an empty emoji
 //!   means the reaction was removed → `emoji: null`).
 //! - edit → `message_edited` (`message.external_id` = the original message, `edited_at` = the
@@ -82,35 +92,54 @@ fn parse_entry(account: &str, raw: &Value, out: &mut Vec<InboundEvent>) {
 }
 
 fn parse_change(account: &str, raw: &Value, out: &mut Vec<InboundEvent>) {
+    // The business number the change is for, read on its own so that an unreadable change still names it.
+    let owner = raw.pointer("/value/metadata/phone_number_id").and_then(Value::as_str);
+    let owned = |e: InboundEvent| e.owned_by(owner);
     let value = match wire::Change::deserialize(raw) {
         Ok(change) if change.field == "messages" => wire::MessagesValue::deserialize(&change.value).ok(),
         _ => None,
     };
     let Some(value) = value.filter(|v| !(v.messages.is_empty() && v.statuses.is_empty() && v.errors.is_empty())) else {
-        out.push(unsupported(account, "", None, raw, Some(hashed("raw", raw))));
+        out.push(owned(unsupported(account, "", None, raw, Some(hashed("raw", raw)))));
         return;
     };
-    let names: HashMap<&str, &str> = value
-        .contacts
-        .iter()
-        .filter_map(|c| Some((c.wa_id.as_deref()?, c.profile.as_ref()?.name.as_deref()?)))
-        .collect();
-    let ctx = Ctx { account, names };
-    out.extend(value.messages.iter().map(|m| ctx.message(m)));
-    out.extend(value.statuses.iter().map(|s| ctx.status(s)));
-    out.extend(value.errors.iter().map(|e| unsupported(account, "", None, e, Some(hashed("error", e)))));
+    let mut profiles: HashMap<&str, &wire::Profile> = HashMap::new();
+    for contact in &value.contacts {
+        for id in [&contact.wa_id, &contact.user_id].into_iter().flatten() {
+            profiles.insert(id.as_str(), contact);
+        }
+    }
+    // A message without `from` or `from_user_id` is the only contact's.
+    let only_user_id = match value.contacts.as_slice() {
+        [only] => only.user_id.as_deref(),
+        _ => None,
+    };
+    let ctx = Ctx { account, profiles, only_user_id };
+    out.extend(value.messages.iter().map(|m| owned(ctx.message(m))));
+    out.extend(value.statuses.iter().map(|s| owned(ctx.status(s))));
+    out.extend(value.errors.iter().map(|e| owned(unsupported(account, "", None, e, Some(hashed("error", e))))));
 }
 
 /// What every item of one change shares.
 struct Ctx<'a> {
     account: &'a str,
-    /// wa_id → profile name, from `value.contacts[]`.
-    names: HashMap<&'a str, &'a str>,
+    /// wa_id or BSUID → the contact, from `value.contacts[]`.
+    profiles: HashMap<&'a str, &'a wire::Profile>,
+    /// The BSUID of the change's only contact.
+    only_user_id: Option<&'a str>,
 }
 
 impl Ctx<'_> {
-    fn customer(&self, wa_id: &str) -> Customer {
-        Customer { id: wa_id.to_owned(), name: self.names.get(wa_id).map(|n| (*n).to_owned()), ..Default::default() }
+    /// The customer known as `id` (a phone number or a BSUID), with the name and username the
+    /// change's contacts give.
+    fn customer(&self, id: &str) -> Customer {
+        let profile = self.profiles.get(id).and_then(|c| c.profile.as_ref());
+        Customer {
+            id: id.to_owned(),
+            name: profile.and_then(|p| p.name.clone()),
+            username: profile.and_then(|p| p.username.clone()),
+            ..Default::default()
+        }
     }
 
     fn media_ref(&self, id: &str) -> String {
@@ -121,13 +150,14 @@ impl Ctx<'_> {
     fn message(&self, raw: &Value) -> InboundEvent {
         let id = raw.get("id").and_then(Value::as_str);
         let dedup = Some(id.map_or_else(|| hashed("raw", raw), |id| format!("msg:{id}")));
-        let from = raw.get("from").and_then(Value::as_str);
+        let text = |key: &str| raw.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let from = text("from").or_else(|| text("from_user_id")).or(self.only_user_id);
         let customer = from.map(|f| self.customer(f));
         let chat_id = from.unwrap_or("");
         let Ok(msg) = wire::Message::deserialize(raw) else {
             return unsupported(self.account, chat_id, customer, raw, dedup);
         };
-        let converted = match (&msg.from, &msg.group_id) {
+        let converted = match (from, &msg.group_id) {
             (Some(_), None) => self.convert(&msg.id, &msg.content, msg.timestamp.and_then(to_time)),
             // Group chats are not modelled: a group id is not a wa_id and replies need `recipient_type: group`.
             _ => None,
@@ -140,10 +170,11 @@ impl Ctx<'_> {
         event.message = Some(message);
         event.postback = postback;
         event.source = msg.referral.map(|r| source(r, raw.get("referral")));
-        if msg.content.contacts.as_ref().is_some_and(|c| c.len() > 1) {
+        let flow_reply = msg.content.interactive.as_ref().is_some_and(|i| i.nfm_reply.is_some());
+        if msg.content.contacts.as_ref().is_some_and(|c| c.len() > 1) || flow_reply {
             event.raw = Some(raw.clone());
         }
-        InboundEvent { dedup_key: dedup, event }
+        InboundEvent::new(dedup, event)
     }
 
     /// Converts message content; `None` for kinds we do not model (→ unsupported).
@@ -222,6 +253,15 @@ impl Ctx<'_> {
                 let choice = match i.kind.as_str() {
                     "button_reply" => i.button_reply.as_ref()?,
                     "list_reply" => i.list_reply.as_ref()?,
+                    "nfm_reply" => {
+                        let reply = i.nfm_reply.as_ref()?;
+                        let postback = Postback {
+                            payload: reply.response_json.clone(),
+                            title: reply.body.clone().or_else(|| reply.name.clone()),
+                            external_id: base.reply_to.clone(),
+                        };
+                        return Some((EventKind::Postback, base, Some(postback)));
+                    }
                     _ => return None,
                 };
                 let postback = Postback {
@@ -272,7 +312,8 @@ impl Ctx<'_> {
             _ => hashed("raw", raw),
         };
         let dedup = Some(dedup);
-        let recipient = field("recipient_id");
+        let named = |name: &str| field(name).filter(|id| !id.is_empty());
+        let recipient = named("recipient_id").or_else(|| named("recipient_user_id"));
         let customer = recipient.map(|r| self.customer(r));
         let chat_id = recipient.unwrap_or("");
         let Ok(st) = wire::Status::deserialize(raw) else {
@@ -289,7 +330,7 @@ impl Ctx<'_> {
         let mut event = Event::new(EventKind::Status, crate::CHANNEL, self.account, chat_id);
         event.customer = customer;
         event.status = Some(StatusInfo { message_id: None, external_id: Some(st.id), status, error, up_to: None });
-        InboundEvent { dedup_key: dedup, event }
+        InboundEvent::new(dedup, event)
     }
 }
 
@@ -324,7 +365,7 @@ fn unsupported(
 ) -> InboundEvent {
     let mut event = Event::unsupported(crate::CHANNEL, account, chat_id, raw.clone());
     event.customer = customer;
-    InboundEvent { dedup_key, event }
+    InboundEvent::new(dedup_key, event)
 }
 
 /// `<prefix>:<sha256 hex of the object's canonical JSON>`: stable across redeliveries of the same

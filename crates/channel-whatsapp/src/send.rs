@@ -116,10 +116,15 @@ impl Client {
         body: SendBody<'_>,
     ) -> Result<SendReceipt, SendError> {
         let config = &self.config;
+        let (to, recipient) = match is_phone_number(&part.chat_id) {
+            true => (Some(part.chat_id.as_str()), None),
+            false => (None, Some(part.chat_id.as_str())),
+        };
         let message = SendMessage {
             messaging_product: "whatsapp",
             recipient_type: "individual",
-            to: &part.chat_id,
+            to,
+            recipient,
             context: part.reply_to.as_deref().map(|message_id| ReplyContext { message_id }),
             kind,
             body,
@@ -188,6 +193,17 @@ impl Client {
 }
 
 /// The MIME type to declare: the core's, else one guessed from the file name, else the kind's usual one.
+/// Whether a chat id is a phone number (sent as `to`) rather than a business-scoped user id
+/// (sent as `recipient`). A phone number is digits, optionally after `+`; a BSUID is a
+/// two-letter country code, a dot and an alphanumeric id (`US.13491208655302741918`, a parent
+/// BSUID `US.ENT.11815799212886844830`). Meta's BSUID guide: "Use `to` to send to a phone number,
+/// `recipient` to send to a BSUID or parent BSUID"
+/// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids>).
+pub(crate) fn is_phone_number(chat_id: &str) -> bool {
+    let digits = chat_id.strip_prefix('+').unwrap_or(chat_id);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn mime_of(media: &Media) -> String {
     if let Some(mime) = media.mime.as_deref().filter(|m| !m.is_empty()) {
         return mime.to_owned();

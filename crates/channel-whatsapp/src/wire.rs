@@ -44,23 +44,29 @@ pub(crate) struct MessagesValue {
     pub errors: Vec<Value>,
 }
 
-/// `value.contacts[]`: who sent the messages of this change.
+/// `value.contacts[]`: who sent the messages of this change. `wa_id` is the phone number,
+/// absent for a user who adopted a username (unless Meta's phone-number rules still share it);
+/// `user_id` is the business-scoped user id (BSUID, e.g. `US.13491208655302741918`), always sent
+/// since the usernames rollout.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Profile {
     pub wa_id: Option<String>,
+    pub user_id: Option<String>,
     pub profile: Option<ProfileName>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ProfileName {
     pub name: Option<String>,
+    /// The user's WhatsApp username, when they adopted one.
+    pub username: Option<String>,
 }
 
-/// `value.messages[]`.
+/// `value.messages[]`. The sender (`from`: phone number digits, absent for a user who adopted
+/// a username and whose number Meta withholds; `from_user_id`: the business-scoped user id) is
+/// read from the raw item in `parse.rs`, so that an unreadable item still names its sender.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Message {
-    /// The sender's WhatsApp id (phone number digits).
-    pub from: Option<String>,
     /// Set for messages in a group (not modelled here).
     pub group_id: Option<String>,
     pub id: String,
@@ -155,13 +161,25 @@ pub(crate) struct ContactPhone {
     pub wa_id: Option<String>,
 }
 
-/// A reply to an interactive message: `button_reply` or `list_reply` (others are unsupported).
+/// A reply to an interactive message: `button_reply`, `list_reply` or `nfm_reply` (a WhatsApp
+/// Flow or address message completed); others are unsupported.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Interactive {
     #[serde(rename = "type")]
     pub kind: String,
     pub button_reply: Option<Choice>,
     pub list_reply: Option<Choice>,
+    pub nfm_reply: Option<NfmReply>,
+}
+
+/// `interactive.nfm_reply`: what the user submitted in a Flow (`name: flow`, `body: "Sent"`) or
+/// an address message (`name: address_message`); `response_json` is a JSON document as a string.
+/// <https://developers.facebook.com/documentation/business-messaging/whatsapp/flows/guides/receiveflowresponse>
+#[derive(Debug, Deserialize)]
+pub(crate) struct NfmReply {
+    pub name: Option<String>,
+    pub body: Option<String>,
+    pub response_json: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,7 +262,12 @@ fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Er
 pub(crate) struct SendMessage<'a> {
     pub messaging_product: &'static str,
     pub recipient_type: &'static str,
-    pub to: &'a str,
+    /// A phone number (wa_id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<&'a str>,
+    /// A business-scoped user id (BSUID) or parent BSUID, for users known by no phone number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<ReplyContext<'a>>,
     #[serde(rename = "type")]

@@ -90,6 +90,47 @@ async fn text_is_posted_to_messages() {
     );
 }
 
+/// A customer known only by a business-scoped user id (the chat id a username sender's events
+/// carry) is addressed with `recipient`, never `to`, for text and for media.
+#[tokio::test]
+async fn a_bsuid_chat_is_sent_to_as_recipient() {
+    let mock = happy_api().await;
+    let adapter = adapter(&mock.base_url);
+    for bsuid in ["BR.1502576394655843", "US.ENT.11815799212886844830"] {
+        let text = OutboundPart { chat_id: bsuid.into(), ..part(PartBody::Text("Olá!".into()), Some("wamid.IN1")) };
+        adapter.send(&text).await.unwrap();
+        let image = OutboundPart {
+            chat_id: bsuid.into(),
+            ..part(
+                PartBody::Media { media: media(AttachmentKind::Image, "a.png", Some("image/png")), caption: None },
+                None,
+            )
+        };
+        adapter.send(&image).await.unwrap();
+    }
+    let sent: Vec<Value> = mock.requests().iter().filter(|r| r.path.ends_with("/messages")).map(|r| r.json()).collect();
+    assert_eq!(sent.len(), 4);
+    assert_eq!(
+        sent[0],
+        json!({"messaging_product": "whatsapp", "recipient_type": "individual", "recipient": "BR.1502576394655843",
+               "context": {"message_id": "wamid.IN1"}, "type": "text", "text": {"body": "Olá!"}})
+    );
+    for (request, bsuid) in sent.iter().zip([
+        "BR.1502576394655843",
+        "BR.1502576394655843",
+        "US.ENT.11815799212886844830",
+        "US.ENT.11815799212886844830",
+    ]) {
+        assert_eq!(request["recipient"], bsuid, "{request}");
+        assert!(request.get("to").is_none(), "a BSUID is never sent as `to`: {request}");
+    }
+    // A phone number, with or without `+`, stays `to`.
+    let plus = OutboundPart { chat_id: "+4915112345678".into(), ..part(PartBody::Text("hi".into()), None) };
+    adapter.send(&plus).await.unwrap();
+    let last = mock.requests().last().unwrap().json();
+    assert_eq!((last["to"].as_str(), last.get("recipient")), (Some("+4915112345678"), None));
+}
+
 #[tokio::test]
 async fn each_attachment_kind_is_uploaded_then_sent_by_id() {
     let cases = [

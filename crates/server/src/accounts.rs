@@ -57,6 +57,19 @@ impl Accounts {
         self.by_channel.contains_key(&channel)
     }
 
+    /// The accounts of `channel` whose provider id ([`Adapter::owner_id`]) is `owner`.
+    pub fn owned_by<'a, 'o>(
+        &'a self,
+        channel: Channel,
+        owner: &'o str,
+    ) -> impl Iterator<Item = &'a Account> + use<'a, 'o> {
+        self.by_channel
+            .get(&channel)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter(move |a| a.adapter.owner_id() == Some(owner))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Account> {
         self.by_channel.values().flat_map(|m| m.values())
     }

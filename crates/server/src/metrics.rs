@@ -20,6 +20,9 @@ pub struct Counters {
     pub inbound_duplicates: AtomicU64,
     pub inbound_blocked: AtomicU64,
     pub inbound_unsupported: AtomicU64,
+    /// Items of an account this gateway does not serve (another Page or number of the same
+    /// Meta app, without an account here sharing the app secret): logged and dropped.
+    pub inbound_unrouted: AtomicU64,
     pub outbound_sent: AtomicU64,
     pub outbound_failed: AtomicU64,
     pub outbound_retries: AtomicU64,
@@ -32,7 +35,7 @@ impl Counters {
         }
     }
 
-    fn rows(&self) -> [(&'static str, &'static str, &AtomicU64); 11] {
+    fn rows(&self) -> [(&'static str, &'static str, &AtomicU64); 12] {
         [
             ("webhooks_accepted_total", "", &self.webhooks_accepted),
             ("webhooks_rejected_total", ",reason=\"too_large\"", &self.rejected_too_large),
@@ -42,6 +45,7 @@ impl Counters {
             ("inbound_duplicates_total", "", &self.inbound_duplicates),
             ("inbound_blocked_total", "", &self.inbound_blocked),
             ("inbound_unsupported_total", "", &self.inbound_unsupported),
+            ("inbound_unrouted_total", "", &self.inbound_unrouted),
             ("outbound_sent_total", "", &self.outbound_sent),
             ("outbound_failed_total", "", &self.outbound_failed),
             ("outbound_retries_total", "", &self.outbound_retries),

@@ -2,20 +2,21 @@
 //!
 //! The provider gets 2xx only after the events are committed; anything else makes it retry.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chatgate_adapter::{Reply, WebhookError, WebhookRequest};
+use chatgate_adapter::{InboundEvent, Reply, WebhookError, WebhookRequest};
 use chatgate_model::{Channel, CustomerRef, EventKind};
 use chatgate_queue::InboundRecord;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use crate::Shared;
 use crate::error::WebhookRejection;
 use crate::metrics::Counters;
+use crate::{Account, Shared};
 
 pub(crate) async fn handle(
     State(shared): State<Arc<Shared>>,
@@ -74,24 +75,27 @@ pub(crate) async fn handle(
     };
 
     let mut records = Vec::with_capacity(inbound.events.len());
-    let mut blocked = 0;
-    let mut unsupported = 0;
     let any_blocked = shared.blocks.any();
-    for item in inbound.events {
-        let customer = item.event.customer.as_ref().map(|c| c.id.as_str());
-        let is_blocked = |id: &str| shared.blocks.is_blocked(&CustomerRef::new(channel, account.as_str(), id));
-        if any_blocked && item.event.kind != EventKind::Status && customer.is_some_and(is_blocked) {
-            blocked += 1;
-            tracing::info!(%channel, %account, customer = customer.unwrap_or_default(), kind = ?item.event.kind, "inbound from a blocked customer not forwarded");
-            continue;
+    for (owner, events) in route(&shared, entry, &request, inbound.events) {
+        let account = owner.adapter.account();
+        let mut blocked = 0;
+        let mut unsupported = 0;
+        for item in events {
+            let customer = item.event.customer.as_ref().map(|c| c.id.as_str());
+            let is_blocked = |id: &str| shared.blocks.is_blocked(&CustomerRef::new(channel, account, id));
+            if any_blocked && item.event.kind != EventKind::Status && customer.is_some_and(is_blocked) {
+                blocked += 1;
+                tracing::info!(%channel, %account, customer = customer.unwrap_or_default(), kind = ?item.event.kind, "inbound from a blocked customer not forwarded");
+                continue;
+            }
+            if item.event.kind == EventKind::Unsupported {
+                unsupported += 1;
+            }
+            records.push(InboundRecord { dedup_key: item.dedup_key, event: item.event });
         }
-        if item.event.kind == EventKind::Unsupported {
-            unsupported += 1;
-        }
-        records.push(InboundRecord { dedup_key: item.dedup_key, event: item.event });
+        Counters::add(&owner.counters.inbound_blocked, blocked);
+        Counters::add(&owner.counters.inbound_unsupported, unsupported);
     }
-    Counters::add(&counters.inbound_blocked, blocked);
-    Counters::add(&counters.inbound_unsupported, unsupported);
 
     match shared.queue.append_inbound(records).await {
         Ok(outcome) => {
@@ -105,6 +109,52 @@ pub(crate) async fn handle(
             WebhookRejection::NotStored.into_response()
         }
     }
+}
+
+/// Splits a webhook's events by the account they belong to ([`InboundEvent::owner`]).
+///
+/// Meta posts the items of every Page, Instagram account and WhatsApp number of one app to the
+/// app's single callback URL, so the account a body arrived on may not own all of it. Items it
+/// owns (or that name no owner) stay with it. Items of another account go to the account of the
+/// same channel whose [`chatgate_adapter::Adapter::owner_id`] they name, and only if that account
+/// verifies the same signed body (it shares the app secret); it parses the body itself, so its
+/// events carry its account id and its media references. Items of no such account are logged,
+/// counted (`inbound_unrouted_total` of the receiving account) and dropped: the provider gets its
+/// 200 and never retries them, and no account answers another account's customers.
+fn route<'a>(
+    shared: &'a Shared,
+    receiver: &'a Account,
+    request: &WebhookRequest<'_>,
+    events: Vec<InboundEvent>,
+) -> Vec<(&'a Account, Vec<InboundEvent>)> {
+    let adapter = receiver.adapter.as_ref();
+    let mut own = Vec::with_capacity(events.len());
+    let mut foreign: BTreeMap<String, u64> = BTreeMap::new();
+    for item in events {
+        match (item.owner.as_deref(), adapter.owner_id()) {
+            (Some(owner), Some(id)) if owner != id => *foreign.entry(owner.to_owned()).or_default() += 1,
+            _ => own.push(item),
+        }
+    }
+    let mut groups = vec![(receiver, own)];
+    let (channel, account) = (adapter.channel(), adapter.account());
+    for (owner, items) in foreign {
+        let target = shared.accounts.owned_by(channel, &owner).find(|a| a.adapter.verify(request).is_ok());
+        let parsed = target.and_then(|a| Some((a, a.adapter.parse(request).ok()?)));
+        match parsed {
+            Some((target, inbound)) => {
+                tracing::debug!(%channel, %account, %owner, to = target.adapter.account(), items, "webhook items routed to their account");
+                let events =
+                    inbound.events.into_iter().filter(|e| e.owner.as_deref() == Some(owner.as_str())).collect();
+                groups.push((target, events));
+            }
+            None => {
+                tracing::warn!(%channel, %account, %owner, items, "webhook items of an account not served here (or under another app secret) dropped");
+                Counters::add(&receiver.counters.inbound_unrouted, items);
+            }
+        }
+    }
+    groups
 }
 
 fn reply_response(reply: Reply) -> Response {

@@ -91,7 +91,7 @@ impl Adapter for Scripted {
                     ev
                 }
             };
-            events.push(InboundEvent { dedup_key: e["key"].as_str().map(str::to_owned), event });
+            events.push(InboundEvent::new(e["key"].as_str().map(str::to_owned), event));
         }
         Ok(Inbound { events, reply: Reply::Text("ok".into()) })
     }

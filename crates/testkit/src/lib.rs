@@ -8,11 +8,13 @@
 //! `<name>.snap` beside it; see [`snapshot`].
 //!
 //! - [`snapshot`]: envelopes as reviewed snapshots (insta), and reading them back.
+//! - [`content`]: the property every event must have ("no event without content").
 //! - [`corpus`]: the shared real-webhook corpus, which must be present under `CI=true`.
 //! - [`gateway::Harness`]: a gateway and its router, called without a socket.
 //! - [`http`]: the core API over a real socket, for tests about processes.
 //! - [`mock::MockApi`]: a recording HTTP server on 127.0.0.1 that stands in for a provider API.
 
+pub mod content;
 pub mod corpus;
 pub mod gateway;
 pub mod http;
