@@ -1,0 +1,1 @@
+// placeholder: the widget developer overwrites this file

@@ -1,0 +1,1 @@
+// placeholder: the demo developer overwrites this file
