@@ -429,6 +429,7 @@ class Widget {
       data = null;
     }
     if (!response.ok) throw new ApiError(response.status, data);
+    if (this.running && !this.state.classList.contains("cg-live")) this.wake(); // the gateway is back
     return data;
   }
 
