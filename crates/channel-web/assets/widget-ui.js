@@ -104,6 +104,31 @@ function appendText(parent, text) {
   if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
 }
 
+/**
+ * The messenger link carrying the visitor id, so that channel's adapter can report where the
+ * customer came from: a `{visitor_id}` placeholder is replaced; otherwise the id goes where each
+ * messenger passes it on (Telegram `start`, Viber `context`, Messenger `ref`, WhatsApp text).
+ */
+function withVisitor(kind, url, visitor) {
+  if (url.includes("{visitor_id}")) return url.split("{visitor_id}").join(encodeURIComponent(visitor));
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch (_) {
+    return url;
+  }
+  const tag = "w_" + visitor;
+  const params = parsed.searchParams;
+  if (kind === "telegram") params.set("start", tag);
+  else if (kind === "viber") params.set("context", tag);
+  else if (kind === "messenger") params.set("ref", tag);
+  else if (kind === "whatsapp") {
+    const text = `${params.get("text") || "Hello!"} [${tag}]`;
+    return `${parsed.origin}${parsed.pathname}?text=${encodeURIComponent(text)}`; // %20, not +
+  } else return url;
+  return parsed.href;
+}
+
 function formatTime(at) {
   const date = at ? new Date(at) : new Date();
   if (Number.isNaN(date.getTime())) return "";
@@ -399,9 +424,7 @@ class Widget {
 
   async visitorLink(link) {
     await this.ensureSession();
-    const id = encodeURIComponent(this.session.visitor_id);
-    const url = String(link.url || "");
-    return url.includes("{visitor_id}") ? url.split("{visitor_id}").join(id) : url;
+    return withVisitor(link.kind, String(link.url || ""), this.session.visitor_id);
   }
 
   pageView(view) {
