@@ -428,12 +428,12 @@ class Widget {
   }
 
   pageView(view) {
-    this.call("/pageviews", { body: view, keepalive: true }).catch(() => {});
+    this.call("/pageviews", { body: view }).catch(() => {});
   }
 
   // ---- HTTP ----
 
-  async call(path, { body, method = "POST", auth = true, raw = null, type = null, keepalive = false } = {}) {
+  async call(path, { body, method = "POST", auth = true, raw = null, type = null } = {}) {
     const headers = {};
     if (auth && this.session) headers.authorization = `Bearer ${this.session.token}`;
     let payload;
@@ -444,7 +444,7 @@ class Widget {
       payload = JSON.stringify(body);
       headers["content-type"] = "application/json";
     }
-    const response = await fetch(this.prefix + path, { method, headers, body: payload, credentials: "omit", keepalive });
+    const response = await fetch(this.prefix + path, { method, headers, body: payload, credentials: "omit" });
     let data = null;
     try {
       data = await response.json();

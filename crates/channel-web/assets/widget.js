@@ -65,8 +65,7 @@
       fetch(base + "/web/" + encodeURIComponent(account) + "/pageviews", {
         method: "POST",
         headers: { "content-type": "application/json", authorization: "Bearer " + session.token },
-        body: JSON.stringify(view),
-        keepalive: true
+        body: JSON.stringify(view)
       }).catch(function () {});
     };
   }
