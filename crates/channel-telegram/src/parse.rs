@@ -536,7 +536,7 @@ fn customer(
         username: username.map(str::to_owned),
         avatar_url: None,
         language: language.map(str::to_owned),
-        country: None,
+        ..Customer::default()
     }
 }
 

@@ -171,7 +171,7 @@ fn permission(account: &str, object: &Value, kind: EventKind) -> Option<Event> {
     event.customer = customer(p.user_id);
     if let Some(key) = p.key.filter(|k| !k.is_empty()) {
         event.source =
-            Some(Source { kind: "deep_link".to_owned(), reference: Some(key), url: None, title: None, raw: None });
+            Some(Source::new("deep_link", Some(key)));
     }
     Some(event)
 }
