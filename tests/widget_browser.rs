@@ -140,6 +140,7 @@ async fn story(
     ensure!(rendered["quote"] == "Hello from the browser", "reply_to is shown as a quote: {rendered}");
     wait_status(&api, &sent, "read").await?;
     wait_ui(browser, "status(first('.cg-mine')) === 'delivered'", "two ticks once the operator answered").await?;
+    save_screenshot(browser, "widget-open.png").await?;
 
     // Colours from the account are applied.
     let colors = ui(
@@ -160,10 +161,14 @@ async fn story(
     shadow(browser).await?.find(Locator::Css(".cg-feedback .cg-choice[data-score='4']")).await?.click().await?;
     let feedback = wait_event(&api, |e| e["type"] == "feedback" && e["chat_id"] == json!(chat)).await?;
     ensure!(feedback["feedback"]["score"] == 4 && feedback["feedback"]["scale"] == 5, "feedback event: {feedback}");
-    wait_ui(browser, "!!root.querySelector('.cg-feedback.cg-answered')", "thanks after the click").await?;
+    wait_ui(browser, "!!root.querySelector('.cg-feedback[data-sent] .cg-feedback-thanks')", "thanks after the click")
+        .await?;
+    let lit = ui(browser, "root.querySelectorAll('.cg-feedback .cg-choice.cg-lit').length").await?;
+    ensure!(lit == 4, "four stars stay lit after the click: {lit}");
 
     // 2001 characters: refused in the UI (and Enter sends nothing), and by the server.
-    let before = web_events(&api).await?.len();
+    let messages = |events: Vec<Value>| events.into_iter().filter(|e| e["type"] == "message").count();
+    let before = messages(web_events(&api).await?);
     let long = "x".repeat(2001);
     ui(browser, &format!("(() => {{ const i = root.querySelector('.cg-input'); i.value = {}; i.dispatchEvent(new Event('input')); return 0; }})()", json!(long))).await?;
     shadow(browser)
@@ -182,6 +187,7 @@ async fn story(
     ensure!(refused["counter"].as_str().is_some_and(|c| c.starts_with("2001 / 2000")), "counter: {refused}");
     ensure!(refused["error"].as_str().is_some_and(|e| e.contains("2000")), "a clear message: {refused}");
     let token = visitor_token(browser).await?;
+    let visitor = visitor_id(browser).await?;
     let (status, body) =
         visitor_post(&api, host, &token, "/messages", json!({"client_id": "long-1", "text": long})).await?;
     ensure!(
@@ -207,7 +213,7 @@ async fn story(
         error.as_str().is_some_and(|e| e.contains("2 MB") && e.contains("1 MB")),
         "the error names size and limit: {error}"
     );
-    ensure!(web_events(&api).await?.len() == before, "nothing was stored for the refused message and upload");
+    ensure!(messages(web_events(&api).await?) == before, "no message was stored for the refused text and upload");
     input.send_keys(&small.display().to_string()).await?;
     let upload =
         wait_event(&api, |e| e["message"]["attachments"][0]["kind"] == "image" && e["chat_id"] == json!(chat)).await?;
@@ -216,13 +222,13 @@ async fn story(
     ensure!(fetched.status() == 200, "the upload resolves through /v1/media: {}", fetched.status());
 
     let history = transcript(browser).await?;
-    save_screenshot(browser, "widget-open.png").await?;
+    save_screenshot(browser, "widget-feedback-upload.png").await?;
 
     // A reload continues the same session and shows the same history.
     browser.refresh().await?;
     open_widget(browser).await?;
     wait_until("the history after a reload", || async { Ok(transcript(browser).await? == history) }).await?;
-    ensure!(visitor_token(browser).await? == token, "the reload kept the visitor's token");
+    ensure!(visitor_id(browser).await? == visitor, "the reload continued the same visitor");
 
     // The gateway restarts while the widget is open: a message written meanwhile is stored once,
     // the stream comes back, and an answer after the restart is shown exactly once.
@@ -317,6 +323,13 @@ async fn demo_page(browser: &Client, api: &Api) -> Result<()> {
     wait_ui(browser, "last('.cg-theirs .cg-text')?.textContent.includes('from the console')", "the console's answer")
         .await?;
     wait_js(browser, "return !!document.querySelector('#messages .ticks.read')", "read ticks in the console").await?;
+    let views = web_events(api)
+        .await?
+        .into_iter()
+        .filter(|e| e["type"] == "page_view" && e["page"]["url"] == json!(format!("{}/", api.base)));
+    ensure!(views.count() == 1, "opening the chat reports the demo page once");
+    save_screenshot(browser, "demo-console.png").await?;
+    browser.execute("window.scrollTo(0, 0); return 0", vec![]).await?;
     save_screenshot(browser, "demo.png").await
 }
 
@@ -371,14 +384,22 @@ async fn transcript(browser: &Client) -> Result<Vec<String>> {
 }
 
 async fn visitor_token(browser: &Client) -> Result<String> {
+    Ok(stored_session(browser).await?["token"].as_str().context("token")?.to_owned())
+}
+
+async fn visitor_id(browser: &Client) -> Result<String> {
+    Ok(stored_session(browser).await?["visitor_id"].as_str().context("visitor_id")?.to_owned())
+}
+
+/// What the widget keeps in `localStorage` under `chatgate:{gateway origin}:{account}`.
+async fn stored_session(browser: &Client) -> Result<Value> {
     let stored =
         browser.execute("return Object.keys(localStorage).map(k => [k, localStorage.getItem(k)])", vec![]).await?;
     let pairs: Vec<(String, String)> = serde_json::from_value(stored)?;
     let (key, value) =
         pairs.into_iter().find(|(k, _)| k.starts_with("chatgate:")).context("no chatgate key in localStorage")?;
     ensure!(key.ends_with(&format!(":{ACCOUNT}")), "the storage key names gateway and account: {key}");
-    let value: Value = serde_json::from_str(&value)?;
-    Ok(value["token"].as_str().context("token")?.to_owned())
+    Ok(serde_json::from_str(&value)?)
 }
 
 async fn wait_ui(browser: &Client, expression: &str, what: &str) -> Result<()> {

@@ -65,6 +65,7 @@ function chars(text) {
 }
 
 function megabytes(bytes) {
+  if (bytes < 1024 * 1024) return Math.max(1, Math.round(bytes / 1024)) + " KB";
   const mb = bytes / (1024 * 1024);
   return (mb >= 10 ? mb.toFixed(0) : mb.toFixed(1).replace(/\.0$/, "")) + " MB";
 }
@@ -418,7 +419,8 @@ class Widget {
       feedback_done: same ? known.feedback_done || [] : [],
     };
     this.saveSession();
-    for (const view of this.ctx.takeViews((v) => this.pageView(v))) this.pageView(view);
+    // The session's `page` already reported this page; buffered views of other pages follow.
+    for (const view of this.ctx.takeViews((v) => this.pageView(v))) if (view.url !== body.page.url) this.pageView(view);
     return this.session;
   }
 
@@ -927,7 +929,9 @@ class Widget {
         button.textContent = "★";
         button.classList.add("cg-star");
         button.setAttribute("aria-label", `${score} of 5`);
-        button.addEventListener("mouseenter", () => buttons.forEach((b, i) => b.classList.toggle("cg-lit", i < score)));
+        button.addEventListener("mouseenter", () => {
+          if (!card.classList.contains("cg-answered")) buttons.forEach((b, i) => b.classList.toggle("cg-lit", i < score));
+        });
       } else {
         button.textContent = String(score);
         button.setAttribute("aria-label", `${score} of 10`);
@@ -936,13 +940,16 @@ class Widget {
       buttons.push(button);
       choices.appendChild(button);
     }
-    choices.addEventListener("mouseleave", () => buttons.forEach((b) => b.classList.remove("cg-lit")));
+    choices.addEventListener("mouseleave", () => {
+      if (!card.classList.contains("cg-answered")) buttons.forEach((b) => b.classList.remove("cg-lit"));
+    });
     card.appendChild(choices);
     this.log.appendChild(card);
     this.scrollDown();
   }
 
   async answerFeedback(card, buttons, { request_id, scale, score }) {
+    card.classList.add("cg-answered"); // keeps the choice lit
     buttons.forEach((b, i) => {
       b.disabled = true;
       b.classList.toggle("cg-lit", scale === 5 ? i < score : i === score - 1);
@@ -955,8 +962,9 @@ class Widget {
       this.session.feedback_done = (this.session.feedback_done || []).concat(request_id || "auto");
       this.saveSession();
       card.appendChild(el("div", "cg-feedback-thanks", "Thank you for your feedback!"));
-      card.classList.add("cg-answered");
+      card.dataset.sent = "true";
     } catch (error) {
+      card.classList.remove("cg-answered");
       buttons.forEach((b) => (b.disabled = false));
       this.showError(this.explain(error));
     }
