@@ -188,19 +188,8 @@ impl Default for FeedbackSettings {
 }
 
 /// The messengers a link button may lead to.
-pub const MESSENGER_KINDS: &[&str] = &[
-    "telegram",
-    "whatsapp",
-    "viber",
-    "messenger",
-    "instagram",
-    "vk",
-    "line",
-    "skype",
-    "slack",
-    "wechat",
-    "snapchat",
-];
+pub const MESSENGER_KINDS: &[&str] =
+    &["telegram", "whatsapp", "viber", "messenger", "instagram", "vk", "line", "skype", "slack", "wechat", "snapchat"];
 
 /// A button next to the widget's launcher that continues the chat in a messenger.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -485,7 +474,9 @@ mod tests {
 
     #[test]
     fn origins_are_required_exact_and_star_only_alone() {
-        assert!(error(|v| v.as_object_mut().unwrap().remove("allowed_origins").map(drop).unwrap()).contains("required"));
+        assert!(
+            error(|v| v.as_object_mut().unwrap().remove("allowed_origins").map(drop).unwrap()).contains("required")
+        );
         assert!(error(|v| v["allowed_origins"] = json!([])).contains("at least one"));
         assert!(error(|v| v["allowed_origins"] = json!(["*", "http://a.example"])).contains("not both"));
         assert!(error(|v| v["allowed_origins"] = json!(["http://a.example/"])).contains("allowed_origins[0]"));

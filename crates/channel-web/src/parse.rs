@@ -13,8 +13,7 @@ use chatgate_adapter::InboundEvent;
 use chatgate_adapter::visitor::{Session, Visitor, VisitorError, VisitorInbound, VisitorRoute};
 use chatgate_model::limits::check_text;
 use chatgate_model::{
-    Attachment, AttachmentKind, Customer, Event, EventKind, Feedback, Limits, Message, Page, Source, Status,
-    StatusInfo, Utm,
+    Attachment, Customer, Event, EventKind, Feedback, Limits, Message, Page, Source, Status, StatusInfo, Utm,
 };
 use chrono::Utc;
 use serde::de::DeserializeOwned;
@@ -80,7 +79,8 @@ fn page_view(account: &str, visitor: &Visitor, page: Page) -> InboundEvent {
 
 /// `POST sessions`: continues the visitor of a valid token, or starts a new one; checks identity.
 pub(crate) fn session(config: &Config, account: &str, body: &[u8]) -> Result<Session, VisitorError> {
-    let body: wire::SessionBody = if body.iter().all(u8::is_ascii_whitespace) { Default::default() } else { read(body)? };
+    let body: wire::SessionBody =
+        if body.iter().all(u8::is_ascii_whitespace) { Default::default() } else { read(body)? };
     let verified = verify::check_identity(config, body.user_id.as_deref(), body.user_hash.as_deref())?;
     let presented = match body.token.as_deref().filter(|t| !t.is_empty()) {
         Some(token) => Some(verify::authenticate(config, account, token)?),
@@ -92,7 +92,7 @@ pub(crate) fn session(config: &Config, account: &str, body: &[u8]) -> Result<Ses
         (None, Some(v)) => v,
         (None, None) => Visitor { id: verify::new_visitor_id(), user_id: None },
     };
-    let source = body.source.map(|s| source(s)).transpose()?;
+    let source = body.source.map(source).transpose()?;
     let mut events = Vec::new();
     if let Some(p) = body.page {
         let mut opened = page_view(account, &visitor, page("page", p)?);
@@ -154,16 +154,12 @@ pub(crate) fn receive(
                 .attachments
                 .iter()
                 .enumerate()
-                .map(|(i, r)| upload(r).ok_or_else(|| VisitorError::Invalid(format!("attachments[{i}]: no such upload"))))
+                .map(|(i, r)| {
+                    upload(r).ok_or_else(|| VisitorError::Invalid(format!("attachments[{i}]: no such upload")))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let mut e = event(EventKind::Message, account, visitor);
-            e.message = Some(Message {
-                external_id: m.client_id.clone(),
-                text,
-                attachments,
-                sent_at: Some(e.received_at),
-                ..Message::default()
-            });
+            e.message = Some(Message { external_id: m.client_id.clone(), text, attachments, ..Message::default() });
             e.page = m.page.map(|p| page("page", p)).transpose()?;
             let key = format!("web:{}:{}", visitor.id, m.client_id);
             out.events.push(InboundEvent { dedup_key: Some(key), event: e });
@@ -249,40 +245,7 @@ pub(crate) fn echo(event: &Event) -> Option<(String, Value)> {
     ))
 }
 
-/// The content type and kind of an upload by its first bytes; `None` for anything else (a file).
-pub fn sniff(bytes: &[u8]) -> Option<(&'static str, AttachmentKind)> {
-    let starts = |magic: &[u8]| bytes.starts_with(magic);
-    let at = |offset: usize, magic: &[u8]| bytes.get(offset..offset + magic.len()) == Some(magic);
-    let found = if starts(b"\x89PNG\r\n\x1a\n") {
-        ("image/png", AttachmentKind::Image)
-    } else if starts(b"\xff\xd8\xff") {
-        ("image/jpeg", AttachmentKind::Image)
-    } else if starts(b"GIF87a") || starts(b"GIF89a") {
-        ("image/gif", AttachmentKind::Image)
-    } else if starts(b"RIFF") && at(8, b"WEBP") {
-        ("image/webp", AttachmentKind::Image)
-    } else if starts(b"RIFF") && at(8, b"WAVE") {
-        ("audio/wav", AttachmentKind::Audio)
-    } else if starts(b"ID3") || (bytes.len() > 1 && bytes[0] == 0xff && bytes[1] & 0xe0 == 0xe0) {
-        ("audio/mpeg", AttachmentKind::Audio)
-    } else if starts(b"OggS") {
-        ("audio/ogg", AttachmentKind::Audio)
-    } else if at(4, b"ftyp") {
-        let brand = bytes.get(8..12).unwrap_or_default();
-        if brand == b"M4A " || brand == b"M4B " {
-            ("audio/mp4", AttachmentKind::Audio)
-        } else {
-            ("video/mp4", AttachmentKind::Video)
-        }
-    } else if starts(b"\x1a\x45\xdf\xa3") {
-        ("video/webm", AttachmentKind::Video)
-    } else if starts(b"%PDF-") {
-        ("application/pdf", AttachmentKind::File)
-    } else {
-        return None;
-    };
-    Some(found)
-}
+pub use chatgate_model::limits::sniff;
 
 /// The configured messenger links with the visitor's id added where the messenger carries one
 /// back to its webhook: Telegram `?start=w_{id}`, Viber `&context=w_{id}`, Messenger `?ref=w_{id}`,
@@ -312,7 +275,8 @@ pub(crate) fn messenger_links(config: &Config, visitor: Option<&str>) -> Vec<Val
 }
 
 fn set_query(url: &mut url::Url, key: &str, value: &str) {
-    let kept: Vec<(String, String)> = url.query_pairs().filter(|(k, _)| k != key).map(|(k, v)| (k.into(), v.into())).collect();
+    let kept: Vec<(String, String)> =
+        url.query_pairs().filter(|(k, _)| k != key).map(|(k, v)| (k.into(), v.into())).collect();
     url.query_pairs_mut().clear().extend_pairs(kept).append_pair(key, value);
 }
 
@@ -323,6 +287,8 @@ fn title_case(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use chatgate_model::AttachmentKind;
+
     use super::*;
 
     #[test]

@@ -86,7 +86,10 @@ impl Client {
         }
         Err(SendError::failed(
             ErrorCode::VisitorGone,
-            format!("the visitor had no open chat within {} s; the message stays in their history", config.gone_after.as_secs()),
+            format!(
+                "the visitor had no open chat within {} s; the message stays in their history",
+                config.gone_after.as_secs()
+            ),
         ))
     }
 }

@@ -197,7 +197,8 @@ mod tests {
         assert!(is_visitor_id(&verified_visitor_id(&c, "web", "u")));
         assert_eq!(verified_visitor_id(&c, "web", "u"), verified_visitor_id(&c, "web", "u"));
         assert_ne!(verified_visitor_id(&c, "web", "u"), verified_visitor_id(&c, "web2", "u"));
-        for bad in ["", "v_", "x_aaaaaaaaaaaaaaaaaaaaaaaa", "v_AAAAAAAAAAAAAAAAAAAAAAAA", "v_aaaa.aaaaaaaaaaaaaaaaaaa"] {
+        for bad in ["", "v_", "x_aaaaaaaaaaaaaaaaaaaaaaaa", "v_AAAAAAAAAAAAAAAAAAAAAAAA", "v_aaaa.aaaaaaaaaaaaaaaaaaa"]
+        {
             assert!(!is_visitor_id(bad), "{bad}");
         }
     }

@@ -15,8 +15,8 @@ mod outbound;
 mod status;
 
 pub use envelope::{
-    Attachment, AttachmentKind, Contact, Customer, ENVELOPE_VERSION, Event, EventKind, Feedback, Location, Message, Page,
-    Postback, Reaction, Source, StatusInfo, TextEntity, Utm,
+    Attachment, AttachmentKind, Contact, Customer, ENVELOPE_VERSION, Event, EventKind, Feedback, Location, Message,
+    Page, Postback, Reaction, Source, StatusInfo, TextEntity, Utm,
 };
 pub use error_code::{ErrorCode, ParseErrorCodeError};
 pub use ids::{Channel, Conversation, CustomerRef, ParseChannelError};

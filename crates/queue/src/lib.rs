@@ -10,8 +10,8 @@ mod types;
 
 pub use sqlite::{DEFAULT_RETENTION, SqliteQueue};
 pub use types::{
-    AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent, VisitorAppend,
-    VisitorAppended, VisitorItem,
+    AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
+    VisitorAppend, VisitorAppended, VisitorItem,
 };
 
 use std::time::Duration;

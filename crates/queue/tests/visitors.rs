@@ -32,7 +32,8 @@ async fn items_are_numbered_per_visitor_and_a_key_stores_once() {
     assert_eq!(second.item.n, 2);
 
     // The same key again: the first item answers, nothing is written, the event is not stored twice.
-    let again = q.append_visitor(append("v_a", Some("in:1"), "{\"changed\":1}", vec![message("v_a", "1")])).await.unwrap();
+    let again =
+        q.append_visitor(append("v_a", Some("in:1"), "{\"changed\":1}", vec![message("v_a", "1")])).await.unwrap();
     assert!(again.duplicate);
     assert_eq!((again.item.n, again.item.data.as_str()), (1, "{\"a\":1}"));
     assert_eq!(q.read_events(0, 100).await.unwrap().len(), 1);

@@ -123,13 +123,10 @@ impl SqliteQueue {
         let writer_stats = stats.clone();
         std::thread::Builder::new()
             .name("chatgate-queue-sync".into())
-            .spawn(move || Syncer {
-                    wal_path,
-                    wal: None,
-                    durable: committed_tx,
-                    durable_items: items_tx,
-                    stats: syncer_stats,
-                }.run(&synced))
+            .spawn(move || {
+                Syncer { wal_path, wal: None, durable: committed_tx, durable_items: items_tx, stats: syncer_stats }
+                    .run(&synced)
+            })
             .map_err(|e| QueueError::Storage(format!("starting the sync thread: {e}")))?;
         std::thread::Builder::new()
             .name("chatgate-queue-writer".into())
@@ -273,7 +270,7 @@ impl Queue for SqliteQueue {
             let json = serde_json::to_string(&r.event).map_err(|e| QueueError::Storage(e.to_string()))?;
             prepared.push((r.clone(), json));
         }
-        self.call((append, prepared), Command::Visitor).await
+        self.call(Box::new((append, prepared)), Command::Visitor).await.map(|b| *b)
     }
 
     async fn read_visitor(

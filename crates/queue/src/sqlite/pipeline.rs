@@ -34,10 +34,13 @@ pub(super) enum Command {
     /// Delete what is older than this time (µs); answers how many events it deleted.
     Prune(Call<i64, u64>),
     /// An item for a visitor's stream with the events it echoes (their JSON serialised by the caller).
-    Visitor(Call<(VisitorAppend, Vec<(InboundRecord, String)>), VisitorAppended>),
+    Visitor(Call<Box<VisitorArgs>, Box<VisitorAppended>>),
     /// A visitor's profile (account, visitor, JSON); the first stays.
     Profile(Call<(String, String, String), ()>),
 }
+
+/// A visitor item with the events it echoes (their JSON serialised by the caller).
+pub(super) type VisitorArgs = (VisitorAppend, Vec<(InboundRecord, String)>);
 
 /// One command's arguments, its caller's reply channel and, once the writer has applied it, its
 /// outcome, held until the syncer has made the batch durable.
@@ -299,7 +302,7 @@ impl Writer {
             Command::Attempt(call) => call.run(|(id, attempt)| self.attempt(*id, attempt)),
             Command::Block(call) => call.run(|block| self.block(block)),
             Command::Prune(call) => call.run(|cutoff| self.prune(*cutoff)),
-            Command::Visitor(call) => call.run(|(append, records)| self.append_visitor(append, records)),
+            Command::Visitor(call) => call.run(|args| self.append_visitor(&args.0, &args.1).map(Box::new)),
             Command::Profile(call) => call.run(|(account, visitor, data)| self.set_profile(account, visitor, data)),
         }
     }
