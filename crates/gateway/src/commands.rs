@@ -106,8 +106,17 @@ pub fn normalize(config_path: &Path, channel: &str, account: Option<&str>, file:
 pub fn normalize_lines(config_path: &Path, channel: &str, account: Option<&str>, file: &Path) -> Result<Vec<String>> {
     let adapter = pick_account(config_path, channel, account, MissingSecrets::Placeholder)?;
     let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let headers = http::HeaderMap::new();
-    let request = WebhookRequest { method: &http::Method::POST, headers: &headers, query: None, body: &body };
+    let mut headers = http::HeaderMap::new();
+    // A web visitor request is read as the request of a test visitor (its events need a visitor);
+    // the route is `messages` unless the file's `.headers` say otherwise.
+    if adapter.visitors().is_some() {
+        adapter.sign(&mut headers, Vec::new());
+    }
+    let head = std::fs::read_to_string(file.with_extension("headers")).unwrap_or_default();
+    let query = chatgate_adapter::recorded::parse_headers(&head).ok().and_then(|h| h.query);
+    let query = if adapter.visitors().is_some() { query } else { None };
+    let request =
+        WebhookRequest { method: &http::Method::POST, headers: &headers, query: query.as_deref(), body: &body };
     let inbound = adapter.parse(&request).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     inbound.events.iter().map(|e| Ok(serde_json::to_string(&e.event)?)).collect()
 }
