@@ -80,8 +80,11 @@ fn the_shipped_file_starts_without_environment() {
     let path = chatgate_testkit::workspace_root().join("channels.toml");
     let text = std::fs::read_to_string(path).unwrap();
     let config = parse(&text, &|_| None, MissingSecrets::Disable).unwrap();
-    assert!(config.accounts.is_empty());
-    let kinds: Vec<_> = config.disabled.iter().map(|d| d.kind.as_str()).collect();
+    // Only the web widget starts without environment (its token secret is generated).
+    let enabled: Vec<_> = config.accounts.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(enabled, ["web"]);
+    let mut kinds: Vec<_> = config.disabled.iter().map(|d| d.kind.as_str()).collect();
+    kinds.extend(&enabled);
     for channel in chatgate::registry::channels() {
         let kind = channel.as_str();
         assert!(kinds.contains(&kind), "channels.toml has no example account of kind {kind}");
@@ -93,7 +96,7 @@ fn the_shipped_file_starts_without_environment() {
         MissingSecrets::Disable,
     )
     .unwrap();
-    assert_eq!(all.accounts.len(), config.disabled.len());
+    assert_eq!(all.accounts.len(), config.disabled.len() + config.accounts.len());
 }
 
 #[test]

@@ -64,6 +64,12 @@ const EXPECT: &[Expect] = &[
     Expect { kind: "instagram", at_least: 20, required: &[], events_each: None },
     Expect { kind: "viber", at_least: 19, required: &[], events_each: None },
     Expect { kind: "vk", at_least: 25, required: &[], events_each: None },
+    Expect {
+        kind: "web",
+        at_least: 6,
+        required: &["message-text", "page-view", "feedback-5", "receipts"],
+        events_each: None,
+    },
 ];
 
 #[test]

@@ -177,6 +177,12 @@ pub trait Adapter: Send + Sync + 'static {
         let _ = (reference, limit);
         Err(SendError::failed(ErrorCode::MediaUnavailable, "this channel cannot resolve media references"))
     }
+
+    /// The visitor side of a channel whose provider is the gateway itself (the web widget); see
+    /// [`crate::visitor`]. Messenger channels have none.
+    fn visitors(&self) -> Option<&dyn crate::Visitors> {
+        None
+    }
 }
 
 /// Builds adapters of one channel kind from their `channels.toml` tables.

@@ -23,6 +23,7 @@ mod secret;
 pub mod settings;
 pub mod transport;
 pub mod verify;
+pub mod visitor;
 pub mod webhook;
 
 pub use contract::{
@@ -32,3 +33,4 @@ pub use contract::{
 pub use error::{SendError, SendErrorKind, WebhookError};
 pub use outbound::{Media, MediaDownload, OutboundPart, PartBody, SendReceipt};
 pub use secret::Secret;
+pub use visitor::{Mailbox, Visitors};

@@ -4,7 +4,7 @@
 //! or one template) and remembers which parts were sent, so a retry never repeats a sent part.
 
 use bytes::Bytes;
-use chatgate_model::{AttachmentKind, Status, Template};
+use chatgate_model::{AttachmentKind, FeedbackAsk, Status, Template};
 use uuid::Uuid;
 
 /// A downloaded file, ready to upload to the provider.
@@ -29,6 +29,8 @@ pub enum PartBody {
         caption: Option<String>,
     },
     Template(Template),
+    /// A satisfaction request (web only; the server refuses `feedback` on other channels).
+    Feedback(FeedbackAsk),
 }
 
 /// One provider call's worth of an outbound message.

@@ -369,6 +369,7 @@ impl Ctx<'_> {
             url: None,
             title: None,
             raw: Some(raw.clone()),
+            ..Source::default()
         });
         let key = format!(
             "optin:{customer}:{}:{}",
@@ -448,6 +449,7 @@ fn source_of(raw: &Value) -> Source {
         url: referral.and_then(|r| r.referer_uri.clone()),
         title: referral.and_then(|r| r.ads_context_data.as_ref()).and_then(|c| c.ad_title.clone()),
         raw: Some(raw.clone()),
+        ..Source::default()
     }
 }
 

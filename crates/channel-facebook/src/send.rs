@@ -106,7 +106,7 @@ impl Client {
                 }
                 self.http.post(&self.messages_url).multipart(form.part("filedata", file))
             }
-            PartBody::Template(_) => {
+            PartBody::Template(_) | PartBody::Feedback(_) => {
                 return Err(SendError::failed(
                     ErrorCode::ProviderRejected,
                     "templates are not supported on this channel",

@@ -25,7 +25,8 @@
 
 use chatgate_adapter::{Inbound, InboundEvent, WebhookError};
 use chatgate_model::{
-    Attachment, AttachmentKind, Contact, Customer, Event, EventKind, Location, Message, Postback, Reaction, TextEntity,
+    Attachment, AttachmentKind, Contact, Customer, Event, EventKind, Location, Message, Postback, Reaction, Source,
+    TextEntity,
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -227,7 +228,9 @@ impl Ctx<'_> {
 
     fn message(&self, kind: EventKind, envelope: Envelope, content: Content) -> Event {
         let Envelope { chat_id, customer, external_id, reply_to, forwarded, sent_at, edited_at } = envelope;
+        let source = (kind == EventKind::Message).then(|| start_source(content.text.as_deref())).flatten();
         Event {
+            source,
             message: Some(Message {
                 external_id,
                 text: content.text,
@@ -549,8 +552,25 @@ fn customer(
         username: username.map(str::to_owned),
         avatar_url: None,
         language: language.map(str::to_owned),
-        country: None,
+        ..Customer::default()
     }
+}
+
+/// Where a `/start <payload>` deep link (`https://t.me/<bot>?start=<payload>`) came from: a
+/// payload `w_<visitor id>` is a link from our web widget (`web_widget`, the visitor id as
+/// `reference`, so the core can join the two conversations); any other payload is a `deep_link`.
+fn start_source(text: Option<&str>) -> Option<Source> {
+    let rest = text?.strip_prefix("/start")?;
+    // `/start@bot_name payload` in groups; a bare `/start` has no payload.
+    let rest = rest.strip_prefix('@').map_or(rest, |r| r.split_once(' ').map_or("", |(_, p)| p));
+    let payload = rest.trim();
+    if payload.is_empty() || payload.contains(char::is_whitespace) {
+        return None;
+    }
+    Some(match payload.strip_prefix("w_") {
+        Some(visitor) if !visitor.is_empty() => Source::new("web_widget", Some(visitor.to_owned())),
+        _ => Source::new("deep_link", Some(payload.to_owned())),
+    })
 }
 
 /// `first last`, either alone, or `None` when both are empty.

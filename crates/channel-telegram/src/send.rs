@@ -131,7 +131,7 @@ impl Client {
                 };
                 (method, sent)
             }
-            PartBody::Template(_) => {
+            PartBody::Template(_) | PartBody::Feedback(_) => {
                 return Err(SendError::failed(ErrorCode::ProviderRejected, "Telegram has no message templates"));
             }
         };

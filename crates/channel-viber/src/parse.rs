@@ -71,13 +71,7 @@ fn parse_envelope(account: &str, envelope: &Envelope, raw: &Value) -> Vec<Inboun
             let dedup = dedup_key(event, token, &user.id, sent_at);
             let mut e = Event::new(EventKind::CustomerSubscribed, crate::CHANNEL, account, &user.id);
             e.customer = Some(customer(user));
-            e.source = c.context.filter(|ctx| !ctx.is_empty()).map(|ctx| Source {
-                kind: "deep_link".into(),
-                reference: Some(ctx),
-                url: None,
-                title: None,
-                raw: None,
-            });
+            e.source = c.context.filter(|ctx| !ctx.is_empty()).map(|ctx| Source::new("deep_link", Some(ctx)));
             e.raw = Some(raw.clone());
             InboundEvent::new(dedup, e)
         }),
@@ -110,6 +104,7 @@ fn customer(user: User) -> Customer {
         avatar_url: user.avatar.filter(|s| !s.is_empty()),
         language: user.language.filter(|s| !s.is_empty()),
         country: user.country.filter(|s| !s.is_empty()),
+        user_id: None,
     }
 }
 

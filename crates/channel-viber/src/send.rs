@@ -134,7 +134,7 @@ fn request_body(config: &Config, part: &OutboundPart, quote: Option<&str>) -> Re
     let body = match &part.body {
         PartBody::Text(text) => SendBody::Text { text: quoted(text) },
         PartBody::Media { media, caption } => media_body(media, caption.as_deref(), quote.is_some(), &quoted)?,
-        PartBody::Template(_) => {
+        PartBody::Template(_) | PartBody::Feedback(_) => {
             return Err(SendError::failed(ErrorCode::ProviderRejected, "viber: templates are not supported"));
         }
     };

@@ -201,8 +201,7 @@ fn permission(account: &str, object: &Value, kind: EventKind) -> Option<Event> {
     let mut event = Event::new(kind, crate::CHANNEL, account, p.user_id.to_string());
     event.customer = customer(p.user_id);
     if let Some(key) = p.key.filter(|k| !k.is_empty()) {
-        event.source =
-            Some(Source { kind: "deep_link".to_owned(), reference: Some(key), url: None, title: None, raw: None });
+        event.source = Some(Source::new("deep_link", Some(key)));
     }
     Some(event)
 }

@@ -104,7 +104,7 @@ impl Client {
                     params.push(("message", caption.clone()));
                 }
             }
-            PartBody::Template(_) => {
+            PartBody::Template(_) | PartBody::Feedback(_) => {
                 return Err(SendError::failed(ErrorCode::AttachmentKindUnsupported, "VK has no message templates"));
             }
         }

@@ -349,7 +349,14 @@ fn source(r: wire::Referral, raw: Option<&Value>) -> Source {
         Some("post") => "post",
         _ => "ad",
     };
-    Source { kind: kind.to_owned(), reference: r.source_id, url: r.source_url, title: r.headline, raw: raw.cloned() }
+    Source {
+        kind: kind.to_owned(),
+        reference: r.source_id,
+        url: r.source_url,
+        title: r.headline,
+        raw: raw.cloned(),
+        ..Source::default()
+    }
 }
 
 fn to_time(seconds: i64) -> Option<DateTime<Utc>> {

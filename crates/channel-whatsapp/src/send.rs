@@ -73,6 +73,10 @@ impl Client {
     pub(crate) async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
         match &part.body {
             PartBody::Text(text) => self.post_message(part, "text", SendBody::Text { body: text }).await,
+            // The server refuses `feedback` outside the web channel; a guard, never reached.
+            PartBody::Feedback(_) => {
+                Err(SendError::failed(ErrorCode::FieldUnsupported, "WhatsApp takes no feedback requests"))
+            }
             PartBody::Template(t) => {
                 let template = SendTemplate {
                     name: &t.name,

@@ -14,7 +14,7 @@ use crate::config::{self, MissingSecrets};
 
 /// `chatgate serve`: runs the gateway until SIGINT/SIGTERM.
 pub async fn serve(config_path: &Path, listen: SocketAddr, data_dir: &Path, api_token: Option<String>) -> Result<()> {
-    let config = config::load(config_path, MissingSecrets::Disable)?;
+    let config = config::load_serving(config_path, data_dir)?;
     for d in &config.disabled {
         tracing::warn!(account = %d.id, kind = %d.kind, missing = ?d.missing, "account disabled: its secrets are not set in the environment");
     }
@@ -35,11 +35,20 @@ pub async fn serve(config_path: &Path, listen: SocketAddr, data_dir: &Path, api_
     tracing::info!(path = %queue.path().display(), "embedded queue open");
     let mut settings = Settings::new(api_token);
     settings.fetch = config.fetch;
+    settings.data_dir = Some(data_dir.to_owned());
     let adapters = config.accounts.into_iter().map(|a| (a.adapter, a.limits)).collect();
     let gateway = Gateway::start(adapters, Arc::new(queue), settings).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     tracing::info!(%listen, "chatgate serves");
-    axum::serve(listener, gateway.router()).with_graceful_shutdown(shutdown()).await?;
+    let app = gateway.router().into_make_service_with_connect_info::<SocketAddr>();
+    let streams = gateway.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown().await;
+            // Open web visitor streams would hold the graceful shutdown forever.
+            streams.close_visitor_streams();
+        })
+        .await?;
     tracing::info!("chatgate stopped");
     Ok(())
 }
@@ -97,8 +106,17 @@ pub fn normalize(config_path: &Path, channel: &str, account: Option<&str>, file:
 pub fn normalize_lines(config_path: &Path, channel: &str, account: Option<&str>, file: &Path) -> Result<Vec<String>> {
     let adapter = pick_account(config_path, channel, account, MissingSecrets::Placeholder)?;
     let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let headers = http::HeaderMap::new();
-    let request = WebhookRequest { method: &http::Method::POST, headers: &headers, query: None, body: &body };
+    let mut headers = http::HeaderMap::new();
+    // A web visitor request is read as the request of a test visitor (its events need a visitor);
+    // the route is `messages` unless the file's `.headers` say otherwise.
+    if adapter.visitors().is_some() {
+        adapter.sign(&mut headers, Vec::new());
+    }
+    let head = std::fs::read_to_string(file.with_extension("headers")).unwrap_or_default();
+    let query = chatgate_adapter::recorded::parse_headers(&head).ok().and_then(|h| h.query);
+    let query = if adapter.visitors().is_some() { query } else { None };
+    let request =
+        WebhookRequest { method: &http::Method::POST, headers: &headers, query: query.as_deref(), body: &body };
     let inbound = adapter.parse(&request).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     inbound.events.iter().map(|e| Ok(serde_json::to_string(&e.event)?)).collect()
 }
@@ -160,6 +178,13 @@ pub async fn replay(config_path: &Path, paths: &[PathBuf], to: &str) -> Result<(
         bail!("{failures} of {} fixtures were not accepted", bodies.len());
     }
     Ok(())
+}
+
+/// `chatgate widget snippet <account>`: the frame code (script tag) of a web widget account.
+pub fn widget_snippet(config_path: &Path, account: &str) -> Result<String> {
+    let adapter = pick_account(config_path, "web", Some(account), MissingSecrets::Placeholder)?;
+    let visitors = adapter.visitors().with_context(|| format!("account `{account}` is not a web widget"))?;
+    Ok(visitors.snippet())
 }
 
 /// `chatgate schema`: the JSON Schema of the envelope (v1).

@@ -95,14 +95,61 @@ pub enum MissingSecrets {
     Placeholder,
 }
 
-/// Reads and checks a config file.
+/// Reads and checks a config file. Web accounts without `token_secret` get a secret for this
+/// process only (enough for `normalize` and tests); `serve` uses [`load_serving`].
 pub fn load(path: &Path, missing: MissingSecrets) -> Result<Config> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     parse(&text, &|name| std::env::var(name).ok(), missing).with_context(|| format!("in {}", path.display()))
 }
 
+/// [`load`] for serving: a web account without `token_secret` uses the one generated once into
+/// `{data_dir}/web-token-secret`, so visitor tokens stay valid across restarts.
+pub fn load_serving(path: &Path, data_dir: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let secret = || web_token_secret(data_dir);
+    parse_with(&text, &|name| std::env::var(name).ok(), MissingSecrets::Disable, &secret)
+        .with_context(|| format!("in {}", path.display()))
+}
+
+/// The web token secret kept in the data dir, generated (40 random characters, file mode 0600)
+/// the first time it is needed.
+pub fn web_token_secret(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("web-token-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path)
+        && existing.trim().len() >= 16
+    {
+        return Ok(existing.trim().to_owned());
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let secret = random_secret();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    file.sync_all()?;
+    tracing::info!(path = %path.display(), "generated the web widget token secret");
+    Ok(secret)
+}
+
+fn random_secret() -> String {
+    use rand::Rng;
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(40).map(char::from).collect()
+}
+
 /// Parses config text; `env` looks up variables.
 pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, missing: MissingSecrets) -> Result<Config> {
+    parse_with(text, env, missing, &|| Ok(random_secret()))
+}
+
+/// [`parse`], with `web_secret` giving the token secret of web accounts that set none.
+pub fn parse_with(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    missing: MissingSecrets,
+    web_secret: &dyn Fn() -> Result<String>,
+) -> Result<Config> {
     let file: File = toml::from_str(text)?;
     let retention = match file.queue.retention_days {
         None => chatgate_queue::DEFAULT_RETENTION,
@@ -149,6 +196,12 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, missing: MissingS
         if !unset.is_empty() && missing == MissingSecrets::Disable {
             disabled.push(DisabledAccount { id, kind, missing: unset });
             continue;
+        }
+        if kind == "web"
+            && let toml::Value::Table(t) = &mut value
+            && !t.contains_key("token_secret")
+        {
+            t.insert("token_secret".into(), toml::Value::String(web_secret()?));
         }
         let settings = serde_json::to_value(&value).with_context(|| at.clone())?;
         let adapter = match factory.build(&id, settings) {

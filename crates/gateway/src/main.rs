@@ -61,6 +61,17 @@ enum Command {
     },
     /// Print the JSON Schema of the event envelope (v1).
     Schema,
+    /// Web widget helpers.
+    Widget {
+        #[command(subcommand)]
+        command: WidgetCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WidgetCommand {
+    /// Print the frame code (the script tag to paste into a site) of a web widget account.
+    Snippet { account: String },
 }
 
 #[tokio::main]
@@ -84,6 +95,10 @@ async fn main() -> Result<()> {
         Command::Replay { paths, to } => chatgate::commands::replay(&cli.config, &paths, &to).await,
         Command::Schema => {
             print!("{}", chatgate::commands::schema()?);
+            Ok(())
+        }
+        Command::Widget { command: WidgetCommand::Snippet { account } } => {
+            println!("{}", chatgate::commands::widget_snippet(&cli.config, &account)?);
             Ok(())
         }
     }

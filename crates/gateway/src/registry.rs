@@ -16,6 +16,7 @@ pub static CHANNELS: &[&dyn ChannelFactory] = &[
     &chatgate_channel_facebook::INSTAGRAM_FACTORY,
     &chatgate_channel_viber::FACTORY,
     &chatgate_channel_vk::FACTORY,
+    &chatgate_channel_web::FACTORY,
 ];
 
 /// The factory for a `kind` value from `channels.toml` (or a URL segment).

@@ -35,6 +35,10 @@ pub enum EventKind {
     CustomerUnsubscribed,
     /// An authentic provider event chatgate does not model; `raw` holds it whole.
     Unsupported,
+    /// A web visitor opened a page of the site while the chat session was open; `page` says which.
+    PageView,
+    /// A customer answered a satisfaction request; `feedback` holds the score and scale.
+    Feedback,
 }
 
 /// One event as the core receives it.
@@ -62,6 +66,12 @@ pub struct Event {
     /// Where the customer came from (an ad, a link with a ref parameter, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// Web: the page the visitor was on (for `message` when the widget says, always for `page_view`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<Page>,
+    /// For `feedback`: the visitor's score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<Feedback>,
     /// When the gateway received the webhook.
     pub received_at: DateTime<Utc>,
     /// For `unsupported` (and kept elsewhere where a channel finds it useful): the provider's object as received.
@@ -84,6 +94,8 @@ impl Event {
             postback: None,
             status: None,
             source: None,
+            page: None,
+            feedback: None,
             received_at: Utc::now(),
             raw: None,
         }
@@ -113,6 +125,9 @@ pub struct Customer {
     /// ISO country code, where the provider gives it (Viber).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// Web: the site's own user id, present only when the gateway verified it (identity verification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 /// Content of a message (also used by edits, deletions and reactions to name the message).
@@ -256,9 +271,10 @@ pub struct StatusInfo {
 }
 
 /// Where a customer came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Source {
-    /// `ad`, `link`, `shortlink`, `qr`, `deep_link`, ...
+    /// `ad`, `link`, `shortlink`, `qr`, `deep_link`, `web_widget` (a messenger link from the web
+    /// widget: `reference` is the widget visitor's id), `website` (a web visitor's own source), ...
     pub kind: String,
     /// The provider's ref / ad id / start parameter.
     pub reference: Option<String>,
@@ -269,4 +285,74 @@ pub struct Source {
     /// The provider's referral object as received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<serde_json::Value>,
+    /// Web: the page that linked to the site (`document.referrer` when the session opened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    /// Web: the first page of the visit on the site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landing_url: Option<String>,
+    /// Web: the `utm_*` tags of the landing page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm: Option<Utm>,
+}
+
+impl Source {
+    /// A source of `kind` with a reference and nothing else.
+    pub fn new(kind: impl Into<String>, reference: Option<String>) -> Source {
+        Source {
+            kind: kind.into(),
+            reference,
+            url: None,
+            title: None,
+            raw: None,
+            referrer: None,
+            landing_url: None,
+            utm: None,
+        }
+    }
+}
+
+/// The `utm_*` tags of a landing page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Utm {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// A page of the customer's website (web channel).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Page {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// When the visitor opened it (the widget's clock), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// A satisfaction score: `score` is 1 to `scale`, `scale` is 2, 5 or 10.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Feedback {
+    pub score: u8,
+    pub scale: u8,
+    /// The request it answers (an outbound message's feedback request), or `null` when the widget asked by itself.
+    pub request_id: Option<String>,
+}
+
+impl Feedback {
+    /// The scales a feedback request may use.
+    pub const SCALES: [u8; 3] = [2, 5, 10];
+
+    /// Whether `score` is 1 to `scale` and `scale` one of [`Feedback::SCALES`].
+    pub fn is_valid(score: i64, scale: i64) -> bool {
+        Feedback::SCALES.iter().any(|s| i64::from(*s) == scale) && (1..=scale).contains(&score)
+    }
 }

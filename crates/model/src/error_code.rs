@@ -88,6 +88,25 @@ error_codes! {
     AttachmentUrlForbidden => "attachment_url_forbidden",
     /// An attachment could not be downloaded.
     AttachmentUnavailable => "attachment_unavailable",
+    // The web channel's visitor API (`/web/{account}/...`) and its delivery.
+    /// The request's `Origin` is not in the widget's `allowed_origins` (403).
+    OriginNotAllowed => "origin_not_allowed",
+    /// The visitor token is missing, forged, or of another widget (401).
+    VisitorTokenInvalid => "visitor_token_invalid",
+    /// The widget requires a verified user id (`identity = "required"`) and none was given (403).
+    IdentityRequired => "identity_required",
+    /// The `user_hash` does not match the user id (403).
+    IdentityInvalid => "identity_invalid",
+    /// Too many requests from this address, visitor or widget; see `Retry-After` (429).
+    RateLimited => "rate_limited",
+    /// An upload is larger than its kind's limit (413).
+    UploadTooLarge => "upload_too_large",
+    /// An upload's content is of a kind the widget does not take (415).
+    UploadKindUnsupported => "upload_kind_unsupported",
+    /// Delivery failure: the web visitor had no open stream within the grace period (`gone_after_seconds`).
+    VisitorGone => "visitor_gone",
+    /// The request uses a field its channel does not support (e.g. `feedback` outside the web channel).
+    FieldUnsupported => "field_unsupported",
 }
 
 /// The string is none of the [`ErrorCode`]s.

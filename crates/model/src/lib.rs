@@ -15,11 +15,13 @@ mod outbound;
 mod status;
 
 pub use envelope::{
-    Attachment, AttachmentKind, Contact, Customer, ENVELOPE_VERSION, Event, EventKind, Location, Message, Postback,
-    Reaction, Source, StatusInfo, TextEntity,
+    Attachment, AttachmentKind, Contact, Customer, ENVELOPE_VERSION, Event, EventKind, Feedback, Location, Message,
+    Page, Postback, Reaction, Source, StatusInfo, TextEntity, Utm,
 };
 pub use error_code::{ErrorCode, ParseErrorCodeError};
 pub use ids::{Channel, Conversation, CustomerRef, ParseChannelError};
 pub use limits::{LimitOverrides, LimitViolation, Limits};
-pub use outbound::{ErrorInfo, MessageRecord, OutboundAttachment, OutboundRequest, StatusChange, Template};
+pub use outbound::{
+    ErrorInfo, FeedbackAsk, MessageRecord, OutboundAttachment, OutboundRequest, StatusChange, Template,
+};
 pub use status::Status;

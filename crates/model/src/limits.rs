@@ -152,6 +152,41 @@ pub fn check_attachment(kind: AttachmentKind, size: Option<u64>, limits: &Limits
     }
 }
 
+/// The content type and kind of an upload by its first bytes; `None` for anything else (a file).
+pub fn sniff(bytes: &[u8]) -> Option<(&'static str, AttachmentKind)> {
+    let starts = |magic: &[u8]| bytes.starts_with(magic);
+    let at = |offset: usize, magic: &[u8]| bytes.get(offset..offset + magic.len()) == Some(magic);
+    let found = if starts(b"\x89PNG\r\n\x1a\n") {
+        ("image/png", AttachmentKind::Image)
+    } else if starts(b"\xff\xd8\xff") {
+        ("image/jpeg", AttachmentKind::Image)
+    } else if starts(b"GIF87a") || starts(b"GIF89a") {
+        ("image/gif", AttachmentKind::Image)
+    } else if starts(b"RIFF") && at(8, b"WEBP") {
+        ("image/webp", AttachmentKind::Image)
+    } else if starts(b"RIFF") && at(8, b"WAVE") {
+        ("audio/wav", AttachmentKind::Audio)
+    } else if starts(b"ID3") || (bytes.len() > 1 && bytes[0] == 0xff && bytes[1] & 0xe0 == 0xe0) {
+        ("audio/mpeg", AttachmentKind::Audio)
+    } else if starts(b"OggS") {
+        ("audio/ogg", AttachmentKind::Audio)
+    } else if at(4, b"ftyp") {
+        let brand = bytes.get(8..12).unwrap_or_default();
+        if brand == b"M4A " || brand == b"M4B " {
+            ("audio/mp4", AttachmentKind::Audio)
+        } else {
+            ("video/mp4", AttachmentKind::Video)
+        }
+    } else if starts(b"\x1a\x45\xdf\xa3") {
+        ("video/webm", AttachmentKind::Video)
+    } else if starts(b"%PDF-") {
+        ("application/pdf", AttachmentKind::File)
+    } else {
+        return None;
+    };
+    Some(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

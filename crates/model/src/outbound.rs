@@ -27,6 +27,19 @@ pub struct OutboundRequest {
     /// The same key twice yields the same message id and one send.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Web only: ask the visitor for a satisfaction score (refused on other channels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackAsk>,
+}
+
+/// A satisfaction request sent with an outbound message (web channel).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackAsk {
+    /// 2, 5 or 10.
+    pub scale: u8,
+    #[serde(default)]
+    pub prompt: Option<String>,
 }
 
 impl OutboundRequest {

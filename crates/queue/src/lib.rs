@@ -9,7 +9,10 @@ mod sqlite;
 mod types;
 
 pub use sqlite::{DEFAULT_RETENTION, SqliteQueue};
-pub use types::{AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent};
+pub use types::{
+    AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
+    VisitorAppend, VisitorAppended, VisitorItem,
+};
 
 use std::time::Duration;
 
@@ -52,6 +55,28 @@ pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
 
     /// Every blocked customer.
     async fn blocked(&self) -> Result<Vec<CustomerRef>, QueueError>;
+
+    /// Web visitor streams: appends one item to a visitor's stream together with the inbound
+    /// events it echoes, in one transaction; an item whose key is stored answers that item instead.
+    async fn append_visitor(&self, append: VisitorAppend) -> Result<VisitorAppended, QueueError>;
+
+    /// Up to `limit` items of a visitor's stream with `n > after`, in order; only what is on disk.
+    async fn read_visitor(
+        &self,
+        account: &str,
+        visitor: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<VisitorItem>, QueueError>;
+
+    /// The item of a visitor's stream stored under `key`.
+    async fn visitor_item(&self, account: &str, visitor: &str, key: &str) -> Result<Option<VisitorItem>, QueueError>;
+
+    /// Keeps a visitor's profile (their source when they first opened the chat); the first one stays.
+    async fn set_visitor_profile(&self, account: &str, visitor: &str, data: String) -> Result<(), QueueError>;
+
+    /// A visitor's profile, if one was kept.
+    async fn visitor_profile(&self, account: &str, visitor: &str) -> Result<Option<String>, QueueError>;
 
     /// What the store has done so far.
     fn stats(&self) -> QueueStats;

@@ -31,6 +31,44 @@ pub struct StoredEvent {
     pub json: String,
 }
 
+/// Items for one web visitor's stream, with the inbound events they echo, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct VisitorAppend {
+    pub account: String,
+    pub visitor: String,
+    /// Unique per visitor: when an item with this key is stored, nothing is written and that
+    /// item is answered (a retried POST, a re-posted operator message).
+    pub key: Option<String>,
+    /// The stream event type.
+    pub kind: String,
+    /// The item's JSON.
+    pub data: String,
+    /// Inbound events stored with the item (appended as [`crate::Queue::append_inbound`] does).
+    pub events: Vec<InboundRecord>,
+}
+
+/// One item of a visitor's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitorItem {
+    /// Its position on the visitor's stream, from 1, without gaps.
+    pub n: u64,
+    pub key: Option<String>,
+    pub kind: String,
+    pub data: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What [`crate::Queue::append_visitor`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitorAppended {
+    /// The item written, or the one stored before under the same key.
+    pub item: VisitorItem,
+    /// True when the key was stored before (nothing was written).
+    pub duplicate: bool,
+    /// What the events did.
+    pub events: AppendOutcome,
+}
+
 /// The result of [`crate::Queue::enqueue`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enqueued {

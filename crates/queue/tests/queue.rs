@@ -37,6 +37,7 @@ fn request(chat: &str, text: &str, key: Option<&str>) -> OutboundRequest {
         reply_to: None,
         template: None,
         idempotency_key: key.map(str::to_owned),
+        feedback: None,
     }
 }
 

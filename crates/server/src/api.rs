@@ -126,7 +126,16 @@ fn parse_request(shared: &Shared, body: &[u8]) -> Result<OutboundRequest, ApiErr
 
 fn validate(request: &OutboundRequest, account: &crate::Account) -> Result<(), ApiError> {
     let text = request.text.as_deref().unwrap_or("");
-    if text.trim().is_empty() && request.attachments.is_empty() && request.template.is_none() {
+    if let Some(ask) = &request.feedback {
+        if account.adapter.visitors().is_none() {
+            return Err(ApiError::FieldUnsupported(format!("{} takes no `feedback` requests", request.channel)));
+        }
+        if !chatgate_model::Feedback::SCALES.contains(&ask.scale) {
+            return Err(ApiError::invalid("`feedback.scale` must be 2, 5 or 10"));
+        }
+    }
+    let has_content = !text.trim().is_empty() || !request.attachments.is_empty();
+    if !has_content && request.template.is_none() && request.feedback.is_none() {
         return Err(LimitViolation::EmptyMessage.into());
     }
     if request.chat_id.is_empty() {
@@ -257,6 +266,12 @@ pub(crate) async fn media(
     };
     let ch = account_of(&shared, channel, account)?;
     let adapter = shared.accounts.get(ch, account).map(|a| a.adapter.clone()).ok_or(ApiError::NotFound("account"))?;
+    if adapter.visitors().is_some() {
+        // Web: the gateway stores visitor uploads itself.
+        let (meta, bytes) =
+            shared.web.files.read(account, provider_ref).await.ok_or(ApiError::NotFound("media reference"))?;
+        return Ok(crate::web::routes_file_response(meta, bytes));
+    }
     match adapter.fetch_media(provider_ref, MAX_MEDIA_BYTES).await {
         Ok(download) => {
             let mime = download.mime.unwrap_or_else(|| "application/octet-stream".to_owned());

@@ -334,6 +334,9 @@ fn plan(id: Uuid, request: &OutboundRequest, media: &[Media]) -> Vec<OutboundPar
         bodies.push(PartBody::Text(text.to_owned()));
     }
     bodies.extend(media.iter().cloned().map(|m| PartBody::Media { media: m, caption: None }));
+    if let Some(ask) = &request.feedback {
+        bodies.push(PartBody::Feedback(ask.clone()));
+    }
     bodies
         .into_iter()
         .enumerate()

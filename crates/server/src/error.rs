@@ -12,7 +12,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chatgate_adapter::WebhookError;
-use chatgate_model::{Channel, ErrorCode, LimitViolation};
+use chatgate_model::{AttachmentKind, Channel, ErrorCode, LimitViolation};
 use chatgate_queue::QueueError;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -71,6 +71,21 @@ pub enum ApiError {
     },
     MediaUnavailable(String),
     ProviderUnavailable(String),
+    // The web channel's visitor routes.
+    OriginNotAllowed,
+    VisitorTokenInvalid,
+    IdentityRequired,
+    IdentityInvalid,
+    RateLimited {
+        retry_after: Duration,
+    },
+    UploadTooLarge {
+        limit: u64,
+        kind: Option<AttachmentKind>,
+    },
+    UploadKindUnsupported(String),
+    /// A request field its channel does not take (`feedback` outside the web channel).
+    FieldUnsupported(String),
 }
 
 impl ApiError {
@@ -105,6 +120,14 @@ impl ApiError {
             ApiError::MediaTooLarge { .. } => ErrorCode::MediaTooLarge,
             ApiError::MediaUnavailable(_) => ErrorCode::MediaUnavailable,
             ApiError::ProviderUnavailable(_) => ErrorCode::ProviderUnavailable,
+            ApiError::OriginNotAllowed => ErrorCode::OriginNotAllowed,
+            ApiError::VisitorTokenInvalid => ErrorCode::VisitorTokenInvalid,
+            ApiError::IdentityRequired => ErrorCode::IdentityRequired,
+            ApiError::IdentityInvalid => ErrorCode::IdentityInvalid,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::UploadTooLarge { .. } => ErrorCode::UploadTooLarge,
+            ApiError::UploadKindUnsupported(_) => ErrorCode::UploadKindUnsupported,
+            ApiError::FieldUnsupported(_) => ErrorCode::FieldUnsupported,
         }
     }
 
@@ -127,6 +150,14 @@ impl ApiError {
             ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MediaTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
+            ApiError::OriginNotAllowed | ApiError::IdentityRequired | ApiError::IdentityInvalid => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::VisitorTokenInvalid => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UploadKindUnsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::FieldUnsupported(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -148,6 +179,19 @@ impl ApiError {
             ApiError::StoreUnavailable => "the store could not take the request; retry".to_owned(),
             ApiError::MediaTooLarge { limit } => format!("the file is larger than {limit} bytes"),
             ApiError::MediaUnavailable(m) | ApiError::ProviderUnavailable(m) => m.clone(),
+            ApiError::OriginNotAllowed => "this site is not allowed to use this widget".to_owned(),
+            ApiError::VisitorTokenInvalid => "the visitor token is missing, forged or of another widget".to_owned(),
+            ApiError::IdentityRequired => "this widget requires a verified user id".to_owned(),
+            ApiError::IdentityInvalid => "the user hash does not match the user id".to_owned(),
+            ApiError::RateLimited { retry_after } => {
+                format!("too many requests; retry in {} s", retry_after.as_secs().max(1))
+            }
+            ApiError::UploadTooLarge { limit, kind } => match kind {
+                Some(k) => format!("{} files may be at most {limit} bytes", k.as_str()),
+                None => format!("uploads may be at most {limit} bytes"),
+            },
+            ApiError::UploadKindUnsupported(what) => format!("{what} cannot be uploaded"),
+            ApiError::FieldUnsupported(m) => m.clone(),
         }
     }
 
@@ -190,6 +234,15 @@ impl ApiError {
             ApiError::MediaTooLarge { limit } => {
                 d.insert("limit".into(), (*limit).into());
             }
+            ApiError::UploadTooLarge { limit, kind } => {
+                d.insert("limit".into(), (*limit).into());
+                if let Some(k) = kind {
+                    d.insert("kind".into(), k.as_str().into());
+                }
+            }
+            ApiError::RateLimited { retry_after } => {
+                d.insert("retry_after".into(), retry_after.as_secs().max(1).into());
+            }
             _ => {}
         }
         d
@@ -214,6 +267,20 @@ impl From<QueueError> for ApiError {
     }
 }
 
+impl From<chatgate_adapter::visitor::VisitorError> for ApiError {
+    fn from(e: chatgate_adapter::visitor::VisitorError) -> ApiError {
+        use chatgate_adapter::visitor::VisitorError;
+        match e {
+            VisitorError::TokenInvalid => ApiError::VisitorTokenInvalid,
+            VisitorError::IdentityRequired => ApiError::IdentityRequired,
+            VisitorError::IdentityInvalid => ApiError::IdentityInvalid,
+            VisitorError::InvalidJson(m) => ApiError::InvalidJson(m),
+            VisitorError::Invalid(m) => ApiError::invalid(m),
+            VisitorError::Limit(violation) => ApiError::Limit { violation, index: None },
+        }
+    }
+}
+
 impl From<QueryRejection> for ApiError {
     fn from(e: QueryRejection) -> ApiError {
         ApiError::InvalidRequest { message: e.body_text(), status: StatusCode::BAD_REQUEST, index: None }
@@ -226,7 +293,15 @@ impl IntoResponse for ApiError {
         error.insert("code".into(), self.code().as_str().into());
         error.insert("message".into(), self.message().into());
         error.extend(self.details());
-        (self.status(), axum::Json(json!({ "error": error }))).into_response()
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
+        let mut response = (self.status(), axum::Json(json!({ "error": error }))).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

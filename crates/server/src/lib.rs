@@ -11,6 +11,7 @@ mod delivery;
 mod error;
 pub mod fetch;
 pub mod metrics;
+mod web;
 mod webhook;
 
 use std::sync::Arc;
@@ -38,6 +39,9 @@ pub struct Settings {
     /// The first retry delay after a transient error; doubles each time up to `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
+    /// Where the web channel keeps visitor uploads and operator files (`{data_dir}/web-files`);
+    /// `None`: a folder under the system's temporary directory.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -48,6 +52,7 @@ impl Settings {
             max_retry_age: Duration::from_secs(24 * 3600),
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
+            data_dir: None,
         }
     }
 }
@@ -60,6 +65,7 @@ pub(crate) struct Shared {
     pub blocks: blocks::Blocks,
     pub settings: Settings,
     pub delivery: delivery::DeliveryEngine,
+    pub web: web::Web,
 }
 
 /// A running gateway: routes plus the delivery engine.
@@ -79,10 +85,16 @@ impl Gateway {
         let accounts = Accounts::new(adapters);
         let blocks = blocks::Blocks::load(queue.as_ref()).await?;
         let fetcher = Fetcher::new(settings.fetch.clone());
+        let files_dir = match &settings.data_dir {
+            Some(dir) => dir.join("web-files"),
+            None => std::env::temp_dir().join(format!("chatgate-web-files-{}", std::process::id())),
+        };
+        let web = web::Web::start(&accounts, queue.clone(), web::files::Files::new(files_dir));
         let shared = Arc::new_cyclic(|weak| Shared {
             accounts,
             queue,
             blocks,
+            web,
             delivery: delivery::DeliveryEngine::new(weak.clone(), fetcher),
             settings,
         });
@@ -106,7 +118,19 @@ impl Gateway {
             .route("/healthz", get(|| async { "ok" }))
             .route("/metrics", get(metrics::render))
             .nest("/v1", v1)
+            .merge(web::router())
             .with_state(self.shared.clone())
+    }
+
+    /// Ends every open web visitor stream, so that a graceful shutdown does not wait for them
+    /// (widgets resume from their last item when the gateway is back).
+    pub fn close_visitor_streams(&self) {
+        self.shared.web.hub.close_all();
+    }
+
+    /// How many web visitors have an open stream.
+    pub fn open_visitor_streams(&self) -> usize {
+        self.shared.web.hub.open_visitors()
     }
 
     /// The accounts this gateway serves.

@@ -79,6 +79,24 @@ pub fn check_event(adapter: &dyn Adapter, event: &Event) -> Result<(), String> {
             }
         }
         EventKind::CustomerSubscribed | EventKind::CustomerUnsubscribed => sender(),
+        EventKind::PageView => {
+            sender()?;
+            let page = event.page.as_ref().ok_or("page_view without a page")?;
+            match page.url.trim().is_empty() {
+                true => Err("page_view without a URL".into()),
+                false => Ok(()),
+            }
+        }
+        EventKind::Feedback => {
+            sender()?;
+            let f = event.feedback.as_ref().ok_or("feedback without a score")?;
+            match (1..=f.scale).contains(&f.score) && matches!(f.scale, 2 | 5 | 10) {
+                true => Ok(()),
+                false => {
+                    Err(format!("feedback {} of {} is not a score on a 2-, 5- or 10-point scale", f.score, f.scale))
+                }
+            }
+        }
         EventKind::Unsupported => Ok(()),
     }
 }

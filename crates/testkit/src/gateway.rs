@@ -68,6 +68,7 @@ impl Harness {
         let mut settings = Settings::new(TOKEN);
         settings.base_backoff = Duration::from_millis(10);
         settings.max_backoff = Duration::from_millis(50);
+        settings.data_dir = Some(data.to_owned());
         configure(&mut settings);
         let queue = Arc::new(SqliteQueue::open(data).expect("queue opens"));
         let adapters = accounts.iter().map(|(a, _)| a.clone()).collect();

@@ -54,6 +54,12 @@ pub fn account_settings(kind: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
+/// Whether the channel receives provider webhooks (and so has a folder in the real-webhook corpus):
+/// not when its "provider" is the gateway itself (the web widget offers the visitor side instead).
+pub fn has_provider_webhooks(factory: &dyn ChannelFactory) -> bool {
+    test_account(factory).visitors().is_none()
+}
+
 /// The account `test` built by `factory` from `fixtures/<kind>/account.json`.
 pub fn test_account(factory: &dyn ChannelFactory) -> Arc<dyn Adapter> {
     let kind = kind_of(factory);

@@ -210,3 +210,18 @@ fn any_field_of_any_type_still_gives_one_event() {
         }
     }
 }
+
+#[test]
+fn a_start_payload_from_the_web_widget_names_the_visitor() {
+    let web = start_source(Some("/start w_v_abc123")).unwrap();
+    assert_eq!((web.kind.as_str(), web.reference.as_deref()), ("web_widget", Some("v_abc123")));
+    let other = start_source(Some("/start@acme_bot promo-7")).unwrap();
+    assert_eq!((other.kind.as_str(), other.reference.as_deref()), ("deep_link", Some("promo-7")));
+    for none in
+        [None, Some("/start"), Some("/start "), Some("hello /start w_x"), Some("/status w_x"), Some("/start a b")]
+    {
+        assert_eq!(start_source(none), None, "{none:?}");
+    }
+    // `w_` alone is no visitor: kept as an ordinary deep link.
+    assert_eq!(start_source(Some("/start w_")).unwrap().kind, "deep_link");
+}

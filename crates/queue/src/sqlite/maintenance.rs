@@ -100,6 +100,7 @@ impl Writer {
             .execute([cutoff])?;
         self.conn.prepare_cached("DELETE FROM messages WHERE done = 1 AND created_us < ?1")?.execute([cutoff])?;
         self.conn.prepare_cached("DELETE FROM windows WHERE last_us < ?1")?.execute([cutoff])?;
+        self.prune_visitors(cutoff)?;
         if events > 0 {
             tracing::info!(events, "pruned events past the retention period");
         }

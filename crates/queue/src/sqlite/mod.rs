@@ -24,6 +24,7 @@ mod maintenance;
 mod outbox;
 mod pipeline;
 mod schema;
+mod visitors;
 
 pub use maintenance::DEFAULT_RETENTION;
 
@@ -46,6 +47,7 @@ use self::pipeline::{Call, Command, Committed, MAX_BATCH, Stats, Syncer, Writer,
 use crate::Queue;
 use crate::types::{
     AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
+    VisitorAppend, VisitorAppended, VisitorItem,
 };
 
 /// The embedded SQLite queue.
@@ -59,6 +61,8 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     reader: Mutex<Connection>,
     committed: watch::Receiver<u64>,
+    /// The last visitor stream item on disk.
+    committed_items: watch::Receiver<u64>,
     path: PathBuf,
     stats: Arc<Stats>,
     /// Dropping it ends the checkpoint thread.
@@ -86,6 +90,8 @@ impl SqliteQueue {
         schema::migrate(&mut writer, Utc::now().timestamp_micros())?;
         let last: u64 =
             writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
+        let last_item: u64 =
+            writer.query_row("SELECT COALESCE(MAX(id), 0) FROM visitor_items", [], |r| r.get::<_, i64>(0))? as u64;
 
         let reader =
             Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
@@ -110,18 +116,30 @@ impl SqliteQueue {
             .map_err(|e| QueueError::Storage(format!("starting the checkpoint thread: {e}")))?;
 
         let (committed_tx, committed) = watch::channel(last);
+        let (items_tx, committed_items) = watch::channel(last_item);
         let (to_syncer, synced) = std::sync::mpsc::channel::<Committed>();
         let stats = Arc::new(Stats::default());
         let syncer_stats = stats.clone();
         let writer_stats = stats.clone();
         std::thread::Builder::new()
             .name("chatgate-queue-sync".into())
-            .spawn(move || Syncer { wal_path, wal: None, durable: committed_tx, stats: syncer_stats }.run(&synced))
+            .spawn(move || {
+                Syncer { wal_path, wal: None, durable: committed_tx, durable_items: items_tx, stats: syncer_stats }
+                    .run(&synced)
+            })
             .map_err(|e| QueueError::Storage(format!("starting the sync thread: {e}")))?;
         std::thread::Builder::new()
             .name("chatgate-queue-writer".into())
             .spawn(move || {
-                Writer { conn: writer, last_seq: last, to_syncer, windows: HashMap::new(), stats: writer_stats }.run(rx)
+                Writer {
+                    conn: writer,
+                    last_seq: last,
+                    last_item,
+                    to_syncer,
+                    windows: HashMap::new(),
+                    stats: writer_stats,
+                }
+                .run(rx)
             })
             .map_err(|e| QueueError::Storage(format!("starting the writer thread: {e}")))?;
         Ok(SqliteQueue {
@@ -129,6 +147,7 @@ impl SqliteQueue {
                 commands: tx,
                 reader: Mutex::new(reader),
                 committed,
+                committed_items,
                 path,
                 stats,
                 _stop_checkpoints: Mutex::new(stop_checkpoints),
@@ -243,6 +262,42 @@ impl Queue for SqliteQueue {
 
     async fn blocked(&self) -> Result<Vec<CustomerRef>, QueueError> {
         self.read(blocks::blocked).await
+    }
+
+    async fn append_visitor(&self, append: VisitorAppend) -> Result<VisitorAppended, QueueError> {
+        let mut prepared = Vec::with_capacity(append.events.len());
+        for r in &append.events {
+            let json = serde_json::to_string(&r.event).map_err(|e| QueueError::Storage(e.to_string()))?;
+            prepared.push((r.clone(), json));
+        }
+        self.call(Box::new((append, prepared)), Command::Visitor).await.map(|b| *b)
+    }
+
+    async fn read_visitor(
+        &self,
+        account: &str,
+        visitor: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<VisitorItem>, QueueError> {
+        let durable = *self.inner.committed_items.borrow();
+        let (account, visitor) = (account.to_owned(), visitor.to_owned());
+        self.read(move |conn| visitors::read(conn, &account, &visitor, after, limit, durable)).await
+    }
+
+    async fn visitor_item(&self, account: &str, visitor: &str, key: &str) -> Result<Option<VisitorItem>, QueueError> {
+        let durable = *self.inner.committed_items.borrow();
+        let (account, visitor, key) = (account.to_owned(), visitor.to_owned(), key.to_owned());
+        self.read(move |conn| visitors::find(conn, &account, &visitor, &key, durable)).await
+    }
+
+    async fn set_visitor_profile(&self, account: &str, visitor: &str, data: String) -> Result<(), QueueError> {
+        self.call((account.to_owned(), visitor.to_owned(), data), Command::Profile).await
+    }
+
+    async fn visitor_profile(&self, account: &str, visitor: &str) -> Result<Option<String>, QueueError> {
+        let (account, visitor) = (account.to_owned(), visitor.to_owned());
+        self.read(move |conn| visitors::profile(conn, &account, &visitor)).await
     }
 }
 

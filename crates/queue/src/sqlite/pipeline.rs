@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::blocks::Block;
-use crate::types::{AppendOutcome, Attempt, Enqueued, InboundRecord, QueueError};
+use crate::types::{AppendOutcome, Attempt, Enqueued, InboundRecord, QueueError, VisitorAppend, VisitorAppended};
 
 /// The most commands one transaction takes.
 pub(super) const MAX_BATCH: usize = 4096;
@@ -33,7 +33,14 @@ pub(super) enum Command {
     Block(Call<Block, ()>),
     /// Delete what is older than this time (µs); answers how many events it deleted.
     Prune(Call<i64, u64>),
+    /// An item for a visitor's stream with the events it echoes (their JSON serialised by the caller).
+    Visitor(Call<Box<VisitorArgs>, Box<VisitorAppended>>),
+    /// A visitor's profile (account, visitor, JSON); the first stays.
+    Profile(Call<(String, String, String), ()>),
 }
+
+/// A visitor item with the events it echoes (their JSON serialised by the caller).
+pub(super) type VisitorArgs = (VisitorAppend, Vec<(InboundRecord, String)>);
 
 /// One command's arguments, its caller's reply channel and, once the writer has applied it, its
 /// outcome, held until the syncer has made the batch durable.
@@ -79,6 +86,8 @@ macro_rules! each_call {
             Command::Attempt($call) => $body,
             Command::Block($call) => $body,
             Command::Prune($call) => $body,
+            Command::Visitor($call) => $body,
+            Command::Profile($call) => $body,
         }
     };
 }
@@ -113,6 +122,8 @@ pub(super) struct Stats {
 pub(super) struct Committed {
     commands: Vec<Command>,
     last_seq: u64,
+    /// The last visitor item id written (see `visitors`).
+    last_item: u64,
 }
 
 /// The WAL file next to the database.
@@ -127,6 +138,8 @@ pub(super) struct Syncer {
     pub(super) wal_path: PathBuf,
     pub(super) wal: Option<std::fs::File>,
     pub(super) durable: watch::Sender<u64>,
+    /// The last visitor item id that is on disk; visitor stream reads see nothing after it.
+    pub(super) durable_items: watch::Sender<u64>,
     pub(super) stats: Arc<Stats>,
 }
 
@@ -142,6 +155,10 @@ impl Syncer {
             match synced {
                 Ok(()) => {
                     let last = ready.iter().map(|c| c.last_seq).max().unwrap_or(0);
+                    let last_item = ready.iter().map(|c| c.last_item).max().unwrap_or(0);
+                    if last_item > *self.durable_items.borrow() {
+                        self.durable_items.send_replace(last_item);
+                    }
                     if last > *self.durable.borrow() {
                         self.durable.send_replace(last);
                     }
@@ -182,6 +199,8 @@ impl Syncer {
 pub(super) struct Writer {
     pub(super) conn: Connection,
     pub(super) last_seq: u64,
+    /// The last visitor item id written.
+    pub(super) last_item: u64,
     /// Committed batches go to the syncer, which answers them once they are on disk.
     pub(super) to_syncer: std::sync::mpsc::Sender<Committed>,
     /// Latest inbound message time per chat, gathered during a batch and written once per chat.
@@ -211,10 +230,12 @@ impl Writer {
     /// alone and the others still commit.
     fn apply_batch(&mut self, batch: &mut Vec<Command>) {
         let seq_before = self.last_seq;
+        let item_before = self.last_item;
         let mut ran = self.run_batch(batch, false);
         if ran.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.last_seq = seq_before;
+            self.last_item = item_before;
             self.windows.clear();
             ran = self.run_batch(batch, true);
         }
@@ -229,7 +250,7 @@ impl Writer {
                 let mut commands = Vec::with_capacity(batch.len());
                 commands.append(batch);
                 if let Err(std::sync::mpsc::SendError(lost)) =
-                    self.to_syncer.send(Committed { commands, last_seq: self.last_seq })
+                    self.to_syncer.send(Committed { commands, last_seq: self.last_seq, last_item: self.last_item })
                 {
                     for cmd in lost.commands {
                         cmd.fail(QueueError::Closed);
@@ -240,6 +261,7 @@ impl Writer {
                 tracing::error!(error = %e, "queue commit failed; the whole batch is refused");
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.last_seq = seq_before;
+                self.last_item = item_before;
                 self.windows.clear();
                 for cmd in batch.drain(..) {
                     cmd.fail(QueueError::Storage(e.to_string()));
@@ -260,8 +282,10 @@ impl Writer {
             }
             self.conn.execute_batch("SAVEPOINT cmd")?;
             let seq_before = self.last_seq;
+            let item_before = self.last_item;
             if let Err(e) = self.apply(cmd).and_then(|()| self.flush_windows()) {
                 self.last_seq = seq_before;
+                self.last_item = item_before;
                 self.windows.clear();
                 self.conn.execute_batch("ROLLBACK TO cmd")?;
                 cmd.keep_error(e);
@@ -278,6 +302,8 @@ impl Writer {
             Command::Attempt(call) => call.run(|(id, attempt)| self.attempt(*id, attempt)),
             Command::Block(call) => call.run(|block| self.block(block)),
             Command::Prune(call) => call.run(|cutoff| self.prune(*cutoff)),
+            Command::Visitor(call) => call.run(|args| self.append_visitor(&args.0, &args.1).map(Box::new)),
+            Command::Profile(call) => call.run(|(account, visitor, data)| self.set_profile(account, visitor, data)),
         }
     }
 

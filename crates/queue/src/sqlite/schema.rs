@@ -25,6 +25,7 @@ const STEPS: &[Step] = &[
     Step { name: "tables", apply: tables },
     Step { name: "event and dedup times", apply: event_and_dedup_times },
     Step { name: "retention indexes", apply: retention_indexes },
+    Step { name: "visitor streams", apply: visitor_streams },
 ];
 
 /// The `user_version` of a database this build has fully migrated.
@@ -182,6 +183,27 @@ fn retention_indexes(conn: &Connection, _now_us: i64) -> rusqlite::Result<()> {
     )
 }
 
+/// Step 4: the web channel's durable per-visitor streams. `id` (never reused) orders every item
+/// for the durability watermark; `n` numbers one visitor's items from 1 (`n = 0` is the visitor's
+/// profile, never streamed); `key` makes posting idempotent per visitor.
+fn visitor_streams(conn: &Connection, _now_us: i64) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS visitor_items (
+            id      INTEGER PRIMARY KEY AUTOINCREMENT,
+            account TEXT NOT NULL,
+            visitor TEXT NOT NULL,
+            n       INTEGER NOT NULL,
+            key     TEXT,
+            kind    TEXT NOT NULL,
+            data    TEXT NOT NULL,
+            at_us   INTEGER NOT NULL
+         );
+         CREATE UNIQUE INDEX IF NOT EXISTS visitor_items_n ON visitor_items (account, visitor, n);
+         CREATE UNIQUE INDEX IF NOT EXISTS visitor_items_key ON visitor_items (account, visitor, key) WHERE key IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS visitor_items_at ON visitor_items (at_us);",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,10 +234,19 @@ mod tests {
         assert_eq!(done, Migrated { from: 0, to: VERSION, unversioned: false });
         assert_eq!(user_version(&conn), VERSION);
 
-        // The same tables, columns and indexes as the layout written before the steps existed.
+        // The same tables, columns and indexes as the layout written before the steps existed,
+        // plus what later steps added.
         let old = Connection::open_in_memory().unwrap();
         old.execute_batch(UNVERSIONED).unwrap();
-        assert_eq!(objects(&conn), objects(&old));
+        let added: Vec<_> = objects(&conn).into_iter().filter(|o| !objects(&old).contains(o)).collect();
+        let visitor_objects = [
+            ("index", "visitor_items_at"),
+            ("index", "visitor_items_key"),
+            ("index", "visitor_items_n"),
+            ("table", "visitor_items"),
+        ];
+        assert_eq!(added, visitor_objects.map(|(t, n)| (t.to_owned(), n.to_owned())));
+        assert!(objects(&old).iter().all(|o| objects(&conn).contains(o)));
         for (kind, name) in objects(&old) {
             if kind == "table" {
                 assert_eq!(columns(&conn, &name), columns(&old, &name), "columns of {name}");
