@@ -1,5 +1,21 @@
-//! `chatgate-bench ingest`: how much of a bare web server's webhook throughput chatgate keeps
-//! while it verifies, parses and durably stores every request.
+//! Load benchmarks of chatgate, each against servers run as child processes of this binary.
+//!
+//! - `chatgate-bench web`: memory per connected idle web visitor and the push latency from
+//!   `POST /v1/messages` to the visitor's stream; see [`web`] for what it does and prints.
+//!
+//!   ```text
+//!   cargo run --release -p chatgate-bench -- web [--visitors 10000] [--messages 2000] [--senders 16]
+//!   ```
+//!
+//!   One run on the 2-core development VM:
+//!
+//!   ```text
+//!   visitors=10000 rss_before=24.4MiB rss_after=419.2MiB per_visitor=40.42KiB hwm=419.2MiB connected_in=2.7s
+//!   push p50=15.08ms p99=541.29ms max=612.91ms rate=3050/s errors=0 (messages=2000 arrived=2000 refused=0 lost=0 misrouted=0 broken_streams=0)
+//!   ```
+//!
+//! - `chatgate-bench ingest`: how much of a bare web server's webhook throughput chatgate keeps
+//!   while it verifies, parses and durably stores every request; the rest of this page.
 //!
 //! ```text
 //! cargo run --release -p chatgate-bench -- ingest --seconds 10 [--connections 64] [--warmup-seconds 2]
@@ -52,6 +68,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod child;
 mod load;
 mod serve;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,12 +101,30 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         warmup_seconds: u64,
     },
+    /// Web visitors: memory per connected idle visitor, and push latency to their streams.
+    Web {
+        /// Visitors, each with a session and an open stream.
+        #[arg(long, default_value_t = 10_000)]
+        visitors: usize,
+        /// Operator messages sent over the connected visitors.
+        #[arg(long, default_value_t = 2_000)]
+        messages: usize,
+        /// Concurrent keep-alive connections sending `POST /v1/messages`.
+        #[arg(long, default_value_t = 16)]
+        senders: usize,
+    },
     /// Child process: the bare axum server.
     #[command(hide = true)]
     ServeBare,
     /// Child process: chatgate with its SQLite queue in `--data-dir`.
     #[command(hide = true)]
     ServeChatgate {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Child process: chatgate with one web account, its queue and files in `--data-dir`.
+    #[command(hide = true)]
+    ServeWeb {
         #[arg(long)]
         data_dir: PathBuf,
     },
@@ -107,8 +142,14 @@ fn main() -> anyhow::Result<ExitCode> {
             };
             ingest(&load)
         }
+        Command::Web { visitors, messages, senders } => {
+            anyhow::ensure!(visitors > 0, "--visitors must be at least 1");
+            anyhow::ensure!(senders > 0, "--senders must be at least 1");
+            web::run(&web::WebLoad { visitors, messages, senders })
+        }
         Command::ServeBare => serve::bare().map(|()| ExitCode::SUCCESS),
         Command::ServeChatgate { data_dir } => serve::chatgate(&data_dir).map(|()| ExitCode::SUCCESS),
+        Command::ServeWeb { data_dir } => serve::web(&data_dir).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -1,7 +1,9 @@
-//! The two servers under test, each run in a child process on the same runtime flavour:
-//! a bare axum route, and chatgate with the real Telegram adapter and SQLite queue.
+//! The servers under test, each run in a child process on the same runtime flavour:
+//! a bare axum route, chatgate with the real Telegram adapter and SQLite queue (`ingest`), and
+//! chatgate with one web widget account and its SQLite queue (`web`).
 
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use chatgate_model::LimitOverrides;
 use chatgate_queue::SqliteQueue;
 use chatgate_server::{Gateway, Settings};
 use serde_json::json;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// The webhook path both servers answer.
 pub const PATH: &str = "/webhooks/telegram/bench";
@@ -66,18 +68,68 @@ pub fn chatgate(dir: &Path) -> anyhow::Result<()> {
     })
 }
 
+/// The web account's id in the `web` benchmark.
+pub const WEB_ACCOUNT: &str = "bench";
+/// The site the benchmark's visitors come from (the account's only allowed origin).
+pub const WEB_ORIGIN: &str = "http://bench.example";
+
+/// `serve-web`: the real gateway with one web widget account [`WEB_ACCOUNT`] and its queue and
+/// files in `dir`, served with the peer address as `chatgate serve` does (the per-IP limits see it).
+///
+/// All benchmark visitors come from 127.0.0.1, so the widget's rate limits are raised far above
+/// what they open (their defaults, 300 per IP per minute and 500 per widget per second, would
+/// refuse most of 10,000 sessions): the benchmark measures streams, not the limiter.
+pub fn web(dir: &Path) -> anyhow::Result<()> {
+    exit_with_parent();
+    raise_nofile_limit()?;
+    runtime()?.block_on(async {
+        let settings = json!({
+            "public_url": "http://127.0.0.1:8080",
+            "allowed_origins": [WEB_ORIGIN],
+            "token_secret": "bench-web-token-secret-0000",
+            "rate_limits": {
+                "per_ip_per_minute": 10_000_000,
+                "per_visitor_per_minute": 10_000,
+                "per_widget_per_second": 1_000_000,
+            },
+        });
+        let adapter = chatgate_channel_web::FACTORY.build(WEB_ACCOUNT, settings).context("building the web account")?;
+        let queue = SqliteQueue::open(dir).context("opening the queue")?;
+        let mut gateway_settings = Settings::new(API_TOKEN);
+        gateway_settings.data_dir = Some(dir.to_owned());
+        let gateway = Gateway::start(vec![(adapter, LimitOverrides::default())], Arc::new(queue), gateway_settings)
+            .await
+            .context("starting the gateway")?;
+        let listener = bind().await?;
+        let app = gateway.router().into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).await.context("serving")
+    })
+}
+
+/// Raises this process's open-file limit (soft) to its hard limit: 10,000 streams are 10,000
+/// sockets on each side.
+pub fn raise_nofile_limit() -> anyhow::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")
+}
+
 /// Binds 127.0.0.1:0, prints the port on stdout, serves `app` with `TCP_NODELAY`.
 async fn serve(app: Router) -> anyhow::Result<()> {
+    axum::serve(bind().await?, app).await.context("serving")
+}
+
+/// Binds 127.0.0.1:0 and prints the port on stdout; accepted connections get `TCP_NODELAY`.
+async fn bind() -> anyhow::Result<axum::serve::TapIo<TcpListener, fn(&mut TcpStream)>> {
     let listener = TcpListener::bind("127.0.0.1:0").await.context("binding 127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{port}")?;
     stdout.flush()?;
     drop(stdout);
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app).await.context("serving")
+    Ok(listener.tap_io(nodelay))
+}
+
+fn nodelay(tcp: &mut TcpStream) {
+    let _ = tcp.set_nodelay(true);
 }
 
 /// Exits the process when stdin closes, that is when the parent benchmark is gone.
