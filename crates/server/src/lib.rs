@@ -11,6 +11,7 @@ mod delivery;
 mod error;
 pub mod fetch;
 pub mod metrics;
+pub mod serve;
 mod webhook;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use chatgate_queue::Queue;
 pub use accounts::{Account, Accounts};
 pub use error::ApiError;
 pub use fetch::{FetchPolicy, Fetcher};
+pub use serve::{ConnectionStats, Limits, serve};
 
 /// Settings of the HTTP app and the delivery engine.
 #[derive(Debug, Clone)]
@@ -60,6 +62,10 @@ pub(crate) struct Shared {
     pub blocks: blocks::Blocks,
     pub settings: Settings,
     pub delivery: delivery::DeliveryEngine,
+    /// Connection figures of [`serve`], for `/metrics`.
+    pub connections: Arc<ConnectionStats>,
+    /// Becomes true when shutdown begins; long-polls answer at once.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// A running gateway: routes plus the delivery engine.
@@ -85,6 +91,8 @@ impl Gateway {
             blocks,
             delivery: delivery::DeliveryEngine::new(weak.clone(), fetcher),
             settings,
+            connections: Arc::default(),
+            shutdown: tokio::sync::watch::Sender::new(false),
         });
         shared.delivery.resume().await?;
         Ok(Gateway { shared })
@@ -107,6 +115,16 @@ impl Gateway {
             .route("/metrics", get(metrics::render))
             .nest("/v1", v1)
             .with_state(self.shared.clone())
+    }
+
+    /// Starts shutting down: open long-polls answer with what they have, new ones do not wait.
+    pub fn begin_shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+
+    /// The connection figures [`serve`] keeps (shown in `/metrics`).
+    pub fn connection_stats(&self) -> Arc<ConnectionStats> {
+        self.shared.connections.clone()
     }
 
     /// The accounts this gateway serves.
