@@ -9,7 +9,9 @@ mod sqlite;
 mod types;
 
 pub use sqlite::{DEFAULT_RETENTION, SqliteQueue};
-pub use types::{AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent};
+pub use types::{
+    AccountHold, AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
+};
 
 use std::time::Duration;
 
@@ -40,6 +42,9 @@ pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
 
     /// Messages whose delivery is not finished, oldest first.
     async fn pending_messages(&self) -> Result<Vec<PendingMessage>, QueueError>;
+
+    /// The accounts a provider asked to pause, with until when (past ones included).
+    async fn account_holds(&self) -> Result<Vec<AccountHold>, QueueError>;
 
     /// One outbound message with its history.
     async fn message(&self, id: Uuid) -> Result<Option<MessageRecord>, QueueError>;

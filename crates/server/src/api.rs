@@ -286,7 +286,9 @@ pub(crate) async fn media(
                     ApiError::MediaTooLarge { limit: MAX_MEDIA_BYTES }
                 }
                 SendErrorKind::Failed(_) => ApiError::MediaUnavailable(e.message),
-                SendErrorKind::RetryAfter(_) | SendErrorKind::Transient => ApiError::ProviderUnavailable(e.message),
+                SendErrorKind::RetryAfter(_) | SendErrorKind::AccountRetryAfter(_) | SendErrorKind::Transient => {
+                    ApiError::ProviderUnavailable(e.message)
+                }
             })
         }
     }

@@ -45,7 +45,7 @@ use self::maintenance::{Maintenance, PRUNE_CHUNK, checkpoint_loop};
 use self::pipeline::{Call, Command, Committed, MAX_BATCH, Stats, Syncer, Writer, wal_path};
 use crate::Queue;
 use crate::types::{
-    AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
+    AccountHold, AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
 };
 
 /// The embedded SQLite queue.
@@ -215,6 +215,10 @@ impl Queue for SqliteQueue {
 
     async fn pending_messages(&self) -> Result<Vec<PendingMessage>, QueueError> {
         self.read(outbox::pending_messages).await
+    }
+
+    async fn account_holds(&self) -> Result<Vec<AccountHold>, QueueError> {
+        self.read(outbox::account_holds).await
     }
 
     async fn message(&self, id: Uuid) -> Result<Option<MessageRecord>, QueueError> {

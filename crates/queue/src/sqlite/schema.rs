@@ -25,6 +25,7 @@ const STEPS: &[Step] = &[
     Step { name: "tables", apply: tables },
     Step { name: "event and dedup times", apply: event_and_dedup_times },
     Step { name: "retention indexes", apply: retention_indexes },
+    Step { name: "retry times", apply: retry_times },
 ];
 
 /// The `user_version` of a database this build has fully migrated.
@@ -182,6 +183,23 @@ fn retention_indexes(conn: &Connection, _now_us: i64) -> rusqlite::Result<()> {
     )
 }
 
+/// Step 4: when a message may be tried again (`messages.next_us`: a provider's "retry after" or
+/// the backoff) and how long a provider asked to pause a whole account (`account_holds`), so both
+/// are honoured after a restart.
+fn retry_times(conn: &Connection, _now_us: i64) -> rusqlite::Result<()> {
+    if !has_column(conn, "messages", "next_us")? {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN next_us INTEGER")?;
+    }
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS account_holds (
+             channel  TEXT NOT NULL,
+             account  TEXT NOT NULL,
+             until_us INTEGER NOT NULL,
+             PRIMARY KEY (channel, account)
+         ) WITHOUT ROWID;",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,9 +230,11 @@ mod tests {
         assert_eq!(done, Migrated { from: 0, to: VERSION, unversioned: false });
         assert_eq!(user_version(&conn), VERSION);
 
-        // The same tables, columns and indexes as the layout written before the steps existed.
+        // The same tables, columns and indexes as the layout written before the steps existed,
+        // plus what the steps after it add.
         let old = Connection::open_in_memory().unwrap();
         old.execute_batch(UNVERSIONED).unwrap();
+        retry_times(&old, 5).unwrap();
         assert_eq!(objects(&conn), objects(&old));
         for (kind, name) in objects(&old) {
             if kind == "table" {
