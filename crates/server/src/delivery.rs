@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -64,11 +65,21 @@ pub(crate) struct DeliveryEngine {
     limiters: Mutex<HashMap<(Channel, String), Arc<Limiters>>>,
     /// Accounts a provider asked to pause, until when (also stored, so a restart keeps them).
     holds: Mutex<HashMap<(Channel, String), DateTime<Utc>>>,
+    /// Provider calls under way; shutdown waits for them (within its grace) so that a part the
+    /// provider took is recorded before the process ends.
+    sending: AtomicUsize,
+    sent_all: tokio::sync::Notify,
 }
 
 enum Outcome {
     Done,
-    Retry { after: Duration, error: String, wait: Wait },
+    /// Shutdown began: the message stays queued for the next start.
+    Stopped,
+    Retry {
+        after: Duration,
+        error: String,
+        wait: Wait,
+    },
     Failed(ErrorInfo),
 }
 
@@ -96,6 +107,19 @@ impl DeliveryEngine {
             chats: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
             holds: Mutex::new(HashMap::new()),
+            sending: AtomicUsize::new(0),
+            sent_all: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Waits until no provider call is under way (after shutdown began, none starts).
+    pub async fn drain(&self) {
+        loop {
+            let notified = self.sent_all.notified();
+            if self.sending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -171,6 +195,11 @@ impl DeliveryEngine {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             while let Some(shared) = shared.upgrade() {
+                if *shared.shutdown.borrow() {
+                    // The rest of this chat stays queued in the store for the next start.
+                    shared.delivery.chats.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                    return;
+                }
                 let next = {
                     let mut chats = shared.delivery.chats.lock().unwrap_or_else(|e| e.into_inner());
                     match chats.get_mut(&key).and_then(VecDeque::pop_front) {
@@ -213,8 +242,10 @@ impl DeliveryEngine {
         };
         let mut media: Option<Vec<Media>> = None;
         // A wait recorded before a restart still holds.
-        if let Some(left) = job.not_before.and_then(|t| t.signed_duration_since(Utc::now()).to_std().ok()) {
-            tokio::time::sleep(left).await;
+        if let Some(left) = job.not_before.and_then(|t| t.signed_duration_since(Utc::now()).to_std().ok())
+            && !sleep_unless_stopping(shared, left).await
+        {
+            return;
         }
         loop {
             let outcome = self.attempt(shared, &account, &mut job, &mut media).await;
@@ -244,8 +275,11 @@ impl DeliveryEngine {
                     if let Err(e) = shared.queue.record_attempt(job.id, attempt).await {
                         tracing::error!(message = %job.id, error = %e, "could not record a retry");
                     }
-                    tokio::time::sleep(after).await;
+                    if !sleep_unless_stopping(shared, after).await {
+                        return;
+                    }
                 }
+                Outcome::Stopped => return,
                 done => {
                     self.finish(shared, &job, done).await;
                     return;
@@ -270,7 +304,7 @@ impl DeliveryEngine {
                     tracing::error!(message = %job.id, error = %e, "could not record a failure");
                 }
             }
-            Outcome::Retry { .. } => unreachable!("retries are handled by deliver"),
+            Outcome::Retry { .. } | Outcome::Stopped => unreachable!("retries and stops are handled by deliver"),
         }
     }
 
@@ -327,7 +361,14 @@ impl DeliveryEngine {
                     l.retain_recent();
                 }
             }
-            match adapter.send(&part).await {
+            let sent = {
+                let _sending = Sending::start(self);
+                if *shared.shutdown.borrow() {
+                    return Outcome::Stopped;
+                }
+                adapter.send(&part).await
+            };
+            match sent {
                 Ok(receipt) => {
                     let last = part.index + 1 == total;
                     let attempt = Attempt::PartSent {
@@ -407,6 +448,33 @@ impl DeliveryEngine {
         let exp = s.base_backoff.saturating_mul(1u32.checked_shl(attempts.min(20)).unwrap_or(u32::MAX));
         let capped = exp.min(s.max_backoff);
         capped.mul_f64(rand::rng().random_range(0.8..1.2))
+    }
+}
+
+/// Sleeps `time` unless shutdown begins first; false when it did.
+async fn sleep_unless_stopping(shared: &Shared, time: Duration) -> bool {
+    let mut stopping = shared.shutdown.subscribe();
+    tokio::select! {
+        () = tokio::time::sleep(time) => true,
+        _ = stopping.wait_for(|stop| *stop) => false,
+    }
+}
+
+/// Counts one provider call under way for [`DeliveryEngine::drain`].
+struct Sending<'a>(&'a DeliveryEngine);
+
+impl<'a> Sending<'a> {
+    fn start(engine: &'a DeliveryEngine) -> Sending<'a> {
+        engine.sending.fetch_add(1, Ordering::AcqRel);
+        Sending(engine)
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        if self.0.sending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.sent_all.notify_waiters();
+        }
     }
 }
 

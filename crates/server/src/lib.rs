@@ -117,9 +117,16 @@ impl Gateway {
             .with_state(self.shared.clone())
     }
 
-    /// Starts shutting down: open long-polls answer with what they have, new ones do not wait.
+    /// Starts shutting down: open long-polls answer with what they have, new ones do not wait,
+    /// and the delivery engine starts no new provider call.
     pub fn begin_shutdown(&self) {
         self.shared.shutdown.send_replace(true);
+    }
+
+    /// Waits until no provider call is under way; after [`Gateway::begin_shutdown`] none starts,
+    /// and messages not yet sent stay queued for the next start.
+    pub async fn drain_deliveries(&self) {
+        self.shared.delivery.drain().await;
     }
 
     /// The connection figures [`serve`] keeps (shown in `/metrics`).

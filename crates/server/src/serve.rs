@@ -13,8 +13,9 @@
 //! - accept errors (`EMFILE` when file handles run out) are logged and retried after a pause,
 //!   never a busy loop and never silent;
 //! - a bounded shutdown: when `signal` resolves, the listener closes, the gateway's long-polls
-//!   answer at once ([`crate::Gateway::begin_shutdown`]), idle connections close, requests in
-//!   handlers get until [`Limits::shutdown_grace`] to finish, then everything left is dropped.
+//!   answer at once ([`crate::Gateway::begin_shutdown`]), idle connections close, no new
+//!   provider call starts, requests in handlers and provider calls under way get until
+//!   [`Limits::shutdown_grace`] to finish, then everything left is dropped.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -187,8 +188,11 @@ pub async fn serve(
     tracing::info!(open, grace = ?limits.shutdown_grace, "shutting down: answering long-polls, closing idle connections");
     gateway.begin_shutdown();
     let _ = stop_tx.send(true);
-    let drained =
-        tokio::time::timeout(limits.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+        gateway.drain_deliveries().await;
+    })
+    .await;
     if drained.is_err() {
         tracing::warn!(left = tasks.len(), "shutdown grace over; dropping the connections still open");
         tasks.abort_all();
