@@ -217,6 +217,12 @@ async fn core_api_needs_the_token() {
     assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
     let (s, _) = h.request(Method::GET, "/v1/events", &[("authorization", "Bearer wrong")], "").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let value = format!("{scheme} {TOKEN}");
+        let (s, body) = h.request(Method::GET, "/v1/events", &[("authorization", value.as_str())], "").await;
+        assert_eq!(s, StatusCode::OK, "{value}: {body}");
+    }
     let (s, _) = h.request(Method::GET, "/healthz", &[], "").await;
     assert_eq!(s, StatusCode::OK);
 }
