@@ -291,14 +291,15 @@ fn fuzz_channel(
             refused += 1;
         }
         // Never fail on the unknown: an extra key keeps an authentic, parsed body parsed.
-        if ok && let Ok(mut tree) = serde_json::from_slice::<Value>(&body) {
-            if add_unknown_key(&mut rng, &mut tree) {
-                let extended = serde_json::to_vec(&tree).unwrap();
-                run_one(kind, iteration, seed, &extended, || match post_signed(adapter, extended.clone()) {
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(format!("{kind}: an unknown key made a parsed body fail: {e}")),
-                })?;
-            }
+        if ok
+            && let Ok(mut tree) = serde_json::from_slice::<Value>(&body)
+            && add_unknown_key(&mut rng, &mut tree)
+        {
+            let extended = serde_json::to_vec(&tree).unwrap();
+            run_one(kind, iteration, seed, &extended, || match post_signed(adapter, extended.clone()) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("{kind}: an unknown key made a parsed body fail: {e}")),
+            })?;
         }
     }
     println!("fuzz {kind}: slowest input {:?} ({} bytes)", slowest.0, slowest.1);
