@@ -8,8 +8,9 @@
 //! - a deadline for reading each request body ([`Limits::body_read_timeout`], a 408 after it);
 //! - an idle timeout between requests of a keep-alive connection;
 //! - caps on open connections, overall and per peer address: at a cap, the oldest connection
-//!   with no request in a handler (idle, or still sending its head) is closed to make room; if
-//!   every one is busy, the new connection is refused. Both are counted in `/metrics`;
+//!   that is not being served (idle, still sending its head, or with its handler waiting for
+//!   body bytes) is closed to make room; if every one is busy, the new connection is refused.
+//!   Both are counted in `/metrics`;
 //! - accept errors (`EMFILE` when file handles run out) are logged and retried after a pause,
 //!   never a busy loop and never silent;
 //! - a bounded shutdown: when `signal` resolves, the listener closes, the gateway's long-polls
@@ -21,13 +22,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::http::header::CONNECTION;
 use axum::http::{Request, StatusCode};
 use axum::response::IntoResponse;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -70,9 +72,10 @@ impl Default for Limits {
 
 impl Limits {
     /// Lowers [`Limits::max_connections`] (and the per-peer cap with it) so that the open
-    /// connections leave `reserve` file handles for the store, outbound calls and logs.
+    /// connections leave `reserve` file handles for the store, outbound calls and logs, and a
+    /// quarter of the rest for sockets accepted while shed ones are still closing.
     pub fn fit_file_limit(mut self, open_files: u64, reserve: u64) -> Limits {
-        let room = open_files.saturating_sub(reserve).max(16) as usize;
+        let room = (open_files.saturating_sub(reserve) / 4 * 3).max(16) as usize;
         self.max_connections = self.max_connections.min(room);
         self.max_connections_per_peer = self.max_connections_per_peer.min(self.max_connections);
         self
@@ -100,9 +103,25 @@ pub struct ConnectionStats {
 struct Entry {
     peer: IpAddr,
     opened: Instant,
+    state: Arc<ConnState>,
+}
+
+/// What the accept loop needs to know of a connection, and how to close it.
+#[derive(Debug, Default)]
+struct ConnState {
     /// Requests of this connection inside a handler.
-    busy: Arc<AtomicUsize>,
-    close: Arc<Notify>,
+    busy: AtomicUsize,
+    /// Its handler waits for body bytes that do not come.
+    waiting_for_body: AtomicBool,
+    close: Notify,
+}
+
+impl ConnState {
+    /// Closing it loses no work: nothing is in a handler, or the handler only waits for the
+    /// client's body (nothing is stored before the whole body is there).
+    fn sheddable(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == 0 || self.waiting_for_body.load(Ordering::Acquire)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -117,7 +136,7 @@ impl Table {
     fn oldest_idle(&self, peer: Option<IpAddr>) -> Option<u64> {
         self.open
             .iter()
-            .filter(|(_, e)| peer.is_none_or(|p| p == e.peer) && e.busy.load(Ordering::Acquire) == 0)
+            .filter(|(_, e)| peer.is_none_or(|p| p == e.peer) && e.state.sheddable())
             .min_by_key(|(_, e)| e.opened)
             .map(|(id, _)| *id)
     }
@@ -143,7 +162,7 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let stats = gateway.connection_stats();
-    let router = with_body_deadline(gateway.router(), limits.body_read_timeout, stats.clone());
+    let router = gateway.router();
     let table = Arc::new(Mutex::new(Table::default()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -167,7 +186,7 @@ pub async fn serve(
             }
         };
         let peer = addr.ip();
-        let Some((id, busy, close)) = admit(&table, &limits, &stats, peer) else {
+        let Some((id, state)) = admit(&table, &limits, &stats, peer) else {
             drop(stream);
             continue;
         };
@@ -177,7 +196,7 @@ pub async fn serve(
         let router = router.clone();
         let (table, stats, limits, stop) = (table.clone(), stats.clone(), limits.clone(), stop_rx.clone());
         tasks.spawn(async move {
-            connection(stream, router, &limits, &stats, busy, close, stop).await;
+            connection(stream, router, &limits, &stats, state, stop).await;
             table.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
             stats.open.fetch_sub(1, Ordering::Relaxed);
         });
@@ -208,7 +227,7 @@ fn admit(
     limits: &Limits,
     stats: &ConnectionStats,
     peer: IpAddr,
-) -> Option<(u64, Arc<AtomicUsize>, Arc<Notify>)> {
+) -> Option<(u64, Arc<ConnState>)> {
     let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
     for (full, of_peer) in [
         (t.per_peer.get(&peer).copied().unwrap_or(0) >= limits.max_connections_per_peer, Some(peer)),
@@ -220,7 +239,7 @@ fn admit(
         match t.oldest_idle(of_peer) {
             Some(victim) => {
                 if let Some(e) = t.open.get(&victim) {
-                    e.close.notify_one();
+                    e.state.close.notify_one();
                 }
                 t.remove(victim);
                 stats.shed.fetch_add(1, Ordering::Relaxed);
@@ -236,11 +255,10 @@ fn admit(
     }
     let id = t.next;
     t.next += 1;
-    let busy = Arc::new(AtomicUsize::new(0));
-    let close = Arc::new(Notify::new());
-    t.open.insert(id, Entry { peer, opened: Instant::now(), busy: busy.clone(), close: close.clone() });
+    let state = Arc::new(ConnState::default());
+    t.open.insert(id, Entry { peer, opened: Instant::now(), state: state.clone() });
     *t.per_peer.entry(peer).or_default() += 1;
-    Some((id, busy, close))
+    Some((id, state))
 }
 
 /// Serves one connection until the client closes it, it idles out, it is shed, or shutdown.
@@ -248,20 +266,29 @@ async fn connection(
     stream: tokio::net::TcpStream,
     router: Router,
     limits: &Limits,
-    stats: &ConnectionStats,
-    busy: Arc<AtomicUsize>,
-    close: Arc<Notify>,
+    stats: &Arc<ConnectionStats>,
+    state: Arc<ConnState>,
     mut stop: watch::Receiver<bool>,
 ) {
     let last_active = Arc::new(Mutex::new(Instant::now()));
     let service = {
-        let (busy, last_active) = (busy.clone(), last_active.clone());
+        let (state, last_active, stats) = (state.clone(), last_active.clone(), stats.clone());
+        let body_timeout = limits.body_read_timeout;
         hyper::service::service_fn(move |request: Request<Incoming>| {
-            let guard = Busy::enter(busy.clone(), last_active.clone());
-            let router = router.clone();
+            let guard = Busy::enter(state.clone(), last_active.clone());
+            let (router, stats) = (router.clone(), stats.clone());
+            let timed_out = Arc::new(AtomicBool::new(false));
+            let (parts, body) = request.into_parts();
+            let body = DeadlineBody::new(Body::new(body), body_timeout, timed_out.clone(), state.clone());
+            let request = Request::from_parts(parts, Body::new(body));
             async move {
-                let response = router.oneshot(request.map(Body::new)).await;
+                let response = router.oneshot(request).await;
                 drop(guard);
+                if timed_out.load(Ordering::Acquire) {
+                    stats.body_timeouts.fetch_add(1, Ordering::Relaxed);
+                    let refusal = (StatusCode::REQUEST_TIMEOUT, [(CONNECTION, "close")], "request body timed out");
+                    return Ok(refusal.into_response());
+                }
                 response
             }
         })
@@ -279,16 +306,16 @@ async fn connection(
     loop {
         tokio::select! {
             _ = conn.as_mut() => return,
-            () = close.notified() => return,
+            () = state.close.notified() => return,
             changed = stop.changed(), if !stopping => {
                 stopping = true;
-                if changed.is_err() || busy.load(Ordering::Acquire) == 0 {
+                if changed.is_err() || state.busy.load(Ordering::Acquire) == 0 {
                     return;
                 }
                 conn.as_mut().graceful_shutdown();
             }
             _ = tick.tick() => {
-                if busy.load(Ordering::Acquire) > 0 {
+                if state.busy.load(Ordering::Acquire) > 0 {
                     continue;
                 }
                 // Between requests (or still sending a head) during shutdown: nothing to finish.
@@ -307,58 +334,38 @@ async fn connection(
 
 /// Counts a request as inside a handler for as long as it lives.
 struct Busy {
-    busy: Arc<AtomicUsize>,
+    state: Arc<ConnState>,
     last_active: Arc<Mutex<Instant>>,
 }
 
 impl Busy {
-    fn enter(busy: Arc<AtomicUsize>, last_active: Arc<Mutex<Instant>>) -> Busy {
-        busy.fetch_add(1, Ordering::AcqRel);
-        Busy { busy, last_active }
+    fn enter(state: Arc<ConnState>, last_active: Arc<Mutex<Instant>>) -> Busy {
+        state.busy.fetch_add(1, Ordering::AcqRel);
+        Busy { state, last_active }
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
         *self.last_active.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-        self.busy.fetch_sub(1, Ordering::AcqRel);
+        self.state.waiting_for_body.store(false, Ordering::Release);
+        self.state.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// Wraps every request body so that reading it fails after `timeout`; a handler reading it
-/// then answers as for an unreadable body, and a 408 is given to requests whose body timed out.
-fn with_body_deadline(router: Router, timeout: Duration, stats: Arc<ConnectionStats>) -> Router {
-    router.layer(axum::middleware::from_fn(move |request: Request<Body>, next: axum::middleware::Next| {
-        let stats = stats.clone();
-        async move {
-            let timed = Arc::new(AtomicUsize::new(0));
-            let request = request.map(|body| Body::new(DeadlineBody::new(body, timeout, timed.clone())));
-            let response = next.run(request).await;
-            if timed.load(Ordering::Acquire) > 0 {
-                stats.body_timeouts.fetch_add(1, Ordering::Relaxed);
-                return (
-                    StatusCode::REQUEST_TIMEOUT,
-                    [(axum::http::header::CONNECTION, "close")],
-                    "request body timed out",
-                )
-                    .into_response();
-            }
-            response
-        }
-    }))
-}
-
-/// A request body that errors once its deadline passes (counted in `timed_out`).
+/// A request body that errors once its deadline passes (then `timed_out` is set, and the
+/// request is answered 408), and marks its connection as waiting while bytes do not come.
 struct DeadlineBody {
     inner: Body,
     timeout: Duration,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    timed_out: Arc<AtomicUsize>,
+    timed_out: Arc<AtomicBool>,
+    conn: Arc<ConnState>,
 }
 
 impl DeadlineBody {
-    fn new(inner: Body, timeout: Duration, timed_out: Arc<AtomicUsize>) -> DeadlineBody {
-        DeadlineBody { inner, timeout, deadline: None, timed_out }
+    fn new(inner: Body, timeout: Duration, timed_out: Arc<AtomicBool>, conn: Arc<ConnState>) -> DeadlineBody {
+        DeadlineBody { inner, timeout, deadline: None, timed_out, conn }
     }
 }
 
@@ -377,10 +384,12 @@ impl hyper::body::Body for DeadlineBody {
         let timeout = this.timeout;
         let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         if deadline.as_mut().poll(cx).is_ready() {
-            this.timed_out.fetch_add(1, Ordering::AcqRel);
+            this.timed_out.store(true, Ordering::Release);
             return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(timeout)))));
         }
-        Pin::new(&mut this.inner).poll_frame(cx)
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        this.conn.waiting_for_body.store(polled.is_pending(), Ordering::Release);
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -410,8 +419,8 @@ mod tests {
     #[test]
     fn the_connection_caps_fit_the_file_limit() {
         let limits = Limits::default().fit_file_limit(1024, 128);
-        assert_eq!(limits.max_connections, 896);
-        assert_eq!(limits.max_connections_per_peer, 896);
+        assert_eq!(limits.max_connections, 672);
+        assert_eq!(limits.max_connections_per_peer, 672);
         let roomy = Limits::default().fit_file_limit(1 << 20, 128);
         assert_eq!(roomy.max_connections, Limits::default().max_connections);
     }
@@ -422,19 +431,19 @@ mod tests {
         let (table, stats) = (Mutex::new(Table::default()), ConnectionStats::default());
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let (first, first_busy, _) = admit(&table, &limits, &stats, a).unwrap();
-        let (second, second_busy, _) = admit(&table, &limits, &stats, a).unwrap();
+        let (first, first_state) = admit(&table, &limits, &stats, a).unwrap();
+        let (second, second_state) = admit(&table, &limits, &stats, a).unwrap();
         // `a` is at its cap; the first connection is in a handler, so the second one goes.
-        first_busy.store(1, Ordering::Release);
-        let (third, _, _) = admit(&table, &limits, &stats, a).unwrap();
+        first_state.busy.store(1, Ordering::Release);
+        let (third, third_state) = admit(&table, &limits, &stats, a).unwrap();
         {
             let t = table.lock().unwrap();
             assert!(t.open.contains_key(&first) && t.open.contains_key(&third) && !t.open.contains_key(&second));
         }
         assert_eq!(stats.shed.load(Ordering::Relaxed), 1);
-        drop(second_busy);
+        drop(second_state);
         // Both of `a`'s connections busy: a fourth from `a` is refused, one from `b` is taken.
-        table.lock().unwrap().open.get(&third).unwrap().busy.store(1, Ordering::Release);
+        third_state.busy.store(1, Ordering::Release);
         assert!(admit(&table, &limits, &stats, a).is_none());
         assert_eq!(stats.refused.load(Ordering::Relaxed), 1);
         assert!(admit(&table, &limits, &stats, b).is_some());
@@ -442,5 +451,10 @@ mod tests {
         let c: IpAddr = "10.0.0.3".parse().unwrap();
         assert!(admit(&table, &limits, &stats, c).is_some());
         assert_eq!(table.lock().unwrap().per_peer.get(&b), None);
+
+        // A handler that only waits for body bytes can be shed too.
+        third_state.waiting_for_body.store(true, Ordering::Release);
+        assert!(admit(&table, &limits, &stats, a).is_some());
+        assert!(!table.lock().unwrap().open.contains_key(&third));
     }
 }
