@@ -187,12 +187,14 @@ fn check_bounded(
     result: &Result<chatgate_adapter::Inbound, WebhookError>,
 ) -> Result<(), String> {
     let Ok(inbound) = result else { return Ok(()) };
+    // Every entry, change or item may be its own event (`-1,` is one), each with a bounded
+    // envelope around its share of the input: linear, never more.
     let events = inbound.events.len();
-    if events > 1 + body.len() / 8 {
+    if events > 1 + body.len() / 2 {
         return Err(format!("{kind}: {events} events from {} bytes", body.len()));
     }
     let out: usize = inbound.events.iter().map(|e| serde_json::to_string(&e.event).map_or(0, |s| s.len())).sum();
-    if out > 16 * body.len() + (1 << 20) {
+    if out > 16 * body.len() + 2048 * events + (1 << 20) {
         return Err(format!("{kind}: {out} bytes of envelopes from {} bytes", body.len()));
     }
     Ok(())
