@@ -29,6 +29,9 @@ pub enum WebhookError {
 pub enum SendErrorKind {
     /// The provider asked us to wait this long (Telegram `retry_after`, HTTP `Retry-After`).
     RetryAfter(Duration),
+    /// The provider asked us to pause the whole account (bot, number, page) this long, not only
+    /// this chat: no message of the account is sent before it passes.
+    AccountRetryAfter(Duration),
     /// A network error or a provider-side failure (5xx): retry with backoff.
     Transient,
     /// The provider refused the message for good; the code is what the core sees.
@@ -49,6 +52,9 @@ pub struct SendError {
 impl SendError {
     pub fn retry_after(after: Duration, message: impl Into<String>) -> SendError {
         SendError { kind: SendErrorKind::RetryAfter(after), message: message.into() }
+    }
+    pub fn account_retry_after(after: Duration, message: impl Into<String>) -> SendError {
+        SendError { kind: SendErrorKind::AccountRetryAfter(after), message: message.into() }
     }
     pub fn transient(message: impl Into<String>) -> SendError {
         SendError { kind: SendErrorKind::Transient, message: message.into() }

@@ -31,7 +31,9 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use chatgate_adapter::{BuildError, Media, MediaDownload, OutboundPart, PartBody, SendError, SendReceipt};
+use chatgate_adapter::{
+    BuildError, Media, MediaDownload, OutboundPart, PartBody, SendError, SendErrorKind, SendReceipt,
+};
 use chatgate_model::{AttachmentKind, ErrorCode, Status};
 use serde_json::Value;
 use teloxide_core::payloads::setters::*;
@@ -141,7 +143,7 @@ impl Client {
         };
         external_id
             .map(|external_id| SendReceipt { external_id, status: Status::Delivered })
-            .map_err(|error| self.redact(error))
+            .map_err(|error| self.redact(whose_wait(&part.chat_id, error)))
     }
 
     /// Downloads an inbound file by its `file_id`: [`getFile`](https://core.telegram.org/bots/api#getfile)
@@ -279,6 +281,18 @@ fn unreadable(method: &str, raw: &str) -> SendError {
     SendError::transient(format!("telegram {method}: unreadable answer: {shown:?}"))
 }
 
+/// Whom a 429's `retry_after` holds back. A private chat (positive id) is already paced at
+/// 1 message/s by the per-chat limit, so a 429 there is the bot's flood limit: the whole bot
+/// waits. In groups and channels (negative ids) it is that chat's 20 per minute: only it waits.
+fn whose_wait(chat_id: &str, error: SendError) -> SendError {
+    match error.kind {
+        SendErrorKind::RetryAfter(after) if !chat_id.starts_with('-') => {
+            SendError::account_retry_after(after, error.message)
+        }
+        _ => error,
+    }
+}
+
 /// What a failed call means for retrying (README, "Status mapping").
 fn request_error(method: &str, error: RequestError) -> SendError {
     match error {
@@ -394,6 +408,15 @@ mod tests {
             kind_of(RequestError::RetryAfter(Seconds::from_seconds(7))),
             SendErrorKind::RetryAfter(Duration::from_secs(7))
         );
+    }
+
+    #[test]
+    fn a_429_in_a_private_chat_holds_the_bot_and_in_a_group_only_the_chat() {
+        let wait = || request_error("sendMessage", RequestError::RetryAfter(Seconds::from_seconds(5)));
+        assert_eq!(whose_wait("777", wait()).kind, SendErrorKind::AccountRetryAfter(Duration::from_secs(5)));
+        assert_eq!(whose_wait("-1001234567890", wait()).kind, SendErrorKind::RetryAfter(Duration::from_secs(5)));
+        let other = SendError::transient("502");
+        assert_eq!(whose_wait("777", other.clone()), other);
     }
 
     #[test]

@@ -182,7 +182,8 @@ fn refusal(code: u16, description: &str) -> Value {
 #[tokio::test]
 async fn api_errors_map_to_retry_decisions() {
     let flood = json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 7", "parameters": {"retry_after": 7}});
-    expect_error(429, flood, SendErrorKind::RetryAfter(Duration::from_secs(7)), "Too Many Requests").await;
+    // A private chat (positive id): the 429 is the bot's flood limit and holds the whole account.
+    expect_error(429, flood, SendErrorKind::AccountRetryAfter(Duration::from_secs(7)), "Too Many Requests").await;
     for blocked in [
         "Forbidden: bot was blocked by the user",
         "Forbidden: user is deactivated",

@@ -1,11 +1,11 @@
 //! The JSON bodies visitors send (see `PROTOCOL.md`), private to this crate. Unknown fields are
-//! errors: the widget is ours, so a typo is a bug to see, not a field to drop.
+//! ignored, as the providers' webhooks are read: a widget newer than the gateway
+//! (a cached script after a rollback) must not lose its visitor's messages.
 
 use serde::Deserialize;
 
 /// `POST sessions`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct SessionBody {
     #[serde(default)]
     pub token: Option<String>,
@@ -20,7 +20,6 @@ pub(crate) struct SessionBody {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct SourceBody {
     #[serde(default)]
     pub referrer: Option<String>,
@@ -31,7 +30,6 @@ pub(crate) struct SourceBody {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct UtmBody {
     #[serde(default)]
     pub source: Option<String>,
@@ -47,7 +45,6 @@ pub(crate) struct UtmBody {
 
 /// A page: `{url, title, at?}`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct PageBody {
     pub url: String,
     #[serde(default)]
@@ -58,7 +55,6 @@ pub(crate) struct PageBody {
 
 /// `POST messages`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct MessageBody {
     pub client_id: String,
     #[serde(default)]
@@ -71,7 +67,6 @@ pub(crate) struct MessageBody {
 
 /// `POST feedback`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct FeedbackBody {
     #[serde(default)]
     pub request_id: Option<String>,
@@ -81,13 +76,11 @@ pub(crate) struct FeedbackBody {
 
 /// `POST receipts`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct ReceiptsBody {
     pub items: Vec<ReceiptBody>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct ReceiptBody {
     pub id: String,
     pub status: ReceiptStatus,

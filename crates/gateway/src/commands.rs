@@ -3,17 +3,79 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chatgate_adapter::{Adapter, WebhookRequest};
 use chatgate_queue::SqliteQueue;
-use chatgate_server::{Gateway, Settings};
+use chatgate_server::{Gateway, Limits, Settings};
 use rand::Rng;
 
 use crate::config::{self, MissingSecrets};
 
-/// `chatgate serve`: runs the gateway until SIGINT/SIGTERM.
-pub async fn serve(config_path: &Path, listen: SocketAddr, data_dir: &Path, api_token: Option<String>) -> Result<()> {
+/// Connection limits and the shutdown bound of `chatgate serve` (see `chatgate_server::Limits`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeLimits {
+    /// Seconds a client may take to send a request head.
+    #[arg(long, env = "CHATGATE_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a client may take to send a request body.
+    #[arg(long, env = "CHATGATE_BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout: u64,
+    /// Seconds a keep-alive connection may stay without a request.
+    #[arg(long, env = "CHATGATE_IDLE_TIMEOUT", default_value_t = 75)]
+    pub idle_timeout: u64,
+    /// Open connections at most (lowered to fit the open-file limit).
+    #[arg(long, env = "CHATGATE_MAX_CONNECTIONS", default_value_t = 8192)]
+    pub max_connections: usize,
+    /// Open connections from one address at most.
+    #[arg(long, env = "CHATGATE_MAX_CONNECTIONS_PER_PEER", default_value_t = 2048)]
+    pub max_connections_per_peer: usize,
+    /// Seconds requests in progress get after SIGTERM before the process exits anyway.
+    #[arg(long, env = "CHATGATE_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
+}
+
+impl From<ServeLimits> for Limits {
+    fn from(l: ServeLimits) -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_secs(l.header_timeout.max(1)),
+            body_read_timeout: Duration::from_secs(l.body_timeout.max(1)),
+            idle_timeout: Duration::from_secs(l.idle_timeout.max(1)),
+            max_connections: l.max_connections.max(1),
+            max_connections_per_peer: l.max_connections_per_peer.max(1),
+            shutdown_grace: Duration::from_secs(l.shutdown_grace),
+        }
+    }
+}
+
+/// File handles kept free of connections: the store, outbound calls, logs.
+const RESERVED_FILES: u64 = 128;
+
+/// `chatgate serve`: runs the gateway until SIGINT/SIGTERM, then stops within the shutdown grace.
+pub async fn serve(
+    config_path: &Path,
+    listen: SocketAddr,
+    data_dir: &Path,
+    api_token: Option<String>,
+    limits: Limits,
+) -> Result<()> {
+    let limits = match chatgate_server::serve::raise_open_file_limit() {
+        Ok(files) => {
+            let limits = limits.fit_file_limit(files, RESERVED_FILES);
+            tracing::info!(
+                open_files = files,
+                max_connections = limits.max_connections,
+                per_peer = limits.max_connections_per_peer,
+                "connection caps"
+            );
+            limits
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+            limits
+        }
+    };
     let config = config::load_serving(config_path, data_dir)?;
     for d in &config.disabled {
         tracing::warn!(account = %d.id, kind = %d.kind, missing = ?d.missing, "account disabled: its secrets are not set in the environment");
@@ -40,15 +102,7 @@ pub async fn serve(config_path: &Path, listen: SocketAddr, data_dir: &Path, api_
     let gateway = Gateway::start(adapters, Arc::new(queue), settings).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     tracing::info!(%listen, "chatgate serves");
-    let app = gateway.router().into_make_service_with_connect_info::<SocketAddr>();
-    let streams = gateway.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown().await;
-            // Open web visitor streams would hold the graceful shutdown forever.
-            streams.close_visitor_streams();
-        })
-        .await?;
+    chatgate_server::serve(listener, gateway, limits, shutdown()).await?;
     tracing::info!("chatgate stopped");
     Ok(())
 }

@@ -41,6 +41,8 @@ enum Command {
         /// Where the embedded queue keeps its file.
         #[arg(long, env = "CHATGATE_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        limits: chatgate::commands::ServeLimits,
     },
     /// Print the envelopes of one raw webhook body as JSON lines (no verification, no side effects).
     Normalize {
@@ -85,9 +87,9 @@ async fn main() -> Result<()> {
         LogFormat::Text => builder.init(),
     }
     match cli.command {
-        Command::Serve { listen, data_dir } => {
+        Command::Serve { listen, data_dir, limits } => {
             let token = std::env::var("CHATGATE_API_TOKEN").ok();
-            chatgate::commands::serve(&cli.config, listen, &data_dir, token).await
+            chatgate::commands::serve(&cli.config, listen, &data_dir, token, limits.into()).await
         }
         Command::Normalize { channel, account, file } => {
             chatgate::commands::normalize(&cli.config, &channel, account.as_deref(), &file)

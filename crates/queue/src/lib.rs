@@ -10,7 +10,7 @@ mod types;
 
 pub use sqlite::{DEFAULT_RETENTION, SqliteQueue};
 pub use types::{
-    AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
+    AccountHold, AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
     VisitorAppend, VisitorAppended, VisitorItem,
 };
 
@@ -43,6 +43,9 @@ pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
 
     /// Messages whose delivery is not finished, oldest first.
     async fn pending_messages(&self) -> Result<Vec<PendingMessage>, QueueError>;
+
+    /// The accounts a provider asked to pause, with until when (past ones included).
+    async fn account_holds(&self) -> Result<Vec<AccountHold>, QueueError>;
 
     /// One outbound message with its history.
     async fn message(&self, id: Uuid) -> Result<Option<MessageRecord>, QueueError>;

@@ -1,6 +1,6 @@
 //! Types that cross the [`crate::Queue`] contract.
 
-use chatgate_model::{ErrorInfo, Event, OutboundRequest, Status};
+use chatgate_model::{Channel, ErrorInfo, Event, OutboundRequest, Status};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -83,8 +83,9 @@ pub struct Enqueued {
 pub enum Attempt {
     /// Part `index` was accepted by the provider; `last` when it was the message's last part.
     PartSent { index: u32, external_id: String, status: Status, last: bool },
-    /// The attempt failed and will be retried at `next_at`.
-    Retry { next_at: DateTime<Utc>, error: String },
+    /// The attempt failed and will be retried at `next_at`. With `whole_account` the provider's
+    /// wait applies to every message of the account (kept as an account hold until `next_at`).
+    Retry { next_at: DateTime<Utc>, error: String, whole_account: bool },
     /// The message failed for good.
     Failed { error: ErrorInfo },
 }
@@ -98,6 +99,16 @@ pub struct PendingMessage {
     pub parts_done: u32,
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
+    /// Not to be tried before this time (a provider's wait or the backoff, from before a restart).
+    pub next_at: Option<DateTime<Utc>>,
+}
+
+/// A provider's wait that applies to a whole account, until `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountHold {
+    pub channel: Channel,
+    pub account: String,
+    pub until: DateTime<Utc>,
 }
 
 /// A store failure. Nothing it was asked to write is acknowledged.

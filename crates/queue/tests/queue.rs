@@ -6,8 +6,8 @@ use std::time::Duration;
 use chatgate_model::{
     Channel, Conversation, CustomerRef, ErrorInfo, Event, EventKind, Message, OutboundRequest, Status, StatusInfo,
 };
-use chatgate_queue::{Attempt, InboundRecord, Queue, QueueError, SqliteQueue};
-use chrono::Utc;
+use chatgate_queue::{AccountHold, Attempt, InboundRecord, Queue, QueueError, SqliteQueue};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 fn text_event(chat: &str, text: &str) -> Event {
@@ -223,7 +223,9 @@ async fn failure_is_final_and_reported_once() {
     let dir = tempfile::tempdir().unwrap();
     let q = SqliteQueue::open(dir.path()).unwrap();
     let id = q.enqueue(Uuid::now_v7(), request("1", "hi", None)).await.unwrap().id;
-    q.record_attempt(id, Attempt::Retry { next_at: Utc::now(), error: "503".into() }).await.unwrap();
+    q.record_attempt(id, Attempt::Retry { next_at: Utc::now(), error: "503".into(), whole_account: false })
+        .await
+        .unwrap();
     assert_eq!(q.pending_messages().await.unwrap()[0].attempts, 1);
     let error =
         ErrorInfo { code: chatgate_model::ErrorCode::CustomerUnsubscribed, message: "blocked by the user".into() };
@@ -231,6 +233,35 @@ async fn failure_is_final_and_reported_once() {
     let record = q.message(id).await.unwrap().unwrap();
     assert_eq!((record.status, record.error), (Status::Failed, Some(error)));
     assert!(q.pending_messages().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_providers_wait_survives_a_reopen_per_message_and_per_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = DateTime::from_timestamp_micros(Utc::now().timestamp_micros() + 5_000_000).unwrap();
+    let (single, held) = {
+        let q = SqliteQueue::open(dir.path()).unwrap();
+        let single = q.enqueue(Uuid::now_v7(), request("1", "one", None)).await.unwrap().id;
+        let held = q.enqueue(Uuid::now_v7(), request("2", "two", None)).await.unwrap().id;
+        let wait = |whole_account| Attempt::Retry { next_at: at, error: "429".into(), whole_account };
+        q.record_attempt(single, wait(false)).await.unwrap();
+        assert!(q.account_holds().await.unwrap().is_empty(), "a wait for one message holds no account");
+        q.record_attempt(held, wait(true)).await.unwrap();
+        // An earlier wait never shortens the account's hold.
+        let earlier = Attempt::Retry { next_at: Utc::now(), error: "429".into(), whole_account: true };
+        q.record_attempt(held, earlier).await.unwrap();
+        (single, held)
+    };
+    let q = SqliteQueue::open(dir.path()).unwrap();
+    let pending = q.pending_messages().await.unwrap();
+    let next = |id| pending.iter().find(|m| m.id == id).unwrap().next_at;
+    assert_eq!(next(single), Some(at));
+    assert!(next(held).is_some_and(|t| t < at), "the message's own time is the latest attempt's");
+    let holds = q.account_holds().await.unwrap();
+    assert_eq!(
+        holds,
+        vec![AccountHold { channel: Channel::from_static("telegram"), account: "main".into(), until: at }]
+    );
 }
 
 #[tokio::test]

@@ -62,7 +62,12 @@ pub(crate) async fn events(
     let mut events = shared.queue.read_events(q.after, limit).await?;
     if events.is_empty() && q.wait > 0 {
         let wait = Duration::from_secs(q.wait).min(MAX_WAIT);
-        shared.queue.wait_events(q.after, wait).await;
+        // Shutdown answers an open long-poll at once, with what there is (usually nothing).
+        let mut stopping = shared.shutdown.subscribe();
+        tokio::select! {
+            _ = shared.queue.wait_events(q.after, wait) => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
         events = shared.queue.read_events(q.after, limit).await?;
     }
     let next = events.last().map_or(q.after, |e| e.seq);
@@ -296,7 +301,9 @@ pub(crate) async fn media(
                     ApiError::MediaTooLarge { limit: MAX_MEDIA_BYTES }
                 }
                 SendErrorKind::Failed(_) => ApiError::MediaUnavailable(e.message),
-                SendErrorKind::RetryAfter(_) | SendErrorKind::Transient => ApiError::ProviderUnavailable(e.message),
+                SendErrorKind::RetryAfter(_) | SendErrorKind::AccountRetryAfter(_) | SendErrorKind::Transient => {
+                    ApiError::ProviderUnavailable(e.message)
+                }
             })
         }
     }

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -33,7 +34,11 @@ struct Job {
     request: OutboundRequest,
     parts_done: u32,
     attempts: u32,
+    /// Transient failures in a row (what the backoff grows with); a provider's wait is not one.
+    transient: u32,
     created_at: DateTime<Utc>,
+    /// Not to be tried before this time (a wait recorded before a restart).
+    not_before: Option<DateTime<Utc>>,
 }
 
 struct Limiters {
@@ -58,12 +63,35 @@ pub(crate) struct DeliveryEngine {
     /// Chats with a running worker and the messages waiting behind the one it works on.
     chats: Mutex<HashMap<Conversation, VecDeque<Job>>>,
     limiters: Mutex<HashMap<(Channel, String), Arc<Limiters>>>,
+    /// Accounts a provider asked to pause, until when (also stored, so a restart keeps them).
+    holds: Mutex<HashMap<(Channel, String), DateTime<Utc>>>,
+    /// Provider calls under way; shutdown waits for them (within its grace) so that a part the
+    /// provider took is recorded before the process ends.
+    sending: AtomicUsize,
+    sent_all: tokio::sync::Notify,
 }
 
 enum Outcome {
     Done,
-    Retry { after: Duration, error: String },
+    /// Shutdown began: the message stays queued for the next start.
+    Stopped,
+    Retry {
+        after: Duration,
+        error: String,
+        wait: Wait,
+    },
     Failed(ErrorInfo),
+}
+
+/// Where a retry's delay comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Exponential backoff after a transient error.
+    Backoff,
+    /// The provider's (or our fixed) wait for this message.
+    Message,
+    /// The provider's wait for the whole account.
+    Account,
 }
 
 fn quota(rate: Rate) -> Option<Quota> {
@@ -73,12 +101,39 @@ fn quota(rate: Rate) -> Option<Quota> {
 
 impl DeliveryEngine {
     pub fn new(shared: Weak<Shared>, fetcher: Fetcher) -> DeliveryEngine {
-        DeliveryEngine { shared, fetcher, chats: Mutex::new(HashMap::new()), limiters: Mutex::new(HashMap::new()) }
+        DeliveryEngine {
+            shared,
+            fetcher,
+            chats: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
+            holds: Mutex::new(HashMap::new()),
+            sending: AtomicUsize::new(0),
+            sent_all: tokio::sync::Notify::new(),
+        }
     }
 
-    /// Re-submits every unfinished message after a restart, oldest first.
+    /// Waits until no provider call is under way (after shutdown began, none starts).
+    pub async fn drain(&self) {
+        loop {
+            let notified = self.sent_all.notified();
+            if self.sending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Re-submits every unfinished message after a restart, oldest first, each not before the
+    /// time its last retry named, and restores the providers' account-wide waits.
     pub async fn resume(&self) -> Result<(), QueueError> {
         let Some(shared) = self.shared.upgrade() else { return Ok(()) };
+        let now = Utc::now();
+        for hold in shared.queue.account_holds().await? {
+            if hold.until > now {
+                tracing::info!(channel = %hold.channel, account = %hold.account, until = %hold.until, "the provider's wait for this account still holds");
+                self.hold(hold.channel, hold.account, hold.until);
+            }
+        }
         let pending = shared.queue.pending_messages().await?;
         if !pending.is_empty() {
             tracing::info!(count = pending.len(), "resuming delivery of queued messages");
@@ -89,7 +144,9 @@ impl DeliveryEngine {
                 request: m.request,
                 parts_done: m.parts_done,
                 attempts: m.attempts,
+                transient: 0,
                 created_at: m.created_at,
+                not_before: m.next_at,
             });
         }
         Ok(())
@@ -97,7 +154,34 @@ impl DeliveryEngine {
 
     /// Hands a newly stored message to its chat's worker.
     pub fn submit(&self, id: Uuid, request: OutboundRequest) {
-        self.push(Job { id, request, parts_done: 0, attempts: 0, created_at: Utc::now() });
+        self.push(Job {
+            id,
+            request,
+            parts_done: 0,
+            attempts: 0,
+            transient: 0,
+            created_at: Utc::now(),
+            not_before: None,
+        });
+    }
+
+    /// Holds back every message of an account until `until` (a later hold wins).
+    fn hold(&self, channel: Channel, account: String, until: DateTime<Utc>) {
+        let mut holds = self.holds.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = holds.entry((channel, account)).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// Waits while the account is held by a provider's wait.
+    async fn wait_for_account(&self, channel: Channel, account: &str) {
+        loop {
+            let until =
+                self.holds.lock().unwrap_or_else(|e| e.into_inner()).get(&(channel, account.to_owned())).copied();
+            match until.and_then(|t| t.signed_duration_since(Utc::now()).to_std().ok()) {
+                Some(left) if !left.is_zero() => tokio::time::sleep(left).await,
+                _ => return,
+            }
+        }
     }
 
     fn push(&self, job: Job) {
@@ -111,6 +195,11 @@ impl DeliveryEngine {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             while let Some(shared) = shared.upgrade() {
+                if *shared.shutdown.borrow() {
+                    // The rest of this chat stays queued in the store for the next start.
+                    shared.delivery.chats.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                    return;
+                }
                 let next = {
                     let mut chats = shared.delivery.chats.lock().unwrap_or_else(|e| e.into_inner());
                     match chats.get_mut(&key).and_then(VecDeque::pop_front) {
@@ -152,11 +241,20 @@ impl DeliveryEngine {
             return;
         };
         let mut media: Option<Vec<Media>> = None;
+        // A wait recorded before a restart still holds.
+        if let Some(left) = job.not_before.and_then(|t| t.signed_duration_since(Utc::now()).to_std().ok())
+            && !sleep_unless_stopping(shared, left).await
+        {
+            return;
+        }
         loop {
             let outcome = self.attempt(shared, &account, &mut job, &mut media).await;
             match outcome {
-                Outcome::Retry { after, error: text } => {
+                Outcome::Retry { after, error: text, wait } => {
                     job.attempts += 1;
+                    if wait == Wait::Backoff {
+                        job.transient += 1;
+                    }
                     let age = Utc::now().signed_duration_since(job.created_at).to_std().unwrap_or_default();
                     if age + after > shared.settings.max_retry_age {
                         let info = error(
@@ -169,11 +267,19 @@ impl DeliveryEngine {
                     tracing::warn!(%channel, account = %account_id, message = %job.id, attempt = job.attempts, retry_in = ?after, error = %text, "send failed; will retry");
                     Counters::add(&account.counters.outbound_retries, 1);
                     let next_at = Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
-                    if let Err(e) = shared.queue.record_attempt(job.id, Attempt::Retry { next_at, error: text }).await {
+                    let whole_account = wait == Wait::Account;
+                    if whole_account {
+                        self.hold(channel, account_id.clone(), next_at);
+                    }
+                    let attempt = Attempt::Retry { next_at, error: text, whole_account };
+                    if let Err(e) = shared.queue.record_attempt(job.id, attempt).await {
                         tracing::error!(message = %job.id, error = %e, "could not record a retry");
                     }
-                    tokio::time::sleep(after).await;
+                    if !sleep_unless_stopping(shared, after).await {
+                        return;
+                    }
                 }
+                Outcome::Stopped => return,
                 done => {
                     self.finish(shared, &job, done).await;
                     return;
@@ -198,7 +304,7 @@ impl DeliveryEngine {
                     tracing::error!(message = %job.id, error = %e, "could not record a failure");
                 }
             }
-            Outcome::Retry { .. } => unreachable!("retries are handled by deliver"),
+            Outcome::Retry { .. } | Outcome::Stopped => unreachable!("retries and stops are handled by deliver"),
         }
     }
 
@@ -233,7 +339,8 @@ impl DeliveryEngine {
                 let last = match shared.queue.last_inbound(&request.conversation()).await {
                     Ok(last) => last,
                     Err(e) => {
-                        return Outcome::Retry { after: self.backoff(shared, job.attempts), error: e.to_string() };
+                        let after = self.backoff(shared, job.transient);
+                        return Outcome::Retry { after, error: e.to_string(), wait: Wait::Backoff };
                     }
                 };
                 if !crate::api::window_open(last, window) {
@@ -243,6 +350,7 @@ impl DeliveryEngine {
                     ));
                 }
             }
+            self.wait_for_account(request.channel, &request.account).await;
             if let Some(l) = &limiters.account {
                 l.until_ready().await;
             }
@@ -253,7 +361,14 @@ impl DeliveryEngine {
                     l.retain_recent();
                 }
             }
-            match adapter.send(&part).await {
+            let sent = {
+                let _sending = Sending::start(self);
+                if *shared.shutdown.borrow() {
+                    return Outcome::Stopped;
+                }
+                adapter.send(&part).await
+            };
+            match sent {
                 Ok(receipt) => {
                     let last = part.index + 1 == total;
                     let attempt = Attempt::PartSent {
@@ -269,10 +384,17 @@ impl DeliveryEngine {
                 }
                 Err(e) => {
                     return match e.kind {
-                        SendErrorKind::RetryAfter(after) => Outcome::Retry { after, error: e.message },
-                        SendErrorKind::Transient => {
-                            Outcome::Retry { after: self.backoff(shared, job.attempts), error: e.message }
+                        SendErrorKind::RetryAfter(after) => {
+                            Outcome::Retry { after, error: e.message, wait: Wait::Message }
                         }
+                        SendErrorKind::AccountRetryAfter(after) => {
+                            Outcome::Retry { after, error: e.message, wait: Wait::Account }
+                        }
+                        SendErrorKind::Transient => Outcome::Retry {
+                            after: self.backoff(shared, job.transient),
+                            error: e.message,
+                            wait: Wait::Backoff,
+                        },
                         SendErrorKind::Failed(code) => Outcome::Failed(error(code, e.message)),
                     };
                 }
@@ -300,7 +422,11 @@ impl DeliveryEngine {
                     source_url: a.url.clone(),
                 }),
                 Err(e) if e.is_transient() => {
-                    return Err(Outcome::Retry { after: Duration::from_secs(5), error: e.to_string() });
+                    return Err(Outcome::Retry {
+                        after: Duration::from_secs(5),
+                        error: e.to_string(),
+                        wait: Wait::Message,
+                    });
                 }
                 Err(e) => {
                     let code = match e {
@@ -315,12 +441,40 @@ impl DeliveryEngine {
         Ok(out)
     }
 
-    /// Exponential backoff with ±20 % jitter.
+    /// Exponential backoff with ±20 % jitter: `base_backoff` after the first transient failure,
+    /// doubling with each further transient failure (a provider's wait in between does not count).
     fn backoff(&self, shared: &Shared, attempts: u32) -> Duration {
         let s = &shared.settings;
         let exp = s.base_backoff.saturating_mul(1u32.checked_shl(attempts.min(20)).unwrap_or(u32::MAX));
         let capped = exp.min(s.max_backoff);
         capped.mul_f64(rand::rng().random_range(0.8..1.2))
+    }
+}
+
+/// Sleeps `time` unless shutdown begins first; false when it did.
+async fn sleep_unless_stopping(shared: &Shared, time: Duration) -> bool {
+    let mut stopping = shared.shutdown.subscribe();
+    tokio::select! {
+        () = tokio::time::sleep(time) => true,
+        _ = stopping.wait_for(|stop| *stop) => false,
+    }
+}
+
+/// Counts one provider call under way for [`DeliveryEngine::drain`].
+struct Sending<'a>(&'a DeliveryEngine);
+
+impl<'a> Sending<'a> {
+    fn start(engine: &'a DeliveryEngine) -> Sending<'a> {
+        engine.sending.fetch_add(1, Ordering::AcqRel);
+        Sending(engine)
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        if self.0.sending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.sent_all.notify_waiters();
+        }
     }
 }
 

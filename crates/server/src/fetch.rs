@@ -207,6 +207,13 @@ impl Fetcher {
         check_url(&parsed, &self.policy).map_err(FetchError::Forbidden)?;
         let response = self.client.get(parsed).send().await.map_err(describe)?;
         let status = response.status();
+        // A redirect reqwest did not follow: its target is no http(s) URL (`file://`, `ftp://`, ...).
+        if status.is_redirection()
+            && let Some(target) = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok())
+        {
+            let target = response.url().join(target).map_err(|e| FetchError::Forbidden(format!("redirect: {e}")))?;
+            check_url(&target, &self.policy).map_err(|e| FetchError::Forbidden(format!("redirect: {e}")))?;
+        }
         if !status.is_success() {
             return Err(FetchError::Status(status.as_u16()));
         }

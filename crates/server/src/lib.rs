@@ -11,6 +11,7 @@ mod delivery;
 mod error;
 pub mod fetch;
 pub mod metrics;
+pub mod serve;
 mod web;
 mod webhook;
 
@@ -26,6 +27,7 @@ use chatgate_queue::Queue;
 pub use accounts::{Account, Accounts};
 pub use error::ApiError;
 pub use fetch::{FetchPolicy, Fetcher};
+pub use serve::{ConnectionStats, Limits, serve};
 
 /// Settings of the HTTP app and the delivery engine.
 #[derive(Debug, Clone)]
@@ -66,6 +68,10 @@ pub(crate) struct Shared {
     pub settings: Settings,
     pub delivery: delivery::DeliveryEngine,
     pub web: web::Web,
+    /// Connection figures of [`serve`], for `/metrics`.
+    pub connections: Arc<ConnectionStats>,
+    /// Becomes true when shutdown begins; long-polls answer at once.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// A running gateway: routes plus the delivery engine.
@@ -97,6 +103,8 @@ impl Gateway {
             web,
             delivery: delivery::DeliveryEngine::new(weak.clone(), fetcher),
             settings,
+            connections: Arc::default(),
+            shutdown: tokio::sync::watch::Sender::new(false),
         });
         shared.delivery.resume().await?;
         Ok(Gateway { shared })
@@ -131,6 +139,25 @@ impl Gateway {
     /// How many web visitors have an open stream.
     pub fn open_visitor_streams(&self) -> usize {
         self.shared.web.hub.open_visitors()
+    }
+
+    /// Starts shutting down: open long-polls answer with what they have, new ones do not wait,
+    /// open web visitor streams end (widgets resume from their last item when the gateway is
+    /// back), and the delivery engine starts no new provider call.
+    pub fn begin_shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+        self.close_visitor_streams();
+    }
+
+    /// Waits until no provider call is under way; after [`Gateway::begin_shutdown`] none starts,
+    /// and messages not yet sent stay queued for the next start.
+    pub async fn drain_deliveries(&self) {
+        self.shared.delivery.drain().await;
+    }
+
+    /// The connection figures [`serve`] keeps (shown in `/metrics`).
+    pub fn connection_stats(&self) -> Arc<ConnectionStats> {
+        self.shared.connections.clone()
     }
 
     /// The accounts this gateway serves.

@@ -89,5 +89,25 @@ pub(crate) async fn render(State(shared): State<Arc<Shared>>) -> String {
         q.sync_micros as f64 / 1e6
     );
     let _ = writeln!(out, "# TYPE chatgate_queue_durable_seq gauge\nchatgate_queue_durable_seq {}", q.durable_seq);
+    let c = &shared.connections;
+    let _ = writeln!(
+        out,
+        "# TYPE chatgate_connections_open gauge\nchatgate_connections_open {}",
+        c.open.load(Ordering::Relaxed)
+    );
+    for (name, value) in [
+        ("accepted", &c.accepted),
+        ("refused", &c.refused),
+        ("shed", &c.shed),
+        ("idle_closed", &c.idle_closed),
+        ("accept_errors", &c.accept_errors),
+        ("body_timeouts", &c.body_timeouts),
+    ] {
+        let _ = writeln!(
+            out,
+            "# TYPE chatgate_connections_{name}_total counter\nchatgate_connections_{name}_total {}",
+            value.load(Ordering::Relaxed)
+        );
+    }
     out
 }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -38,12 +38,14 @@ const FACTS: ChannelFacts = ChannelFacts {
 struct Scripted {
     facts: ChannelFacts,
     sent: Mutex<Vec<OutboundPart>>,
+    /// When each part of `sent` was tried.
+    sent_at: Mutex<Vec<Instant>>,
     script: Mutex<VecDeque<Result<SendReceipt, SendError>>>,
 }
 
 impl Default for Scripted {
     fn default() -> Scripted {
-        Scripted { facts: FACTS, sent: Mutex::default(), script: Mutex::default() }
+        Scripted { facts: FACTS, sent: Mutex::default(), sent_at: Mutex::default(), script: Mutex::default() }
     }
 }
 
@@ -101,6 +103,7 @@ impl Adapter for Scripted {
     }
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
         self.sent.lock().unwrap().push(part.clone());
+        self.sent_at.lock().unwrap().push(Instant::now());
         let scripted = self.script.lock().unwrap().pop_front();
         scripted.unwrap_or_else(|| {
             Ok(SendReceipt {
@@ -214,6 +217,12 @@ async fn core_api_needs_the_token() {
     assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
     let (s, _) = h.request(Method::GET, "/v1/events", &[("authorization", "Bearer wrong")], "").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let value = format!("{scheme} {TOKEN}");
+        let (s, body) = h.request(Method::GET, "/v1/events", &[("authorization", value.as_str())], "").await;
+        assert_eq!(s, StatusCode::OK, "{value}: {body}");
+    }
     let (s, _) = h.request(Method::GET, "/healthz", &[], "").await;
     assert_eq!(s, StatusCode::OK);
 }
@@ -467,31 +476,114 @@ async fn attachments_are_downloaded_within_limits_and_address_policy() {
     assert!(strict.adapter.sent.lock().unwrap().is_empty());
 }
 
+/// Waits until the adapter was called `n` times; when the last of them happened.
+async fn tried(adapter: &Scripted, n: usize) -> Instant {
+    for _ in 0..500 {
+        if let Some(at) = adapter.sent_at.lock().unwrap().get(n - 1) {
+            return *at;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the adapter was not called {n} times");
+}
+
 #[tokio::test]
-async fn queued_messages_survive_a_restart() {
+async fn a_redirect_to_a_file_url_is_forbidden_not_unavailable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A file server that redirects every request to `file:///etc/passwd`.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 2048];
+            let _ = socket.read(&mut buf).await;
+            let answer =
+                "HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
     let dir = tempfile::tempdir().unwrap();
-    let id;
-    {
+    let h = start(dir.path()).await;
+    let (_, v) = h
+        .send(json!({"channel": "web", "account": "test", "chat_id": "f2",
+                     "attachments": [{"kind": "image", "url": format!("http://{addr}/pic.png")}]}))
+        .await;
+    let failed = h.wait_status(v["id"].as_str().unwrap(), "failed").await;
+    assert_eq!(failed["error"]["code"], "attachment_url_forbidden", "{failed}");
+    assert!(h.adapter.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn queued_messages_survive_a_restart_and_the_providers_wait_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let wait = Duration::from_millis(1500);
+    let (id, refused_at) = {
         let adapter = Arc::new(Scripted::default());
-        // The provider is down for longer than this gateway lives.
-        adapter
-            .script
-            .lock()
-            .unwrap()
-            .extend((0..1000).map(|_| Err(SendError::retry_after(Duration::from_secs(60), "down"))));
+        // The provider asks for a wait longer than this gateway lives.
+        adapter.script.lock().unwrap().push_back(Err(SendError::retry_after(wait, "429: retry after 1.5 s")));
         let h = start_with(dir.path(), adapter, true).await;
         let (_, v) = h.send(text_msg("r", "survive")).await;
-        id = v["id"].as_str().unwrap().to_owned();
-        for _ in 0..100 {
-            if !h.adapter.sent.lock().unwrap().is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
+        (v["id"].as_str().unwrap().to_owned(), tried(&h.adapter, 1).await)
+    };
     let h = start(dir.path()).await;
     h.wait_status(&id, "delivered").await;
     assert_eq!(h.adapter.sent.lock().unwrap().len(), 1);
+    let resent = h.adapter.sent_at.lock().unwrap()[0] - refused_at;
+    println!("provider's wait {wait:?}, resent after the restart {resent:?} after the refusal");
+    assert!(resent >= wait - Duration::from_millis(50), "sent again {resent:?} after a {wait:?} wait");
+}
+
+#[tokio::test]
+async fn an_account_wide_wait_holds_every_chat_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let wait = Duration::from_millis(1500);
+    let (first, other, refused_at) = {
+        let adapter = Arc::new(Scripted::default());
+        adapter.script.lock().unwrap().push_back(Err(SendError::account_retry_after(wait, "429 for the bot")));
+        let h = start_with(dir.path(), adapter, true).await;
+        let (_, v) = h.send(text_msg("a", "first")).await;
+        let refused_at = tried(&h.adapter, 1).await;
+        // Another chat, queued while the account is held: not sent by this gateway either.
+        let (_, v2) = h.send(text_msg("b", "other chat")).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(h.adapter.sent.lock().unwrap().len(), 1, "the other chat waits for the account");
+        (v["id"].as_str().unwrap().to_owned(), v2["id"].as_str().unwrap().to_owned(), refused_at)
+    };
+    let h = start(dir.path()).await;
+    h.wait_status(&first, "delivered").await;
+    h.wait_status(&other, "delivered").await;
+    let times = h.adapter.sent_at.lock().unwrap().clone();
+    assert_eq!(times.len(), 2);
+    for at in times {
+        let after = at - refused_at;
+        println!("account wait {wait:?}: a message went out {after:?} after the refusal");
+        assert!(after >= wait - Duration::from_millis(50), "sent {after:?} into a {wait:?} account wait");
+    }
+}
+
+#[tokio::test]
+async fn the_first_transient_retry_after_a_providers_wait_uses_the_base_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = Arc::new(Scripted::default());
+    adapter
+        .script
+        .lock()
+        .unwrap()
+        .extend([Err(SendError::retry_after(Duration::from_millis(10), "429")), Err(SendError::transient("HTTP 502"))]);
+    let base = Duration::from_millis(400);
+    let harness = Harness::start_in(dir.path(), vec![adapter.clone() as Arc<dyn Adapter>], |s| {
+        s.base_backoff = base;
+        s.max_backoff = Duration::from_secs(10);
+    })
+    .await;
+    let (_, v) = harness.send(text_msg("b", "backoff")).await;
+    harness.wait_status(v["id"].as_str().unwrap(), "delivered").await;
+    let times = adapter.sent_at.lock().unwrap().clone();
+    assert_eq!(times.len(), 3);
+    let gap = times[2] - times[1];
+    println!("first backoff after a 429: {gap:?} (base {base:?}, ±20 % jitter)");
+    // The base with its jitter is 320–480 ms; counting the 429 as a step would make it 640–960 ms.
+    assert!(gap >= base.mul_f64(0.8) - Duration::from_millis(20) && gap < base.mul_f64(1.5), "{gap:?}");
 }
 
 #[tokio::test]

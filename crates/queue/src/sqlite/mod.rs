@@ -46,7 +46,7 @@ use self::maintenance::{Maintenance, PRUNE_CHUNK, checkpoint_loop};
 use self::pipeline::{Call, Command, Committed, MAX_BATCH, Stats, Syncer, Writer, wal_path};
 use crate::Queue;
 use crate::types::{
-    AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
+    AccountHold, AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
     VisitorAppend, VisitorAppended, VisitorItem,
 };
 
@@ -80,6 +80,7 @@ impl SqliteQueue {
     pub fn open_with(dir: &Path, retention: Duration) -> Result<SqliteQueue, QueueError> {
         std::fs::create_dir_all(dir).map_err(|e| QueueError::Storage(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join("chatgate.db");
+        check_not_truncated(&path)?;
         let mut writer = Connection::open(&path)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         // The WAL is fsynced by the syncer thread before any answer (see the module doc).
@@ -236,6 +237,10 @@ impl Queue for SqliteQueue {
         self.read(outbox::pending_messages).await
     }
 
+    async fn account_holds(&self) -> Result<Vec<AccountHold>, QueueError> {
+        self.read(outbox::account_holds).await
+    }
+
     async fn message(&self, id: Uuid) -> Result<Option<MessageRecord>, QueueError> {
         self.read(move |conn| outbox::message(conn, id)).await
     }
@@ -299,6 +304,49 @@ impl Queue for SqliteQueue {
         let (account, visitor) = (account.to_owned(), visitor.to_owned());
         self.read(move |conn| visitors::profile(conn, &account, &visitor)).await
     }
+}
+
+/// Refuses a database file shorter than its own header says (a torn copy, a truncated disk
+/// image): SQLite would open it and fail only on the missing pages, so some reads would work
+/// and others not. A torn WAL tail needs no check: SQLite ignores frames after the last whole
+/// commit by their checksums, and those were never acknowledged (acknowledgement waits for
+/// the fsync of the whole commit). While the WAL holds frames, the file may legitimately be shorter
+/// than its header (a checkpoint stopped half-way copies page 1 before the pages past the old end;
+/// the WAL still has them all and SQLite reads them from there), so only a file without a WAL is
+/// judged.
+fn check_not_truncated(path: &Path) -> Result<(), QueueError> {
+    use std::io::Read;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Ok(());
+    }
+    let Ok(mut file) = std::fs::File::open(path) else { return Ok(()) };
+    let len = file.metadata().map_err(|e| QueueError::Storage(format!("reading {}: {e}", path.display())))?.len();
+    let mut header = [0u8; 100];
+    if len == 0 {
+        return Ok(());
+    }
+    if file.read_exact(&mut header).is_err() || !header.starts_with(b"SQLite format 3\0") {
+        return Err(QueueError::Storage(format!(
+            "{} is not a whole SQLite database ({len} bytes, no valid header); restore it from a backup or move it away",
+            path.display()
+        )));
+    }
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65536,
+        n => u64::from(n),
+    };
+    let pages = u64::from(u32::from_be_bytes([header[28], header[29], header[30], header[31]]));
+    // The size in the header is only valid when the change counter matches "version valid for".
+    let valid = header[24..28] == header[92..96];
+    if valid && len < pages * page_size {
+        return Err(QueueError::Storage(format!(
+            "{} is truncated: its header says {pages} pages of {page_size} bytes, the file has {len} bytes; restore it from a backup",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn from_us(us: i64) -> DateTime<Utc> {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::pipeline::Writer;
 use super::{from_us, parse_uuid};
-use crate::types::{Attempt, Enqueued, PendingMessage, QueueError};
+use crate::types::{AccountHold, Attempt, Enqueued, PendingMessage, QueueError};
 
 impl Writer {
     pub(super) fn enqueue(&mut self, id: Uuid, request: &OutboundRequest) -> Result<Enqueued, QueueError> {
@@ -81,10 +81,22 @@ impl Writer {
                 }
                 Ok(())
             }
-            Attempt::Retry { next_at: _, error } => {
+            Attempt::Retry { next_at, error, whole_account } => {
+                let next_us = next_at.timestamp_micros();
                 self.conn
-                    .prepare_cached("UPDATE messages SET attempts = attempts + 1, error_text = ?2 WHERE id = ?1")?
-                    .execute(params![key, error])?;
+                    .prepare_cached(
+                        "UPDATE messages SET attempts = attempts + 1, error_text = ?2, next_us = ?3 WHERE id = ?1",
+                    )?
+                    .execute(params![key, error, next_us])?;
+                if *whole_account {
+                    let request = self.load_request(&key)?;
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO account_holds (channel, account, until_us) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (channel, account) DO UPDATE SET until_us = MAX(until_us, excluded.until_us)",
+                        )?
+                        .execute(params![request.channel.as_str(), request.account, next_us])?;
+                }
                 Ok(())
             }
             Attempt::Failed { error } => {
@@ -168,7 +180,7 @@ impl Writer {
 /// Messages whose delivery is not finished, oldest first.
 pub(super) fn pending_messages(conn: &Connection) -> Result<Vec<PendingMessage>, QueueError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, request, parts_done, attempts, created_us FROM messages WHERE done = 0 ORDER BY rowid",
+        "SELECT id, request, parts_done, attempts, created_us, next_us FROM messages WHERE done = 0 ORDER BY rowid",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -177,18 +189,35 @@ pub(super) fn pending_messages(conn: &Connection) -> Result<Vec<PendingMessage>,
             r.get::<_, i64>(2)?,
             r.get::<_, i64>(3)?,
             r.get::<_, i64>(4)?,
+            r.get::<_, Option<i64>>(5)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, request, parts_done, attempts, created) = row?;
+        let (id, request, parts_done, attempts, created, next) = row?;
         out.push(PendingMessage {
             id: parse_uuid(&id)?,
             request: serde_json::from_str(&request).map_err(|e| QueueError::Storage(e.to_string()))?,
             parts_done: parts_done as u32,
             attempts: attempts as u32,
             created_at: from_us(created),
+            next_at: next.map(from_us),
         });
+    }
+    Ok(out)
+}
+
+/// Every account hold (a provider's wait for a whole account).
+pub(super) fn account_holds(conn: &Connection) -> Result<Vec<AccountHold>, QueueError> {
+    let mut stmt = conn.prepare_cached("SELECT channel, account, until_us FROM account_holds")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (channel, account, until) = row?;
+        // A channel this build does not know cannot have messages to hold back.
+        if let Ok(channel) = channel.parse() {
+            out.push(AccountHold { channel, account, until: from_us(until) });
+        }
     }
     Ok(out)
 }

@@ -26,6 +26,7 @@ const STEPS: &[Step] = &[
     Step { name: "event and dedup times", apply: event_and_dedup_times },
     Step { name: "retention indexes", apply: retention_indexes },
     Step { name: "visitor streams", apply: visitor_streams },
+    Step { name: "retry times", apply: retry_times },
 ];
 
 /// The `user_version` of a database this build has fully migrated.
@@ -204,6 +205,23 @@ fn visitor_streams(conn: &Connection, _now_us: i64) -> rusqlite::Result<()> {
     )
 }
 
+/// Step 5: when a message may be tried again (`messages.next_us`: a provider's "retry after" or
+/// the backoff) and how long a provider asked to pause a whole account (`account_holds`), so both
+/// are honoured after a restart.
+fn retry_times(conn: &Connection, _now_us: i64) -> rusqlite::Result<()> {
+    if !has_column(conn, "messages", "next_us")? {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN next_us INTEGER")?;
+    }
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS account_holds (
+             channel  TEXT NOT NULL,
+             account  TEXT NOT NULL,
+             until_us INTEGER NOT NULL,
+             PRIMARY KEY (channel, account)
+         ) WITHOUT ROWID;",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,9 +253,10 @@ mod tests {
         assert_eq!(user_version(&conn), VERSION);
 
         // The same tables, columns and indexes as the layout written before the steps existed,
-        // plus what later steps added.
+        // plus what the steps after it add.
         let old = Connection::open_in_memory().unwrap();
         old.execute_batch(UNVERSIONED).unwrap();
+        retry_times(&old, 5).unwrap();
         let added: Vec<_> = objects(&conn).into_iter().filter(|o| !objects(&old).contains(o)).collect();
         let visitor_objects = [
             ("index", "visitor_items_at"),

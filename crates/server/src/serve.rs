@@ -1,0 +1,463 @@
+//! Serving the router on a TCP listener with bounds on everything a client controls.
+//!
+//! `axum::serve` gives hyper no timer, so hyper's header-read timeout never fires: a client that
+//! sends half a request head keeps its connection (and a file handle) forever, and a graceful
+//! shutdown waits for it. This accept loop serves each connection with hyper's HTTP/1 builder
+//! *with* a timer, and adds what hyper does not do:
+//!
+//! - a deadline for reading each request body ([`Limits::body_read_timeout`], a 408 after it);
+//! - an idle timeout between requests of a keep-alive connection;
+//! - caps on open connections, overall and per peer address: at a cap, the oldest connection
+//!   that is not being served (idle, still sending its head, or with its handler waiting for
+//!   body bytes) is closed to make room; if every one is busy, the new connection is refused.
+//!   Both are counted in `/metrics`;
+//! - accept errors (`EMFILE` when file handles run out) are logged and retried after a pause,
+//!   never a busy loop and never silent;
+//! - a bounded shutdown: when `signal` resolves, the listener closes, the gateway's long-polls
+//!   answer at once ([`crate::Gateway::begin_shutdown`]), idle connections close, no new
+//!   provider call starts, requests in handlers and provider calls under way get until
+//!   [`Limits::shutdown_grace`] to finish, then everything left is dropped.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::header::CONNECTION;
+use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tower::ServiceExt;
+
+use crate::Gateway;
+
+/// What a client may hold and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Time to receive a whole request head, from its first byte.
+    pub header_read_timeout: Duration,
+    /// Time to receive a whole request body, from when the handler starts reading it.
+    pub body_read_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Open connections at most (lowered at start to fit the file-handle limit).
+    pub max_connections: usize,
+    /// Open connections from one peer address at most.
+    pub max_connections_per_peer: usize,
+    /// After the shutdown signal: how long requests already in handlers may take.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 8192,
+            max_connections_per_peer: 2048,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Limits {
+    /// Lowers [`Limits::max_connections`] (and the per-peer cap with it) so that the open
+    /// connections leave `reserve` file handles for the store, outbound calls and logs, and a
+    /// quarter of the rest for sockets accepted while shed ones are still closing.
+    pub fn fit_file_limit(mut self, open_files: u64, reserve: u64) -> Limits {
+        let room = (open_files.saturating_sub(reserve) / 4 * 3).max(16) as usize;
+        self.max_connections = self.max_connections.min(room);
+        self.max_connections_per_peer = self.max_connections_per_peer.min(self.max_connections);
+        self
+    }
+}
+
+/// Connection figures for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    pub open: AtomicUsize,
+    pub accepted: AtomicU64,
+    /// Refused at a cap because no open connection was idle.
+    pub refused: AtomicU64,
+    /// Closed to make room for a new connection.
+    pub shed: AtomicU64,
+    /// Closed after the idle timeout.
+    pub idle_closed: AtomicU64,
+    pub accept_errors: AtomicU64,
+    /// Request bodies that did not arrive within the body read timeout.
+    pub body_timeouts: AtomicU64,
+}
+
+/// One open connection as the accept loop sees it.
+#[derive(Debug)]
+struct Entry {
+    peer: IpAddr,
+    opened: Instant,
+    state: Arc<ConnState>,
+}
+
+/// What the accept loop needs to know of a connection, and how to close it.
+#[derive(Debug, Default)]
+struct ConnState {
+    /// Requests of this connection inside a handler.
+    busy: AtomicUsize,
+    /// Its handler waits for body bytes that do not come.
+    waiting_for_body: AtomicBool,
+    close: Notify,
+}
+
+impl ConnState {
+    /// Closing it loses no work: nothing is in a handler, or the handler only waits for the
+    /// client's body (nothing is stored before the whole body is there).
+    fn sheddable(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == 0 || self.waiting_for_body.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    next: u64,
+    open: HashMap<u64, Entry>,
+    per_peer: HashMap<IpAddr, usize>,
+}
+
+impl Table {
+    /// The oldest connection with nothing in a handler, among all or those of `peer`.
+    fn oldest_idle(&self, peer: Option<IpAddr>) -> Option<u64> {
+        self.open
+            .iter()
+            .filter(|(_, e)| peer.is_none_or(|p| p == e.peer) && e.state.sheddable())
+            .min_by_key(|(_, e)| e.opened)
+            .map(|(id, _)| *id)
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(e) = self.open.remove(&id)
+            && let Some(n) = self.per_peer.get_mut(&e.peer)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_peer.remove(&e.peer);
+            }
+        }
+    }
+}
+
+/// Serves `gateway` on `listener` until `signal` resolves, then shuts down within
+/// [`Limits::shutdown_grace`] (plus the time to close sockets).
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Gateway,
+    limits: Limits,
+    signal: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let stats = gateway.connection_stats();
+    let router = gateway.router();
+    let table = Arc::new(Mutex::new(Table::default()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    tokio::pin!(signal);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut signal => break,
+            accepted = listener.accept() => accepted,
+            // Reap finished connection tasks so the set does not grow.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+                // EMFILE/ENFILE: out of file handles. Log and pause instead of spinning;
+                // idle timeouts and shedding give handles back.
+                tracing::error!(error = %e, open = stats.open.load(Ordering::Relaxed), "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let peer = addr.ip();
+        let Some((id, state)) = admit(&table, &limits, &stats, peer) else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        stats.open.fetch_add(1, Ordering::Relaxed);
+        let router = router.clone();
+        let (table, stats, limits, stop) = (table.clone(), stats.clone(), limits.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            connection(stream, addr, router, &limits, &stats, state, stop).await;
+            table.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            stats.open.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+
+    drop(listener);
+    let open = stats.open.load(Ordering::Relaxed);
+    tracing::info!(open, grace = ?limits.shutdown_grace, "shutting down: answering long-polls, closing idle connections");
+    gateway.begin_shutdown();
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+        gateway.drain_deliveries().await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(left = tasks.len(), "shutdown grace over; dropping the connections still open");
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    Ok(())
+}
+
+/// Registers a new connection from `peer`, closing the oldest idle one at a cap; `None` when
+/// the cap is reached and nothing can be closed.
+fn admit(
+    table: &Mutex<Table>,
+    limits: &Limits,
+    stats: &ConnectionStats,
+    peer: IpAddr,
+) -> Option<(u64, Arc<ConnState>)> {
+    let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
+    for (full, of_peer) in [
+        (t.per_peer.get(&peer).copied().unwrap_or(0) >= limits.max_connections_per_peer, Some(peer)),
+        (t.open.len() >= limits.max_connections, None),
+    ] {
+        if !full {
+            continue;
+        }
+        match t.oldest_idle(of_peer) {
+            Some(victim) => {
+                if let Some(e) = t.open.get(&victim) {
+                    e.state.close.notify_one();
+                }
+                t.remove(victim);
+                stats.shed.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                let refused = stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                if refused.is_power_of_two() {
+                    tracing::warn!(%peer, open = t.open.len(), refused, "connection refused: at the connection cap and none is idle");
+                }
+                return None;
+            }
+        }
+    }
+    let id = t.next;
+    t.next += 1;
+    let state = Arc::new(ConnState::default());
+    t.open.insert(id, Entry { peer, opened: Instant::now(), state: state.clone() });
+    *t.per_peer.entry(peer).or_default() += 1;
+    Some((id, state))
+}
+
+/// Serves one connection until the client closes it, it idles out, it is shed, or shutdown.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    limits: &Limits,
+    stats: &Arc<ConnectionStats>,
+    state: Arc<ConnState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let last_active = Arc::new(Mutex::new(Instant::now()));
+    let service = {
+        let (state, last_active, stats) = (state.clone(), last_active.clone(), stats.clone());
+        let body_timeout = limits.body_read_timeout;
+        hyper::service::service_fn(move |request: Request<Incoming>| {
+            let guard = Busy::enter(state.clone(), last_active.clone());
+            let (router, stats) = (router.clone(), stats.clone());
+            let timed_out = Arc::new(AtomicBool::new(false));
+            let (mut parts, body) = request.into_parts();
+            // Handlers that limit per client address read it as axum's `ConnectInfo`.
+            parts.extensions.insert(axum::extract::ConnectInfo(peer));
+            let body = DeadlineBody::new(Body::new(body), body_timeout, timed_out.clone(), state.clone());
+            let request = Request::from_parts(parts, Body::new(body));
+            async move {
+                let response = router.oneshot(request).await;
+                drop(guard);
+                if timed_out.load(Ordering::Acquire) {
+                    stats.body_timeouts.fetch_add(1, Ordering::Relaxed);
+                    let refusal = (StatusCode::REQUEST_TIMEOUT, [(CONNECTION, "close")], "request body timed out");
+                    return Ok(refusal.into_response());
+                }
+                response
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let mut tick =
+        tokio::time::interval(limits.idle_timeout.min(Duration::from_secs(1)).max(Duration::from_millis(50)));
+    let mut stopping = *stop.borrow();
+    if stopping {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            () = state.close.notified() => return,
+            changed = stop.changed(), if !stopping => {
+                stopping = true;
+                if changed.is_err() || state.busy.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tick.tick() => {
+                if state.busy.load(Ordering::Acquire) > 0 {
+                    continue;
+                }
+                // Between requests (or still sending a head) during shutdown: nothing to finish.
+                if stopping {
+                    return;
+                }
+                let idle = last_active.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+                if idle >= limits.idle_timeout {
+                    stats.idle_closed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Counts a request as inside a handler for as long as it lives.
+struct Busy {
+    state: Arc<ConnState>,
+    last_active: Arc<Mutex<Instant>>,
+}
+
+impl Busy {
+    fn enter(state: Arc<ConnState>, last_active: Arc<Mutex<Instant>>) -> Busy {
+        state.busy.fetch_add(1, Ordering::AcqRel);
+        Busy { state, last_active }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self.last_active.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.state.waiting_for_body.store(false, Ordering::Release);
+        self.state.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A request body that errors once its deadline passes (then `timed_out` is set, and the
+/// request is answered 408), and marks its connection as waiting while bytes do not come.
+struct DeadlineBody {
+    inner: Body,
+    timeout: Duration,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    timed_out: Arc<AtomicBool>,
+    conn: Arc<ConnState>,
+}
+
+impl DeadlineBody {
+    fn new(inner: Body, timeout: Duration, timed_out: Arc<AtomicBool>, conn: Arc<ConnState>) -> DeadlineBody {
+        DeadlineBody { inner, timeout, deadline: None, timed_out, conn }
+    }
+}
+
+/// The error of a body that did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+struct BodyTimedOut(Duration);
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        // The clock starts at the first read: a handler that never reads the body is not timed.
+        let timeout = this.timeout;
+        let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if deadline.as_mut().poll(cx).is_ready() {
+            this.timed_out.store(true, Ordering::Release);
+            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(timeout)))));
+        }
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        this.conn.waiting_for_body.store(polled.is_pending(), Ordering::Release);
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit; returns the limit now in force.
+/// The common soft limit of 1024 is far below what a gateway with thousands of clients needs.
+pub fn raise_open_file_limit() -> std::io::Result<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        setrlimit(Resource::Nofile, rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum })?;
+    }
+    Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_caps_fit_the_file_limit() {
+        let limits = Limits::default().fit_file_limit(1024, 128);
+        assert_eq!(limits.max_connections, 672);
+        assert_eq!(limits.max_connections_per_peer, 672);
+        let roomy = Limits::default().fit_file_limit(1 << 20, 128);
+        assert_eq!(roomy.max_connections, Limits::default().max_connections);
+    }
+
+    #[test]
+    fn at_a_cap_the_oldest_idle_connection_of_that_peer_makes_room() {
+        let limits = Limits { max_connections: 3, max_connections_per_peer: 2, ..Limits::default() };
+        let (table, stats) = (Mutex::new(Table::default()), ConnectionStats::default());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let (first, first_state) = admit(&table, &limits, &stats, a).unwrap();
+        let (second, second_state) = admit(&table, &limits, &stats, a).unwrap();
+        // `a` is at its cap; the first connection is in a handler, so the second one goes.
+        first_state.busy.store(1, Ordering::Release);
+        let (third, third_state) = admit(&table, &limits, &stats, a).unwrap();
+        {
+            let t = table.lock().unwrap();
+            assert!(t.open.contains_key(&first) && t.open.contains_key(&third) && !t.open.contains_key(&second));
+        }
+        assert_eq!(stats.shed.load(Ordering::Relaxed), 1);
+        drop(second_state);
+        // Both of `a`'s connections busy: a fourth from `a` is refused, one from `b` is taken.
+        third_state.busy.store(1, Ordering::Release);
+        assert!(admit(&table, &limits, &stats, a).is_none());
+        assert_eq!(stats.refused.load(Ordering::Relaxed), 1);
+        assert!(admit(&table, &limits, &stats, b).is_some());
+        // Overall cap (3) with all busy except `b`'s: a new peer sheds `b`'s idle one.
+        let c: IpAddr = "10.0.0.3".parse().unwrap();
+        assert!(admit(&table, &limits, &stats, c).is_some());
+        assert_eq!(table.lock().unwrap().per_peer.get(&b), None);
+
+        // A handler that only waits for body bytes can be shed too.
+        third_state.waiting_for_body.store(true, Ordering::Release);
+        assert!(admit(&table, &limits, &stats, a).is_some());
+        assert!(!table.lock().unwrap().open.contains_key(&third));
+    }
+}
