@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use chatgate::config::{self, MissingSecrets};
 use chatgate_adapter::Adapter;
 use chatgate_testkit::gateway::TOKEN;
-use chatgate_testkit::http::Api;
 use chatgate_testkit::mock::MockApi;
+use chatgate_testkit::process::{Serve, free_port};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -35,10 +35,6 @@ fn scale() -> u64 {
 
 fn seed() -> u64 {
     std::env::var("CHATGATE_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(11)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A `channels.toml` with a Telegram, a Viber and a VK account; outbound calls go to `api`.
@@ -75,48 +71,25 @@ api_base_url = "{api}/method"
 }
 
 /// The gateway process.
-struct Gateway {
-    child: Child,
-    api: Api,
-    port: u16,
+struct Gateway(Serve);
+
+impl std::ops::Deref for Gateway {
+    type Target = Serve;
+    fn deref(&self) -> &Serve {
+        &self.0
+    }
 }
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::DerefMut for Gateway {
+    fn deref_mut(&mut self) -> &mut Serve {
+        &mut self.0
     }
 }
 
 impl Gateway {
     /// Starts `chatgate serve` (under `prefix`, e.g. `prlimit`) and waits for `/healthz`.
     async fn start(config: &Path, data: &Path, extra: &[&str], prefix: &[&str]) -> Gateway {
-        let port = free_port();
-        let binary = env!("CARGO_BIN_EXE_chatgate");
-        let mut command = match prefix.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(binary);
-                c
-            }
-            None => Command::new(binary),
-        };
-        let child = command
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--config")
-            .arg(config)
-            .arg("--data-dir")
-            .arg(data)
-            .args(extra)
-            .env("CHATGATE_API_TOKEN", TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {:?}: {e}", prefix.first().unwrap_or(&binary)));
-        let gateway = Gateway { child, api: Api::new(format!("http://127.0.0.1:{port}")), port };
-        gateway.api.wait_healthy().await;
-        gateway
+        Gateway(Serve::start(env!("CARGO_BIN_EXE_chatgate"), config, data, free_port(), extra, prefix).await)
     }
 
     fn signal(&self, name: &str) {

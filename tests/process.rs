@@ -2,50 +2,21 @@
 //! `kill -9`, and redelivered updates are still recognised after the restart.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use chatgate_testkit::gateway::TOKEN;
 use chatgate_testkit::http::Api;
 use chatgate_testkit::mock::MockApi;
+use chatgate_testkit::process::{Serve, free_port};
 use serde_json::{Value, json};
 
 const SECRET: &str = "process-secret";
 
-struct Gateway {
-    child: Child,
-    api: Api,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+type Gateway = Serve;
 
 async fn start(config: &Path, data: &Path) -> Gateway {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_chatgate"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--config")
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data)
-        .env("CHATGATE_API_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("chatgate starts");
-    let gateway = Gateway { child, api: Api::new(format!("http://127.0.0.1:{port}")) };
-    gateway.api.wait_healthy().await;
-    gateway
+    Serve::start(env!("CARGO_BIN_EXE_chatgate"), config, data, free_port(), &[], &[]).await
 }
 
 fn update(id: u64) -> String {

@@ -11,7 +11,6 @@
 //! `CHATGATE_CHROMEDRIVER`); `bash scripts/test` installs them as root. Without them the test
 //! fails with a message saying so: it is never skipped.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use chatgate_testkit::gateway::TOKEN;
 use chatgate_testkit::http::Api;
+use chatgate_testkit::process::{Serve, free_port};
 use fantoccini::elements::{Element, ShadowRoot};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -503,10 +503,6 @@ fn tool(var: &str, default: &str) -> Result<PathBuf> {
     )
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
 fn write_config(data: &Path, gateway_port: u16, host: &str) -> Result<PathBuf> {
     let gw = format!("http://127.0.0.1:{gateway_port}");
     let text = format!(
@@ -548,41 +544,20 @@ label = "WhatsApp"
 
 /// The real binary on a fixed port, so a restart comes back where the widget looks for it.
 struct Gateway {
-    child: Option<Child>,
+    serve: Option<Serve>,
     api: Api,
     port: u16,
 }
 
 impl Gateway {
     async fn start(config: &Path, data: &Path, port: u16) -> Result<Gateway> {
-        let child = Command::new(env!("CARGO_BIN_EXE_chatgate"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--config")
-            .arg(config)
-            .arg("--data-dir")
-            .arg(data)
-            .env("CHATGATE_API_TOKEN", TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("chatgate starts")?;
-        let gateway = Gateway { child: Some(child), api: Api::new(format!("http://127.0.0.1:{port}")), port };
-        gateway.api.wait_healthy().await;
-        Ok(gateway)
+        let serve = Serve::start(env!("CARGO_BIN_EXE_chatgate"), config, data, port, &[], &[]).await;
+        Ok(Gateway { api: serve.api.clone(), serve: Some(serve), port })
     }
 
+    /// SIGKILL: the browser sees the connection drop as it would on a crash.
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.stop();
+        self.serve.take();
     }
 }
 

@@ -19,6 +19,7 @@ pub mod corpus;
 pub mod gateway;
 pub mod http;
 pub mod mock;
+pub mod process;
 pub mod snapshot;
 
 use std::fs;
