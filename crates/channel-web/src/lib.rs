@@ -122,9 +122,7 @@ impl WebAdapter {
     }
 
     fn bearer<'a>(request: &'a WebhookRequest<'_>) -> Option<&'a str> {
-        let value = request.header("authorization")?;
-        let (scheme, token) = value.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        chatgate_adapter::verify::bearer_token(request.header("authorization")?)
     }
 }
 

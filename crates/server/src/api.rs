@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chatgate_adapter::SendErrorKind;
-use chatgate_adapter::verify::constant_time_eq;
+use chatgate_adapter::verify::{bearer_token, constant_time_eq};
 use chatgate_model::ErrorCode;
 use chatgate_model::limits::{check_attachment, check_text};
 use chatgate_model::{Channel, Conversation, CustomerRef, LimitViolation, OutboundRequest};
@@ -34,12 +34,6 @@ pub(crate) async fn require_token(State(shared): State<Arc<Shared>>, request: Re
         }
         _ => ApiError::Unauthorized.into_response(),
     }
-}
-
-/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive (RFC 9110 §11.1).
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start())
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,21 +299,6 @@ pub(crate) async fn media(
                     ApiError::ProviderUnavailable(e.message)
                 }
             })
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bearer_token;
-
-    #[test]
-    fn the_bearer_scheme_is_case_insensitive() {
-        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "Bearer  t0k"] {
-            assert_eq!(bearer_token(value), Some("t0k"), "{value}");
-        }
-        for value in ["Basic t0k", "Bearert0k", "t0k"] {
-            assert_eq!(bearer_token(value), None, "{value}");
         }
     }
 }

@@ -128,11 +128,16 @@ fn route<'a>(
     events: Vec<InboundEvent>,
 ) -> Vec<(&'a Account, Vec<InboundEvent>)> {
     let adapter = receiver.adapter.as_ref();
+    // Most webhooks (every channel without owner ids, and Meta bodies of one account) stay whole.
+    let Some(id) = adapter.owner_id() else { return vec![(receiver, events)] };
+    if events.iter().all(|e| e.owner.as_deref().is_none_or(|o| o == id)) {
+        return vec![(receiver, events)];
+    }
     let mut own = Vec::with_capacity(events.len());
     let mut foreign: BTreeMap<String, u64> = BTreeMap::new();
     for item in events {
-        match (item.owner.as_deref(), adapter.owner_id()) {
-            (Some(owner), Some(id)) if owner != id => *foreign.entry(owner.to_owned()).or_default() += 1,
+        match item.owner.as_deref() {
+            Some(owner) if owner != id => *foreign.entry(owner.to_owned()).or_default() += 1,
             _ => own.push(item),
         }
     }

@@ -150,9 +150,7 @@ pub(crate) fn visitor(visitors: &dyn Visitors, headers: &HeaderMap) -> Result<Vi
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
+        .and_then(chatgate_adapter::verify::bearer_token)
         .ok_or(ApiError::VisitorTokenInvalid)?;
     visitors.authenticate(token).map_err(ApiError::from)
 }

@@ -523,11 +523,11 @@ async fn next_item(mut s: StreamState) -> Option<(Result<SseEvent, Infallible>, 
                 return None;
             }
         }
+        // Items reach the store only through `Queue::append_visitor`, and both of its callers (the
+        // visitor routes and the mailbox) notify the hub once the item is durable: no polling.
         tokio::select! {
             changed = s.connection.updates.changed() => if changed.is_err() { return None },
             _ = s.connection.closing.changed() => return None,
-            // A safety net: items stored by another process path are picked up within a second.
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
 }
