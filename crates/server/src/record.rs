@@ -1,5 +1,5 @@
 //! `chatgate serve --record DIR`: every authentic webhook (after verification passed) is written
-//! to `DIR/<channel>/<UTC time>-<n>-<account>.body` + `.headers`, redacted by [`redact`], so a
+//! to `DIR/<channel>/<UTC time, ms>Z-<n>-<account>.body` + `.headers`, redacted by [`redact`], so a
 //! payload chatgate does not model can become a fixture (`chatgate fixtures add`).
 //!
 //! Recording is off the webhook's path: the handler hands the request to a bounded queue
@@ -133,12 +133,11 @@ async fn write(dir: &Path, n: u64, recording: Recording) -> Result<PathBuf, Stri
     let (head, body) = redact(&recording.headers, &recording.body).ok_or("the body is not JSON; not recorded")?;
     let folder = dir.join(recording.channel.as_str());
     tokio::fs::create_dir_all(&folder).await.map_err(|e| format!("creating {}: {e}", folder.display()))?;
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
     let account: String =
         recording.account.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    let base = folder.join(format!("{stamp}-{n}-{account}"));
-    let headers_path = base.with_extension("headers");
-    let body_path = base.with_extension("body");
+    let headers_path = folder.join(format!("{stamp}-{n}-{account}.headers"));
+    let body_path = folder.join(format!("{stamp}-{n}-{account}.body"));
     tokio::fs::write(&headers_path, head).await.map_err(|e| format!("writing {}: {e}", headers_path.display()))?;
     tokio::fs::write(&body_path, body).await.map_err(|e| format!("writing {}: {e}", body_path.display()))?;
     Ok(body_path)
