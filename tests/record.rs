@@ -192,3 +192,26 @@ async fn a_recorder_that_cannot_write_never_fails_or_holds_a_webhook() {
     assert!(metrics.contains("chatgate_record_failed_total 3"), "{metrics}");
     assert!(metrics.contains("chatgate_record_written_total 0"), "{metrics}");
 }
+
+/// `chatgate health` is the container's health check: 0 with the answer while the gateway
+/// serves, non-zero when nothing answers.
+#[tokio::test]
+async fn the_health_command_follows_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let port = free_port();
+    let mut serve =
+        Serve::start(env!("CARGO_BIN_EXE_chatgate"), &config, &dir.path().join("data"), port, &[], &[]).await;
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let health = |url: String| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_chatgate")).args(["health", "--url", &url]).output().unwrap()
+        })
+    };
+    let output = health(url.clone()).await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+    serve.kill();
+    let output = health(url).await.unwrap();
+    assert!(!output.status.success(), "{output:?}");
+}
