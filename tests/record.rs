@@ -130,7 +130,8 @@ async fn recorded_webhooks_are_redacted_and_become_fixtures_of_the_same_kinds() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(bodies.len(), POSTED.len(), "recordings: {bodies:?}");
-    let metrics = serve.api.client.get(format!("{}/metrics", serve.api.base)).send().await.unwrap().text().await.unwrap();
+    let metrics =
+        serve.api.client.get(format!("{}/metrics", serve.api.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(&format!("chatgate_record_written_total {}", POSTED.len())), "{metrics}");
 
     for file in files_in(&record) {
@@ -174,8 +175,8 @@ async fn a_recorder_that_cannot_write_never_fails_or_holds_a_webhook() {
     let blocked = dir.path().join("not-a-folder");
     std::fs::write(&blocked, "x").unwrap();
     let factory = registry::factory("telegram").unwrap();
-    let h =
-        Harness::start_in(&dir.path().join("data"), vec![test_account(factory)], |s| s.record_dir = Some(blocked)).await;
+    let h = Harness::start_in(&dir.path().join("data"), vec![test_account(factory)], |s| s.record_dir = Some(blocked))
+        .await;
     for name in ["contact", "text-entities", "audio"] {
         let (status, _) = h.replay(&fixture("telegram", name)).await;
         assert_eq!(status, StatusCode::OK, "{name}");

@@ -73,7 +73,10 @@ async fn telegram_set_info_delete_make_the_exact_calls_and_show_pending_and_last
     let out = run(&path, "tg", set("https://gw.example/webhooks/telegram/tg", true)).await.unwrap();
     let requests = api.requests();
     assert_eq!(requests.len(), 2, "{requests:?}");
-    assert_eq!((requests[0].method.as_str(), requests[0].path.as_str()), ("POST", "/bot123456:SECRET-token_x/setWebhook"));
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("POST", "/bot123456:SECRET-token_x/setWebhook")
+    );
     assert_eq!(
         requests[0].json(),
         json!({
@@ -127,9 +130,15 @@ async fn telegram_errors_are_typed_and_never_show_the_token() {
 async fn the_binary_prints_the_report_and_exits_non_zero_on_errors() {
     let api = MockApi::start(|r| {
         if r.path.ends_with("/getWebhookInfo") {
-            (200, json!({"ok": true, "result": {"url": "", "has_custom_certificate": false, "pending_update_count": 0}}))
+            (
+                200,
+                json!({"ok": true, "result": {"url": "", "has_custom_certificate": false, "pending_update_count": 0}}),
+            )
         } else {
-            (400, json!({"ok": false, "error_code": 400, "description": format!("Bad Request: bad webhook: {TG_TOKEN}")}))
+            (
+                400,
+                json!({"ok": false, "error_code": 400, "description": format!("Bad Request: bad webhook: {TG_TOKEN}")}),
+            )
         }
     })
     .await;
@@ -139,7 +148,10 @@ async fn the_binary_prints_the_report_and_exits_non_zero_on_errors() {
     let output = chatgate_cli(binary, &path, &["webhooks", "info", "tg"]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{output:?}");
-    assert!(stdout.contains("(none registered)") && stdout.contains("last error:") && stdout.contains("none"), "{stdout}");
+    assert!(
+        stdout.contains("(none registered)") && stdout.contains("last error:") && stdout.contains("none"),
+        "{stdout}"
+    );
 
     let output = chatgate_cli(
         binary,
@@ -233,7 +245,9 @@ async fn vk_adds_a_callback_server_with_our_events_and_api_version_then_deletes_
         let ours = json!({"id": 7, "url": URL, "title": "chatgate", "status": "ok"});
         let response = match method {
             "groups.getCallbackConfirmationCode" => json!({"code": "a1b2c3d4"}),
-            "groups.getCallbackServers" if state.load(Ordering::SeqCst) == 1 => json!({"count": 2, "items": [other, ours]}),
+            "groups.getCallbackServers" if state.load(Ordering::SeqCst) == 1 => {
+                json!({"count": 2, "items": [other, ours]})
+            }
             "groups.getCallbackServers" => json!({"count": 1, "items": [other]}),
             "groups.addCallbackServer" => {
                 state.store(1, Ordering::SeqCst);
@@ -311,7 +325,10 @@ fn chatgate_channel_vk_events() -> [&'static str; 7] {
 #[tokio::test]
 async fn messenger_subscribes_the_page_and_prints_the_dashboard_steps() {
     let api = MockApi::start(|r| match r.method.as_str() {
-        "GET" => (200, json!({"data": [{"name": "Acme app", "id": "555", "subscribed_fields": ["messages", "message_reads"]}]})),
+        "GET" => (
+            200,
+            json!({"data": [{"name": "Acme app", "id": "555", "subscribed_fields": ["messages", "message_reads"]}]}),
+        ),
         _ => (200, json!({"success": true})),
     })
     .await;
@@ -400,7 +417,10 @@ async fn whatsapp_subscribes_the_business_account_with_a_callback_override() {
     assert!(out.contains("WhatsApp → Configuration") && out.contains("messages"), "{out}");
     assert_clean(&out, &["WA-TOKEN", "WA-APP", "WA-VERIFY"]);
     run(&path, "wa", Action::Delete).await.unwrap();
-    assert_eq!((api.requests()[2].method.as_str(), api.requests()[2].path.as_str()), ("DELETE", "/v26.0/4242/subscribed_apps"));
+    assert_eq!(
+        (api.requests()[2].method.as_str(), api.requests()[2].path.as_str()),
+        ("DELETE", "/v26.0/4242/subscribed_apps")
+    );
 
     let path = config(dir.path(), &table(""));
     let error = run(&path, "wa", Action::Info).await.unwrap_err().to_string();

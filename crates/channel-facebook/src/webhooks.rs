@@ -41,8 +41,14 @@ pub const MESSENGER_FIELDS: &[&str] = &[
 ];
 
 /// Instagram fields of the messaging events chatgate models (`parse.rs`).
-pub const INSTAGRAM_FIELDS: &[&str] =
-    &["messages", "messaging_postbacks", "messaging_seen", "message_reactions", "messaging_referral", "messaging_optins"];
+pub const INSTAGRAM_FIELDS: &[&str] = &[
+    "messages",
+    "messaging_postbacks",
+    "messaging_seen",
+    "message_reactions",
+    "messaging_referral",
+    "messaging_optins",
+];
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -157,9 +163,11 @@ impl WebhookAdmin for FacebookAdapter {
     async fn delete(&self) -> Result<WebhookReport, WebhookAdminError> {
         self.graph(reqwest::Method::DELETE, &[]).await?;
         let mut report = self.report(None).await?;
-        report.manual = vec![format!(
-            "the app still has its callback URL and fields in the dashboard; remove them there if no other Page or account uses them"
-        )];
+        report.manual = vec![
+            "the app keeps its callback URL and fields in the dashboard; remove them there if no other Page or \
+             account uses them"
+                .to_owned(),
+        ];
         Ok(report)
     }
 }

@@ -21,7 +21,8 @@ use crate::TelegramAdapter;
 
 /// The update types chatgate models (`parse.rs`): what `setWebhook` asks for. Telegram sends
 /// `message_reaction` only when it is listed.
-pub const ALLOWED_UPDATES: &[&str] = &["message", "edited_message", "callback_query", "my_chat_member", "message_reaction"];
+pub const ALLOWED_UPDATES: &[&str] =
+    &["message", "edited_message", "callback_query", "my_chat_member", "message_reaction"];
 
 /// How long one Bot API call may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,9 +57,10 @@ impl TelegramAdapter {
     async fn call(&self, method: &str, body: Value) -> Result<Value, WebhookAdminError> {
         let secrets = self.secrets();
         let url = format!("{}/bot{}/{method}", self.config.api_base_url, self.config.bot_token.expose());
-        let http = reqwest::Client::builder().timeout(TIMEOUT).build().map_err(|e| {
-            chatgate_adapter::webhooks::transport_error("telegram: HTTP client", e, &secrets)
-        })?;
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .build()
+            .map_err(|e| chatgate_adapter::webhooks::transport_error("telegram: HTTP client", e, &secrets))?;
         let sent = http.post(url).json(&body).send().await;
         let (status, answer) = answer_json(sent, &format!("telegram {method}"), &secrets).await?;
         if answer.get("ok") == Some(&Value::Bool(true)) {

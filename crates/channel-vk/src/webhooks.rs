@@ -66,8 +66,10 @@ impl VkAdapter {
         form.extend(params.iter().cloned());
         form.push(("access_token", self.config.access_token.expose().to_owned()));
         form.push(("v", self.config.api_version.clone()));
-        let http =
-            reqwest::Client::builder().timeout(TIMEOUT).build().map_err(|e| transport_error("vk: HTTP client", e, &secrets))?;
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .build()
+            .map_err(|e| transport_error("vk: HTTP client", e, &secrets))?;
         let sent = http.post(format!("{}/{method}", self.config.api_base_url)).form(&form).send().await;
         let (status, answer) = answer_json(sent, &format!("VK {method}"), &secrets).await?;
         if let Some(error) = answer.get("error") {
@@ -89,8 +91,9 @@ impl VkAdapter {
     async fn servers(&self) -> Result<Vec<Server>, WebhookAdminError> {
         let response = self.call("groups.getCallbackServers", &[]).await?;
         let items = response.get("items").cloned().unwrap_or(Value::Array(Vec::new()));
-        serde_json::from_value(items)
-            .map_err(|e| WebhookAdminError::Unavailable(format!("VK groups.getCallbackServers: unreadable answer: {e}")))
+        serde_json::from_value(items).map_err(|e| {
+            WebhookAdminError::Unavailable(format!("VK groups.getCallbackServers: unreadable answer: {e}"))
+        })
     }
 
     /// Whether a server is this account's: its URL ends in `/webhooks/vk/<account>`.
@@ -206,7 +209,8 @@ impl WebhookAdmin for VkAdapter {
             deleted.push(server.id.to_string());
         }
         let mut report = self.report(self.servers().await?).await?;
-        let deleted = if deleted.is_empty() { "none (no server of this account)".to_owned() } else { deleted.join(", ") };
+        let deleted =
+            if deleted.is_empty() { "none (no server of this account)".to_owned() } else { deleted.join(", ") };
         report.facts.insert(0, ("servers deleted".to_owned(), deleted));
         Ok(report)
     }

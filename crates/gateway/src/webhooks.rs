@@ -51,9 +51,12 @@ fn find_account(config_path: &Path, id: &str) -> Result<Arc<dyn Adapter>> {
         bail!("account `{id}` is disabled: set {}", d.missing.join(", "));
     }
     let known: Vec<&str> = config.accounts.iter().map(|a| a.id.as_str()).collect();
-    config.accounts.iter().find(|a| a.id == id).map(|a| a.adapter.clone()).with_context(|| {
-        format!("no account `{id}` in {} (accounts: {})", config_path.display(), known.join(", "))
-    })
+    config
+        .accounts
+        .iter()
+        .find(|a| a.id == id)
+        .map(|a| a.adapter.clone())
+        .with_context(|| format!("no account `{id}` in {} (accounts: {})", config_path.display(), known.join(", ")))
 }
 
 /// Providers post only to `https` URLs; the route is `/webhooks/<channel>/<account>`.

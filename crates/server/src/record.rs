@@ -102,7 +102,8 @@ impl Recorder {
 
     /// Hands an authentic webhook to the writer; never waits. A full queue drops it (counted).
     pub fn record(&self, channel: Channel, account: &str, headers: &HeaderMap, body: &Bytes) {
-        let recording = Recording { channel, account: account.to_owned(), headers: headers.clone(), body: body.clone() };
+        let recording =
+            Recording { channel, account: account.to_owned(), headers: headers.clone(), body: body.clone() };
         if self.sender.try_send(recording).is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%channel, %account, "webhook not recorded: the recorder is behind");
@@ -335,9 +336,10 @@ impl Redactor {
                 }
                 let path = s.split(['?', '#']).next().unwrap_or_default();
                 let last = path.rsplit('/').next().unwrap_or_default();
-                let ext = last.rsplit_once('.').map(|(_, e)| e).filter(|e| {
-                    !e.is_empty() && e.len() <= 5 && e.bytes().all(|b| b.is_ascii_alphanumeric())
-                });
+                let ext = last
+                    .rsplit_once('.')
+                    .map(|(_, e)| e)
+                    .filter(|e| !e.is_empty() && e.len() <= 5 && e.bytes().all(|b| b.is_ascii_alphanumeric()));
                 let n = self.next();
                 let p = match ext {
                     Some(ext) => format!("https://example.invalid/{n}.{ext}"),
@@ -451,7 +453,10 @@ mod tests {
         assert_eq!(v["contacts"][0]["wa_id"], v["from"]);
         assert_eq!(v["from"].as_str().unwrap().len(), 11);
         assert_eq!(v["secret"], "[redacted]");
-        assert!(v["media"].as_str().unwrap().starts_with("https://example.invalid/") && v["media"].as_str().unwrap().ends_with(".jpg"));
+        assert!(
+            v["media"].as_str().unwrap().starts_with("https://example.invalid/")
+                && v["media"].as_str().unwrap().ends_with(".jpg")
+        );
         assert_eq!(v["location"]["latitude"], 0.0);
         assert!(v["sender"]["id"].as_str().unwrap().starts_with("id-"));
         let once = v.clone();
