@@ -183,6 +183,13 @@ pub trait Adapter: Send + Sync + 'static {
     fn visitors(&self) -> Option<&dyn crate::Visitors> {
         None
     }
+
+    /// Registering this account's webhook URL with its provider (`chatgate webhooks`); see
+    /// [`crate::webhooks`]. Every channel crate offers one (in its `webhooks.rs`); `None` only
+    /// for adapters built for tests.
+    fn webhooks(&self) -> Option<&dyn crate::WebhookAdmin> {
+        None
+    }
 }
 
 /// Builds adapters of one channel kind from their `channels.toml` tables.

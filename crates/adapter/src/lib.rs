@@ -25,6 +25,7 @@ pub mod transport;
 pub mod verify;
 pub mod visitor;
 pub mod webhook;
+pub mod webhooks;
 
 pub use contract::{
     Adapter, BuildError, BuildFn, Capabilities, ChannelFactory, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Factory, Inbound,
@@ -34,3 +35,4 @@ pub use error::{SendError, SendErrorKind, WebhookError};
 pub use outbound::{Media, MediaDownload, OutboundPart, PartBody, SendReceipt};
 pub use secret::Secret;
 pub use visitor::{Mailbox, Visitors};
+pub use webhooks::{LastError, WebhookAdmin, WebhookAdminError, WebhookReport, WebhookTarget};

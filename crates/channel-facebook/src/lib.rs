@@ -6,6 +6,7 @@
 //! - `wire.rs`: the provider's JSON types, private to this crate.
 //! - `verify.rs`: webhook authentication on the raw bytes, the `GET` handshake, and signing for replays.
 //! - `parse.rs`: an authentic webhook → events.
+//! - `webhooks.rs`: registering the webhook URL with the provider (`chatgate webhooks`).
 //! - `send.rs`: the provider's API client (`Client`: send) and its errors → retry decisions.
 //!
 //! Messenger and Instagram specifics:
@@ -36,6 +37,7 @@ mod config;
 mod parse;
 mod send;
 mod verify;
+mod webhooks;
 mod wire;
 
 use std::sync::Arc;
@@ -136,6 +138,10 @@ impl Adapter for FacebookAdapter {
 
     fn account(&self) -> &str {
         &self.account
+    }
+
+    fn webhooks(&self) -> Option<&dyn chatgate_adapter::WebhookAdmin> {
+        Some(self)
     }
 
     /// Messenger entries name their Page (`page_id`), Instagram entries their Instagram account

@@ -13,6 +13,7 @@
 //! - `parse.rs`: an update → one event, read with teloxide-core's `Update` (four older shapes
 //!   from real updates are filled in first; what it cannot read or we do not model →
 //!   `unsupported` with the raw update).
+//! - `webhooks.rs`: `setWebhook` / `getWebhookInfo` / `deleteWebhook` (`chatgate webhooks`).
 //! - `send.rs`: `Client`, the Bot API calls through teloxide-core's `Bot`, and what their
 //!   errors mean for retrying; `getFile` and the file download.
 //!
@@ -26,6 +27,7 @@ mod config;
 mod parse;
 mod send;
 mod verify;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -38,6 +40,7 @@ use chatgate_model::{Channel, Limits};
 use http::HeaderValue;
 
 pub use config::Config;
+pub use webhooks::ALLOWED_UPDATES;
 
 /// Outbound limits: photos 10 MB, other uploads 50 MB ("Sending files", Bot API; stickers share
 /// the photo limit). Text keeps the product cap of 2000 characters; Telegram's own limit is
@@ -128,5 +131,9 @@ impl Adapter for TelegramAdapter {
 
     async fn fetch_media(&self, reference: &str, limit: u64) -> Result<MediaDownload, SendError> {
         self.client.fetch_media(reference, limit).await
+    }
+
+    fn webhooks(&self) -> Option<&dyn chatgate_adapter::WebhookAdmin> {
+        Some(self)
     }
 }

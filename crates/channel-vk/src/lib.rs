@@ -5,6 +5,7 @@
 //! - `wire.rs`: the provider's JSON types, private to this crate.
 //! - `verify.rs`: webhook authentication on the raw bytes, and signing for replays.
 //! - `parse.rs`: an authentic webhook → events.
+//! - `webhooks.rs`: registering the webhook URL with the provider (`chatgate webhooks`).
 //! - `send.rs`: the provider's API client (`Client`: send) and its errors → retry decisions.
 //!
 //! VK specifics:
@@ -29,6 +30,7 @@ mod config;
 mod parse;
 mod send;
 mod verify;
+mod webhooks;
 mod wire;
 
 use std::sync::Arc;
@@ -104,6 +106,10 @@ impl Adapter for VkAdapter {
 
     fn account(&self) -> &str {
         &self.account
+    }
+
+    fn webhooks(&self) -> Option<&dyn chatgate_adapter::WebhookAdmin> {
+        Some(self)
     }
 
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {

@@ -9,6 +9,7 @@
 //! - `verify.rs`: visitor tokens signed by the gateway (HMAC-SHA256) and the site's identity
 //!   hashes, checked in constant time.
 //! - `parse.rs`: visitor requests → events, echo items, upload kinds by content, messenger links.
+//! - `webhooks.rs`: registering the webhook URL with the provider (`chatgate webhooks`).
 //! - `send.rs`: operator messages → the visitor's durable stream, and the `visitor_gone` rule.
 //!
 //! The server owns the routes (`/web/{account}/...`), CORS, rate limiting, the streams and the
@@ -28,6 +29,7 @@ mod config;
 mod parse;
 mod send;
 mod verify;
+mod webhooks;
 mod wire;
 
 use std::sync::{Arc, OnceLock};
@@ -134,6 +136,10 @@ impl Adapter for WebAdapter {
 
     fn account(&self) -> &str {
         &self.account
+    }
+
+    fn webhooks(&self) -> Option<&dyn chatgate_adapter::WebhookAdmin> {
+        Some(self)
     }
 
     fn facts(&self) -> &ChannelFacts {

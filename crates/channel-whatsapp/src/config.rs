@@ -49,6 +49,10 @@ pub struct Config {
     pub api_base_url: String,
     #[serde(default)]
     pub profile: Profile,
+    /// The WhatsApp Business Account (WABA) id the number belongs to. Needed only by
+    /// `chatgate webhooks` (`/{waba-id}/subscribed_apps`).
+    #[serde(default)]
+    pub business_account_id: Option<String>,
 }
 
 fn default_api_base_url() -> String {
@@ -62,6 +66,13 @@ impl Config {
         if config.phone_number_id.is_empty() || !config.phone_number_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(BuildError::new(format!(
                 "{CHANNEL}: `phone_number_id` must be the non-empty numeric id of the business phone number"
+            )));
+        }
+        if let Some(id) = &config.business_account_id
+            && (id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(BuildError::new(format!(
+                "{CHANNEL}: `business_account_id` must be the numeric WhatsApp Business Account id"
             )));
         }
         settings::non_empty(CHANNEL, "access_token", &config.access_token)?;

@@ -5,6 +5,7 @@
 //! - `wire.rs`: the provider's JSON types, private to this crate.
 //! - `verify.rs`: webhook authentication on the raw bytes, the `GET` handshake, and signing for replays.
 //! - `parse.rs`: an authentic webhook → events.
+//! - `webhooks.rs`: registering the webhook URL with the provider (`chatgate webhooks`).
 //! - `send.rs`: the provider's API client (`Client`: send, fetch media) and its errors → retry decisions.
 //!
 //! WhatsApp specifics:
@@ -27,6 +28,7 @@ mod config;
 mod parse;
 mod send;
 mod verify;
+mod webhooks;
 mod wire;
 
 use std::sync::Arc;
@@ -121,6 +123,10 @@ impl Adapter for WhatsappAdapter {
 
     fn account(&self) -> &str {
         &self.account
+    }
+
+    fn webhooks(&self) -> Option<&dyn chatgate_adapter::WebhookAdmin> {
+        Some(self)
     }
 
     /// Items name their number as `value.metadata.phone_number_id`.

@@ -59,6 +59,7 @@ pub async fn serve(
     data_dir: &Path,
     api_token: Option<String>,
     limits: Limits,
+    record: Option<&Path>,
 ) -> Result<()> {
     let limits = match chatgate_server::serve::raise_open_file_limit() {
         Ok(files) => {
@@ -98,6 +99,7 @@ pub async fn serve(
     let mut settings = Settings::new(api_token);
     settings.fetch = config.fetch;
     settings.data_dir = Some(data_dir.to_owned());
+    settings.record_dir = record.map(Path::to_owned);
     let adapters = config.accounts.into_iter().map(|a| (a.adapter, a.limits)).collect();
     let gateway = Gateway::start(adapters, Arc::new(queue), settings).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;

@@ -43,6 +43,24 @@ enum Command {
         data_dir: PathBuf,
         #[command(flatten)]
         limits: chatgate::commands::ServeLimits,
+        /// Record every authentic webhook, redacted, into this folder (see `fixtures add`).
+        #[arg(long, env = "CHATGATE_RECORD")]
+        record: Option<PathBuf>,
+    },
+    /// Register, show or remove an account's webhook with its provider.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+    /// Turn recorded webhooks into fixtures.
+    Fixtures {
+        #[command(subcommand)]
+        command: FixturesCommand,
+    },
+    /// Ask a running gateway's /healthz; exit 0 only when it answers 2xx (for container health checks).
+    Health {
+        #[arg(long, env = "CHATGATE_HEALTH_URL", default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
     },
     /// Print the envelopes of one raw webhook body as JSON lines (no verification, no side effects).
     Normalize {
@@ -71,6 +89,40 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum WebhooksCommand {
+    /// Point the provider at URL (https) with the events chatgate models.
+    Set {
+        account: String,
+        /// The public URL of the account's webhook route, e.g. https://chat.example.com/webhooks/telegram/support-bot
+        #[arg(long)]
+        url: String,
+        /// Drop the updates the provider still holds (Telegram).
+        #[arg(long)]
+        drop_pending_updates: bool,
+    },
+    /// Show the registration as the provider sees it (URL, events, pending count, last error).
+    Info { account: String },
+    /// Remove the registration.
+    Delete { account: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum FixturesCommand {
+    /// Add a recorded webhook (`*.body` with its `*.headers`) as a fixture with its golden output for review.
+    Add {
+        file: PathBuf,
+        #[arg(long)]
+        channel: String,
+        /// The fixture's name (default: after its first event's type).
+        #[arg(long)]
+        name: Option<String>,
+        /// The fixtures folder.
+        #[arg(long, default_value = "fixtures")]
+        fixtures_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum WidgetCommand {
     /// Print the frame code (the script tag to paste into a site) of a web widget account.
     Snippet { account: String },
@@ -87,9 +139,30 @@ async fn main() -> Result<()> {
         LogFormat::Text => builder.init(),
     }
     match cli.command {
-        Command::Serve { listen, data_dir, limits } => {
+        Command::Serve { listen, data_dir, limits, record } => {
             let token = std::env::var("CHATGATE_API_TOKEN").ok();
-            chatgate::commands::serve(&cli.config, listen, &data_dir, token, limits.into()).await
+            chatgate::commands::serve(&cli.config, listen, &data_dir, token, limits.into(), record.as_deref()).await
+        }
+        Command::Webhooks { command } => {
+            use chatgate::webhooks::{Action, run};
+            let (account, action) = match command {
+                WebhooksCommand::Set { account, url, drop_pending_updates } => {
+                    (account, Action::Set(chatgate_adapter::WebhookTarget { url, drop_pending_updates }))
+                }
+                WebhooksCommand::Info { account } => (account, Action::Info),
+                WebhooksCommand::Delete { account } => (account, Action::Delete),
+            };
+            print!("{}", run(&cli.config, &account, action).await?);
+            Ok(())
+        }
+        Command::Fixtures { command: FixturesCommand::Add { file, channel, name, fixtures_dir } } => {
+            let added = chatgate::fixtures_cmd::add(&file, &channel, name.as_deref(), &fixtures_dir)?;
+            print!("{}", chatgate::fixtures_cmd::summary(&added));
+            Ok(())
+        }
+        Command::Health { url } => {
+            println!("{}", chatgate::health::check(&url).await?);
+            Ok(())
         }
         Command::Normalize { channel, account, file } => {
             chatgate::commands::normalize(&cli.config, &channel, account.as_deref(), &file)

@@ -11,6 +11,7 @@ mod delivery;
 mod error;
 pub mod fetch;
 pub mod metrics;
+pub mod record;
 pub mod serve;
 mod web;
 mod webhook;
@@ -44,6 +45,8 @@ pub struct Settings {
     /// Where the web channel keeps visitor uploads and operator files (`{data_dir}/web-files`);
     /// `None`: a folder under the system's temporary directory.
     pub data_dir: Option<std::path::PathBuf>,
+    /// `serve --record DIR`: authentic webhooks are written here, redacted (see [`record`]).
+    pub record_dir: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -55,6 +58,7 @@ impl Settings {
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             data_dir: None,
+            record_dir: None,
         }
     }
 }
@@ -72,6 +76,8 @@ pub(crate) struct Shared {
     pub connections: Arc<ConnectionStats>,
     /// Becomes true when shutdown begins; long-polls answer at once.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// `serve --record`: the writer of redacted recordings of authentic webhooks.
+    pub recorder: Option<record::Recorder>,
 }
 
 /// A running gateway: routes plus the delivery engine.
@@ -96,6 +102,7 @@ impl Gateway {
             None => std::env::temp_dir().join(format!("chatgate-web-files-{}", std::process::id())),
         };
         let web = web::Web::start(&accounts, queue.clone(), web::files::Files::new(files_dir));
+        let recorder = settings.record_dir.clone().map(record::Recorder::start);
         let shared = Arc::new_cyclic(|weak| Shared {
             accounts,
             queue,
@@ -105,6 +112,7 @@ impl Gateway {
             settings,
             connections: Arc::default(),
             shutdown: tokio::sync::watch::Sender::new(false),
+            recorder,
         });
         shared.delivery.resume().await?;
         Ok(Gateway { shared })

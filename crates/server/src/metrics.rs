@@ -89,6 +89,7 @@ pub(crate) async fn render(State(shared): State<Arc<Shared>>) -> String {
         q.sync_micros as f64 / 1e6
     );
     let _ = writeln!(out, "# TYPE chatgate_queue_durable_seq gauge\nchatgate_queue_durable_seq {}", q.durable_seq);
+    shared.recorder.iter().for_each(|r| r.render_metrics(&mut out));
     let c = &shared.connections;
     let _ = writeln!(
         out,

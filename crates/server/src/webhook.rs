@@ -74,6 +74,10 @@ pub(crate) async fn handle(
         }
     };
 
+    if let Some(recorder) = &shared.recorder {
+        recorder.record(channel, &account, &headers, &bytes);
+    }
+
     let mut records = Vec::with_capacity(inbound.events.len());
     let any_blocked = shared.blocks.any();
     for (owner, events) in route(&shared, entry, &request, inbound.events) {
