@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use chatgate::config::{self, MissingSecrets};
 use chatgate_adapter::Adapter;
 use chatgate_testkit::gateway::TOKEN;
-use chatgate_testkit::mock::MockApi;
+use chatgate_testkit::mock::{MockApi, Reply};
 use chatgate_testkit::process::{Serve, free_port};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -49,6 +49,7 @@ kind = "telegram"
 bot_token = "1:fault"
 secret_token = "{TG_SECRET}"
 api_base_url = "{api}"
+request_timeout_seconds = 1
 
 [accounts.vb]
 kind = "viber"
@@ -585,30 +586,58 @@ async fn a_full_disk_answers_503_acknowledges_only_what_is_stored_and_recovers()
     check_ledger(&gateway.all_events().await, &acked, "disk full, after kill -9");
 }
 
+/// What the provider did with one call, by arrival time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Accepted,
+    BadGateway,
+    /// 429 with `retry_after` 1 in a private chat: the whole bot waits.
+    TooMany,
+    Refused,
+    /// Held past the client's 1 s timeout, never accepted.
+    Hung,
+    /// The connection dropped unanswered, never accepted.
+    Reset,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_provider_and_a_restart_end_every_message_once_in_order() {
     let _serial = SERIAL.lock().await;
     let seed = seed();
     let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(seed)));
-    // Accepted texts in the order the provider took them, per chat.
+    // Accepted texts in the order the provider took them, per chat; every call with its time.
     let taken: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let calls: Arc<Mutex<Vec<(Instant, Call)>>> = Arc::default();
     let tg = {
-        let (rng, taken) = (rng.clone(), taken.clone());
-        MockApi::start(move |r| {
-            let roll: f64 = rng.lock().unwrap().random();
-            if roll < 0.12 {
-                return (502, json!({"ok": false, "error_code": 502, "description": "Bad Gateway"}));
-            }
-            if roll < 0.15 {
-                return (429, json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}));
-            }
-            if roll < 0.18 {
-                return (400, json!({"ok": false, "error_code": 400, "description": "Bad Request: chat not found"}));
-            }
-            let body = r.json();
-            let (chat, text) = (body["chat_id"].to_string(), body["text"].as_str().unwrap_or_default().to_owned());
-            taken.lock().unwrap().push((chat, text));
-            (200, json!({"ok": true, "result": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}}}))
+        let (rng, taken, calls) = (rng.clone(), taken.clone(), calls.clone());
+        MockApi::start_with(move |r| {
+            // Calls 3, 6 and 10 are a 429, a reset and a hang whatever the seed; the rest is random.
+            let roll: f64 = match calls.lock().unwrap().len() {
+                2 => 0.12,
+                5 => 0.17,
+                9 => 0.20,
+                _ => rng.lock().unwrap().random(),
+            };
+            let (call, reply) = if roll < 0.10 {
+                (Call::BadGateway, Reply::Json(502, json!({"ok": false, "error_code": 502, "description": "Bad Gateway"})))
+            } else if roll < 0.13 {
+                let body = json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}});
+                (Call::TooMany, Reply::Json(429, body))
+            } else if roll < 0.16 {
+                (Call::Refused, Reply::Json(400, json!({"ok": false, "error_code": 400, "description": "Bad Request: chat not found"})))
+            } else if roll < 0.19 {
+                (Call::Reset, Reply::Reset)
+            } else if roll < 0.21 {
+                let never = Reply::Json(504, json!({"ok": false, "error_code": 504, "description": "Gateway Timeout"}));
+                (Call::Hung, Reply::Late(Duration::from_secs(3), Box::new(never)))
+            } else {
+                let body = r.json();
+                let (chat, text) = (body["chat_id"].to_string(), body["text"].as_str().unwrap_or_default().to_owned());
+                taken.lock().unwrap().push((chat, text));
+                (Call::Accepted, Reply::Json(200, json!({"ok": true, "result": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}}})))
+            };
+            calls.lock().unwrap().push((Instant::now(), call));
+            reply
         })
         .await
     };
@@ -636,7 +665,7 @@ async fn a_failing_provider_and_a_restart_end_every_message_once_in_order() {
     let _ = gateway.child.wait();
     let gateway = Gateway::start(&config, &data, &[], &[]).await;
     let mut outcome: HashMap<String, usize> = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(45);
+    let deadline = Instant::now() + Duration::from_secs(60);
     for (id, _, _) in &ids {
         let record = loop {
             let record = gateway.api.message(id).await;
@@ -657,11 +686,35 @@ async fn a_failing_provider_and_a_restart_end_every_message_once_in_order() {
         *per_text.entry(text).or_default() += 1;
     }
     let twice = per_text.values().filter(|n| **n > 1).count();
+    let calls = calls.lock().unwrap().clone();
+    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, call) in &calls {
+        *by_kind.entry(format!("{call:?}")).or_default() += 1;
+    }
+    // The bot's wait: after a 429 with `retry_after` 1, no call of the bot may arrive until that
+    // second is over, except calls already on their way when the 429 left the mock (a worker per
+    // chat: at most one in flight per chat, sent within a few ms of each other).
+    let in_flight = Duration::from_millis(250);
+    let early: Vec<Duration> = calls
+        .iter()
+        .filter(|(_, c)| *c == Call::TooMany)
+        .flat_map(|(at, _)| {
+            calls
+                .iter()
+                .map(move |(next, _)| next.saturating_duration_since(*at))
+                .filter(move |gap| *gap > in_flight && *gap < Duration::from_millis(950))
+        })
+        .collect();
     println!(
-        "outbound faults (seed {seed}): messages={} outcomes={outcome:?} provider_accepted={} sent_twice={twice}",
+        "outbound faults (seed {seed}): messages={} outcomes={outcome:?} provider_calls={by_kind:?} provider_accepted={} sent_twice={twice} calls_inside_a_wait={}",
         ids.len(),
-        taken.len()
+        taken.len(),
+        early.len()
     );
+    for fault in ["TooMany", "Reset", "Hung"] {
+        assert!(by_kind.contains_key(fault), "no {fault} call: {by_kind:?}");
+    }
+    assert!(early.is_empty(), "calls arrived inside the bot's 1 s wait after a 429: {early:?}");
     for end in outcome.keys() {
         assert!(end == "delivered" || end == "failed provider_rejected", "a message ended as `{end}`");
     }

@@ -4,6 +4,7 @@
 //! ``viber: `auth_token` must not be empty``, so a bad `channels.toml` points at its own line.
 
 use std::fmt::Display;
+use std::time::Duration;
 
 use crate::{BuildError, Secret};
 
@@ -31,6 +32,22 @@ pub fn non_empty_text(channel: impl Display, key: &str, value: &str) -> Result<(
     Ok(())
 }
 
+/// The largest `request_timeout_seconds` an account may set: ten minutes.
+pub const REQUEST_TIMEOUT_MAX_SECONDS: u64 = 600;
+
+/// `request_timeout_seconds`, the longest one provider call may take in all (connect, upload,
+/// answer) before it counts as a transient failure and is retried: 1 to
+/// [`REQUEST_TIMEOUT_MAX_SECONDS`]; `None` keeps the channel's own default.
+pub fn request_timeout(channel: impl Display, value: Option<u64>, default: Duration) -> Result<Duration, BuildError> {
+    match value {
+        None => Ok(default),
+        Some(seconds @ 1..=REQUEST_TIMEOUT_MAX_SECONDS) => Ok(Duration::from_secs(seconds)),
+        Some(_) => Err(BuildError::new(format!(
+            "{channel}: `request_timeout_seconds` must be 1 to {REQUEST_TIMEOUT_MAX_SECONDS}"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +63,17 @@ mod tests {
         assert_eq!(error.to_string(), "viber: `api_base_url` must be an http(s) URL");
         assert!(api_base_url("vk", "api_base_url", "ftp://example.com").is_err());
         assert!(api_base_url("vk", "api_base_url", "").is_err());
+    }
+
+    #[test]
+    fn request_timeout_keeps_the_default_or_takes_one_to_six_hundred_seconds() {
+        let default = Duration::from_secs(120);
+        assert_eq!(request_timeout("vk", None, default).unwrap(), default);
+        assert_eq!(request_timeout("vk", Some(1), default).unwrap(), Duration::from_secs(1));
+        assert_eq!(request_timeout("vk", Some(600), default).unwrap(), Duration::from_secs(600));
+        let error = request_timeout("viber", Some(0), default).unwrap_err();
+        assert_eq!(error.to_string(), "viber: `request_timeout_seconds` must be 1 to 600");
+        assert!(request_timeout("viber", Some(601), default).is_err());
     }
 
     #[test]

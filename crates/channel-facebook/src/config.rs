@@ -18,6 +18,8 @@
 //! Every check on the settings is here ([`Config::from_settings`]); errors name the channel
 //! (`messenger` or `instagram`) and the key.
 
+use std::time::Duration;
+
 use chatgate_adapter::{BuildError, Secret, settings};
 use chatgate_model::Channel;
 use serde::Deserialize;
@@ -25,6 +27,9 @@ use serde::Deserialize;
 /// Graph API root with the version we call: v26.0 is the newest version in Meta's changelog
 /// (released 2026-07-29, <https://developers.facebook.com/docs/graph-api/changelog>).
 pub const DEFAULT_API_BASE_URL: &str = "https://graph.facebook.com/v26.0";
+
+/// How long one Send API call, uploads of up to 25 MB included may take when `request_timeout_seconds` is not set.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One account's settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +49,9 @@ pub struct Config {
     /// Graph API root including the version, without a trailing slash.
     #[serde(default = "default_api_base_url")]
     pub api_base_url: String,
+    /// How long one API call may take in all, in seconds (1 to 600); unset keeps the channel's default.
+    #[serde(default)]
+    pub request_timeout_seconds: Option<u64>,
 }
 
 fn default_api_base_url() -> String {
@@ -75,6 +83,7 @@ impl Config {
         settings::non_empty(channel, "app_secret", &config.app_secret)?;
         settings::non_empty(channel, "verify_token", &config.verify_token)?;
         config.api_base_url = settings::api_base_url(channel, "api_base_url", &config.api_base_url)?;
+        settings::request_timeout(channel, config.request_timeout_seconds, DEFAULT_REQUEST_TIMEOUT)?;
         Ok(config)
     }
 }

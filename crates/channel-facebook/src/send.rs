@@ -34,9 +34,6 @@ use crate::wire::SendResponse;
 /// does not): Graph's [`graph::RATE_LIMIT_WAIT`].
 pub const DEFAULT_RETRY_AFTER: Duration = graph::RATE_LIMIT_WAIT;
 
-/// Whole-request timeout; uploads of up to 25 MB must fit in it.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-
 /// A Page's Send API client.
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
@@ -49,7 +46,7 @@ impl Client {
     /// A client with its own connection pool, calling `{api_base_url}/{page_id}/messages`.
     pub(crate) fn new(config: &Config) -> Result<Client, BuildError> {
         let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(config.request_timeout_seconds.map_or(crate::config::DEFAULT_REQUEST_TIMEOUT, Duration::from_secs))
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| transport::client_error("messenger/instagram", e))?;
@@ -143,7 +140,7 @@ impl Client {
 ///
 /// | Graph code (subcode) | meaning | kind |
 /// |---|---|---|
-/// | 4, 17, 32, 613 | app / user / page / API call rate limits | `RetryAfter` |
+/// | 4, 17, 32, 613 | app / user / page / API call rate limits (the whole account) | `AccountRetryAfter` |
 /// | 1200; 1, 2 without subcode; `is_transient` | temporary send failure | `Transient` |
 /// | 551; 230; 10 or 200 (2018108) | person unavailable / permissions disallow messaging them | `Failed(customer_unsubscribed)` |
 /// | 10 (2018278, 2018065, 2534022) | outside the allowed messaging window | `Failed(window_closed)` |
@@ -212,10 +209,16 @@ mod tests {
     #[test]
     fn graph_codes_drive_retry() {
         let after = Some(Duration::from_secs(5));
-        assert_eq!(classify(400, Some(&graph(613, None)), after), SendErrorKind::RetryAfter(Duration::from_secs(5)));
-        assert_eq!(classify(400, Some(&graph(4, Some(2018022))), None), SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER));
-        assert_eq!(classify(400, Some(&graph(32, None)), None), SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER));
-        assert_eq!(classify(400, Some(&graph(17, None)), None), SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER));
+        assert_eq!(
+            classify(400, Some(&graph(613, None)), after),
+            SendErrorKind::AccountRetryAfter(Duration::from_secs(5))
+        );
+        assert_eq!(
+            classify(400, Some(&graph(4, Some(2018022))), None),
+            SendErrorKind::AccountRetryAfter(DEFAULT_RETRY_AFTER)
+        );
+        assert_eq!(classify(400, Some(&graph(32, None)), None), SendErrorKind::AccountRetryAfter(DEFAULT_RETRY_AFTER));
+        assert_eq!(classify(400, Some(&graph(17, None)), None), SendErrorKind::AccountRetryAfter(DEFAULT_RETRY_AFTER));
         assert_eq!(classify(500, Some(&graph(1200, None)), None), SendErrorKind::Transient);
         assert_eq!(classify(500, Some(&graph(2, None)), None), SendErrorKind::Transient);
         let unsubscribed = SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed);

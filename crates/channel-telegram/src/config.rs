@@ -12,7 +12,9 @@
 //! [`setWebhook`](https://core.telegram.org/bots/api#setwebhook); Telegram sends it back in
 //! `X-Telegram-Bot-Api-Secret-Token` on every webhook request.
 
-use chatgate_adapter::{BuildError, Secret};
+use std::time::Duration;
+
+use chatgate_adapter::{BuildError, Secret, settings};
 use serde::Deserialize;
 
 /// Where the Bot API lives (<https://core.telegram.org/bots/api#making-requests>).
@@ -21,6 +23,10 @@ pub const DEFAULT_API_BASE_URL: &str = "https://api.telegram.org";
 /// `setWebhook.secret_token`: "1-256 characters. Only characters `A-Z`, `a-z`, `0-9`, `_` and
 /// `-` are allowed" (Bot API, setWebhook).
 pub const SECRET_TOKEN_MAX_CHARS: usize = 256;
+
+/// How long one Bot API call may take when `request_timeout_seconds` is not set: uploads of up
+/// to 50 MB need time.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One Telegram bot account.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +39,9 @@ pub struct Config {
     /// The API root, without a trailing slash; tests point it at a mock.
     #[serde(default = "default_api_base_url")]
     pub api_base_url: String,
+    /// How long one API call may take in all, in seconds (1 to 600); unset keeps the channel's default.
+    #[serde(default)]
+    pub request_timeout_seconds: Option<u64>,
 }
 
 fn default_api_base_url() -> String {
@@ -57,8 +66,8 @@ impl Config {
                 "telegram: `secret_token` must be 1 to {SECRET_TOKEN_MAX_CHARS} characters of A-Z a-z 0-9 _ -"
             )));
         }
-        config.api_base_url =
-            chatgate_adapter::settings::api_base_url(crate::CHANNEL, "api_base_url", &config.api_base_url)?;
+        config.api_base_url = settings::api_base_url(crate::CHANNEL, "api_base_url", &config.api_base_url)?;
+        settings::request_timeout(crate::CHANNEL, config.request_timeout_seconds, DEFAULT_REQUEST_TIMEOUT)?;
         Ok(config)
     }
 }

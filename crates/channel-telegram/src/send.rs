@@ -45,8 +45,6 @@ use crate::config::Config;
 
 /// How long to wait for a connection to the Bot API.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one call may take in all; uploads of up to 50 MB need time.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `403` descriptions that mean the customer cannot be messaged any more (Bot API error texts,
 /// e.g. "Forbidden: bot was blocked by the user"). A group that removed the bot counts too.
@@ -76,7 +74,7 @@ impl Client {
     pub(crate) fn new(account: &str, config: &Config) -> Result<Client, BuildError> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(config.request_timeout_seconds.map_or(crate::config::DEFAULT_REQUEST_TIMEOUT, Duration::from_secs))
             .tcp_nodelay(true)
             .build()
             .map_err(|e| chatgate_adapter::transport::client_error(crate::CHANNEL, e))?;

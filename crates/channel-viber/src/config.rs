@@ -9,6 +9,8 @@
 //! # api_base_url = "https://chatapi.viber.com/pa"
 //! ```
 
+use std::time::Duration;
+
 use chatgate_adapter::{BuildError, Secret, settings};
 use serde::Deserialize;
 
@@ -16,6 +18,9 @@ use crate::CHANNEL;
 
 /// Where Viber's REST Bot API lives (<https://developers.viber.com/docs/api/rest-bot-api/>).
 pub const DEFAULT_API_BASE_URL: &str = "https://chatapi.viber.com/pa";
+
+/// How long one `send_message` call may take when `request_timeout_seconds` is not set.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `sender.name` of every sent message: "Max 28 characters" (Viber, message data model).
 pub const SENDER_NAME_MAX_CHARS: usize = 28;
@@ -35,6 +40,9 @@ pub struct Config {
     /// The API root, without a trailing slash; tests point it at a mock.
     #[serde(default = "default_api_base_url")]
     pub api_base_url: String,
+    /// How long one API call may take in all, in seconds (1 to 600); unset keeps the channel's default.
+    #[serde(default)]
+    pub request_timeout_seconds: Option<u64>,
 }
 
 fn default_api_base_url() -> String {
@@ -53,6 +61,7 @@ impl Config {
             )));
         }
         config.api_base_url = settings::api_base_url(CHANNEL, "api_base_url", &config.api_base_url)?;
+        settings::request_timeout(CHANNEL, config.request_timeout_seconds, DEFAULT_REQUEST_TIMEOUT)?;
         Ok(config)
     }
 }

@@ -25,7 +25,8 @@
 //!   sending (`provider_rejected`).
 //!
 //! Errors: Viber answers HTTP 200 with a `status` code (<https://developers.viber.com/docs/api/rest-bot-api/#error-codes>),
-//! mapped by [`classify`]. HTTP 429 → retry after `Retry-After` (or [`TOO_MANY_REQUESTS_WAIT`]);
+//! mapped by [`classify`]. HTTP 429 and code 12 are the bot's limit: the whole account waits
+//! `Retry-After` (or [`TOO_MANY_REQUESTS_WAIT`]);
 //! HTTP 5xx, network errors and an unreadable answer → transient; HTTP 401/403 → unauthorized;
 //! other HTTP errors → rejected.
 
@@ -40,9 +41,6 @@ use chatgate_model::{AttachmentKind, EventKind, Message, Status};
 
 use crate::config::Config;
 use crate::wire::{ApiResponse, SendBody, SendMessage, Sender};
-
-/// How long one `send_message` call may take.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Bot API client of one Viber account, with its memory of recent inbound messages for the
 /// quote line of replies.
@@ -63,7 +61,7 @@ impl Client {
     /// A client with its own connection pool and an empty quote memory.
     pub(crate) fn new(config: &Config) -> Result<Client, BuildError> {
         let http = reqwest::Client::builder()
-            .timeout(SEND_TIMEOUT)
+            .timeout(config.request_timeout_seconds.map_or(crate::config::DEFAULT_REQUEST_TIMEOUT, Duration::from_secs))
             .build()
             .map_err(|e| transport::client_error(crate::CHANNEL, e))?;
         Ok(Client { http, config: config.clone(), quotes: Mutex::new(QuoteCache::new(QUOTE_CACHE_CAPACITY)) })
@@ -244,7 +242,7 @@ async fn post(client: &reqwest::Client, config: &Config, body: Vec<u8>) -> Resul
     let http_status = response.status();
     if http_status == http::StatusCode::TOO_MANY_REQUESTS {
         let wait = transport::retry_after(response.headers()).unwrap_or(TOO_MANY_REQUESTS_WAIT);
-        return Err(SendError::retry_after(wait, "viber: HTTP 429"));
+        return Err(SendError::account_retry_after(wait, "viber: HTTP 429"));
     }
     if http_status.is_server_error() {
         return Err(SendError::transient(format!("viber: HTTP {http_status}")));
@@ -270,14 +268,14 @@ async fn post(client: &reqwest::Client, config: &Config, body: Vec<u8>) -> Resul
 /// | code | Viber name | result |
 /// |---|---|---|
 /// | 5, 6 | receiverNotRegistered, receiverNotSubscribed | `customer_unsubscribed` |
-/// | 12 | tooManyRequests | retry after [`TOO_MANY_REQUESTS_WAIT`] |
+/// | 12 | tooManyRequests (the bot's limit) | the account retries after [`TOO_MANY_REQUESTS_WAIT`] |
 /// | 2, 7, 8, 9, 15 | invalidAuthToken, publicAccountBlocked / NotFound / Suspended / NotAuthorized | `provider_unauthorized` |
 /// | any other (1, 3, 4, 10, 11 receiverNoSuitableDevice, 13, 14, 16–24, ...) | | `provider_rejected` |
 pub(crate) fn classify(code: i64, status_message: &str) -> SendError {
     let message = format!("viber: status {code} {status_message}").trim_end().to_owned();
     match code {
         5 | 6 => SendError::failed(ErrorCode::CustomerUnsubscribed, message),
-        12 => SendError::retry_after(TOO_MANY_REQUESTS_WAIT, message),
+        12 => SendError::account_retry_after(TOO_MANY_REQUESTS_WAIT, message),
         2 | 7 | 8 | 9 | 15 => SendError::failed(ErrorCode::ProviderUnauthorized, message),
         _ => SendError::failed(ErrorCode::ProviderRejected, message),
     }
@@ -395,7 +393,7 @@ mod tests {
         use chatgate_adapter::SendErrorKind::*;
         assert_eq!(kind(6), Failed(ErrorCode::CustomerUnsubscribed));
         assert_eq!(kind(5), Failed(ErrorCode::CustomerUnsubscribed));
-        assert_eq!(kind(12), RetryAfter(TOO_MANY_REQUESTS_WAIT));
+        assert_eq!(kind(12), AccountRetryAfter(TOO_MANY_REQUESTS_WAIT));
         assert_eq!(kind(2), Failed(ErrorCode::ProviderUnauthorized));
         assert_eq!(kind(9), Failed(ErrorCode::ProviderUnauthorized));
         assert_eq!(kind(11), Failed(ErrorCode::ProviderRejected));

@@ -4,6 +4,8 @@
 //! See <https://dev.vk.com/ru/api/callback/getting-started> (Callback API server settings) and
 //! <https://dev.vk.com/ru/api/access-token/community-token/in-community-settings> (community token).
 
+use std::time::Duration;
+
 use chatgate_adapter::{BuildError, Secret, settings};
 use serde::Deserialize;
 
@@ -15,6 +17,9 @@ pub const DEFAULT_API_VERSION: &str = "5.199";
 
 /// Where VK's methods live: `POST {api_base_url}/{method}`.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.vk.com/method";
+
+/// How long one API call (uploads to VK's upload servers have their own, longer timeout) may take when `request_timeout_seconds` is not set.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Settings of one community.
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +37,9 @@ pub struct Config {
     pub api_version: String,
     #[serde(default = "default_api_base_url")]
     pub api_base_url: String,
+    /// How long one API call may take in all, in seconds (1 to 600); unset keeps the channel's default.
+    #[serde(default)]
+    pub request_timeout_seconds: Option<u64>,
 }
 
 impl Config {
@@ -46,6 +54,7 @@ impl Config {
         settings::non_empty(CHANNEL, "secret", &config.secret)?;
         settings::non_empty(CHANNEL, "confirmation", &config.confirmation)?;
         config.api_base_url = settings::api_base_url(CHANNEL, "api_base_url", &config.api_base_url)?;
+        settings::request_timeout(CHANNEL, config.request_timeout_seconds, DEFAULT_REQUEST_TIMEOUT)?;
         Ok(config)
     }
 }

@@ -49,8 +49,6 @@ use crate::wire;
 /// Peer ids from here on are group chats (`2000000000 + chat id`).
 pub const CHAT_PEER_OFFSET: i64 = 2_000_000_000;
 
-/// How long one API call may take.
-const API_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one upload may take (documents go up to 200 MB).
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -194,8 +192,16 @@ impl Client {
         form.push(("v", self.config.api_version.clone()));
         let url = format!("{}/{method}", self.config.api_base_url);
         tracing::debug!(channel = "vk", method, "calling the VK API");
-        let response =
-            self.http.post(url).timeout(API_TIMEOUT).form(&form).send().await.map_err(|e| request_failed(method, e))?;
+        let response = self
+            .http
+            .post(url)
+            .timeout(
+                self.config.request_timeout_seconds.map_or(crate::config::DEFAULT_REQUEST_TIMEOUT, Duration::from_secs),
+            )
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| request_failed(method, e))?;
         let answer: wire::ApiAnswer = read_json(method, response).await?;
         if let Some(error) = answer.error {
             return Err(classify(method, error.error_code, &error.error_msg));
@@ -253,7 +259,7 @@ pub fn random_id(message_id: Uuid, index: u32) -> i32 {
 ///
 /// | code | meaning | kind |
 /// |---|---|---|
-/// | 6 | too many requests per second | retry after 1 s |
+/// | 6 | too many requests per second (a limit of the community token) | the account retries after 1 s |
 /// | 9 | flood control | retry after 60 s |
 /// | 1, 10 | unknown / internal server error | transient |
 /// | 5 | user authorization failed (token revoked) | failed `provider_unauthorized` |
@@ -262,7 +268,7 @@ pub fn random_id(message_id: Uuid, index: u32) -> i32 {
 pub(crate) fn classify(method: &str, code: i64, message: &str) -> SendError {
     let text = format!("VK {method}: error {code}: {message}");
     match code {
-        6 => SendError::retry_after(TOO_MANY_REQUESTS_WAIT, text),
+        6 => SendError::account_retry_after(TOO_MANY_REQUESTS_WAIT, text),
         9 => SendError::retry_after(FLOOD_CONTROL_WAIT, text),
         1 | 10 => SendError::transient(text),
         5 => SendError::failed(ErrorCode::ProviderUnauthorized, text),

@@ -1,6 +1,8 @@
 //! The settings of one WhatsApp account (its table in `channels.toml`) and every check on them;
 //! the limit profile picks [`crate::CLOUD_FACTS`] or [`crate::QR_FACTS`].
 
+use std::time::Duration;
+
 use chatgate_adapter::{BuildError, ChannelFacts, Secret, settings};
 use serde::Deserialize;
 
@@ -9,6 +11,10 @@ use crate::CHANNEL;
 /// The Graph API the Cloud API lives on, with the version we were written against
 /// (v26.0, released 2026-07-29; see <https://developers.facebook.com/docs/graph-api/changelog/versions/>).
 pub const DEFAULT_API_BASE_URL: &str = "https://graph.facebook.com/v26.0";
+
+/// How long one Cloud API call may take when `request_timeout_seconds` is not set (uploads of up
+/// to 100 MB included).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Which set of limits an account enforces. It changes limits only: sending always goes through
 /// the Cloud API calls in `send.rs`.
@@ -53,6 +59,9 @@ pub struct Config {
     /// `chatgate webhooks` (`/{waba-id}/subscribed_apps`).
     #[serde(default)]
     pub business_account_id: Option<String>,
+    /// How long one API call may take in all, in seconds (1 to 600); unset keeps the channel's default.
+    #[serde(default)]
+    pub request_timeout_seconds: Option<u64>,
 }
 
 fn default_api_base_url() -> String {
@@ -79,6 +88,7 @@ impl Config {
         settings::non_empty(CHANNEL, "app_secret", &config.app_secret)?;
         settings::non_empty(CHANNEL, "verify_token", &config.verify_token)?;
         config.api_base_url = settings::api_base_url(CHANNEL, "api_base_url", &config.api_base_url)?;
+        settings::request_timeout(CHANNEL, config.request_timeout_seconds, DEFAULT_REQUEST_TIMEOUT)?;
         Ok(config)
     }
 }

@@ -16,9 +16,9 @@
 //!
 //! | Code | Meaning | Kind |
 //! |---|---|---|
-//! | 130429 | throughput limit (80 msg/s per number) | `RetryAfter(1 s)` |
-//! | 131056 | pair rate limit (same customer too often, ≈1 per 6 s) | `RetryAfter(6 s)` |
-//! | 80007, 4, 17, 32, 613 | WABA / app / user / page / hourly call limits | `RetryAfter(60 s)` |
+//! | 130429 | throughput limit (80 msg/s per number: the whole account) | `AccountRetryAfter(1 s)` |
+//! | 131056 | pair rate limit (same customer too often, ≈1 per 6 s: this chat only) | `RetryAfter(6 s)` |
+//! | 80007, 4, 17, 32, 613 | WABA / app / user / page / hourly call limits (the whole account) | `AccountRetryAfter(60 s)` |
 //! | 131047 | re-engagement: outside the 24 h window | `Failed(window_closed)` |
 //! | 131050 | customer stopped marketing messages | `Failed(customer_unsubscribed)` |
 //! | 0, 3, 10, 190, 200–299 | token expired / revoked, missing permission | `Failed(provider_unauthorized)` |
@@ -46,9 +46,6 @@ use crate::wire::{
     UploadResponse,
 };
 
-/// HTTP timeout of one Cloud API call (uploads of up to 100 MB included).
-const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
-
 /// Wait after HTTP 429 without a known code or `Retry-After`.
 const THROTTLED_WAIT: Duration = Duration::from_secs(10);
 
@@ -63,7 +60,7 @@ impl Client {
     /// A client with its own connection pool and the Cloud API timeout.
     pub(crate) fn new(config: &Config) -> Result<Client, BuildError> {
         let http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
+            .timeout(config.request_timeout_seconds.map_or(crate::config::DEFAULT_REQUEST_TIMEOUT, Duration::from_secs))
             .build()
             .map_err(|e| transport::client_error(crate::CHANNEL, e))?;
         Ok(Client { http, config: config.clone() })
@@ -262,11 +259,11 @@ fn request_failed(e: reqwest::Error) -> SendError {
 fn whatsapp_code(code: i64, is_transient: bool) -> Option<Meaning> {
     match code {
         // Throughput: a per-second limit, so the next second is free again.
-        130429 => Some(Meaning::RateLimited(Duration::from_secs(1))),
+        130429 => Some(Meaning::AccountLimited(Duration::from_secs(1))),
         // Pair rate: about one message every 6 s to the same customer.
         131056 => Some(Meaning::RateLimited(Duration::from_secs(6))),
         // WABA call limit: a rolling window, like Graph's own.
-        80007 => Some(Meaning::RateLimited(graph::RATE_LIMIT_WAIT)),
+        80007 => Some(Meaning::AccountLimited(graph::RATE_LIMIT_WAIT)),
         // Temporary service errors; Meta's flag is honoured before the failures below.
         1 | 2 | 131000 | 131016 | 133004 => Some(Meaning::Transient),
         _ if is_transient => Some(Meaning::Transient),
@@ -313,10 +310,10 @@ mod tests {
     #[test]
     fn codes_map_to_kinds() {
         let kind = |status, code| classify(status, None, Some(&err(code))).kind;
-        assert_eq!(kind(400, 130429), SendErrorKind::RetryAfter(Duration::from_secs(1)));
+        assert_eq!(kind(400, 130429), SendErrorKind::AccountRetryAfter(Duration::from_secs(1)));
         assert_eq!(kind(400, 131056), SendErrorKind::RetryAfter(Duration::from_secs(6)));
-        assert_eq!(kind(400, 80007), SendErrorKind::RetryAfter(Duration::from_secs(60)));
-        assert_eq!(kind(400, 613), SendErrorKind::RetryAfter(Duration::from_secs(60)));
+        assert_eq!(kind(400, 80007), SendErrorKind::AccountRetryAfter(Duration::from_secs(60)));
+        assert_eq!(kind(400, 613), SendErrorKind::AccountRetryAfter(Duration::from_secs(60)));
         assert_eq!(kind(400, 131047), SendErrorKind::Failed(ErrorCode::WindowClosed));
         assert_eq!(kind(400, 131050), SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed));
         assert_eq!(kind(401, 190), SendErrorKind::Failed(ErrorCode::ProviderUnauthorized));
@@ -333,7 +330,10 @@ mod tests {
     #[test]
     fn headers_and_statuses_decide_without_a_code() {
         let after = Some(Duration::from_secs(42));
-        assert_eq!(classify(400, after, Some(&err(130429))).kind, SendErrorKind::RetryAfter(Duration::from_secs(42)));
+        assert_eq!(
+            classify(400, after, Some(&err(130429))).kind,
+            SendErrorKind::AccountRetryAfter(Duration::from_secs(42))
+        );
         assert_eq!(classify(429, None, None).kind, SendErrorKind::RetryAfter(Duration::from_secs(10)));
         assert_eq!(classify(502, None, None).kind, SendErrorKind::Transient);
         assert_eq!(classify(401, None, None).kind, SendErrorKind::Failed(ErrorCode::ProviderUnauthorized));

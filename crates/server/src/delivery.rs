@@ -350,7 +350,6 @@ impl DeliveryEngine {
                     ));
                 }
             }
-            self.wait_for_account(request.channel, &request.account).await;
             if let Some(l) = &limiters.account {
                 l.until_ready().await;
             }
@@ -361,6 +360,9 @@ impl DeliveryEngine {
                     l.retain_recent();
                 }
             }
+            // Last before the call: a provider's wait for the account that began while this
+            // worker waited for its rate budget holds it too.
+            self.wait_for_account(request.channel, &request.account).await;
             let sent = {
                 let _sending = Sending::start(self);
                 if *shared.shutdown.borrow() {

@@ -7,7 +7,7 @@
 //!
 //! | step | codes | kind |
 //! |---|---|---|
-//! | Graph rate limits | 4 app, 17 user, 32 page, 613 calls within an hour | `RetryAfter(Retry-After, else` [`RATE_LIMIT_WAIT`]`)` |
+//! | Graph rate limits | 4 app, 17 user, 32 page, 613 calls within an hour | `AccountRetryAfter(Retry-After, else` [`RATE_LIMIT_WAIT`]`)` |
 //! | the channel's own codes | (WhatsApp 131047, Messenger subcodes, ...) | what the channel says |
 //! | Graph temporary errors | 1 unknown, 2 service, both without a subcode | `Transient` |
 //! | Graph token errors | 190 access token expired or invalid | `Failed(provider_unauthorized)` |
@@ -59,8 +59,11 @@ pub struct ErrorData {
 /// What an error code means for a send, before `Retry-After` is taken into account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Meaning {
-    /// A rate limit: wait as long as `Retry-After` says, else this long.
+    /// A rate limit on this message's recipient: wait as long as `Retry-After` says, else this long.
     RateLimited(Duration),
+    /// A rate limit on the whole account (the app, the Page token, the phone number): every
+    /// message of the account waits as long as `Retry-After` says, else this long.
+    AccountLimited(Duration),
     /// Try again with backoff.
     Transient,
     /// Give up with this code.
@@ -71,15 +74,17 @@ impl Meaning {
     fn into_kind(self, retry_after: Option<Duration>) -> SendErrorKind {
         match self {
             Meaning::RateLimited(wait) => SendErrorKind::RetryAfter(retry_after.unwrap_or(wait)),
+            Meaning::AccountLimited(wait) => SendErrorKind::AccountRetryAfter(retry_after.unwrap_or(wait)),
             Meaning::Transient => SendErrorKind::Transient,
             Meaning::Failed(code) => SendErrorKind::Failed(code),
         }
     }
 }
 
-/// Graph's rate-limit codes (4, 17, 32, 613), the same on every Meta API.
+/// Graph's rate-limit codes (4, 17, 32, 613), the same on every Meta API. Each counts the calls
+/// of the app, the user or the Page token, not of one recipient, so the wait holds the account.
 pub fn rate_limit(code: i64) -> Option<Meaning> {
-    matches!(code, 4 | 17 | 32 | 613).then_some(Meaning::RateLimited(RATE_LIMIT_WAIT))
+    matches!(code, 4 | 17 | 32 | 613).then_some(Meaning::AccountLimited(RATE_LIMIT_WAIT))
 }
 
 /// Graph's other common codes: 1 and 2 without a subcode are temporary, 190 is a dead token.
@@ -160,9 +165,9 @@ mod tests {
     fn graph_codes_then_channel_codes_then_status() {
         let after = Some(Duration::from_secs(5));
         for code in [4, 17, 32, 613] {
-            assert_eq!(kind(400, Some(&graph(code, None)), None), SendErrorKind::RetryAfter(RATE_LIMIT_WAIT));
+            assert_eq!(kind(400, Some(&graph(code, None)), None), SendErrorKind::AccountRetryAfter(RATE_LIMIT_WAIT));
         }
-        assert_eq!(kind(400, Some(&graph(613, None)), after), SendErrorKind::RetryAfter(Duration::from_secs(5)));
+        assert_eq!(kind(400, Some(&graph(613, None)), after), SendErrorKind::AccountRetryAfter(Duration::from_secs(5)));
         assert_eq!(kind(400, Some(&graph(131047, None)), None), SendErrorKind::Failed(ErrorCode::WindowClosed));
         assert_eq!(kind(500, Some(&graph(2, None)), None), SendErrorKind::Transient);
         assert_eq!(kind(400, Some(&graph(1, Some(99))), None), SendErrorKind::Failed(ErrorCode::ProviderRejected));
