@@ -203,8 +203,8 @@ async fn video_captions_and_templates_are_refused_before_any_call() {
 async fn graph_errors_say_whether_to_retry() {
     let (mock, adapter) = setup(&MESSENGER_FACTORY, "555").await;
     let cases = [
-        ("err-613", SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER)),
-        ("err-4", SendErrorKind::RetryAfter(DEFAULT_RETRY_AFTER)),
+        ("err-613", SendErrorKind::AccountRetryAfter(DEFAULT_RETRY_AFTER)),
+        ("err-4", SendErrorKind::AccountRetryAfter(DEFAULT_RETRY_AFTER)),
         ("err-1200", SendErrorKind::Transient),
         ("http-502", SendErrorKind::Transient),
         ("err-551", SendErrorKind::Failed(ErrorCode::CustomerUnsubscribed)),

@@ -199,7 +199,7 @@ async fn viber_status_codes_and_http_errors_map_to_retry_decisions() {
         ),
         (
             (200, json!({"status": 12, "status_message": "Too many requests", "message_token": "1234567890"})),
-            SendErrorKind::RetryAfter(Duration::from_secs(60)),
+            SendErrorKind::AccountRetryAfter(Duration::from_secs(60)),
         ),
         (
             (200, json!({"status": 2, "status_message": "invalidAuthToken"})),
@@ -216,7 +216,7 @@ async fn viber_status_codes_and_http_errors_map_to_retry_decisions() {
         ),
         ((200, json!({"status": 0, "status_message": "ok"})), SendErrorKind::Transient),
         ((200, json!("not the answer object")), SendErrorKind::Transient),
-        ((429, json!({})), SendErrorKind::RetryAfter(Duration::from_secs(60))),
+        ((429, json!({})), SendErrorKind::AccountRetryAfter(Duration::from_secs(60))),
         ((500, json!({})), SendErrorKind::Transient),
         ((503, json!({})), SendErrorKind::Transient),
         ((401, json!({})), SendErrorKind::Failed(ErrorCode::ProviderUnauthorized)),

@@ -351,7 +351,7 @@ async fn read_json<T: DeserializeOwned>(what: &str, response: reqwest::Response)
     let status = response.status();
     if status.as_u16() == 429 {
         let wait = transport::retry_after(response.headers()).unwrap_or(HTTP_429_WAIT);
-        return Err(SendError::retry_after(wait, format!("VK {what}: HTTP 429")));
+        return Err(SendError::account_retry_after(wait, format!("VK {what}: HTTP 429")));
     }
     if status.is_server_error() {
         return Err(SendError::transient(format!("VK {what}: HTTP {status}")));

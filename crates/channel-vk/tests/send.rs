@@ -305,7 +305,7 @@ async fn random_id_is_stable_per_part_and_distinct_across_parts() {
 #[tokio::test]
 async fn vk_errors_map_to_retry_or_failure() {
     let cases: Vec<(i64, &'static str, SendErrorKind)> = vec![
-        (6, "Too many requests per second", SendErrorKind::RetryAfter(Duration::from_secs(1))),
+        (6, "Too many requests per second", SendErrorKind::AccountRetryAfter(Duration::from_secs(1))),
         (9, "Flood control", SendErrorKind::RetryAfter(Duration::from_secs(60))),
         (10, "Internal server error", SendErrorKind::Transient),
         (
@@ -344,7 +344,7 @@ async fn http_failures_are_transient_or_rejected() {
     for (status, kind) in [
         (500, SendErrorKind::Transient),
         (502, SendErrorKind::Transient),
-        (429, SendErrorKind::RetryAfter(Duration::from_secs(1))),
+        (429, SendErrorKind::AccountRetryAfter(Duration::from_secs(1))),
         (404, SendErrorKind::Failed(ErrorCode::ProviderRejected)),
     ] {
         let mock = vk(move |_| (status, json!({}))).await;

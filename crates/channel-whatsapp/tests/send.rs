@@ -240,7 +240,7 @@ async fn send_text_against(status: u16, answer: Value) -> (chatgate_adapter::Sen
 #[tokio::test]
 async fn errors_map_to_retry_kinds() {
     let (e, _) = send_text_against(400, graph_error(130429, "(#130429) Rate limit hit")).await;
-    assert_eq!(e.kind, SendErrorKind::RetryAfter(Duration::from_secs(1)));
+    assert_eq!(e.kind, SendErrorKind::AccountRetryAfter(Duration::from_secs(1)));
     assert!(e.message.contains("130429"), "{}", e.message);
 
     let (e, _) = send_text_against(
