@@ -30,7 +30,8 @@
 //! `<event>:<message_token>:<user_id>`.
 
 use chatgate_adapter::{Inbound, InboundEvent, WebhookError};
-use chatgate_model::{
+use chatgate_model::rich::{parse_feedback_payload, typed_press};
+use chatgate_model::{Postback, 
     Attachment, AttachmentKind, Contact, Customer, ErrorInfo, Event, EventKind, Location, Message, Source, Status,
     StatusInfo,
 };
@@ -38,7 +39,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::wire::{
+use crate::wire::{REPLY_PREFIX, 
     ConversationStartedCallback, Envelope, Id, MessageCallback, SubscribedCallback, User, UserIdCallback, WireMessage,
 };
 
@@ -111,11 +112,19 @@ fn customer(user: User) -> Customer {
 fn message(account: &str, token: &Id, sent_at: Option<DateTime<Utc>>, raw: &Value) -> Option<InboundEvent> {
     let MessageCallback { sender, message: m } = MessageCallback::deserialize(raw).ok()?;
     let content = content(account, &m)?;
-    let mut e = Event::new(EventKind::Message, crate::CHANNEL, account, &sender.id);
+    // A keyboard press: the text is the button's `ActionBody` (`btn:{payload}`, or a feedback `fb:` payload).
+    let pressed = content.text.as_deref().filter(|_| m.kind == "text").and_then(|t| {
+        t.strip_prefix(REPLY_PREFIX)
+            .or_else(|| parse_feedback_payload(t).is_some().then_some(t))
+            .map(|payload| Postback { payload: payload.to_owned(), title: None, external_id: None })
+    });
+    let kind = if pressed.is_some() { EventKind::Postback } else { EventKind::Message };
+    let mut e = Event::new(kind, crate::CHANNEL, account, &sender.id);
     e.customer = Some(customer(sender));
     e.message = Some(Message { external_id: token.0.clone(), sent_at, ..content });
+    e.postback = pressed;
     e.raw = raw.get("message").cloned();
-    Some(InboundEvent::new(Some(format!("message:{}", token.0)), e))
+    Some(InboundEvent::new(Some(format!("message:{}", token.0)), typed_press(e)))
 }
 
 /// The content of one message, or `None` for a type or shape chatgate does not model.

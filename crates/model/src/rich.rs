@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{ErrorCode, Feedback};
+use crate::{ErrorCode, Event, EventKind, Feedback};
 
 /// The product's cap on buttons in one message, rendered natively or as a numbered list.
 pub const BUTTONS_MAX: usize = 20;
@@ -208,6 +208,19 @@ pub fn parse_feedback_payload(payload: &str) -> Option<Feedback> {
     let request = Uuid::parse_str(id).ok()?;
     let (scale, score): (i64, i64) = (scale.parse().ok()?, score.parse().ok()?);
     Feedback::is_valid(score, scale).then(|| Feedback::answer(request.to_string(), score as u8, scale as u8))
+}
+
+/// A press as the core gets it: the `postback` event unchanged, or, when its payload is a
+/// feedback button's, a `feedback` event with the score (the `postback` dropped).
+pub fn typed_press(mut event: Event) -> Event {
+    if event.kind == EventKind::Postback
+        && let Some(feedback) = event.postback.as_ref().and_then(|p| parse_feedback_payload(&p.payload))
+    {
+        event.kind = EventKind::Feedback;
+        event.feedback = Some(feedback);
+        event.postback = None;
+    }
+    event
 }
 
 /// The buttons a feedback request shows: `1` to `scale`, as `★` counts on a 5-point scale,
