@@ -161,6 +161,18 @@ pub const NUMBERED_ONLY: ButtonRules = ButtonRules {
 };
 
 impl Capabilities {
+    /// Nothing beyond plain messages (a base for `..` in `const` items and tests).
+    pub const NONE: Capabilities = Capabilities {
+        native_reply: false,
+        templates: false,
+        messaging_window: None,
+        buttons: None,
+        feedback: false,
+        typing: false,
+        read: false,
+        press_answers: false,
+    };
+
     /// The button rules in effect: the channel's own, or [`NUMBERED_ONLY`].
     pub fn button_rules(&self) -> ButtonRules {
         self.buttons.unwrap_or(NUMBERED_ONLY)

@@ -6,7 +6,7 @@
 //! | `POST sessions` with a `page` | `page_view` with the visitor's `source` | `web:{visitor}:page:{url}:{at}` |
 //! | `POST messages` | `message` (`external_id` = the widget's `client_id`, `page` when sent) | `web:{visitor}:{client_id}` |
 //! | `POST pageviews` | `page_view` | `web:{visitor}:page:{url}:{at}` (`at` = now when the widget gives none) |
-//! | `POST feedback` | `feedback` `{score, scale, request_id}` | `web:{visitor}:feedback:{request_id}` (one answer per request) |
+//! | `POST feedback` | `feedback` `{score, scale, request_id}` | `web:{visitor}:feedback:{request_id}:{score}` (a double submit once; a changed score is stored, marked `repeat`) |
 //! | `POST receipts` | one `status` per item (`delivered` / `read`, `external_id` = the stream id) | `web:{visitor}:receipt:{id}:{status}` |
 
 use chatgate_adapter::InboundEvent;
@@ -179,9 +179,12 @@ pub(crate) fn receive(
             }
             let request_id = cut(f.request_id, 64);
             let mut e = event(EventKind::Feedback, account, visitor);
-            let key = format!("web:{}:feedback:{}", visitor.id, request_id.as_deref().unwrap_or("widget"));
+            // One event per request and score: a double submit is stored once, a changed answer is
+            // stored too (the gateway marks it `repeat`).
+            let key =
+                format!("web:{}:feedback:{}:{}", visitor.id, request_id.as_deref().unwrap_or("widget"), f.score);
             // Range-checked above: 1..=10 fits a byte.
-            e.feedback = Some(Feedback { score: f.score as u8, scale: f.scale as u8, request_id });
+            e.feedback = Some(Feedback::answer(request_id, f.score as u8, f.scale as u8));
             out.events.push(InboundEvent::new(Some(key), e));
         }
         VisitorRoute::Receipts => {

@@ -266,6 +266,7 @@ async fn events_route(shared: Arc<Shared>, account: String, route: VisitorRoute,
         let inbound = g.visitors.receive(&visitor, route, &body, &|_| None)?;
         let mut records = Vec::new();
         let mut ignored = 0;
+        let mut settle = crate::rich::Settle::default();
         for e in inbound.events {
             // A receipt counts only for an operator message on this visitor's own stream.
             if let Some(id) = e.event.status.as_ref().and_then(|s| s.external_id.as_deref()) {
@@ -275,11 +276,13 @@ async fn events_route(shared: Arc<Shared>, account: String, route: VisitorRoute,
                     continue;
                 }
             }
+            let e = shared.rich.inbound(e, &mut settle);
             records.push(InboundRecord { dedup_key: e.dedup_key, event: e.event });
         }
         let accepted = records.len();
         if !records.is_empty() {
             shared.queue.append_inbound(records).await?;
+            shared.rich.settled(None, settle);
         }
         Ok(axum::Json(json!({ "accepted": accepted, "ignored": ignored })).into_response())
     })
