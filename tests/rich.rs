@@ -32,7 +32,8 @@ async fn button_limits_are_typed_422s_before_queueing() {
         let (status, v) = h.send(send(b)).await;
         assert_eq!((status.as_u16(), v["error"]["code"].as_str()), (422, Some(code)), "{v}");
     }
-    let (status, v) = h.send(json!({"channel": "messenger", "account": "test", "chat_id": "psid-1", "buttons": buttons(2)})).await;
+    let (status, v) =
+        h.send(json!({"channel": "messenger", "account": "test", "chat_id": "psid-1", "buttons": buttons(2)})).await;
     assert_eq!((status.as_u16(), v["error"]["code"].as_str()), (422, Some("invalid_request")), "buttons need a text");
     assert!(graph.requests().is_empty(), "nothing refused reached the provider");
 }
@@ -70,7 +71,8 @@ async fn a_numbered_answer_comes_back_as_the_payload_once() {
 async fn feedback_answers_are_typed_and_late_or_repeated_ones_flagged() {
     let api = MockApi::start(|_| (200, json!({"response": 1}))).await;
     let h = harness("vk", &api.base_url).await;
-    let ask = json!({"channel": "vk", "account": "test", "chat_id": "512345678", "feedback": {"scale": 5, "prompt": "Rate"}});
+    let ask =
+        json!({"channel": "vk", "account": "test", "chat_id": "512345678", "feedback": {"scale": 5, "prompt": "Rate"}});
     let (_, first) = h.send(ask.clone()).await;
     let (_, second) = h.send(ask).await;
     let (first, second) = (first["id"].as_str().unwrap().to_owned(), second["id"].as_str().unwrap().to_owned());

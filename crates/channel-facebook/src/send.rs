@@ -35,8 +35,8 @@ use chatgate_adapter::{
 use chatgate_model::ErrorCode;
 use chatgate_model::rich::{feedback_buttons, numbered_list};
 use chatgate_model::{AttachmentKind, Button, ChatAction, Status};
-use serde_json::Value;
 use reqwest::multipart::{Form, Part};
+use serde_json::Value;
 use serde_json::json;
 
 use crate::config::Config;

@@ -39,8 +39,8 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use chatgate_adapter::{
-    BuildError, DEFAULT_FEEDBACK_PROMPT, Media, MediaDownload, OutboundPart, PartBody, Press, SendError,
-    SendErrorKind, SendReceipt,
+    BuildError, DEFAULT_FEEDBACK_PROMPT, Media, MediaDownload, OutboundPart, PartBody, Press, SendError, SendErrorKind,
+    SendReceipt,
 };
 use chatgate_model::rich::{feedback_buttons, numbered_list};
 use chatgate_model::{AttachmentKind, Button, ChatAction, ErrorCode, Status};
@@ -48,8 +48,8 @@ use serde_json::Value;
 use teloxide_core::payloads::setters::*;
 use teloxide_core::requests::{Request, Requester};
 use teloxide_core::types::{
-    CallbackQueryId, ChatAction as TgChatAction, ChatId, FileId, InlineKeyboardButton, InlineKeyboardMarkup,
-    InputFile, MessageId, Recipient, ReplyParameters,
+    CallbackQueryId, ChatAction as TgChatAction, ChatId, FileId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile,
+    MessageId, Recipient, ReplyParameters,
 };
 use teloxide_core::{ApiError, Bot, RequestError};
 

@@ -18,9 +18,8 @@ async fn setup() -> (MockApi, std::sync::Arc<dyn Adapter>) {
         }
     })
     .await;
-    let adapter = FACTORY
-        .build("test", json!({"bot_token": TOKEN, "secret_token": "s", "api_base_url": mock.base_url}))
-        .unwrap();
+    let adapter =
+        FACTORY.build("test", json!({"bot_token": TOKEN, "secret_token": "s", "api_base_url": mock.base_url})).unwrap();
     (mock, adapter)
 }
 

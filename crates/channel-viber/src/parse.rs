@@ -31,16 +31,17 @@
 
 use chatgate_adapter::{Inbound, InboundEvent, WebhookError};
 use chatgate_model::rich::{parse_feedback_payload, typed_press};
-use chatgate_model::{Postback, 
-    Attachment, AttachmentKind, Contact, Customer, ErrorInfo, Event, EventKind, Location, Message, Source, Status,
-    StatusInfo,
+use chatgate_model::{
+    Attachment, AttachmentKind, Contact, Customer, ErrorInfo, Event, EventKind, Location, Message, Postback, Source,
+    Status, StatusInfo,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::wire::{REPLY_PREFIX, 
-    ConversationStartedCallback, Envelope, Id, MessageCallback, SubscribedCallback, User, UserIdCallback, WireMessage,
+use crate::wire::{
+    ConversationStartedCallback, Envelope, Id, MessageCallback, REPLY_PREFIX, SubscribedCallback, User, UserIdCallback,
+    WireMessage,
 };
 
 /// Parses one authenticated callback body. Only a body that is not JSON is an error.

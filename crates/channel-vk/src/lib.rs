@@ -35,8 +35,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Factory, Inbound, OutboundPart, Rate,
-    Press, RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
+    Adapter, BuildError, Capabilities, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Factory, Inbound, OutboundPart, Press,
+    Rate, RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::limits::{MB, MESSAGE_TEXT_MAX_CHARS};
 use chatgate_model::{ButtonRules, Channel, ChatAction, Limits};

@@ -34,9 +34,15 @@ fn part(id: Uuid, body: PartBody) -> OutboundPart {
 async fn buttons_are_callback_buttons_beyond_ten_a_numbered_list() {
     let (mock, adapter) = setup().await;
     let b = |i: usize| Button { title: format!("B{i}"), payload: Some(format!("P{i}")), url: None, notice: None };
-    adapter.send(&part(Uuid::now_v7(), PartBody::Buttons { text: "Pick".into(), buttons: vec![b(1), b(2)], per_row: 2 })).await.unwrap();
+    adapter
+        .send(&part(Uuid::now_v7(), PartBody::Buttons { text: "Pick".into(), buttons: vec![b(1), b(2)], per_row: 2 }))
+        .await
+        .unwrap();
     let many: Vec<Button> = (1..=11).map(b).collect();
-    adapter.send(&part(Uuid::now_v7(), PartBody::Buttons { text: "Pick".into(), buttons: many, per_row: 1 })).await.unwrap();
+    adapter
+        .send(&part(Uuid::now_v7(), PartBody::Buttons { text: "Pick".into(), buttons: many, per_row: 1 }))
+        .await
+        .unwrap();
     let r = mock.requests();
     assert_eq!(r[0].path, "/messages.send");
     assert_eq!(

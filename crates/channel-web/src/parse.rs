@@ -181,8 +181,7 @@ pub(crate) fn receive(
             let mut e = event(EventKind::Feedback, account, visitor);
             // One event per request and score: a double submit is stored once, a changed answer is
             // stored too (the gateway marks it `repeat`).
-            let key =
-                format!("web:{}:feedback:{}:{}", visitor.id, request_id.as_deref().unwrap_or("widget"), f.score);
+            let key = format!("web:{}:feedback:{}:{}", visitor.id, request_id.as_deref().unwrap_or("widget"), f.score);
             // Range-checked above: 1..=10 fits a byte.
             e.feedback = Some(Feedback::answer(request_id, f.score as u8, f.scale as u8));
             out.events.push(InboundEvent::new(Some(key), e));

@@ -68,7 +68,10 @@ impl Client {
             PartBody::Feedback(ask) => {
                 let prompt = ask.prompt.clone().unwrap_or_else(|| config.feedback.prompt.clone());
                 let request_id = part.message_id.to_string();
-                ("feedback_request", json!({ "id": id, "request_id": request_id, "scale": ask.scale, "prompt": prompt }))
+                (
+                    "feedback_request",
+                    json!({ "id": id, "request_id": request_id, "scale": ask.scale, "prompt": prompt }),
+                )
             }
             PartBody::Template(_) => {
                 return Err(SendError::failed(ErrorCode::TemplateUnsupported, "the web channel takes no templates"));

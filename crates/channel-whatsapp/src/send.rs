@@ -48,9 +48,9 @@ use chatgate_adapter::{
 use chatgate_model::ErrorCode;
 use chatgate_model::rich::{feedback_buttons, numbered_list};
 use chatgate_model::{AttachmentKind, Button, ChatAction, Status};
-use serde_json::{Value, json};
 use reqwest::multipart::{Form, Part};
 use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::wire::{

@@ -285,7 +285,9 @@ pub(crate) struct ReplyContext<'a> {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum SendBody<'a> {
-    Text { body: &'a str },
+    Text {
+        body: &'a str,
+    },
     Image(MediaRef<'a>),
     Audio(MediaRef<'a>),
     Video(MediaRef<'a>),

@@ -76,7 +76,10 @@ async fn feedback_requests_on_each_scale() {
     let two = sent(ask(2), id).await;
     assert_eq!(two["interactive"]["type"], "button");
     assert_eq!(two["interactive"]["body"]["text"], "Rate us");
-    assert_eq!(two["interactive"]["action"]["buttons"][1]["reply"], json!({"id": format!("fb:{id}:2:2"), "title": "👍"}));
+    assert_eq!(
+        two["interactive"]["action"]["buttons"][1]["reply"],
+        json!({"id": format!("fb:{id}:2:2"), "title": "👍"})
+    );
     let five = sent(ask(5), id).await;
     let rows = &five["interactive"]["action"]["sections"][0]["rows"];
     assert_eq!(rows.as_array().unwrap().len(), 5);

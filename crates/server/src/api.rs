@@ -13,7 +13,7 @@ use chatgate_adapter::verify::{bearer_token, constant_time_eq};
 use chatgate_model::ErrorCode;
 use chatgate_model::limits::{check_attachment, check_text};
 use chatgate_model::rich::check_buttons;
-use chatgate_model::{ChatAction, Channel, Conversation, CustomerRef, LimitViolation, OutboundRequest};
+use chatgate_model::{Channel, ChatAction, Conversation, CustomerRef, LimitViolation, OutboundRequest};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
@@ -328,8 +328,10 @@ async fn chat_action(
         .marker_allowed(Conversation::new(ch, account, chat), action)
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     match adapter.chat_action(chat, action, marker.message_id.as_deref()).await {
-        Ok(()) => Ok(axum::Json(json!({ "channel": ch, "account": account, "chat_id": chat, "action": action, "sent": true }))
-            .into_response()),
+        Ok(()) => Ok(axum::Json(
+            json!({ "channel": ch, "account": account, "chat_id": chat, "action": action, "sent": true }),
+        )
+        .into_response()),
         Err(e) => {
             tracing::warn!(channel = %ch, %account, action = action.as_str(), error = %e, "marker not sent");
             Err(match e.kind {
@@ -338,7 +340,9 @@ async fn chat_action(
                 SendErrorKind::RetryAfter(after) | SendErrorKind::AccountRetryAfter(after) => {
                     ApiError::RateLimited { retry_after: after }
                 }
-                SendErrorKind::Transient => ApiError::Provider { code: ErrorCode::ProviderUnavailable, message: e.message },
+                SendErrorKind::Transient => {
+                    ApiError::Provider { code: ErrorCode::ProviderUnavailable, message: e.message }
+                }
             })
         }
     }

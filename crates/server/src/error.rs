@@ -92,7 +92,10 @@ pub enum ApiError {
     /// The channel has no such marker (typing, read).
     UnsupportedByChannel(String),
     /// A provider refused a marker or could not be reached (typing, read): its code and message.
-    Provider { code: ErrorCode, message: String },
+    Provider {
+        code: ErrorCode,
+        message: String,
+    },
 }
 
 impl ApiError {

@@ -96,13 +96,10 @@ impl Rich {
         let mut chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
         let state = chats.entry(request.conversation());
         if !request.buttons.is_empty() {
-            state.numbered = numbered
-                .then(|| request.buttons.iter().map(|b| (b.payload.clone(), b.title.clone())).collect());
-            state.notices = request
-                .buttons
-                .iter()
-                .filter_map(|b| Some((b.payload.clone()?, b.notice.clone()?)))
-                .collect();
+            state.numbered =
+                numbered.then(|| request.buttons.iter().map(|b| (b.payload.clone(), b.title.clone())).collect());
+            state.notices =
+                request.buttons.iter().filter_map(|b| Some((b.payload.clone()?, b.notice.clone()?))).collect();
         }
         if request.feedback.is_some() {
             state.feedback = Some(id.to_string());
