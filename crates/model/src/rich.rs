@@ -303,7 +303,7 @@ mod tests {
         assert!(RULES.renders_natively(&four[..3]));
         assert!(!RULES.renders_natively(&four));
         let link = Button { title: "Site".into(), payload: None, url: Some("https://x.example".into()), notice: None };
-        assert!(!RULES.renders_natively(&[link.clone()]));
+        assert!(!RULES.renders_natively(std::slice::from_ref(&link)));
         assert_eq!(
             numbered_list(Some("Pick one"), &[reply("Yes", "y"), link]),
             "Pick one\n\n1. Yes\n2. Site: https://x.example"
