@@ -254,7 +254,7 @@ async fn resolve_uploads(
     out
 }
 
-/// `POST pageviews`, `POST feedback`, `POST receipts`: events stored before the answer.
+/// `POST pageviews`, `POST feedback`, `POST receipts`, `POST postbacks`: events stored before the answer.
 async fn events_route(shared: Arc<Shared>, account: String, route: VisitorRoute, request: Request) -> Response {
     let (headers, connect) = (request.headers().clone(), connect_of(request.extensions()));
     let body = match body_of(request).await {
@@ -302,6 +302,15 @@ pub(crate) async fn feedback(
     request: Request,
 ) -> Response {
     events_route(shared, account, VisitorRoute::Feedback, request).await
+}
+
+/// `POST postbacks`: a press on a button of an operator message.
+pub(crate) async fn postback(
+    State(shared): State<Arc<Shared>>,
+    Path(account): Path<String>,
+    request: Request,
+) -> Response {
+    events_route(shared, account, VisitorRoute::Postback, request).await
 }
 
 pub(crate) async fn receipts(
