@@ -39,6 +39,25 @@ async fn button_limits_are_typed_422s_before_queueing() {
 }
 
 #[tokio::test]
+async fn whatsapp_buttons_take_the_interactive_bodys_1024_characters() {
+    let graph = MockApi::start(|_| (200, json!({"messages": [{"id": "wamid.OUT"}]}))).await;
+    let h = harness("whatsapp", &format!("{}/v26.0", graph.base_url)).await;
+    let long = "a".repeat(1025);
+    let (status, v) = h
+        .send(json!({"channel": "whatsapp", "account": "test", "chat_id": "15551230001", "text": long, "buttons": buttons(2)}))
+        .await;
+    assert_eq!(
+        (status.as_u16(), v["error"]["code"].as_str(), v["error"]["limit"].as_u64()),
+        (422, Some("text_too_long"), Some(1024)),
+        "{v}"
+    );
+    let (status, v) = h
+        .send(json!({"channel": "whatsapp", "account": "test", "chat_id": "15551230001", "feedback": {"scale": 5, "prompt": "b".repeat(1025)}}))
+        .await;
+    assert_eq!((status.as_u16(), v["error"]["code"].as_str()), (422, Some("text_too_long")), "{v}");
+}
+
+#[tokio::test]
 async fn a_numbered_answer_comes_back_as_the_payload_once() {
     let graph = MockApi::start(|_| (200, json!({"message_id": "m_1", "recipient_id": "6783942716351022"}))).await;
     let h = harness("messenger", &format!("{}/v26.0", graph.base_url)).await;

@@ -158,6 +158,7 @@ pub const NUMBERED_ONLY: ButtonRules = ButtonRules {
     url_buttons: false,
     per_row_max: 1,
     payload_as_json: false,
+    text_max_chars: chatgate_model::limits::MESSAGE_TEXT_MAX_CHARS,
 };
 
 impl Capabilities {

@@ -86,6 +86,7 @@ pub const BUTTONS: ButtonRules = ButtonRules {
     url_buttons: false,
     per_row_max: 1,
     payload_as_json: false,
+    text_max_chars: chatgate_model::limits::MESSAGE_TEXT_MAX_CHARS,
 };
 
 /// Instagram: as Messenger, with its text cap: "Text message must be less than 1000 characters"

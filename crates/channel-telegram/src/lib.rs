@@ -66,6 +66,7 @@ pub const BUTTONS: ButtonRules = ButtonRules {
     url_buttons: true,
     per_row_max: 8,
     payload_as_json: false,
+    text_max_chars: chatgate_model::limits::MESSAGE_TEXT_MAX_CHARS,
 };
 
 /// Everything constant about the channel.

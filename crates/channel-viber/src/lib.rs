@@ -89,6 +89,7 @@ pub const BUTTONS: ButtonRules = ButtonRules {
     url_buttons: true,
     per_row_max: 6,
     payload_as_json: false,
+    text_max_chars: chatgate_model::limits::MESSAGE_TEXT_MAX_CHARS,
 };
 
 /// The factory the gateway registers.

@@ -91,6 +91,7 @@ pub const BUTTONS: ButtonRules = ButtonRules {
     url_buttons: true,
     per_row_max: 5,
     payload_as_json: true,
+    text_max_chars: chatgate_model::limits::MESSAGE_TEXT_MAX_CHARS,
 };
 
 /// The factory the gateway registers.

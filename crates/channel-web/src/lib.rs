@@ -112,6 +112,7 @@ pub const BUTTONS: chatgate_model::ButtonRules = chatgate_model::ButtonRules {
     url_buttons: true,
     per_row_max: 4,
     payload_as_json: false,
+    text_max_chars: chatgate_model::limits::MESSAGE_TEXT_MAX_CHARS,
 };
 
 /// The factory the gateway registers.

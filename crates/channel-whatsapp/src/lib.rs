@@ -97,6 +97,7 @@ pub const BUTTONS: ButtonRules = ButtonRules {
     url_buttons: false,
     per_row_max: 1,
     payload_as_json: false,
+    text_max_chars: 1024,
 };
 
 /// The same with the WhatsApp QR limit profile: a number connected through the WhatsApp app (QR

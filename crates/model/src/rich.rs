@@ -63,6 +63,9 @@ pub struct ButtonRules {
     pub per_row_max: usize,
     /// VK: the payload is counted as the JSON object it is sent in (`{"p":"…"}`, escapes included).
     pub payload_as_json: bool,
+    /// Longest text (or feedback prompt) that goes with the channel's own buttons, in Unicode
+    /// scalar values (WhatsApp's interactive body: 1024); the account's text cap applies too.
+    pub text_max_chars: usize,
 }
 
 impl ButtonRules {
@@ -276,6 +279,7 @@ mod tests {
         url_buttons: false,
         per_row_max: 1,
         payload_as_json: false,
+        text_max_chars: 2000,
     };
 
     fn reply(title: &str, payload: &str) -> Button {

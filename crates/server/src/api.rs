@@ -138,13 +138,18 @@ fn validate(request: &OutboundRequest, account: &crate::Account) -> Result<(), A
         }
         if let Some(prompt) = &ask.prompt {
             check_text(prompt, &account.limits)?;
+            check_button_text(prompt, &caps.button_rules())?;
         }
     }
     if !request.buttons.is_empty() {
         if text.trim().is_empty() {
             return Err(ApiError::invalid("`buttons` need a `text` to go with them"));
         }
-        check_buttons(&request.buttons, &caps.button_rules()).map_err(ApiError::Buttons)?;
+        let rules = caps.button_rules();
+        check_buttons(&request.buttons, &rules).map_err(ApiError::Buttons)?;
+        if rules.renders_natively(&request.buttons) {
+            check_button_text(text, &rules)?;
+        }
     }
     if request.buttons_per_row == Some(0) {
         return Err(ApiError::invalid("`buttons_per_row` must be at least 1"));
@@ -164,6 +169,15 @@ fn validate(request: &OutboundRequest, account: &crate::Account) -> Result<(), A
         if !scheme_ok {
             return Err(ApiError::invalid_at(i, format!("attachments[{i}].url must be an http(s) URL")));
         }
+    }
+    Ok(())
+}
+
+/// The text that goes with a channel's own buttons (WhatsApp's interactive body takes 1024 characters).
+fn check_button_text(text: &str, rules: &chatgate_model::ButtonRules) -> Result<(), ApiError> {
+    let actual = text.chars().count();
+    if actual > rules.text_max_chars {
+        return Err(LimitViolation::TextTooLong { limit: rules.text_max_chars, actual }.into());
     }
     Ok(())
 }
