@@ -137,3 +137,33 @@ async fn markers_are_sent_at_once_rate_limited_and_refused_where_unsupported() {
     assert_eq!((status.as_u16(), v["error"]["code"].as_str()), (422, Some("unsupported_by_channel")), "{v}");
     assert!(viber.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_press_is_answered_after_storage_with_the_buttons_notice() {
+    let api = MockApi::start(|_| (200, json!({"response": 1}))).await;
+    let h = harness("vk", &api.base_url).await;
+    let offer = json!({"channel": "vk", "account": "test", "chat_id": "512345678", "text": "Pick",
+        "buttons": [{"title": "Track", "payload": "TRACK", "notice": "Looking it up"}]});
+    let (status, v) = h.send(offer).await;
+    assert_eq!(status.as_u16(), 202, "{v}");
+    let press = json!({"group_id": 229000001, "type": "message_event", "event_id": "n1", "v": "5.199", "secret": "test-secret",
+        "object": {"user_id": 512345678, "peer_id": 512345678, "event_id": "ev-n1", "payload": {"p": "TRACK"},
+            "conversation_message_id": 134}});
+    assert_eq!(h.webhook(&press.to_string(), &[]).await.0.as_u16(), 200);
+    let postback = h.events().await.into_iter().find(|e| e["type"] == "postback").expect("stored");
+    assert_eq!(postback["postback"]["payload"], "TRACK");
+    for _ in 0..100 {
+        let answers: Vec<_> =
+            api.requests().into_iter().filter(|r| r.path == "/messages.sendMessageEventAnswer").collect();
+        if let Some(answer) = answers.first() {
+            let form: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(&answer.body).into_owned().collect();
+            assert_eq!(form["event_id"], "ev-n1");
+            let data: Value = serde_json::from_str(&form["event_data"]).unwrap();
+            assert_eq!(data, json!({"type": "show_snackbar", "text": "Looking it up"}));
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the press was not answered");
+}
