@@ -476,17 +476,45 @@ async fn a_visitor_who_never_connects_makes_the_message_fail_with_visitor_gone()
 }
 
 #[tokio::test]
-async fn the_core_can_ask_for_feedback_on_the_web_channel_only() {
+async fn the_core_asks_for_feedback_and_offers_buttons_and_the_answers_come_back_typed() {
     let dir = tempfile::tempdir().unwrap();
     let h = start(dir.path(), widget(json!({})), LimitOverrides::default()).await;
     let (token, visitor) = session(&h, json!({})).await;
     let ask = json!({ "channel": "web", "account": "web", "chat_id": visitor, "feedback": { "scale": 10, "prompt": "Rate us" } });
-    let (status, _) = h.send(ask).await;
+    let (status, asked) = h.send(ask).await;
     assert_eq!(status, StatusCode::ACCEPTED);
+    let request_id = asked["id"].as_str().unwrap().to_owned();
     let items = read_stream(&h, &token, None, 1).await;
     assert_eq!(items[0].1, "feedback_request");
     assert_eq!((items[0].2["scale"].as_u64(), items[0].2["prompt"].as_str()), (Some(10), Some("Rate us")));
+    assert_eq!(items[0].2["request_id"], request_id.as_str(), "the request id is the message id");
     let bad = json!({ "channel": "web", "account": "web", "chat_id": visitor, "feedback": { "scale": 7 } });
     let (status, body) = h.send(bad).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
+
+    // Two answers to the request: the second is stored too, flagged `repeat`.
+    for score in [9, 7] {
+        let answer = json!({ "score": score, "scale": 10, "request_id": request_id });
+        assert_eq!(post(&h, "/web/web/feedback", Some(&token), answer).await.0, StatusCode::OK);
+    }
+    let feedback: Vec<Value> =
+        h.events().await.into_iter().filter(|e| e["type"] == "feedback").map(|e| e["feedback"].clone()).collect();
+    assert_eq!(feedback[0], json!({ "score": 9, "scale": 10, "request_id": request_id }));
+    assert_eq!(feedback[1], json!({ "score": 7, "scale": 10, "request_id": request_id, "repeat": true }));
+
+    // Buttons go on the operator message; a press comes back as a postback.
+    let offer = json!({ "channel": "web", "account": "web", "chat_id": visitor, "text": "Pick one", "buttons_per_row": 2,
+        "buttons": [{ "title": "Track", "payload": "TRACK" }, { "title": "Help", "url": "https://shop.example/help" }] });
+    assert_eq!(h.send(offer).await.0, StatusCode::ACCEPTED);
+    let items = read_stream(&h, &token, None, 2).await;
+    let message = &items[1].2;
+    assert_eq!(message["text"], "Pick one");
+    assert_eq!(message["buttons_per_row"], 2);
+    assert_eq!(message["buttons"][0], json!({ "title": "Track", "payload": "TRACK" }));
+    let press = json!({ "client_id": "press-1", "payload": "TRACK", "title": "Track", "message_id": message["id"] });
+    assert_eq!(post(&h, "/web/web/postbacks", Some(&token), press.clone()).await.0, StatusCode::OK);
+    assert_eq!(post(&h, "/web/web/postbacks", Some(&token), press).await.0, StatusCode::OK);
+    let postbacks: Vec<Value> = h.events().await.into_iter().filter(|e| e["type"] == "postback").collect();
+    assert_eq!(postbacks.len(), 1, "a retried press is stored once");
+    assert_eq!(postbacks[0]["postback"], json!({ "payload": "TRACK", "title": "Track", "external_id": message["id"] }));
 }

@@ -4,7 +4,7 @@
 //! Two origins, so the origin check and CORS are real: the gateway on one port, the host pages
 //! (a small axum server) on another; a third port serves the same page from an origin the
 //! account does not allow. One browser session walks the visitor's whole story — open, write,
-//! get an answer (ticks delivered → read), feedback, limits, markup as text, reload, a gateway
+//! get an answer (ticks delivered → read), feedback, buttons pressed back as a postback, limits, markup as text, reload, a gateway
 //! restart, a page under a strict CSP — and saves screenshots under `target/screenshots/`.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (or `CHATGATE_CHROMIUM` /
@@ -165,6 +165,25 @@ async fn story(
         .await?;
     let lit = ui(browser, "root.querySelectorAll('.cg-feedback .cg-choice.cg-lit').length").await?;
     ensure!(lit == 4, "four stars stay lit after the click: {lit}");
+
+    // Buttons offered by the core: pressed in the widget, back as a postback with the payload.
+    send_as_core(
+        &api,
+        &chat,
+        json!({"text": "Pick one", "buttons_per_row": 2, "buttons": [
+            {"title": "Track order", "payload": "TRACK"}, {"title": "Help page", "url": "https://shop.example/help"}]}),
+    )
+    .await?;
+    wait_ui(browser, "root.querySelectorAll('.cg-buttons .cg-choice').length === 2", "two buttons").await?;
+    let link = ui(browser, "root.querySelector('.cg-buttons a.cg-link').getAttribute('href')").await?;
+    ensure!(link == "https://shop.example/help", "the link button opens its URL: {link}");
+    shadow(browser).await?.find(Locator::Css(".cg-buttons button.cg-choice")).await?.click().await?;
+    let pressed = wait_event(&api, |e| e["type"] == "postback" && e["chat_id"] == json!(chat)).await?;
+    ensure!(
+        pressed["postback"]["payload"] == "TRACK" && pressed["postback"]["title"] == "Track order",
+        "postback event: {pressed}"
+    );
+    wait_ui(browser, "root.querySelector('.cg-buttons button.cg-choice').disabled", "pressed once").await?;
 
     // 2001 characters: refused in the UI (and Enter sends nothing), and by the server.
     let messages = |events: Vec<Value>| events.into_iter().filter(|e| e["type"] == "message").count();

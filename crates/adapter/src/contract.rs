@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chatgate_model::{Channel, ErrorCode, Event, Limits};
+use chatgate_model::{ButtonRules, Channel, ChatAction, ErrorCode, Event, Limits};
 
 use crate::{MediaDownload, OutboundPart, SendError, SendReceipt, WebhookError};
 
@@ -41,12 +41,30 @@ pub struct InboundEvent {
     /// The server hands an item whose owner is not [`Adapter::owner_id`] to the account that
     /// owns it. `None`: the item belongs to the account that received it.
     pub owner: Option<String>,
+    /// A button press the provider wants answered ([`Adapter::answer_press`]) once it is stored.
+    pub press: Option<Press>,
+}
+
+/// A button press to answer, as the provider names it (never part of the envelope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Press {
+    /// Telegram: the callback query's `id`; VK: the `message_event`'s `event_id`.
+    pub id: String,
+    /// Who pressed (VK `user_id`).
+    pub user_id: String,
+    /// Where (VK `peer_id`; Telegram: the chat).
+    pub peer_id: String,
 }
 
 impl InboundEvent {
     /// An event of the receiving account.
     pub fn new(dedup_key: Option<String>, event: Event) -> InboundEvent {
-        InboundEvent { dedup_key, event, owner: None }
+        InboundEvent { dedup_key, event, owner: None, press: None }
+    }
+
+    /// The same event, with a press the provider wants answered.
+    pub fn pressed(self, press: Press) -> InboundEvent {
+        InboundEvent { press: Some(press), ..self }
     }
 
     /// The same event, owned by the account the provider calls `owner`.
@@ -119,6 +137,55 @@ pub struct Capabilities {
     pub templates: bool,
     /// Free-form messages are allowed only this long after the customer's last message (WhatsApp: 24 h).
     pub messaging_window: Option<Duration>,
+    /// The channel's own buttons (`None`: buttons always go as a numbered text list, see
+    /// [`chatgate_model::rich::numbered_list`], with [`NUMBERED_ONLY`]'s limits).
+    pub buttons: Option<ButtonRules>,
+    /// A feedback request is shown natively (buttons, list, keyboard or the widget's stars).
+    pub feedback: bool,
+    /// [`Adapter::chat_action`] shows "typing".
+    pub typing: bool,
+    /// [`Adapter::chat_action`] marks the customer's messages read.
+    pub read: bool,
+    /// Button presses are answered once stored ([`Adapter::answer_press`]): no spinner stays.
+    pub press_answers: bool,
+}
+
+/// The limits of buttons on a channel without its own (every set goes as a numbered list).
+pub const NUMBERED_ONLY: ButtonRules = ButtonRules {
+    native_max: 0,
+    title_max_chars: 64,
+    payload_max_bytes: 1000,
+    url_buttons: false,
+    per_row_max: 1,
+    payload_as_json: false,
+    text_max_chars: chatgate_model::limits::MESSAGE_TEXT_MAX_CHARS,
+};
+
+impl Capabilities {
+    /// Nothing beyond plain messages (a base for `..` in `const` items and tests).
+    pub const NONE: Capabilities = Capabilities {
+        native_reply: false,
+        templates: false,
+        messaging_window: None,
+        buttons: None,
+        feedback: false,
+        typing: false,
+        read: false,
+        press_answers: false,
+    };
+
+    /// The button rules in effect: the channel's own, or [`NUMBERED_ONLY`].
+    pub fn button_rules(&self) -> ButtonRules {
+        self.buttons.unwrap_or(NUMBERED_ONLY)
+    }
+
+    /// Whether [`Adapter::chat_action`] supports `action`.
+    pub fn supports(&self, action: ChatAction) -> bool {
+        match action {
+            ChatAction::Typing => self.typing,
+            ChatAction::Read => self.read,
+        }
+    }
 }
 
 /// One account of one channel: verifies and parses its webhooks, sends its messages.
@@ -176,6 +243,26 @@ pub trait Adapter: Send + Sync + 'static {
     async fn fetch_media(&self, reference: &str, limit: u64) -> Result<MediaDownload, SendError> {
         let _ = (reference, limit);
         Err(SendError::failed(ErrorCode::MediaUnavailable, "this channel cannot resolve media references"))
+    }
+
+    /// Shows a marker in a chat: "typing", or the customer's messages as read (up to `message_id`,
+    /// the provider's id of the customer's message, where the channel needs one). Sent at once,
+    /// never queued behind messages. Channels without the marker answer
+    /// [`ErrorCode::UnsupportedByChannel`] (the server checks [`Capabilities::supports`] first).
+    async fn chat_action(&self, chat_id: &str, action: ChatAction, message_id: Option<&str>) -> Result<(), SendError> {
+        let _ = (chat_id, message_id);
+        Err(SendError::failed(
+            ErrorCode::UnsupportedByChannel,
+            format!("{} has no {} marker", self.channel(), action.as_str()),
+        ))
+    }
+
+    /// Answers a button press after it is stored (Telegram `answerCallbackQuery`, VK
+    /// `messages.sendMessageEventAnswer`), with an optional short notice for the customer.
+    /// Channels whose presses need no answer do nothing.
+    async fn answer_press(&self, press: &Press, notice: Option<&str>) -> Result<(), SendError> {
+        let _ = (press, notice);
+        Ok(())
     }
 
     /// The visitor side of a channel whose provider is the gateway itself (the web widget); see

@@ -29,10 +29,10 @@ pub mod webhooks;
 
 pub use contract::{
     Adapter, BuildError, BuildFn, Capabilities, ChannelFactory, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Factory, Inbound,
-    InboundEvent, Rate, RateLimits, Reply, WebhookRequest,
+    InboundEvent, NUMBERED_ONLY, Press, Rate, RateLimits, Reply, WebhookRequest,
 };
 pub use error::{SendError, SendErrorKind, WebhookError};
-pub use outbound::{Media, MediaDownload, OutboundPart, PartBody, SendReceipt};
+pub use outbound::{DEFAULT_FEEDBACK_PROMPT, Media, MediaDownload, OutboundPart, PartBody, SendReceipt};
 pub use secret::Secret;
 pub use visitor::{Mailbox, Visitors};
 pub use webhooks::{LastError, WebhookAdmin, WebhookAdminError, WebhookReport, WebhookTarget};

@@ -4,7 +4,7 @@
 //! or one template) and remembers which parts were sent, so a retry never repeats a sent part.
 
 use bytes::Bytes;
-use chatgate_model::{AttachmentKind, FeedbackAsk, Status, Template};
+use chatgate_model::{AttachmentKind, Button, FeedbackAsk, Status, Template};
 use uuid::Uuid;
 
 /// A downloaded file, ready to upload to the provider.
@@ -29,9 +29,21 @@ pub enum PartBody {
         caption: Option<String>,
     },
     Template(Template),
-    /// A satisfaction request (web only; the server refuses `feedback` on other channels).
+    /// A text with buttons: the channel's own when [`chatgate_model::ButtonRules::renders_natively`]
+    /// says so, else the numbered list of [`chatgate_model::rich::numbered_list`].
+    Buttons {
+        text: String,
+        buttons: Vec<Button>,
+        /// The layout hint, at least 1 (each channel caps it to its row width).
+        per_row: u8,
+    },
+    /// A satisfaction request: the prompt and one button (star, keyboard key, list row) per score,
+    /// each carrying [`chatgate_model::rich::feedback_payload`] of this part's `message_id`.
     Feedback(FeedbackAsk),
 }
+
+/// The question a feedback request asks when the core gives no prompt.
+pub const DEFAULT_FEEDBACK_PROMPT: &str = "How would you rate this conversation?";
 
 /// One provider call's worth of an outbound message.
 #[derive(Debug, Clone, PartialEq)]

@@ -96,6 +96,8 @@ pub enum VisitorRoute {
     Feedback,
     /// `POST receipts`.
     Receipts,
+    /// `POST postbacks`: the visitor pressed a button of an operator message.
+    Postback,
 }
 
 impl VisitorRoute {
@@ -106,12 +108,18 @@ impl VisitorRoute {
             VisitorRoute::PageView => "pageviews",
             VisitorRoute::Feedback => "feedback",
             VisitorRoute::Receipts => "receipts",
+            VisitorRoute::Postback => "postbacks",
         }
     }
 
     /// Every route, for lookups by name.
-    pub const ALL: [VisitorRoute; 4] =
-        [VisitorRoute::Message, VisitorRoute::PageView, VisitorRoute::Feedback, VisitorRoute::Receipts];
+    pub const ALL: [VisitorRoute; 5] = [
+        VisitorRoute::Message,
+        VisitorRoute::PageView,
+        VisitorRoute::Feedback,
+        VisitorRoute::Receipts,
+        VisitorRoute::Postback,
+    ];
 }
 
 /// What a visitor request became.

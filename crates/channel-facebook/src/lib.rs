@@ -47,7 +47,7 @@ use chatgate_adapter::{
     Adapter, BuildError, Capabilities, ChannelFacts, Factory, Inbound, OutboundPart, Rate, RateLimits, Reply,
     SendError, SendReceipt, WebhookError, WebhookRequest,
 };
-use chatgate_model::{Channel, Limits};
+use chatgate_model::{ButtonRules, Channel, ChatAction, Limits};
 
 pub use crate::config::{Config, DEFAULT_API_BASE_URL};
 use crate::send::Client;
@@ -64,9 +64,31 @@ pub const MESSENGER_FACTS: ChannelFacts = ChannelFacts {
     limits: Limits { text_max_chars: 2000, ..Limits::mb(Some(8), Some(25), None, Some(25)) },
     // Send API calls per second per Page / Instagram account for text, links, reactions and stickers.
     rate_limits: RateLimits { per_account: Some(Rate::per_second(300)), per_chat: None },
-    capabilities: Capabilities { native_reply: true, templates: false, messaging_window: None },
+    capabilities: Capabilities {
+        native_reply: true,
+        templates: false,
+        messaging_window: None,
+        buttons: Some(BUTTONS),
+        feedback: true,
+        typing: true,
+        read: true,
+        press_answers: false,
+    },
     // Webhook bodies up to 3 MiB are accepted (Meta batches many events per request).
     max_body_bytes: 3 * 1024 * 1024,
+};
+
+/// Quick replies (Messenger and Instagram): at most 13, title ≤ 20 characters, payload ≤ 1000
+/// (<https://developers.facebook.com/docs/messenger-platform/send-messages/quick-replies>); no link
+/// quick replies, so a link button sends the numbered list.
+pub const BUTTONS: ButtonRules = ButtonRules {
+    native_max: send::QUICK_REPLIES_MAX,
+    title_max_chars: 20,
+    payload_max_bytes: 1000,
+    url_buttons: false,
+    per_row_max: 1,
+    payload_as_json: false,
+    text_max_chars: chatgate_model::limits::MESSAGE_TEXT_MAX_CHARS,
 };
 
 /// Instagram: as Messenger, with its text cap: "Text message must be less than 1000 characters"
@@ -171,5 +193,9 @@ impl Adapter for FacebookAdapter {
 
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
         self.client.send(part).await
+    }
+
+    async fn chat_action(&self, chat_id: &str, action: ChatAction, _message_id: Option<&str>) -> Result<(), SendError> {
+        self.client.chat_action(chat_id, action).await
     }
 }

@@ -28,6 +28,7 @@
 //!   all is `unsupported`.
 
 use chatgate_adapter::{Inbound, InboundEvent, Reply, WebhookError};
+use chatgate_model::rich::typed_press;
 use chatgate_model::{
     Attachment, AttachmentKind, Customer, Event, EventKind, Location, Message, Postback, Reaction, Source, Status,
     StatusInfo,
@@ -453,8 +454,9 @@ fn source_of(raw: &Value) -> Source {
     }
 }
 
+/// One event under its dedup key; a press whose payload is a feedback button's becomes `feedback`.
 fn keyed(key: String, event: Event) -> InboundEvent {
-    InboundEvent::new(Some(key), event)
+    InboundEvent::new(Some(key), typed_press(event))
 }
 
 /// Stable across redeliveries of the same item: a hash of its JSON.

@@ -14,6 +14,13 @@
 //!   the Page `messages` edge), so quotes are native on both channels.
 //! - The Page token travels in an `Authorization: Bearer` header, never in the URL; transport
 //!   errors are stripped of their URL anyway.
+//! - Text with buttons: `message.quick_replies` (`content_type: text`, `title` ≤ 20, `payload` ≤
+//!   1000, at most 13; <https://developers.facebook.com/docs/messenger-platform/send-messages/quick-replies>);
+//!   more, or a link button (quick replies have none), go as the numbered text list. A feedback
+//!   request is the prompt with one quick reply per score (`fb:{id}:{scale}:{score}`).
+//! - Typing and read: `sender_action` `typing_on` / `mark_seen` to the customer
+//!   (<https://developers.facebook.com/docs/messenger-platform/send-messages/sender-actions>; Instagram
+//!   takes the same actions).
 //! - Captions and templates are refused with [`ErrorCode::ProviderRejected`]: the Send API has no
 //!   caption on attachments, and Meta message templates are not modelled (the gateway never
 //!   sends either to this channel; refusing is better than dropping text silently).
@@ -21,10 +28,15 @@
 use std::time::Duration;
 
 use chatgate_adapter::meta::graph::{self, GraphError, Meaning};
-use chatgate_adapter::{BuildError, OutboundPart, PartBody, Secret, SendError, SendErrorKind, SendReceipt, transport};
+use chatgate_adapter::{
+    BuildError, DEFAULT_FEEDBACK_PROMPT, OutboundPart, PartBody, Secret, SendError, SendErrorKind, SendReceipt,
+    transport,
+};
 use chatgate_model::ErrorCode;
-use chatgate_model::{AttachmentKind, Status};
+use chatgate_model::rich::{feedback_buttons, numbered_list};
+use chatgate_model::{AttachmentKind, Button, ChatAction, Status};
 use reqwest::multipart::{Form, Part};
+use serde_json::Value;
 use serde_json::json;
 
 use crate::config::Config;
@@ -57,17 +69,24 @@ impl Client {
     pub(crate) async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
         let recipient = json!({ "id": part.chat_id });
         let reply_to = part.reply_to.as_ref().map(|mid| json!({ "mid": mid }));
+        let json_message = |message: Value| {
+            let mut body = json!({ "recipient": recipient, "messaging_type": "RESPONSE", "message": message });
+            if let Some(reply_to) = &reply_to {
+                body["reply_to"] = reply_to.clone();
+            }
+            self.http.post(&self.messages_url).json(&body)
+        };
         let request = match &part.body {
-            PartBody::Text(text) => {
-                let mut body = json!({
-                    "recipient": recipient,
-                    "messaging_type": "RESPONSE",
-                    "message": { "text": text },
-                });
-                if let Some(reply_to) = reply_to {
-                    body["reply_to"] = reply_to;
-                }
-                self.http.post(&self.messages_url).json(&body)
+            PartBody::Text(text) => json_message(json!({ "text": text })),
+            PartBody::Buttons { text, buttons, .. } => match quick_replies(buttons) {
+                Some(replies) => json_message(json!({ "text": text, "quick_replies": replies })),
+                None => json_message(json!({ "text": numbered_list(Some(text), buttons) })),
+            },
+            PartBody::Feedback(ask) => {
+                let prompt = ask.prompt.as_deref().unwrap_or(DEFAULT_FEEDBACK_PROMPT);
+                let replies = quick_replies(&feedback_buttons(part.message_id, ask.scale))
+                    .ok_or_else(|| SendError::failed(ErrorCode::InvalidRequest, "feedback scale must be 2, 5 or 10"))?;
+                json_message(json!({ "text": prompt, "quick_replies": replies }))
             }
             PartBody::Media { media, caption } => {
                 if caption.as_deref().is_some_and(|c| !c.is_empty()) {
@@ -103,7 +122,7 @@ impl Client {
                 }
                 self.http.post(&self.messages_url).multipart(form.part("filedata", file))
             }
-            PartBody::Template(_) | PartBody::Feedback(_) => {
+            PartBody::Template(_) => {
                 return Err(SendError::failed(
                     ErrorCode::ProviderRejected,
                     "templates are not supported on this channel",
@@ -131,6 +150,49 @@ impl Client {
             }
         }
     }
+}
+
+impl Client {
+    /// `sender_action` `typing_on` (typing) or `mark_seen` (read) to the customer.
+    pub(crate) async fn chat_action(&self, chat_id: &str, action: ChatAction) -> Result<(), SendError> {
+        let sender_action = match action {
+            ChatAction::Typing => "typing_on",
+            ChatAction::Read => "mark_seen",
+        };
+        let body = json!({ "recipient": { "id": chat_id }, "sender_action": sender_action });
+        let response = self
+            .http
+            .post(&self.messages_url)
+            .json(&body)
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .map_err(|e| transport::send_error("send API request failed", e))?;
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let bytes =
+            response.bytes().await.map_err(|e| transport::send_error("reading the send API answer failed", e))?;
+        let answer: SendResponse = serde_json::from_slice(&bytes).unwrap_or_default();
+        match (status, answer.error) {
+            (200..=299, None) => Ok(()),
+            (status, error) => {
+                let kind = classify(status, error.as_ref(), retry_after);
+                Err(SendError { kind, message: describe(status, error.as_ref()) })
+            }
+        }
+    }
+}
+
+/// Most quick replies of one message.
+pub const QUICK_REPLIES_MAX: usize = 13;
+
+/// `quick_replies` for buttons, or `None` when they do not fit (more than 13, or a link button).
+fn quick_replies(buttons: &[Button]) -> Option<Vec<Value>> {
+    if buttons.len() > QUICK_REPLIES_MAX || buttons.iter().any(|b| b.url.is_some()) {
+        return None;
+    }
+    let reply = |b: &Button| json!({ "content_type": "text", "title": b.title, "payload": b.payload });
+    Some(buttons.iter().map(reply).collect())
 }
 
 /// What to do about a failed Send API call, from the HTTP status and the Graph error

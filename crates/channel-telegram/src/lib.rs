@@ -34,9 +34,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chatgate_adapter::{
     Adapter, BuildError, Capabilities, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Factory, Inbound, MediaDownload,
-    OutboundPart, Rate, RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
+    OutboundPart, Press, Rate, RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
 };
-use chatgate_model::{Channel, Limits};
+use chatgate_model::{ButtonRules, Channel, ChatAction, Limits, rich::BUTTONS_MAX};
 use http::HeaderValue;
 
 pub use config::Config;
@@ -58,11 +58,34 @@ pub const RATE_LIMITS: RateLimits =
 /// The channel's name: `kind = "telegram"`, `/webhooks/telegram/...`, `"channel": "telegram"`.
 pub const CHANNEL: Channel = Channel::from_static("telegram");
 
+/// Inline keyboards ([`InlineKeyboardButton`](https://core.telegram.org/bots/api#inlinekeyboardbutton)):
+/// `callback_data` 1-64 bytes; up to 8 buttons a row. Telegram documents no cap on the button
+/// text or the count that a message of ours reaches: titles keep a product cap of 64
+/// characters, and every set up to the product's 20 buttons is shown natively.
+pub const BUTTONS: ButtonRules = ButtonRules {
+    native_max: BUTTONS_MAX,
+    title_max_chars: 64,
+    payload_max_bytes: 64,
+    url_buttons: true,
+    per_row_max: 8,
+    payload_as_json: false,
+    text_max_chars: chatgate_model::limits::MESSAGE_TEXT_MAX_CHARS,
+};
+
 /// Everything constant about the channel.
 pub const FACTS: ChannelFacts = ChannelFacts {
     limits: LIMITS,
     rate_limits: RATE_LIMITS,
-    capabilities: Capabilities { native_reply: true, templates: false, messaging_window: None },
+    capabilities: Capabilities {
+        native_reply: true,
+        templates: false,
+        messaging_window: None,
+        buttons: Some(BUTTONS),
+        feedback: true,
+        typing: true,
+        read: false,
+        press_answers: true,
+    },
     max_body_bytes: DEFAULT_MAX_BODY_BYTES,
 };
 
@@ -127,6 +150,14 @@ impl Adapter for TelegramAdapter {
 
     fn resolves_media(&self) -> bool {
         true
+    }
+
+    async fn chat_action(&self, chat_id: &str, action: ChatAction, _message_id: Option<&str>) -> Result<(), SendError> {
+        self.client.chat_action(chat_id, action).await
+    }
+
+    async fn answer_press(&self, press: &Press, notice: Option<&str>) -> Result<(), SendError> {
+        self.client.answer_press(press, notice).await
     }
 
     async fn fetch_media(&self, reference: &str, limit: u64) -> Result<MediaDownload, SendError> {

@@ -4,7 +4,7 @@
 //! |------------------------------------------|--------------------------------------------------|
 //! | `message` (text, media, place, contact)  | `message`                                        |
 //! | `edited_message`                         | `message_edited` (`edited_at` from `edit_date`)  |
-//! | `callback_query` with `data`             | `postback`                                       |
+//! | `callback_query` with `data`             | `postback` (`feedback` for a feedback button's `fb:` data), answered with `answerCallbackQuery` once stored |
 //! | `message` with `web_app_data` (Mini App) | `postback` (payload = `data`, title = `button_text`) |
 //! | `my_chat_member` joining / leaving       | `customer_subscribed` / `customer_unsubscribed`  |
 //! | `message_reaction` with an emoji         | `reaction`                                       |
@@ -23,7 +23,8 @@
 //! A reaction event's `message` names the message reacted to; its `sent_at` is when the
 //! reaction was set.
 
-use chatgate_adapter::{Inbound, InboundEvent, WebhookError};
+use chatgate_adapter::{Inbound, InboundEvent, Press, WebhookError};
+use chatgate_model::rich::parse_feedback_payload;
 use chatgate_model::{
     Attachment, AttachmentKind, Contact, Customer, Event, EventKind, Location, Message, Postback, Reaction, Source,
     TextEntity,
@@ -48,7 +49,13 @@ pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError>
     } else if let Some(update) = catch_panics(|| serde_json::from_slice::<Update>(body).ok()) {
         match ctx.update(&update, None) {
             Some(event) if is_unforwarded_message(&event) && mentions(body, b"\"forward_date\"") => read_again = true,
-            Some(event) => return Ok(one(Some(format!("update:{}", update.id.0)), event)),
+            Some(event) => {
+                let press = match &update.kind {
+                    UpdateKind::CallbackQuery(q) => Some(q.id.0.clone()),
+                    _ => None,
+                };
+                return Ok(one(Some(format!("update:{}", update.id.0)), event, press));
+            }
             // Read, but not modelled: `unsupported`, unless it is an older shape.
             None => {}
         }
@@ -56,6 +63,7 @@ pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError>
     let raw: Value = serde_json::from_slice(body)
         .map_err(|e| WebhookError::Malformed(format!("telegram update is not JSON: {e}")))?;
     let dedup_key = raw.get("update_id").and_then(id_string).map(|id| format!("update:{id}"));
+    let press = raw.pointer("/callback_query/id").and_then(Value::as_str).map(str::to_owned);
     let mut upgraded = raw.clone();
     let source = if upgrade_legacy(&mut upgraded) {
         read_again = true;
@@ -68,11 +76,20 @@ pub(crate) fn parse(account: &str, body: &[u8]) -> Result<Inbound, WebhookError>
         let customer = customer_of_any(&raw);
         Event { customer, ..Event::unsupported(crate::CHANNEL, account, chat_of_any(&raw), raw) }
     });
-    Ok(one(dedup_key, event))
+    let press = press.filter(|_| matches!(event.kind, EventKind::Postback | EventKind::Feedback));
+    Ok(one(dedup_key, event, press))
 }
 
-fn one(dedup_key: Option<String>, event: Event) -> Inbound {
-    Inbound { events: vec![InboundEvent::new(dedup_key, event)], reply: Default::default() }
+/// One event; `press`: the callback query's id, answered once the event is stored
+/// ([`answerCallbackQuery`](https://core.telegram.org/bots/api#answercallbackquery)).
+fn one(dedup_key: Option<String>, event: Event, press: Option<String>) -> Inbound {
+    let mut inbound = InboundEvent::new(dedup_key, event);
+    if let Some(id) = press {
+        let chat = inbound.event.chat_id.clone();
+        let user = inbound.event.customer.as_ref().map_or_else(|| chat.clone(), |c| c.id.clone());
+        inbound = inbound.pressed(Press { id, user_id: user, peer_id: chat });
+    }
+    Inbound { events: vec![inbound], reply: Default::default() }
 }
 
 /// The update in teloxide's types, read from a JSON value, if they take it.
@@ -248,7 +265,11 @@ impl Ctx<'_> {
         }
     }
 
+    /// A press: a `feedback` event when the payload is a feedback answer of ours, else a `postback`.
     fn postback(&self, chat_id: String, customer: Customer, payload: String, external_id: Option<String>) -> Event {
+        if let Some(feedback) = parse_feedback_payload(&payload) {
+            return Event { feedback: Some(feedback), ..self.event(EventKind::Feedback, chat_id, Some(customer)) };
+        }
         Event {
             postback: Some(Postback { payload, title: None, external_id }),
             ..self.event(EventKind::Postback, chat_id, Some(customer))

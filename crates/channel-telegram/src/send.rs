@@ -10,7 +10,14 @@
 //! | video                         | [`sendVideo`](https://core.telegram.org/bots/api#sendvideo)            | `video`    |
 //! | file                          | [`sendDocument`](https://core.telegram.org/bots/api#senddocument)      | `document` |
 //! | sticker                       | [`sendSticker`](https://core.telegram.org/bots/api#sendsticker)        | `sticker`  |
+//! | text with buttons             | `sendMessage` with an [inline keyboard](https://core.telegram.org/bots/api#inlinekeyboardmarkup) (`callback_data` = payload, or `url`) | — |
+//! | feedback request              | `sendMessage`: the prompt, one `callback_data` button per score (`fb:{id}:{scale}:{score}`; 10 → two rows of 5) | — |
 //! | template                      | refused: Telegram has no templates                       |            |
+//!
+//! Markers and answers: typing is [`sendChatAction`](https://core.telegram.org/bots/api#sendchataction)
+//! `typing`; Telegram has no read marker for bots. A stored button press is answered with
+//! [`answerCallbackQuery`](https://core.telegram.org/bots/api#answercallbackquery) (the button's
+//! `notice` as `text`, at most 200 characters), so the client stops its spinner.
 //!
 //! Media are uploaded as `multipart/form-data`: teloxide names the file in its field as
 //! `attach://<id>` and sends the bytes, with the file's name, in a part called `<id>`
@@ -32,13 +39,18 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use chatgate_adapter::{
-    BuildError, Media, MediaDownload, OutboundPart, PartBody, SendError, SendErrorKind, SendReceipt,
+    BuildError, DEFAULT_FEEDBACK_PROMPT, Media, MediaDownload, OutboundPart, PartBody, Press, SendError, SendErrorKind,
+    SendReceipt,
 };
-use chatgate_model::{AttachmentKind, ErrorCode, Status};
+use chatgate_model::rich::{feedback_buttons, numbered_list};
+use chatgate_model::{AttachmentKind, Button, ChatAction, ErrorCode, Status};
 use serde_json::Value;
 use teloxide_core::payloads::setters::*;
 use teloxide_core::requests::{Request, Requester};
-use teloxide_core::types::{ChatId, FileId, InputFile, MessageId, Recipient, ReplyParameters};
+use teloxide_core::types::{
+    CallbackQueryId, ChatAction as TgChatAction, ChatId, FileId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile,
+    MessageId, Recipient, ReplyParameters,
+};
 use teloxide_core::{ApiError, Bot, RequestError};
 
 use crate::config::Config;
@@ -131,7 +143,28 @@ impl Client {
                 };
                 (method, sent)
             }
-            PartBody::Template(_) | PartBody::Feedback(_) => {
+            PartBody::Buttons { text, buttons, per_row } => {
+                let mut request = if crate::BUTTONS.renders_natively(buttons) {
+                    self.bot.send_message(chat, text.clone()).reply_markup(keyboard(buttons, *per_row)?)
+                } else {
+                    self.bot.send_message(chat, numbered_list(Some(text), buttons))
+                };
+                if let Some(reply) = reply {
+                    request = request.reply_parameters(reply);
+                }
+                ("sendMessage", request.send().await)
+            }
+            PartBody::Feedback(ask) => {
+                let prompt = ask.prompt.clone().unwrap_or_else(|| DEFAULT_FEEDBACK_PROMPT.to_owned());
+                let per_row = if ask.scale == 10 { 5 } else { ask.scale };
+                let markup = keyboard(&feedback_buttons(part.message_id, ask.scale), per_row)?;
+                let mut request = self.bot.send_message(chat, prompt).reply_markup(markup);
+                if let Some(reply) = reply {
+                    request = request.reply_parameters(reply);
+                }
+                ("sendMessage", request.send().await)
+            }
+            PartBody::Template(_) => {
                 return Err(SendError::failed(ErrorCode::ProviderRejected, "Telegram has no message templates"));
             }
         };
@@ -142,6 +175,29 @@ impl Client {
         external_id
             .map(|external_id| SendReceipt { external_id, status: Status::Delivered })
             .map_err(|error| self.redact(whose_wait(&part.chat_id, error)))
+    }
+
+    /// `sendChatAction` `typing`; Telegram bots have no read marker.
+    pub(crate) async fn chat_action(&self, chat_id: &str, action: ChatAction) -> Result<(), SendError> {
+        let method = "sendChatAction";
+        match action {
+            ChatAction::Typing => {
+                let sent = self.bot.send_chat_action(recipient(chat_id), TgChatAction::Typing).send().await;
+                acknowledged(method, sent).map_err(|error| self.redact(error))
+            }
+            ChatAction::Read => {
+                Err(SendError::failed(ErrorCode::UnsupportedByChannel, "Telegram has no read marker for bots"))
+            }
+        }
+    }
+
+    /// `answerCallbackQuery` for a stored press, with the button's notice as `text`.
+    pub(crate) async fn answer_press(&self, press: &Press, notice: Option<&str>) -> Result<(), SendError> {
+        let mut request = self.bot.answer_callback_query(CallbackQueryId(press.id.clone()));
+        if let Some(text) = notice {
+            request = request.text(text.chars().take(chatgate_model::rich::NOTICE_MAX_CHARS).collect::<String>());
+        }
+        acknowledged("answerCallbackQuery", request.send().await).map_err(|error| self.redact(error))
     }
 
     /// Downloads an inbound file by its `file_id`: [`getFile`](https://core.telegram.org/bots/api#getfile)
@@ -221,6 +277,33 @@ impl Client {
                 None
             }
         }
+    }
+}
+
+/// An inline keyboard: `per_row` buttons a row (at most 8, Telegram's row width).
+fn keyboard(buttons: &[Button], per_row: u8) -> Result<InlineKeyboardMarkup, SendError> {
+    let per_row = usize::from(per_row).clamp(1, crate::BUTTONS.per_row_max);
+    let mut keys = Vec::with_capacity(buttons.len());
+    for b in buttons {
+        let key = match (&b.payload, &b.url) {
+            (_, Some(url)) => {
+                let url = reqwest::Url::parse(url)
+                    .map_err(|e| SendError::failed(ErrorCode::ProviderRejected, format!("button url: {e}")))?;
+                InlineKeyboardButton::url(b.title.clone(), url)
+            }
+            (payload, None) => InlineKeyboardButton::callback(b.title.clone(), payload.clone().unwrap_or_default()),
+        };
+        keys.push(key);
+    }
+    Ok(InlineKeyboardMarkup::new(keys.chunks(per_row).map(<[_]>::to_vec)))
+}
+
+/// A call answered `true` (`sendChatAction`, `answerCallbackQuery`).
+fn acknowledged<T>(method: &str, sent: Result<T, RequestError>) -> Result<(), SendError> {
+    match sent {
+        Ok(_) => Ok(()),
+        Err(RequestError::InvalidJson { raw, .. }) if answer_result(&raw).is_some() => Ok(()),
+        Err(error) => Err(request_error(method, error)),
     }
 }
 

@@ -44,7 +44,7 @@ use chatgate_adapter::{
     RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::limits::{MB, MESSAGE_TEXT_MAX_CHARS};
-use chatgate_model::{Channel, Limits};
+use chatgate_model::{ButtonRules, Channel, Limits};
 
 pub use crate::config::{Config, DEFAULT_API_BASE_URL, SENDER_NAME_MAX_CHARS};
 use crate::send::Client;
@@ -66,8 +66,32 @@ pub const FACTS: ChannelFacts = ChannelFacts {
     },
     // The send rate chatgate keeps per Viber account (see the crate docs for why).
     rate_limits: RateLimits { per_account: Some(Rate::per_second(50)), per_chat: None },
-    capabilities: Capabilities { native_reply: false, templates: false, messaging_window: None },
+    capabilities: Capabilities {
+        native_reply: false,
+        templates: false,
+        messaging_window: None,
+        buttons: Some(BUTTONS),
+        feedback: true,
+        // Viber's bot API has no typing or read marker.
+        typing: false,
+        read: false,
+        press_answers: false,
+    },
     max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+};
+
+/// Keyboards (<https://developers.viber.com/docs/tools/keyboards/>): a grid 6 columns wide (so
+/// at most 6 buttons a row), button `Text` up to 250 characters. Viber documents no limit on
+/// `ActionBody` short of the 30 KB request: payloads keep a product cap of 250 bytes, and every
+/// set up to the product's 20 buttons is shown as a keyboard.
+pub const BUTTONS: ButtonRules = ButtonRules {
+    native_max: chatgate_model::rich::BUTTONS_MAX,
+    title_max_chars: 250,
+    payload_max_bytes: 250,
+    url_buttons: true,
+    per_row_max: 6,
+    payload_as_json: false,
+    text_max_chars: chatgate_model::limits::MESSAGE_TEXT_MAX_CHARS,
 };
 
 /// The factory the gateway registers.

@@ -30,16 +30,18 @@
 //! `<event>:<message_token>:<user_id>`.
 
 use chatgate_adapter::{Inbound, InboundEvent, WebhookError};
+use chatgate_model::rich::{parse_feedback_payload, typed_press};
 use chatgate_model::{
-    Attachment, AttachmentKind, Contact, Customer, ErrorInfo, Event, EventKind, Location, Message, Source, Status,
-    StatusInfo,
+    Attachment, AttachmentKind, Contact, Customer, ErrorInfo, Event, EventKind, Location, Message, Postback, Source,
+    Status, StatusInfo,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::wire::{
-    ConversationStartedCallback, Envelope, Id, MessageCallback, SubscribedCallback, User, UserIdCallback, WireMessage,
+    ConversationStartedCallback, Envelope, Id, MessageCallback, REPLY_PREFIX, SubscribedCallback, User, UserIdCallback,
+    WireMessage,
 };
 
 /// Parses one authenticated callback body. Only a body that is not JSON is an error.
@@ -111,11 +113,19 @@ fn customer(user: User) -> Customer {
 fn message(account: &str, token: &Id, sent_at: Option<DateTime<Utc>>, raw: &Value) -> Option<InboundEvent> {
     let MessageCallback { sender, message: m } = MessageCallback::deserialize(raw).ok()?;
     let content = content(account, &m)?;
-    let mut e = Event::new(EventKind::Message, crate::CHANNEL, account, &sender.id);
+    // A keyboard press: the text is the button's `ActionBody` (`btn:{payload}`, or a feedback `fb:` payload).
+    let pressed = content.text.as_deref().filter(|_| m.kind == "text").and_then(|t| {
+        t.strip_prefix(REPLY_PREFIX)
+            .or_else(|| parse_feedback_payload(t).is_some().then_some(t))
+            .map(|payload| Postback { payload: payload.to_owned(), title: None, external_id: None })
+    });
+    let kind = if pressed.is_some() { EventKind::Postback } else { EventKind::Message };
+    let mut e = Event::new(kind, crate::CHANNEL, account, &sender.id);
     e.customer = Some(customer(sender));
     e.message = Some(Message { external_id: token.0.clone(), sent_at, ..content });
+    e.postback = pressed;
     e.raw = raw.get("message").cloned();
-    Some(InboundEvent::new(Some(format!("message:{}", token.0)), e))
+    Some(InboundEvent::new(Some(format!("message:{}", token.0)), typed_press(e)))
 }
 
 /// The content of one message, or `None` for a type or shape chatgate does not model.

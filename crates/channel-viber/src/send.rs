@@ -21,6 +21,12 @@
 //!   not remembered (gateway restarted, another instance received it, too old), the text goes out
 //!   without a quote line, since a bare Viber `message_token` means nothing to the customer. Video,
 //!   file and sticker messages carry no text, so they cannot carry the quote either.
+//! - Text with buttons: `text` with a [`keyboard`](https://developers.viber.com/docs/tools/keyboards/)
+//!   (6 columns wide: `6 / buttons_per_row` columns a button; `reply` buttons with `ActionBody`
+//!   `btn:{payload}` and `Silent`, `open-url` buttons with the URL). A press comes back as a text
+//!   message `btn:{payload}`, read as a `postback`. A feedback request is the prompt with one
+//!   `reply` button per score, `ActionBody` `fb:{id}:{scale}:{score}`.
+//! - Viber has no typing or read marker for bots: `chat_action` answers `unsupported_by_channel`.
 //! - The request JSON must stay within [`MESSAGE_JSON_MAX_BYTES`]; a bigger one is refused before
 //!   sending (`provider_rejected`).
 //!
@@ -35,12 +41,15 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use chatgate_adapter::{BuildError, Inbound, Media, OutboundPart, PartBody, SendError, SendReceipt, transport};
+use chatgate_adapter::{
+    BuildError, DEFAULT_FEEDBACK_PROMPT, Inbound, Media, OutboundPart, PartBody, SendError, SendReceipt, transport,
+};
 use chatgate_model::ErrorCode;
-use chatgate_model::{AttachmentKind, EventKind, Message, Status};
+use chatgate_model::rich::{feedback_buttons, numbered_list};
+use chatgate_model::{AttachmentKind, Button, EventKind, Message, Status};
 
 use crate::config::Config;
-use crate::wire::{ApiResponse, SendBody, SendMessage, Sender};
+use crate::wire::{ApiResponse, Keyboard, KeyboardButton, REPLY_PREFIX, SendBody, SendMessage, Sender};
 
 /// The Bot API client of one Viber account, with its memory of recent inbound messages for the
 /// quote line of replies.
@@ -129,14 +138,29 @@ fn request_body(config: &Config, part: &OutboundPart, quote: Option<&str>) -> Re
         Some(q) => format!("> {q}\n{text}"),
         None => text.to_owned(),
     };
+    let mut keyboard = None;
     let body = match &part.body {
         PartBody::Text(text) => SendBody::Text { text: quoted(text) },
+        PartBody::Buttons { text, buttons, per_row } => {
+            if crate::BUTTONS.renders_natively(buttons) {
+                keyboard = Some(keyboard_of(buttons, *per_row));
+                SendBody::Text { text: quoted(text) }
+            } else {
+                SendBody::Text { text: quoted(&numbered_list(Some(text), buttons)) }
+            }
+        }
+        PartBody::Feedback(ask) => {
+            let per_row = if ask.scale == 10 { 5 } else { ask.scale };
+            keyboard = Some(keyboard_of(&feedback_buttons(part.message_id, ask.scale), per_row));
+            SendBody::Text { text: quoted(ask.prompt.as_deref().unwrap_or(DEFAULT_FEEDBACK_PROMPT)) }
+        }
         PartBody::Media { media, caption } => media_body(media, caption.as_deref(), quote.is_some(), &quoted)?,
-        PartBody::Template(_) | PartBody::Feedback(_) => {
+        PartBody::Template(_) => {
             return Err(SendError::failed(ErrorCode::ProviderRejected, "viber: templates are not supported"));
         }
     };
     let message = SendMessage {
+        keyboard,
         receiver: &part.chat_id,
         sender: Sender { name: &config.sender_name, avatar: config.sender_avatar.as_deref() },
         tracking_data: part.message_id.to_string(),
@@ -152,6 +176,26 @@ fn request_body(config: &Config, part: &OutboundPart, quote: Option<&str>) -> Re
         ));
     }
     Ok(json)
+}
+
+/// A keyboard of `per_row` buttons a row (the 6-column grid divided evenly; 5 a row → 1 column each).
+fn keyboard_of(buttons: &[Button], per_row: u8) -> Keyboard {
+    let per_row = per_row.clamp(1, crate::BUTTONS.per_row_max as u8);
+    let columns = (6 / per_row).max(1);
+    let buttons = buttons
+        .iter()
+        .map(|b| {
+            let (action_type, action_body, silent) = match (&b.payload, &b.url) {
+                (_, Some(url)) => ("open-url", url.clone(), false),
+                (Some(p), None) if chatgate_model::rich::parse_feedback_payload(p).is_some() => {
+                    ("reply", p.clone(), true)
+                }
+                (p, None) => ("reply", format!("{REPLY_PREFIX}{}", p.as_deref().unwrap_or_default()), true),
+            };
+            KeyboardButton { columns, rows: 1, action_type, action_body, text: b.title.clone(), silent }
+        })
+        .collect();
+    Keyboard { kind: "keyboard", default_height: false, buttons }
 }
 
 fn media_body<'a>(

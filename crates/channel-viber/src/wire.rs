@@ -135,6 +135,40 @@ pub(crate) struct SendMessage<'a> {
     pub tracking_data: String,
     #[serde(flatten)]
     pub body: SendBody<'a>,
+    /// A custom keyboard shown under the message (buttons, feedback scores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyboard: Option<Keyboard>,
+}
+
+/// What a reply button's `ActionBody` starts with: the customer's press comes back as a text
+/// message with this body, which parsing turns into a `postback` (feedback buttons carry their
+/// own `fb:` payload).
+pub(crate) const REPLY_PREFIX: &str = "btn:";
+
+/// A [keyboard](https://developers.viber.com/docs/tools/keyboards/): a grid 6 columns wide.
+#[derive(Debug, Serialize)]
+pub(crate) struct Keyboard {
+    #[serde(rename = "Type")]
+    pub kind: &'static str,
+    #[serde(rename = "DefaultHeight")]
+    pub default_height: bool,
+    #[serde(rename = "Buttons")]
+    pub buttons: Vec<KeyboardButton>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct KeyboardButton {
+    pub columns: u8,
+    pub rows: u8,
+    /// `reply` or `open-url`.
+    pub action_type: &'static str,
+    /// `btn:` + payload, the feedback payload, or the URL.
+    pub action_body: String,
+    pub text: String,
+    /// A reply press is not shown as a message in the chat (its body is ours, not the customer's words).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub silent: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -218,6 +252,7 @@ mod tests {
     #[test]
     fn send_body_is_flat_and_typed() {
         let body = SendMessage {
+            keyboard: None,
             receiver: "u1",
             sender: Sender { name: "Acme", avatar: None },
             tracking_data: "m1".into(),

@@ -37,11 +37,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatgate_adapter::{
-    Adapter, BuildError, Capabilities, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Factory, Inbound, OutboundPart, Rate,
-    RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
+    Adapter, BuildError, Capabilities, ChannelFacts, DEFAULT_MAX_BODY_BYTES, Factory, Inbound, OutboundPart, Press,
+    Rate, RateLimits, SendError, SendReceipt, WebhookError, WebhookRequest,
 };
 use chatgate_model::limits::{MB, MESSAGE_TEXT_MAX_CHARS};
-use chatgate_model::{Channel, Limits};
+use chatgate_model::{ButtonRules, Channel, ChatAction, Limits};
 
 pub use crate::config::{Config, DEFAULT_API_BASE_URL, DEFAULT_API_VERSION};
 pub use crate::parse::OK_REPLY;
@@ -70,8 +70,30 @@ pub const FACTS: ChannelFacts = ChannelFacts {
     // `send` turns into a 1 s retry.
     rate_limits: RateLimits { per_account: Some(Rate::per_second(20)), per_chat: None },
     // VK has no reply window: a community may write once the user allowed messages.
-    capabilities: Capabilities { native_reply: true, templates: false, messaging_window: None },
+    capabilities: Capabilities {
+        native_reply: true,
+        templates: false,
+        messaging_window: None,
+        buttons: Some(BUTTONS),
+        feedback: true,
+        typing: true,
+        read: true,
+        press_answers: true,
+    },
     max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+};
+
+/// Inline keyboards (<https://dev.vk.com/ru/api/bots/development/keyboard>): at most 10 buttons,
+/// 5 a row, label ≤ 40 characters, `payload` a JSON string of at most 255 bytes (ours is
+/// `{"p": "<payload>"}`, counted whole).
+pub const BUTTONS: ButtonRules = ButtonRules {
+    native_max: 10,
+    title_max_chars: 40,
+    payload_max_bytes: 255,
+    url_buttons: true,
+    per_row_max: 5,
+    payload_as_json: true,
+    text_max_chars: chatgate_model::limits::MESSAGE_TEXT_MAX_CHARS,
 };
 
 /// The factory the gateway registers.
@@ -126,5 +148,13 @@ impl Adapter for VkAdapter {
 
     async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
         self.client.send(part).await
+    }
+
+    async fn chat_action(&self, chat_id: &str, action: ChatAction, message_id: Option<&str>) -> Result<(), SendError> {
+        self.client.chat_action(chat_id, action, message_id).await
+    }
+
+    async fn answer_press(&self, press: &Press, notice: Option<&str>) -> Result<(), SendError> {
+        self.client.answer_press(press, notice).await
     }
 }

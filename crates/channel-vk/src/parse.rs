@@ -9,7 +9,7 @@
 //! | `message_edit` | `message_edited` |
 //! | `message_reply` | `status` `sent` for that message id, the message kept in `raw` |
 //! | `message_allow` / `message_deny` | `customer_subscribed` / `customer_unsubscribed` |
-//! | `message_event` | `postback` |
+//! | `message_event` | `postback` (payload `{"p": …}` of our buttons unwrapped; `feedback` for a feedback button), answered with `messages.sendMessageEventAnswer` once stored |
 //! | `message_read` | `status` `read` |
 //! | anything else | `unsupported` with the body (minus `secret`) in `raw` |
 //!
@@ -29,7 +29,8 @@
 //! Sources: <https://dev.vk.com/ru/api/community-events/json-schema>,
 //! <https://github.com/VKCOM/vk-api-schema> (`callback/objects.json`, `messages/objects.json`).
 
-use chatgate_adapter::{Inbound, InboundEvent, Reply, WebhookError};
+use chatgate_adapter::{Inbound, InboundEvent, Press, Reply, WebhookError};
+use chatgate_model::rich::typed_press;
 use chatgate_model::{
     Attachment, AttachmentKind, Customer, Event, EventKind, Location, Message, Postback, Source, Status, StatusInfo,
 };
@@ -70,7 +71,17 @@ fn normalise(account: &str, config: &Config, root: Value) -> Inbound {
     }
     .unwrap_or_else(|| unsupported(account, &object, &root));
     let dedup_key = dedup_key(&kind, &root, &object);
-    Inbound { events: vec![InboundEvent::new(Some(dedup_key), event)], reply: Reply::Text(OK_REPLY.to_owned()) }
+    let mut inbound = InboundEvent::new(Some(dedup_key), typed_press(event));
+    // A callback button press is answered (`messages.sendMessageEventAnswer`) once stored.
+    if kind == "message_event"
+        && inbound.event.kind != EventKind::Unsupported
+        && let Some(b) = decode::<wire::ButtonEvent>(&object)
+        && !b.event_id.is_empty()
+    {
+        let press = Press { id: b.event_id, user_id: b.user_id.to_string(), peer_id: b.peer_id.to_string() };
+        inbound = inbound.pressed(press);
+    }
+    Inbound { events: vec![inbound], reply: Reply::Text(OK_REPLY.to_owned()) }
 }
 
 /// The external id of a message: its global `id` when VK gives one, else
@@ -214,6 +225,10 @@ fn button(account: &str, object: &Value) -> Option<Event> {
         return None;
     }
     let payload = match &b.payload {
+        // Our own buttons' payload: `{"p": "<the core's payload>"}` (`send.rs`).
+        Value::Object(o) if o.len() == 1 && o.get("p").is_some_and(Value::is_string) => {
+            o["p"].as_str().unwrap_or_default().to_owned()
+        }
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => other.to_string(),

@@ -15,6 +15,17 @@
 //!   executables as documents; that refusal comes back as `provider_rejected`.
 //! - stickers cannot be uploaded (only VK's own sticker packs exist), templates do not exist.
 //!
+//! **Buttons:** `messages.send(keyboard)` with an inline keyboard (`{"inline": true, "buttons":
+//! [[…]]}`): `callback` buttons with `payload` `{"p": "<payload>"}` (VK takes JSON payloads of at
+//! most 255 bytes), `open_link` buttons for links; at most 10 buttons, 5 a row. A press arrives
+//! as `message_event` and is answered with `messages.sendMessageEventAnswer` (a `show_snackbar`
+//! with the button's notice, when it has one). A feedback request is the prompt with one
+//! callback button per score (10 → two rows of 5). More than 10 buttons go as the numbered list.
+//!
+//! **Typing / read:** `messages.setActivity(peer_id, type=typing)`;
+//! `messages.markAsRead(peer_id, mark_conversation_as_read=1)` (with `start_message_id` when
+//! given).
+//!
 //! **Idempotency:** `random_id` is derived from (message id, part index), so a retry of a part
 //! carries the same `random_id` and VK does not send it twice. VK reads `random_id` as a signed
 //! int32 (the API schema types it as a plain integer; the maintainers of the `vk_api` library
@@ -35,11 +46,14 @@
 
 use std::time::Duration;
 
-use chatgate_adapter::{BuildError, Media, OutboundPart, PartBody, SendError, SendReceipt, transport};
+use chatgate_adapter::{
+    BuildError, DEFAULT_FEEDBACK_PROMPT, Media, OutboundPart, PartBody, Press, SendError, SendReceipt, transport,
+};
 use chatgate_model::ErrorCode;
-use chatgate_model::{AttachmentKind, Status};
+use chatgate_model::rich::{feedback_buttons, json_payload, numbered_list};
+use chatgate_model::{AttachmentKind, Button, ChatAction, Status};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -102,13 +116,64 @@ impl Client {
                     params.push(("message", caption.clone()));
                 }
             }
-            PartBody::Template(_) | PartBody::Feedback(_) => {
+            PartBody::Buttons { text, buttons, per_row } => {
+                if crate::BUTTONS.renders_natively(buttons) {
+                    params.push(("message", text.clone()));
+                    params.push(("keyboard", keyboard(buttons, *per_row).to_string()));
+                } else {
+                    params.push(("message", numbered_list(Some(text), buttons)));
+                }
+            }
+            PartBody::Feedback(ask) => {
+                let prompt = ask.prompt.clone().unwrap_or_else(|| DEFAULT_FEEDBACK_PROMPT.to_owned());
+                let per_row = if ask.scale == 10 { 5 } else { ask.scale };
+                params.push(("message", prompt));
+                params.push(("keyboard", keyboard(&feedback_buttons(part.message_id, ask.scale), per_row).to_string()));
+            }
+            PartBody::Template(_) => {
                 return Err(SendError::failed(ErrorCode::AttachmentKindUnsupported, "VK has no message templates"));
             }
         }
         let response = self.call("messages.send", params).await?;
         let external_id = receipt_id(peer, &response)?;
         Ok(SendReceipt { external_id, status: Status::Sent })
+    }
+
+    /// `messages.setActivity` (typing) or `messages.markAsRead` (read) in the customer's chat.
+    pub(crate) async fn chat_action(
+        &self,
+        chat_id: &str,
+        action: ChatAction,
+        message_id: Option<&str>,
+    ) -> Result<(), SendError> {
+        let peer = peer_of(chat_id)?;
+        let group = ("group_id", self.config.group_id.to_string());
+        let (method, params) = match action {
+            ChatAction::Typing => ("messages.setActivity", vec![("peer_id", peer), ("type", "typing".into()), group]),
+            ChatAction::Read => {
+                let mut params = vec![("peer_id", peer), ("mark_conversation_as_read", "1".into()), group];
+                if let Some(id) = message_id.filter(|id| id.parse::<i64>().is_ok()) {
+                    params.push(("start_message_id", id.to_owned()));
+                }
+                ("messages.markAsRead", params)
+            }
+        };
+        self.call(method, params).await.map(|_| ())
+    }
+
+    /// `messages.sendMessageEventAnswer` for a stored callback button press; with a notice, VK
+    /// shows it as a snackbar (`event_data` `show_snackbar`, at most 90 characters).
+    pub(crate) async fn answer_press(&self, press: &Press, notice: Option<&str>) -> Result<(), SendError> {
+        let mut params = vec![
+            ("event_id", press.id.clone()),
+            ("user_id", press.user_id.clone()),
+            ("peer_id", press.peer_id.clone()),
+        ];
+        if let Some(text) = notice.filter(|n| !n.is_empty()) {
+            let text: String = text.chars().take(SNACKBAR_MAX_CHARS).collect();
+            params.push(("event_data", json!({ "type": "show_snackbar", "text": text }).to_string()));
+        }
+        self.call("messages.sendMessageEventAnswer", params).await.map(|_| ())
     }
 
     /// Uploads a file and returns its `attachment` string.
@@ -242,6 +307,38 @@ impl Client {
             .map_err(|e| request_failed("upload", e))?;
         read_json("upload", response).await
     }
+}
+
+/// The longest snackbar text of `messages.sendMessageEventAnswer`.
+const SNACKBAR_MAX_CHARS: usize = 90;
+
+/// A chat id as a VK peer id.
+fn peer_of(chat_id: &str) -> Result<String, SendError> {
+    chat_id
+        .trim()
+        .parse::<i64>()
+        .map(|p| p.to_string())
+        .map_err(|_| SendError::failed(ErrorCode::ProviderRejected, format!("`{chat_id}` is not a VK peer id")))
+}
+
+/// An inline keyboard of `per_row` buttons a row (at most 5, VK's width).
+fn keyboard(buttons: &[Button], per_row: u8) -> Value {
+    let per_row = usize::from(per_row).clamp(1, crate::BUTTONS.per_row_max);
+    let keys: Vec<Value> = buttons
+        .iter()
+        .map(|b| match &b.url {
+            Some(url) => json!({ "action": { "type": "open_link", "link": url, "label": b.title } }),
+            None => json!({
+                "action": {
+                    "type": "callback",
+                    "label": b.title,
+                    "payload": json_payload(b.payload.as_deref().unwrap_or_default()),
+                }
+            }),
+        })
+        .collect();
+    let rows: Vec<Value> = keys.chunks(per_row).map(|row| Value::Array(row.to_vec())).collect();
+    json!({ "inline": true, "buttons": rows })
 }
 
 /// The `random_id` of a part: 31 bits of SHA-256(message id, part index), never 0.

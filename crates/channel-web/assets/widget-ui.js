@@ -417,6 +417,7 @@ class Widget {
       visitor_id: answer.visitor_id,
       started_at: same && known.started_at ? known.started_at : Date.now(),
       feedback_done: same ? known.feedback_done || [] : [],
+      pressed: same ? known.pressed || [] : [],
     };
     this.saveSession();
     // The session's `page` already reported this page; buffered views of other pages follow.
@@ -623,6 +624,7 @@ class Widget {
     }
     const files = el("div", "cg-files");
     bubble.appendChild(files);
+    if (!mine && Array.isArray(item.buttons) && item.buttons.length) bubble.appendChild(this.renderButtons(item));
     const meta = el("div", "cg-meta");
     meta.appendChild(el("time", "cg-time", formatTime(item.at)));
     const status = el("span", "cg-status");
@@ -853,6 +855,49 @@ class Widget {
         this.badge.textContent = String(this.unread);
         this.badge.hidden = false;
       }
+    }
+  }
+
+  // ---- buttons ----
+
+  renderButtons(item) {
+    const perRow = Math.min(Math.max(Number(item.buttons_per_row) || 1, 1), 4);
+    const choices = el("div", "cg-choices cg-buttons");
+    choices.style.gridTemplateColumns = `repeat(${perRow}, minmax(0, 1fr))`;
+    choices.setAttribute("role", "group");
+    const pressed = (this.session && this.session.pressed) || [];
+    const buttons = [];
+    for (const b of item.buttons) {
+      if (b.url) {
+        const link = el("a", "cg-choice cg-link", b.title || b.url);
+        link.href = b.url;
+        link.target = "_blank";
+        link.rel = "noopener noreferrer";
+        choices.appendChild(link);
+        continue;
+      }
+      const button = el("button", "cg-choice", b.title || "");
+      button.type = "button";
+      button.disabled = pressed.includes(item.id);
+      button.addEventListener("click", () => this.press(item, b, button, buttons));
+      buttons.push(button);
+      choices.appendChild(button);
+    }
+    return choices;
+  }
+
+  async press(item, b, button, buttons) {
+    buttons.forEach((x) => (x.disabled = true));
+    button.classList.add("cg-lit");
+    const body = { client_id: uuid(), payload: b.payload, title: b.title, message_id: item.id };
+    try {
+      await this.ensureSession();
+      await this.call("/postbacks", { body });
+      this.session.pressed = (this.session.pressed || []).concat(item.id);
+      this.saveSession();
+    } catch (_) {
+      buttons.forEach((x) => (x.disabled = false));
+      button.classList.remove("cg-lit");
     }
   }
 

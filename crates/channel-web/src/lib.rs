@@ -75,7 +75,17 @@ pub const FACTS: ChannelFacts = ChannelFacts {
     },
     // The gateway itself delivers: no provider rate to respect.
     rate_limits: RateLimits { per_account: None, per_chat: None },
-    capabilities: Capabilities { native_reply: true, templates: false, messaging_window: None },
+    capabilities: Capabilities {
+        native_reply: true,
+        templates: false,
+        messaging_window: None,
+        buttons: Some(BUTTONS),
+        feedback: true,
+        // The widget shows no operator typing or read marker yet.
+        typing: false,
+        read: false,
+        press_answers: false,
+    },
     max_body_bytes: MAX_BODY_BYTES,
 };
 
@@ -95,6 +105,17 @@ const ASSETS: &[(&str, &[u8], &str)] = &[
 
 /// The visitor fixtures are recorded for (see [`Adapter::sign`]).
 pub const FIXTURE_VISITOR: &str = "v_fixturevisitor0000000000";
+
+/// The widget's own buttons: our choice, as wide as the chat column allows.
+pub const BUTTONS: chatgate_model::ButtonRules = chatgate_model::ButtonRules {
+    native_max: chatgate_model::rich::BUTTONS_MAX,
+    title_max_chars: 64,
+    payload_max_bytes: 1000,
+    url_buttons: true,
+    per_row_max: 4,
+    payload_as_json: false,
+    text_max_chars: chatgate_model::limits::MESSAGE_TEXT_MAX_CHARS,
+};
 
 /// The factory the gateway registers.
 pub static FACTORY: Factory = Factory::new(CHANNEL, WebAdapter::build);

@@ -6,14 +6,16 @@
 //! | `POST sessions` with a `page` | `page_view` with the visitor's `source` | `web:{visitor}:page:{url}:{at}` |
 //! | `POST messages` | `message` (`external_id` = the widget's `client_id`, `page` when sent) | `web:{visitor}:{client_id}` |
 //! | `POST pageviews` | `page_view` | `web:{visitor}:page:{url}:{at}` (`at` = now when the widget gives none) |
-//! | `POST feedback` | `feedback` `{score, scale, request_id}` | `web:{visitor}:feedback:{request_id}` (one answer per request) |
+//! | `POST postbacks` | `postback` `{payload, title, external_id}` (a feedback button's payload → `feedback`) | `web:{visitor}:postback:{client_id}` |
+//! | `POST feedback` | `feedback` `{score, scale, request_id}` | `web:{visitor}:feedback:{request_id}:{score}` (a double submit once; a changed score is stored, marked `repeat`) |
 //! | `POST receipts` | one `status` per item (`delivered` / `read`, `external_id` = the stream id) | `web:{visitor}:receipt:{id}:{status}` |
 
 use chatgate_adapter::InboundEvent;
 use chatgate_adapter::visitor::{Session, Visitor, VisitorError, VisitorInbound, VisitorRoute};
 use chatgate_model::limits::check_text;
+use chatgate_model::rich::typed_press;
 use chatgate_model::{
-    Attachment, Customer, Event, EventKind, Feedback, Limits, Message, Page, Source, Status, StatusInfo, Utm,
+    Attachment, Customer, Event, EventKind, Feedback, Limits, Message, Page, Postback, Source, Status, StatusInfo, Utm,
 };
 use chrono::Utc;
 use serde::de::DeserializeOwned;
@@ -179,10 +181,26 @@ pub(crate) fn receive(
             }
             let request_id = cut(f.request_id, 64);
             let mut e = event(EventKind::Feedback, account, visitor);
-            let key = format!("web:{}:feedback:{}", visitor.id, request_id.as_deref().unwrap_or("widget"));
+            // One event per request and score: a double submit is stored once, a changed answer is
+            // stored too (the gateway marks it `repeat`).
+            let key = format!("web:{}:feedback:{}:{}", visitor.id, request_id.as_deref().unwrap_or("widget"), f.score);
             // Range-checked above: 1..=10 fits a byte.
-            e.feedback = Some(Feedback { score: f.score as u8, scale: f.scale as u8, request_id });
+            e.feedback = Some(Feedback::answer(request_id, f.score as u8, f.scale as u8));
             out.events.push(InboundEvent::new(Some(key), e));
+        }
+        VisitorRoute::Postback => {
+            let p: wire::PostbackBody = read(body)?;
+            if p.client_id.is_empty() || p.client_id.len() > 64 {
+                return Err(VisitorError::Invalid("`client_id` must be 1 to 64 characters".into()));
+            }
+            if p.payload.is_empty() || p.payload.len() > crate::BUTTONS.payload_max_bytes {
+                return Err(VisitorError::Invalid("`payload` must be 1 to 1000 bytes".into()));
+            }
+            let mut e = event(EventKind::Postback, account, visitor);
+            e.postback =
+                Some(Postback { payload: p.payload, title: cut(p.title, 64), external_id: cut(p.message_id, 64) });
+            let key = format!("web:{}:postback:{}", visitor.id, p.client_id);
+            out.events.push(InboundEvent::new(Some(key), typed_press(e)));
         }
         VisitorRoute::Receipts => {
             let r: wire::ReceiptsBody = read(body)?;

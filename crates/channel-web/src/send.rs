@@ -59,9 +59,19 @@ impl Client {
                     json!({ "id": id, "from": "operator", "text": caption, "attachments": [attachment], "reply_to": reply_to, "at": Utc::now() }),
                 )
             }
+            PartBody::Buttons { text, buttons, per_row } => (
+                "message",
+                json!({ "id": id, "from": "operator", "text": text, "attachments": [], "reply_to": reply_to,
+                        "buttons": buttons, "buttons_per_row": per_row, "at": Utc::now() }),
+            ),
+            // The request id is the message's id, as on every channel (`Feedback::request_id`).
             PartBody::Feedback(ask) => {
                 let prompt = ask.prompt.clone().unwrap_or_else(|| config.feedback.prompt.clone());
-                ("feedback_request", json!({ "id": id, "request_id": id, "scale": ask.scale, "prompt": prompt }))
+                let request_id = part.message_id.to_string();
+                (
+                    "feedback_request",
+                    json!({ "id": id, "request_id": request_id, "scale": ask.scale, "prompt": prompt }),
+                )
             }
             PartBody::Template(_) => {
                 return Err(SendError::failed(ErrorCode::TemplateUnsupported, "the web channel takes no templates"));

@@ -74,6 +74,19 @@ pub(crate) struct FeedbackBody {
     pub scale: i64,
 }
 
+/// `POST postbacks`: a press on a button of an operator message.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PostbackBody {
+    /// The widget's id of this press (a retry repeats it).
+    pub client_id: String,
+    pub payload: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The stream id of the message that carried the button.
+    #[serde(default)]
+    pub message_id: Option<String>,
+}
+
 /// `POST receipts`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ReceiptsBody {

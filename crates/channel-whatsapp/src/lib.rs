@@ -39,7 +39,7 @@ use chatgate_adapter::{
     Adapter, BuildError, Capabilities, ChannelFacts, Factory, Inbound, MediaDownload, OutboundPart, Rate, RateLimits,
     Reply, SendError, SendReceipt, WebhookError, WebhookRequest,
 };
-use chatgate_model::{Channel, Limits};
+use chatgate_model::{ButtonRules, Channel, ChatAction, Limits};
 
 pub use crate::config::{Config, DEFAULT_API_BASE_URL, Profile};
 use crate::send::Client;
@@ -78,9 +78,28 @@ pub const CLOUD_FACTS: ChannelFacts = ChannelFacts {
         native_reply: true,
         templates: true,
         messaging_window: Some(Duration::from_secs(24 * 60 * 60)),
+        buttons: Some(BUTTONS),
+        feedback: true,
+        typing: true,
+        read: true,
+        press_answers: false,
     },
     // Webhook bodies up to 3 MiB are accepted (Meta batches many changes into one POST).
     max_body_bytes: 3 * 1024 * 1024,
+};
+
+/// Interactive messages (<https://developers.facebook.com/docs/whatsapp/cloud-api/messages/interactive-reply-buttons-messages>,
+/// `.../interactive-list-messages`): at most 3 reply buttons (title ≤ 20 characters, id ≤ 256),
+/// or a list of at most 10 rows (row title ≤ 24, row id ≤ 200). Titles keep the stricter 20
+/// (either form may be used), payloads the list's 200; link buttons go as the numbered list.
+pub const BUTTONS: ButtonRules = ButtonRules {
+    native_max: send::LIST_ROWS_MAX,
+    title_max_chars: 20,
+    payload_max_bytes: 200,
+    url_buttons: false,
+    per_row_max: 1,
+    payload_as_json: false,
+    text_max_chars: 1024,
 };
 
 /// The same with the WhatsApp QR limit profile: a number connected through the WhatsApp app (QR
@@ -160,6 +179,10 @@ impl Adapter for WhatsappAdapter {
 
     async fn fetch_media(&self, reference: &str, limit: u64) -> Result<MediaDownload, SendError> {
         self.client.fetch_media(reference, limit).await
+    }
+
+    async fn chat_action(&self, _chat_id: &str, action: ChatAction, message_id: Option<&str>) -> Result<(), SendError> {
+        self.client.chat_action(action, message_id).await
     }
 }
 

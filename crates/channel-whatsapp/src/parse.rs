@@ -21,6 +21,7 @@
 //!   customer shares several cards, the whole provider message is kept in `raw` so that the
 //!   other cards are not lost.
 //! - interactive `button_reply` / `list_reply` and template quick-reply `button` → `postback`
+//!   (`feedback` when the id is a feedback button's `fb:{request}:{scale}:{score}`)
 //!   (payload = the button id / payload, title; `postback.external_id` = the message that carried
 //!   the buttons, from `context.id`). A completed WhatsApp Flow or address message
 //!   (`interactive.nfm_reply`) → `postback` with payload = its `response_json` (the submitted
@@ -51,6 +52,7 @@
 use std::collections::HashMap;
 
 use chatgate_adapter::{Inbound, InboundEvent, WebhookError};
+use chatgate_model::rich::typed_press;
 use chatgate_model::{
     Attachment, AttachmentKind, Contact, Customer, ErrorInfo, Event, EventKind, Location, Message, Postback, Reaction,
     Source, Status, StatusInfo,
@@ -174,7 +176,7 @@ impl Ctx<'_> {
         if msg.content.contacts.as_ref().is_some_and(|c| c.len() > 1) || flow_reply {
             event.raw = Some(raw.clone());
         }
-        InboundEvent::new(dedup, event)
+        InboundEvent::new(dedup, typed_press(event))
     }
 
     /// Converts message content; `None` for kinds we do not model (→ unsupported).

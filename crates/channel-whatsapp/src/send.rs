@@ -7,6 +7,13 @@
 //!   Captions go with image, video and document only (the API takes none on audio and stickers).
 //! - template: `type: template` with `{name, language: {code}, components}`.
 //! - `reply_to` → `"context": {"message_id": ...}` (a native quote).
+//! - text with buttons: up to 3 reply buttons → `interactive` `button` (`reply.id` = payload,
+//!   `reply.title` ≤ 20); 4 to 10 → `interactive` `list` (one section, rows `id`/`title` ≤ 24,
+//!   the list's button label "Choose"); more, or a link button, → the numbered text list.
+//! - feedback request: the prompt with the scores as reply buttons (2-point scale: 👎 👍) or as
+//!   a list (5 and 10), each id `fb:{message id}:{scale}:{score}`.
+//! - typing / read: `/messages` with `status: read` and the customer's `message_id` (typing adds
+//!   `typing_indicator: {type: text}`, shown up to 25 s or until we answer); both need the id.
 //!
 //! Every call carries `Authorization: Bearer <access_token>`; the receipt's external_id is
 //! `messages[0].id` (the wamid that later `statuses[]` webhooks name) with status `sent`.
@@ -34,17 +41,29 @@
 use std::time::Duration;
 
 use chatgate_adapter::meta::graph::{self, ErrorBody, GraphError, Meaning};
-use chatgate_adapter::{BuildError, Media, MediaDownload, OutboundPart, PartBody, SendError, SendReceipt, transport};
+use chatgate_adapter::{
+    BuildError, DEFAULT_FEEDBACK_PROMPT, Media, MediaDownload, OutboundPart, PartBody, SendError, SendReceipt,
+    transport,
+};
 use chatgate_model::ErrorCode;
-use chatgate_model::{AttachmentKind, Status};
+use chatgate_model::rich::{feedback_buttons, numbered_list};
+use chatgate_model::{AttachmentKind, Button, ChatAction, Status};
 use reqwest::multipart::{Form, Part};
 use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::wire::{
-    MediaInfo, MediaRef, ReplyContext, SendBody, SendMessage, SendResponse, SendTemplate, TemplateLanguage,
-    UploadResponse,
+    MarkRead, MediaInfo, MediaRef, ReplyContext, SendBody, SendMessage, SendResponse, SendTemplate, Success,
+    TemplateLanguage, TypingIndicator, UploadResponse,
 };
+
+/// Most reply buttons of one `interactive` `button` message.
+pub const REPLY_BUTTONS_MAX: usize = 3;
+/// Most rows of one list message (all sections together).
+pub const LIST_ROWS_MAX: usize = 10;
+/// The label of the button that opens a list message (≤ 20 characters).
+const LIST_BUTTON_LABEL: &str = "Choose";
 
 /// Wait after HTTP 429 without a known code or `Retry-After`.
 const THROTTLED_WAIT: Duration = Duration::from_secs(10);
@@ -70,9 +89,18 @@ impl Client {
     pub(crate) async fn send(&self, part: &OutboundPart) -> Result<SendReceipt, SendError> {
         match &part.body {
             PartBody::Text(text) => self.post_message(part, "text", SendBody::Text { body: text }).await,
-            // The server refuses `feedback` outside the web channel; a guard, never reached.
-            PartBody::Feedback(_) => {
-                Err(SendError::failed(ErrorCode::FieldUnsupported, "WhatsApp takes no feedback requests"))
+            PartBody::Buttons { text, buttons, .. } => match interactive(text, buttons) {
+                Some(body) => self.post_message(part, "interactive", SendBody::Interactive(body)).await,
+                None => {
+                    let listed = numbered_list(Some(text), buttons);
+                    self.post_message(part, "text", SendBody::Text { body: &listed }).await
+                }
+            },
+            PartBody::Feedback(ask) => {
+                let prompt = ask.prompt.as_deref().unwrap_or(DEFAULT_FEEDBACK_PROMPT);
+                let body = interactive(prompt, &feedback_buttons(part.message_id, ask.scale))
+                    .ok_or_else(|| SendError::failed(ErrorCode::InvalidRequest, "feedback scale must be 2, 5 or 10"))?;
+                self.post_message(part, "interactive", SendBody::Interactive(body)).await
             }
             PartBody::Template(t) => {
                 let template = SendTemplate {
@@ -140,6 +168,30 @@ impl Client {
         Ok(SendReceipt { external_id, status: Status::Sent })
     }
 
+    /// Marks the customer's message `message_id` (and all before it) read, with the typing
+    /// indicator for [`ChatAction::Typing`]. WhatsApp has both only in answer to a message id.
+    pub(crate) async fn chat_action(&self, action: ChatAction, message_id: Option<&str>) -> Result<(), SendError> {
+        let Some(message_id) = message_id.filter(|m| !m.is_empty()) else {
+            return Err(SendError::failed(
+                ErrorCode::InvalidRequest,
+                "WhatsApp shows typing and read only for a customer's message: give its `message_id` (wamid)",
+            ));
+        };
+        let body = MarkRead {
+            messaging_product: "whatsapp",
+            status: "read",
+            message_id,
+            typing_indicator: (action == ChatAction::Typing).then_some(TypingIndicator { kind: "text" }),
+        };
+        let config = &self.config;
+        let url = format!("{}/{}/messages", config.api_base_url, config.phone_number_id);
+        let answer: Success = call(self.http.post(url).bearer_auth(config.access_token.expose()).json(&body)).await?;
+        if !answer.success {
+            return Err(SendError::failed(ErrorCode::ProviderRejected, "WhatsApp did not confirm the read marker"));
+        }
+        Ok(())
+    }
+
     /// Downloads an inbound file: `GET {base}/{media-id}` names a short-lived URL, which is read with
     /// the same bearer token, stopping once more than `limit` bytes arrive.
     pub(crate) async fn fetch_media(&self, media_id: &str, limit: u64) -> Result<MediaDownload, SendError> {
@@ -191,6 +243,29 @@ impl Client {
         let uploaded: UploadResponse = call(request).await?;
         Ok(uploaded.id)
     }
+}
+
+/// The `interactive` object for buttons: reply buttons (≤ 3), a list (≤ 10), or `None` (more, or
+/// a link button: the numbered text list goes instead).
+fn interactive(text: &str, buttons: &[Button]) -> Option<Value> {
+    if buttons.iter().any(|b| b.url.is_some()) || buttons.is_empty() {
+        return None;
+    }
+    let id = |b: &Button| b.payload.clone().unwrap_or_default();
+    if buttons.len() <= REPLY_BUTTONS_MAX {
+        let buttons: Vec<Value> =
+            buttons.iter().map(|b| json!({"type": "reply", "reply": {"id": id(b), "title": b.title}})).collect();
+        return Some(json!({"type": "button", "body": {"text": text}, "action": {"buttons": buttons}}));
+    }
+    if buttons.len() <= LIST_ROWS_MAX {
+        let rows: Vec<Value> = buttons.iter().map(|b| json!({"id": id(b), "title": b.title})).collect();
+        return Some(json!({
+            "type": "list",
+            "body": {"text": text},
+            "action": {"button": LIST_BUTTON_LABEL, "sections": [{"rows": rows}]},
+        }));
+    }
+    None
 }
 
 /// The MIME type to declare: the core's, else one guessed from the file name, else the kind's usual one.

@@ -285,13 +285,41 @@ pub(crate) struct ReplyContext<'a> {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum SendBody<'a> {
-    Text { body: &'a str },
+    Text {
+        body: &'a str,
+    },
     Image(MediaRef<'a>),
     Audio(MediaRef<'a>),
     Video(MediaRef<'a>),
     Document(MediaRef<'a>),
     Sticker(MediaRef<'a>),
     Template(SendTemplate<'a>),
+    /// Reply buttons or a list message (`type: interactive`), built by `send.rs`.
+    Interactive(Value),
+}
+
+/// Mark-as-read (with the typing indicator): `POST /{phone_number_id}/messages`
+/// `{"messaging_product": "whatsapp", "status": "read", "message_id": …, "typing_indicator"?: {"type": "text"}}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct MarkRead<'a> {
+    pub messaging_product: &'static str,
+    pub status: &'static str,
+    pub message_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub typing_indicator: Option<TypingIndicator>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct TypingIndicator {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+/// `{"success": true}`, the answer to [`MarkRead`].
+#[derive(Debug, Deserialize)]
+pub(crate) struct Success {
+    #[serde(default)]
+    pub success: bool,
 }
 
 /// An uploaded media object by id.

@@ -343,11 +343,23 @@ pub struct Page {
 pub struct Feedback {
     pub score: u8,
     pub scale: u8,
-    /// The request it answers (an outbound message's feedback request), or `null` when the widget asked by itself.
+    /// The request it answers: the id of the outbound message that asked (`POST /v1/messages` with
+    /// `feedback`), or `null` when the web widget asked by itself.
     pub request_id: Option<String>,
+    /// The chat was asked again (a newer request) before this answer came: it answers an older one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
+    /// The request was answered before: this is a second (possibly different) answer to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repeat: bool,
 }
 
 impl Feedback {
+    /// An answer to `request_id`, neither late nor repeated (the gateway sets those when it stores it).
+    pub fn answer(request_id: impl Into<Option<String>>, score: u8, scale: u8) -> Feedback {
+        Feedback { score, scale, request_id: request_id.into(), late: false, repeat: false }
+    }
+
     /// The scales a feedback request may use.
     pub const SCALES: [u8; 3] = [2, 5, 10];
 

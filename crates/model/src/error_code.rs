@@ -105,8 +105,17 @@ error_codes! {
     UploadKindUnsupported => "upload_kind_unsupported",
     /// Delivery failure: the web visitor had no open stream within the grace period (`gone_after_seconds`).
     VisitorGone => "visitor_gone",
-    /// The request uses a field its channel does not support (e.g. `feedback` outside the web channel).
+    /// The request uses a field its channel does not support.
     FieldUnsupported => "field_unsupported",
+    // Rich replies.
+    /// More buttons than the product's cap of 20 (422).
+    TooManyButtons => "too_many_buttons",
+    /// A button title is longer than the channel takes (422).
+    ButtonTitleTooLong => "button_title_too_long",
+    /// A button payload is longer than the channel takes (422).
+    ButtonPayloadTooLong => "button_payload_too_long",
+    /// The channel has no such marker or action (typing, read): nothing was sent (422).
+    UnsupportedByChannel => "unsupported_by_channel",
 }
 
 /// The string is none of the [`ErrorCode`]s.

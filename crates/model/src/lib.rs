@@ -12,6 +12,7 @@ mod error_code;
 mod ids;
 pub mod limits;
 mod outbound;
+pub mod rich;
 mod status;
 
 pub use envelope::{
@@ -24,4 +25,5 @@ pub use limits::{LimitOverrides, LimitViolation, Limits};
 pub use outbound::{
     ErrorInfo, FeedbackAsk, MessageRecord, OutboundAttachment, OutboundRequest, StatusChange, Template,
 };
+pub use rich::{Button, ButtonRules, ButtonViolation, ChatAction};
 pub use status::Status;

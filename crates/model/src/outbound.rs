@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{AttachmentKind, Channel, ErrorCode, Status};
+use crate::{AttachmentKind, Button, Channel, ErrorCode, Status};
 
 /// `POST /v1/messages`: one reply from the contact centre to a customer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -27,17 +27,25 @@ pub struct OutboundRequest {
     /// The same key twice yields the same message id and one send.
     #[serde(default)]
     pub idempotency_key: Option<String>,
-    /// Web only: ask the visitor for a satisfaction score (refused on other channels).
+    /// Ask the customer for a satisfaction score; the answer comes back as a `feedback` event
+    /// whose `request_id` is this message's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<FeedbackAsk>,
+    /// Buttons shown with the text (the channel's own, or a numbered list it answers by number).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<Button>,
+    /// Layout hint: buttons side by side in one row (capped to the channel's row width); default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buttons_per_row: Option<u8>,
 }
 
-/// A satisfaction request sent with an outbound message (web channel).
+/// A satisfaction request sent with an outbound message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackAsk {
     /// 2, 5 or 10.
     pub scale: u8,
+    /// The question shown above the scale (channels other than web need one; web uses its default).
     #[serde(default)]
     pub prompt: Option<String>,
 }

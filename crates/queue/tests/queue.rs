@@ -38,6 +38,8 @@ fn request(chat: &str, text: &str, key: Option<&str>) -> OutboundRequest {
         template: None,
         idempotency_key: key.map(str::to_owned),
         feedback: None,
+        buttons: vec![],
+        buttons_per_row: None,
     }
 }
 

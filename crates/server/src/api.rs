@@ -12,7 +12,8 @@ use chatgate_adapter::SendErrorKind;
 use chatgate_adapter::verify::{bearer_token, constant_time_eq};
 use chatgate_model::ErrorCode;
 use chatgate_model::limits::{check_attachment, check_text};
-use chatgate_model::{Channel, Conversation, CustomerRef, LimitViolation, OutboundRequest};
+use chatgate_model::rich::check_buttons;
+use chatgate_model::{Channel, ChatAction, Conversation, CustomerRef, LimitViolation, OutboundRequest};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
@@ -101,6 +102,8 @@ pub(crate) async fn send_message(State(shared): State<Arc<Shared>>, body: Bytes)
     }
     let enqueued = shared.queue.enqueue(Uuid::now_v7(), request.clone()).await?;
     if enqueued.created {
+        let numbered = !caps.button_rules().renders_natively(&request.buttons);
+        shared.rich.offered(enqueued.id, &request, numbered);
         shared.delivery.submit(enqueued.id, request);
     }
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "id": enqueued.id, "status": enqueued.status }))).into_response())
@@ -125,13 +128,31 @@ fn parse_request(shared: &Shared, body: &[u8]) -> Result<OutboundRequest, ApiErr
 
 fn validate(request: &OutboundRequest, account: &crate::Account) -> Result<(), ApiError> {
     let text = request.text.as_deref().unwrap_or("");
+    let caps = account.adapter.facts().capabilities;
     if let Some(ask) = &request.feedback {
-        if account.adapter.visitors().is_none() {
+        if !caps.feedback {
             return Err(ApiError::FieldUnsupported(format!("{} takes no `feedback` requests", request.channel)));
         }
         if !chatgate_model::Feedback::SCALES.contains(&ask.scale) {
             return Err(ApiError::invalid("`feedback.scale` must be 2, 5 or 10"));
         }
+        if let Some(prompt) = &ask.prompt {
+            check_text(prompt, &account.limits)?;
+            check_button_text(prompt, &caps.button_rules())?;
+        }
+    }
+    if !request.buttons.is_empty() {
+        if text.trim().is_empty() {
+            return Err(ApiError::invalid("`buttons` need a `text` to go with them"));
+        }
+        let rules = caps.button_rules();
+        check_buttons(&request.buttons, &rules).map_err(ApiError::Buttons)?;
+        if rules.renders_natively(&request.buttons) {
+            check_button_text(text, &rules)?;
+        }
+    }
+    if request.buttons_per_row == Some(0) {
+        return Err(ApiError::invalid("`buttons_per_row` must be at least 1"));
     }
     let has_content = !text.trim().is_empty() || !request.attachments.is_empty();
     if !has_content && request.template.is_none() && request.feedback.is_none() {
@@ -148,6 +169,15 @@ fn validate(request: &OutboundRequest, account: &crate::Account) -> Result<(), A
         if !scheme_ok {
             return Err(ApiError::invalid_at(i, format!("attachments[{i}].url must be an http(s) URL")));
         }
+    }
+    Ok(())
+}
+
+/// The text that goes with a channel's own buttons (WhatsApp's interactive body takes 1024 characters).
+fn check_button_text(text: &str, rules: &chatgate_model::ButtonRules) -> Result<(), ApiError> {
+    let actual = text.chars().count();
+    if actual > rules.text_max_chars {
+        return Err(LimitViolation::TextTooLong { limit: rules.text_max_chars, actual }.into());
     }
     Ok(())
 }
@@ -244,10 +274,92 @@ pub(crate) async fn accounts(State(shared): State<Arc<Shared>>) -> Response {
                 "native_reply": caps.native_reply,
                 "templates": caps.templates,
                 "messaging_window_seconds": caps.messaging_window.map(|w| w.as_secs()),
+                "buttons": caps.button_rules(),
+                "buttons_native": caps.buttons.is_some(),
+                "feedback": caps.feedback,
+                "typing": caps.typing,
+                "read": caps.read,
+                "press_answers": caps.press_answers,
             })
         })
         .collect();
     axum::Json(json!({ "accounts": list })).into_response()
+}
+
+/// `POST /v1/chats/{channel}/{account}/{chat}/typing`: shows "typing" in the customer's chat.
+pub(crate) async fn typing(
+    State(shared): State<Arc<Shared>>,
+    Path((channel, account, chat)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    chat_action(&shared, (&channel, &account, &chat), ChatAction::Typing, &body).await
+}
+
+/// `POST /v1/chats/{channel}/{account}/{chat}/read`: marks the customer's messages read.
+pub(crate) async fn read(
+    State(shared): State<Arc<Shared>>,
+    Path((channel, account, chat)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    chat_action(&shared, (&channel, &account, &chat), ChatAction::Read, &body).await
+}
+
+/// The optional body of the marker routes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkerBody {
+    /// The provider's id of the customer's message (WhatsApp needs it; VK reads up to it).
+    #[serde(default)]
+    message_id: Option<String>,
+}
+
+/// Sends a marker at once (never queued behind messages), at most one per chat and kind every
+/// [`crate::rich::MARKER_INTERVAL`] (`429 rate_limited` with `Retry-After` otherwise).
+async fn chat_action(
+    shared: &Shared,
+    (channel, account, chat): (&str, &str, &str),
+    action: ChatAction,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let ch = account_of(shared, channel, account)?;
+    let adapter = shared.accounts.get(ch, account).map(|a| a.adapter.clone()).ok_or(ApiError::NotFound("account"))?;
+    let marker: MarkerBody = if body.iter().all(u8::is_ascii_whitespace) {
+        MarkerBody::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid(e.to_string()))?
+    };
+    if !adapter.facts().capabilities.supports(action) {
+        return Err(ApiError::UnsupportedByChannel(format!("{ch} has no {} marker", action.as_str())));
+    }
+    if chat.is_empty() {
+        return Err(ApiError::invalid("the chat id must not be empty"));
+    }
+    if shared.blocks.is_blocked(&CustomerRef::new(ch, account, chat)) {
+        return Err(ApiError::CustomerBlocked);
+    }
+    shared
+        .rich
+        .marker_allowed(Conversation::new(ch, account, chat), action)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    match adapter.chat_action(chat, action, marker.message_id.as_deref()).await {
+        Ok(()) => Ok(axum::Json(
+            json!({ "channel": ch, "account": account, "chat_id": chat, "action": action, "sent": true }),
+        )
+        .into_response()),
+        Err(e) => {
+            tracing::warn!(channel = %ch, %account, action = action.as_str(), error = %e, "marker not sent");
+            Err(match e.kind {
+                SendErrorKind::Failed(ErrorCode::UnsupportedByChannel) => ApiError::UnsupportedByChannel(e.message),
+                SendErrorKind::Failed(code) => ApiError::Provider { code, message: e.message },
+                SendErrorKind::RetryAfter(after) | SendErrorKind::AccountRetryAfter(after) => {
+                    ApiError::RateLimited { retry_after: after }
+                }
+                SendErrorKind::Transient => {
+                    ApiError::Provider { code: ErrorCode::ProviderUnavailable, message: e.message }
+                }
+            })
+        }
+    }
 }
 
 /// The most bytes `GET /v1/media/...` passes through.

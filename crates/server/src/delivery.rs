@@ -487,7 +487,14 @@ fn plan(id: Uuid, request: &OutboundRequest, media: &[Media]) -> Vec<OutboundPar
         bodies.push(PartBody::Template(t.clone()));
     }
     if let Some(text) = request.text.as_deref().filter(|t| !t.trim().is_empty()) {
-        bodies.push(PartBody::Text(text.to_owned()));
+        bodies.push(match request.buttons.is_empty() {
+            true => PartBody::Text(text.to_owned()),
+            false => PartBody::Buttons {
+                text: text.to_owned(),
+                buttons: request.buttons.clone(),
+                per_row: request.buttons_per_row.unwrap_or(1).max(1),
+            },
+        });
     }
     bodies.extend(media.iter().cloned().map(|m| PartBody::Media { media: m, caption: None }));
     if let Some(ask) = &request.feedback {

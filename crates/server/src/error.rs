@@ -86,6 +86,16 @@ pub enum ApiError {
     UploadKindUnsupported(String),
     /// A request field its channel does not take (`feedback` outside the web channel).
     FieldUnsupported(String),
+    /// Buttons break the channel's limits (`too_many_buttons`, `button_title_too_long`,
+    /// `button_payload_too_long`, or `invalid_request` for a malformed button).
+    Buttons(chatgate_model::ButtonViolation),
+    /// The channel has no such marker (typing, read).
+    UnsupportedByChannel(String),
+    /// A provider refused a marker or could not be reached (typing, read): its code and message.
+    Provider {
+        code: ErrorCode,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -128,6 +138,9 @@ impl ApiError {
             ApiError::UploadTooLarge { .. } => ErrorCode::UploadTooLarge,
             ApiError::UploadKindUnsupported(_) => ErrorCode::UploadKindUnsupported,
             ApiError::FieldUnsupported(_) => ErrorCode::FieldUnsupported,
+            ApiError::Buttons(v) => v.code(),
+            ApiError::UnsupportedByChannel(_) => ErrorCode::UnsupportedByChannel,
+            ApiError::Provider { code, .. } => *code,
         }
     }
 
@@ -157,7 +170,12 @@ impl ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UploadKindUnsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::FieldUnsupported(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::FieldUnsupported(_) | ApiError::Buttons(_) | ApiError::UnsupportedByChannel(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Provider { code: ErrorCode::ProviderUnavailable, .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Provider { code: ErrorCode::InvalidRequest, .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Provider { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -192,6 +210,9 @@ impl ApiError {
             },
             ApiError::UploadKindUnsupported(what) => format!("{what} cannot be uploaded"),
             ApiError::FieldUnsupported(m) => m.clone(),
+            ApiError::Buttons(v) => v.to_string(),
+            ApiError::UnsupportedByChannel(m) => m.clone(),
+            ApiError::Provider { message, .. } => message.clone(),
         }
     }
 
@@ -242,6 +263,19 @@ impl ApiError {
             }
             ApiError::RateLimited { retry_after } => {
                 d.insert("retry_after".into(), retry_after.as_secs().max(1).into());
+            }
+            ApiError::Buttons(v) => {
+                use chatgate_model::ButtonViolation as V;
+                if let V::TooMany { limit, actual }
+                | V::TitleTooLong { limit, actual, .. }
+                | V::PayloadTooLong { limit, actual, .. } = v
+                {
+                    d.insert("limit".into(), (*limit).into());
+                    d.insert("actual".into(), (*actual).into());
+                }
+                if let Some(i) = v.index() {
+                    d.insert("index".into(), i.into());
+                }
             }
             _ => {}
         }

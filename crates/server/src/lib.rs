@@ -12,6 +12,7 @@ mod error;
 pub mod fetch;
 pub mod metrics;
 pub mod record;
+mod rich;
 pub mod serve;
 mod web;
 mod webhook;
@@ -71,6 +72,8 @@ pub(crate) struct Shared {
     pub blocks: blocks::Blocks,
     pub settings: Settings,
     pub delivery: delivery::DeliveryEngine,
+    /// What the gateway remembers of the buttons and feedback requests it sent.
+    pub rich: rich::Rich,
     pub web: web::Web,
     /// Connection figures of [`serve`], for `/metrics`.
     pub connections: Arc<ConnectionStats>,
@@ -109,6 +112,7 @@ impl Gateway {
             blocks,
             web,
             delivery: delivery::DeliveryEngine::new(weak.clone(), fetcher),
+            rich: rich::Rich::default(),
             settings,
             connections: Arc::default(),
             shutdown: tokio::sync::watch::Sender::new(false),
@@ -128,6 +132,8 @@ impl Gateway {
             .route("/conversations/{channel}/{account}/{chat}", get(api::conversation))
             .route("/accounts", get(api::accounts))
             .route("/media/{reference}", get(api::media))
+            .route("/chats/{channel}/{account}/{chat}/typing", post(api::typing))
+            .route("/chats/{channel}/{account}/{chat}/read", post(api::read))
             .layer(axum::middleware::from_fn_with_state(self.shared.clone(), api::require_token));
         Router::new()
             .route("/webhooks/{channel}/{account}", any(webhook::handle))

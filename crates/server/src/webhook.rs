@@ -80,7 +80,9 @@ pub(crate) async fn handle(
 
     let mut records = Vec::with_capacity(inbound.events.len());
     let any_blocked = shared.blocks.any();
+    let mut settles = Vec::new();
     for (owner, events) in route(&shared, entry, &request, inbound.events) {
+        let mut settle = crate::rich::Settle::default();
         let account = owner.adapter.account();
         let mut blocked = 0;
         let mut unsupported = 0;
@@ -95,8 +97,10 @@ pub(crate) async fn handle(
             if item.event.kind == EventKind::Unsupported {
                 unsupported += 1;
             }
+            let item = shared.rich.inbound(item, &mut settle);
             records.push(InboundRecord { dedup_key: item.dedup_key, event: item.event });
         }
+        settles.push((owner.adapter.clone(), settle));
         Counters::add(&owner.counters.inbound_blocked, blocked);
         Counters::add(&owner.counters.inbound_unsupported, unsupported);
     }
@@ -106,6 +110,9 @@ pub(crate) async fn handle(
             Counters::add(&counters.webhooks_accepted, 1);
             Counters::add(&counters.events_stored, outcome.seqs.len() as u64);
             Counters::add(&counters.inbound_duplicates, outcome.duplicates as u64);
+            for (adapter, settle) in settles {
+                shared.rich.settled(Some(&adapter), settle);
+            }
             reply_response(inbound.reply)
         }
         Err(e) => {

@@ -29,7 +29,7 @@ const WEB: Channel = Channel::from_static("web");
 const FACTS: ChannelFacts = ChannelFacts {
     limits: Limits::mb(Some(1), Some(1), None, Some(2)),
     rate_limits: RateLimits { per_account: None, per_chat: None },
-    capabilities: Capabilities { native_reply: true, templates: true, messaging_window: None },
+    capabilities: Capabilities { native_reply: true, templates: true, ..Capabilities::NONE },
     max_body_bytes: 4096,
 };
 

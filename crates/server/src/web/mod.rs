@@ -83,6 +83,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/web/{account}/pageviews", post(routes::page_view).options(access::preflight))
         .route("/web/{account}/feedback", post(routes::feedback).options(access::preflight))
         .route("/web/{account}/receipts", post(routes::receipts).options(access::preflight))
+        .route("/web/{account}/postbacks", post(routes::postback).options(access::preflight))
         .route("/web/{account}/stream", get(routes::stream).options(access::preflight))
         .route("/web/{account}/files/{reference}", get(routes::file).options(access::preflight))
 }

@@ -254,7 +254,7 @@ async fn resolve_uploads(
     out
 }
 
-/// `POST pageviews`, `POST feedback`, `POST receipts`: events stored before the answer.
+/// `POST pageviews`, `POST feedback`, `POST receipts`, `POST postbacks`: events stored before the answer.
 async fn events_route(shared: Arc<Shared>, account: String, route: VisitorRoute, request: Request) -> Response {
     let (headers, connect) = (request.headers().clone(), connect_of(request.extensions()));
     let body = match body_of(request).await {
@@ -266,6 +266,7 @@ async fn events_route(shared: Arc<Shared>, account: String, route: VisitorRoute,
         let inbound = g.visitors.receive(&visitor, route, &body, &|_| None)?;
         let mut records = Vec::new();
         let mut ignored = 0;
+        let mut settle = crate::rich::Settle::default();
         for e in inbound.events {
             // A receipt counts only for an operator message on this visitor's own stream.
             if let Some(id) = e.event.status.as_ref().and_then(|s| s.external_id.as_deref()) {
@@ -275,11 +276,13 @@ async fn events_route(shared: Arc<Shared>, account: String, route: VisitorRoute,
                     continue;
                 }
             }
+            let e = shared.rich.inbound(e, &mut settle);
             records.push(InboundRecord { dedup_key: e.dedup_key, event: e.event });
         }
         let accepted = records.len();
         if !records.is_empty() {
             shared.queue.append_inbound(records).await?;
+            shared.rich.settled(None, settle);
         }
         Ok(axum::Json(json!({ "accepted": accepted, "ignored": ignored })).into_response())
     })
@@ -299,6 +302,15 @@ pub(crate) async fn feedback(
     request: Request,
 ) -> Response {
     events_route(shared, account, VisitorRoute::Feedback, request).await
+}
+
+/// `POST postbacks`: a press on a button of an operator message.
+pub(crate) async fn postback(
+    State(shared): State<Arc<Shared>>,
+    Path(account): Path<String>,
+    request: Request,
+) -> Response {
+    events_route(shared, account, VisitorRoute::Postback, request).await
 }
 
 pub(crate) async fn receipts(
