@@ -65,6 +65,12 @@ pub(crate) async fn events(
         events = shared.queue.read_events(q.after, limit).await?;
     }
     let next = events.last().map_or(q.after, |e| e.seq);
+    shared.metrics.pulled(q.after);
+    Ok(([(header::CONTENT_TYPE, "application/json")], events_body(&events, next)).into_response())
+}
+
+/// `{"events": [...], "next_after": SEQ}`: the answer of `GET /v1/events` and the body of a push.
+pub(crate) fn events_body(events: &[chatgate_queue::StoredEvent], next: u64) -> String {
     let mut body = String::with_capacity(events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 40);
     body.push_str("{\"events\":[");
     for (i, e) in events.iter().enumerate() {
@@ -74,7 +80,7 @@ pub(crate) async fn events(
         body.push_str(&e.json);
     }
     body.push_str(&format!("],\"next_after\":{next}}}"));
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    body
 }
 
 /// `POST /v1/messages`: validate, store in the outbox, answer `202 {id, status}`.

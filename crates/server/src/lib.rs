@@ -10,7 +10,10 @@ mod blocks;
 mod delivery;
 mod error;
 pub mod fetch;
+mod health;
 pub mod metrics;
+pub mod openapi;
+pub mod push;
 pub mod serve;
 mod web;
 mod webhook;
@@ -27,6 +30,8 @@ use chatgate_queue::Queue;
 pub use accounts::{Account, Accounts};
 pub use error::ApiError;
 pub use fetch::{FetchPolicy, Fetcher};
+pub use metrics::MetricsSettings;
+pub use push::PushSettings;
 pub use serve::{ConnectionStats, Limits, serve};
 
 /// Settings of the HTTP app and the delivery engine.
@@ -44,6 +49,10 @@ pub struct Settings {
     /// Where the web channel keeps visitor uploads and operator files (`{data_dir}/web-files`);
     /// `None`: a folder under the system's temporary directory.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Push delivery to the core (`[core] push_url`); `None`: the core pulls only.
+    pub push: Option<PushSettings>,
+    /// Who may read `/metrics`, and whether it is on the main listener.
+    pub metrics: MetricsSettings,
 }
 
 impl Settings {
@@ -55,6 +64,8 @@ impl Settings {
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             data_dir: None,
+            push: None,
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -72,6 +83,12 @@ pub(crate) struct Shared {
     pub connections: Arc<ConnectionStats>,
     /// Becomes true when shutdown begins; long-polls answer at once.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Histograms and the pull position, for `/metrics`.
+    pub metrics: metrics::Metrics,
+    /// Push delivery to the core.
+    pub push: push::Push,
+    /// `/readyz`'s last store probe.
+    pub probe: health::Probe,
 }
 
 /// A running gateway: routes plus the delivery engine.
@@ -96,6 +113,7 @@ impl Gateway {
             None => std::env::temp_dir().join(format!("chatgate-web-files-{}", std::process::id())),
         };
         let web = web::Web::start(&accounts, queue.clone(), web::files::Files::new(files_dir));
+        let push = push::Push::new(settings.push.clone());
         let shared = Arc::new_cyclic(|weak| Shared {
             accounts,
             queue,
@@ -105,8 +123,12 @@ impl Gateway {
             settings,
             connections: Arc::default(),
             shutdown: tokio::sync::watch::Sender::new(false),
+            metrics: metrics::Metrics::default(),
+            push,
+            probe: health::Probe::default(),
         });
         shared.delivery.resume().await?;
+        push::Push::start(&shared);
         Ok(Gateway { shared })
     }
 
@@ -120,14 +142,23 @@ impl Gateway {
             .route("/conversations/{channel}/{account}/{chat}", get(api::conversation))
             .route("/accounts", get(api::accounts))
             .route("/media/{reference}", get(api::media))
+            .route("/openapi.json", get(openapi::serve))
             .layer(axum::middleware::from_fn_with_state(self.shared.clone(), api::require_token));
-        Router::new()
+        let webhooks = Router::new()
             .route("/webhooks/{channel}/{account}", any(webhook::handle))
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/metrics", get(metrics::render))
+            .layer(axum::middleware::from_fn_with_state(self.shared.clone(), metrics::time_webhooks));
+        let router = Router::new()
+            .merge(webhooks)
+            .route("/healthz", get(health::healthz))
+            .route("/readyz", get(health::readyz))
             .nest("/v1", v1)
             .merge(web::router())
-            .with_state(self.shared.clone())
+            .with_state(self.shared.clone());
+        if self.shared.settings.metrics.separate_listener {
+            router
+        } else {
+            router.merge(metrics::router(self.shared.clone()))
+        }
     }
 
     /// Ends every open web visitor stream, so that a graceful shutdown does not wait for them
@@ -153,6 +184,8 @@ impl Gateway {
     /// and messages not yet sent stay queued for the next start.
     pub async fn drain_deliveries(&self) {
         self.shared.delivery.drain().await;
+        // Push delivery stops at a batch boundary: a POST under way finishes and its cursor is stored.
+        self.shared.push.drain().await;
     }
 
     /// The connection figures [`serve`] keeps (shown in `/metrics`).
