@@ -225,7 +225,7 @@ async fn post(
         .send()
         .await
         // The URL may carry credentials of the core: never in a log line.
-        .map_err(|e| e.without_url().to_string())?;
+        .map_err(|e| with_causes(&e.without_url()))?;
     let status = answer.status();
     if status.is_success() { Ok(()) } else { Err(format!("the core answered {status}")) }
 }
@@ -249,7 +249,20 @@ async fn pause(shared: &Shared, time: Duration) -> bool {
 
 /// The URL without user info, query or fragment, for logs.
 fn redacted(url: &url::Url) -> String {
-    format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or_default(), url.path())
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{}://{}{port}{}", url.scheme(), url.host_str().unwrap_or_default(), url.path())
+}
+
+/// An error with its causes ("error sending request: ... : Connection refused").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -279,7 +292,7 @@ mod tests {
 
     #[test]
     fn logged_urls_carry_no_credentials_or_query() {
-        let url: url::Url = "https://user:pw@core.example/in?token=abc#x".parse().unwrap();
-        assert_eq!(redacted(&url), "https://core.example/in");
+        let url: url::Url = "https://user:pw@core.example:8443/in?token=abc#x".parse().unwrap();
+        assert_eq!(redacted(&url), "https://core.example:8443/in");
     }
 }
