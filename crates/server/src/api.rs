@@ -8,14 +8,15 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post, put};
 use chatgate_adapter::SendErrorKind;
 use chatgate_adapter::verify::{bearer_token, constant_time_eq};
 use chatgate_model::ErrorCode;
 use chatgate_model::limits::{check_attachment, check_text};
 use chatgate_model::{Channel, Conversation, CustomerRef, LimitViolation, OutboundRequest};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::Place;
@@ -25,6 +26,21 @@ use crate::{ApiError, Shared};
 const MAX_EVENTS_PER_PULL: usize = 1000;
 /// Longest long-poll wait.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Every `/v1` route: path (under `/v1`) and handlers. The OpenAPI document must name each one
+/// (`tests/openapi.rs`); add a route here and to `openapi::operations` together.
+pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
+    vec![
+        ("/events", get(events)),
+        ("/messages", post(send_message)),
+        ("/messages/{id}", get(message)),
+        ("/blocks/{channel}/{account}/{customer_id}", put(block).delete(unblock)),
+        ("/conversations/{channel}/{account}/{chat_id}", get(conversation)),
+        ("/accounts", get(accounts)),
+        ("/media/{reference}", get(media)),
+        ("/openapi.json", get(crate::openapi::serve)),
+    ]
+}
 
 pub(crate) async fn require_token(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
@@ -109,7 +125,75 @@ pub(crate) async fn send_message(State(shared): State<Arc<Shared>>, body: Bytes)
     if enqueued.created {
         shared.delivery.submit(enqueued.id, request);
     }
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "id": enqueued.id, "status": enqueued.status }))).into_response())
+    Ok((StatusCode::ACCEPTED, axum::Json(Accepted { id: enqueued.id, status: enqueued.status })).into_response())
+}
+
+/// `202` of `POST /v1/messages`: the message's id and its status (`queued`, or the current status
+/// of the message an idempotency key named before).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Accepted {
+    pub id: Uuid,
+    pub status: chatgate_model::Status,
+}
+
+/// The answer of `PUT`/`DELETE /v1/blocks/{channel}/{account}/{customer_id}`: the state now.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockState {
+    pub channel: Channel,
+    pub account: String,
+    pub customer_id: String,
+    pub blocked: bool,
+}
+
+/// `GET /v1/conversations/{channel}/{account}/{chat_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationState {
+    pub channel: Channel,
+    pub account: String,
+    pub chat_id: String,
+    /// When the customer last wrote in this chat (RFC 3339), `null` when never.
+    pub last_inbound_at: Option<String>,
+    /// The messaging window, on channels that have one (WhatsApp); `null` elsewhere.
+    pub window: Option<MessagingWindow>,
+    /// Whether the customer is blocked.
+    pub blocked: bool,
+}
+
+/// A channel's messaging window in one chat.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessagingWindow {
+    /// How long the window stays open after the customer's last message.
+    pub seconds: u64,
+    /// Whether free-form messages may be sent now.
+    pub open: bool,
+    /// When it closes (RFC 3339), `null` when the customer never wrote.
+    pub closes_at: Option<String>,
+}
+
+/// `GET /v1/accounts`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountList {
+    pub accounts: Vec<AccountInfo>,
+}
+
+/// One configured account with its effective limits and capabilities.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInfo {
+    pub channel: Channel,
+    pub account: String,
+    pub limits: chatgate_model::Limits,
+    /// Replies quote natively (`reply_to`).
+    pub native_reply: bool,
+    /// The channel takes message templates.
+    pub templates: bool,
+    /// The messaging window in seconds, `null` when the channel has none.
+    pub messaging_window_seconds: Option<u64>,
 }
 
 pub(crate) fn window_open(last: Option<chrono::DateTime<Utc>>, window: Duration) -> bool {
@@ -206,8 +290,13 @@ async fn set_block(
     let ch = account_of(shared, channel, account)?;
     shared.blocks.set(shared.queue.as_ref(), CustomerRef::new(ch, account, customer), blocked).await?;
     tracing::info!(channel = %ch, %account, %customer, blocked, "block list changed");
-    Ok(axum::Json(json!({ "channel": ch, "account": account, "customer_id": customer, "blocked": blocked }))
-        .into_response())
+    Ok(axum::Json(BlockState {
+        channel: ch,
+        account: account.to_owned(),
+        customer_id: customer.to_owned(),
+        blocked,
+    })
+    .into_response())
 }
 
 /// `GET /v1/conversations/{channel}/{account}/{chat}`: messaging-window and block state.
@@ -218,42 +307,41 @@ pub(crate) async fn conversation(
     let ch = account_of(&shared, &channel, &account)?;
     let caps = shared.accounts.get(ch, &account).map(|a| a.adapter.facts().capabilities).unwrap_or_default();
     let last = shared.queue.last_inbound(&Conversation::new(ch, account.as_str(), chat.as_str())).await?;
-    let window = caps.messaging_window.map(|w| {
-        json!({
-            "seconds": w.as_secs(),
-            "open": window_open(last, w),
-            "closes_at": last.map(|t| (t + chrono::Duration::from_std(w).unwrap_or_default()).to_rfc3339()),
-        })
+    let window = caps.messaging_window.map(|w| MessagingWindow {
+        seconds: w.as_secs(),
+        open: window_open(last, w),
+        closes_at: last.map(|t| (t + chrono::Duration::from_std(w).unwrap_or_default()).to_rfc3339()),
     });
-    Ok(axum::Json(json!({
-        "channel": ch,
-        "account": account,
-        "chat_id": chat,
-        "last_inbound_at": last.map(|t| t.to_rfc3339()),
-        "window": window,
-        "blocked": shared.blocks.is_blocked(&CustomerRef::new(ch, account.as_str(), chat.as_str())),
-    }))
+    let blocked = shared.blocks.is_blocked(&CustomerRef::new(ch, account.as_str(), chat.as_str()));
+    Ok(axum::Json(ConversationState {
+        channel: ch,
+        account,
+        chat_id: chat,
+        last_inbound_at: last.map(|t| t.to_rfc3339()),
+        window,
+        blocked,
+    })
     .into_response())
 }
 
 /// `GET /v1/accounts`: what is configured, with effective limits and capabilities.
 pub(crate) async fn accounts(State(shared): State<Arc<Shared>>) -> Response {
-    let list: Vec<_> = shared
+    let accounts = shared
         .accounts
         .iter()
         .map(|a| {
             let caps = a.adapter.facts().capabilities;
-            json!({
-                "channel": a.adapter.channel(),
-                "account": a.adapter.account(),
-                "limits": a.limits,
-                "native_reply": caps.native_reply,
-                "templates": caps.templates,
-                "messaging_window_seconds": caps.messaging_window.map(|w| w.as_secs()),
-            })
+            AccountInfo {
+                channel: a.adapter.channel(),
+                account: a.adapter.account().to_owned(),
+                limits: a.limits,
+                native_reply: caps.native_reply,
+                templates: caps.templates,
+                messaging_window_seconds: caps.messaging_window.map(|w| w.as_secs()),
+            }
         })
         .collect();
-    axum::Json(json!({ "accounts": list })).into_response()
+    axum::Json(AccountList { accounts }).into_response()
 }
 
 /// The most bytes `GET /v1/media/...` passes through.
