@@ -88,7 +88,8 @@ async fn the_document_is_served_behind_the_token() {
 
 /// Parses an answer as the documented type; `deny_unknown_fields` makes an extra field fail too.
 fn fits<T: serde::de::DeserializeOwned>(what: &str, value: &Value) -> T {
-    serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{what} does not fit its documented type: {e}\n{value}"))
+    serde_json::from_value(value.clone())
+        .unwrap_or_else(|e| panic!("{what} does not fit its documented type: {e}\n{value}"))
 }
 
 #[tokio::test]
@@ -102,7 +103,8 @@ async fn real_answers_fit_the_documented_types() {
     let page: EventsPage = fits("GET /v1/events", &h.events_after(0).await);
     assert_eq!((page.events.len(), page.next_after), (1, page.events[0].seq));
 
-    let (status, accepted) = h.send(json!({"channel": "telegram", "account": "test", "chat_id": "42", "text": "hello"})).await;
+    let (status, accepted) =
+        h.send(json!({"channel": "telegram", "account": "test", "chat_id": "42", "text": "hello"})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let accepted: Accepted = fits("POST /v1/messages", &accepted);
     let _: MessageRecord = fits("GET /v1/messages/{id}", &h.message(&accepted.id.to_string()).await);
@@ -118,7 +120,11 @@ async fn real_answers_fit_the_documented_types() {
     assert_eq!(accounts.accounts.len(), 1);
 
     for (method, uri, body) in [
-        (Method::POST, "/v1/messages", Some(json!({"channel": "telegram", "account": "test", "chat_id": "1", "text": "x".repeat(2001)}))),
+        (
+            Method::POST,
+            "/v1/messages",
+            Some(json!({"channel": "telegram", "account": "test", "chat_id": "1", "text": "x".repeat(2001)})),
+        ),
         (Method::POST, "/v1/messages", Some(json!({"channel": "fax", "account": "test", "chat_id": "1", "text": "x"}))),
         (Method::GET, "/v1/messages/0190e5a2-0000-7000-8000-000000000001", None),
         (Method::GET, "/v1/events?after=x", None),
@@ -140,7 +146,11 @@ async fn real_answers_fit_the_documented_types() {
             .clone();
         let documented = &doc["paths"][&template][method.as_str().to_lowercase()]["responses"][status.as_str()];
         let example = &documented["content"]["application/json"]["examples"][error.error.code.as_str()];
-        assert!(example.is_object(), "{method} {uri}: {status} `{}` has no documented example", error.error.code.as_str());
+        assert!(
+            example.is_object(),
+            "{method} {uri}: {status} `{}` has no documented example",
+            error.error.code.as_str()
+        );
     }
 
     let (status, ready) = h.request(Method::GET, "/readyz", &[], Body::empty()).await;

@@ -49,7 +49,8 @@ async fn metrics_have_help_and_type_histograms_outbox_lag_and_retries_by_kind() 
     // A webhook URL naming no configured account is not timed (no label sets from strangers).
     let (status, _) = h.request(Method::POST, "/webhooks/telegram/stranger", &[], Body::from("{}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, sent) = h.send(json!({"channel": "telegram", "account": "test", "chat_id": "42", "text": "hello"})).await;
+    let (status, sent) =
+        h.send(json!({"channel": "telegram", "account": "test", "chat_id": "42", "text": "hello"})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
     // The core pulls from the start: everything on the log is "not pulled" yet.
     let _ = h.events_after(0).await;
@@ -60,7 +61,10 @@ async fn metrics_have_help_and_type_histograms_outbox_lag_and_retries_by_kind() 
         let (status, text) = metrics(&h, &[]).await;
         assert_eq!(status, StatusCode::OK);
         if text.contains("chatgate_outbound_retries_total{channel=\"telegram\",account=\"test\",kind=\"transient\"} ")
-            && sample(&text, "chatgate_outbound_retries_total{channel=\"telegram\",account=\"test\",kind=\"transient\"}") >= 1.0
+            && sample(
+                &text,
+                "chatgate_outbound_retries_total{channel=\"telegram\",account=\"test\",kind=\"transient\"}",
+            ) >= 1.0
         {
             break text;
         }
@@ -116,7 +120,11 @@ async fn metrics_can_require_their_own_token() {
     assert_eq!(metrics(&h, &[]).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(metrics(&h, &[("authorization", "Bearer wrong-token-0123456789")]).await.0, StatusCode::UNAUTHORIZED);
     let api_token = format!("Bearer {}", chatgate_testkit::gateway::TOKEN);
-    assert_eq!(metrics(&h, &[("authorization", &api_token)]).await.0, StatusCode::UNAUTHORIZED, "the API token is not the metrics token");
+    assert_eq!(
+        metrics(&h, &[("authorization", &api_token)]).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the API token is not the metrics token"
+    );
     let bearer = format!("Bearer {token}");
     let (status, text) = metrics(&h, &[("authorization", &bearer)]).await;
     assert_eq!(status, StatusCode::OK);
@@ -137,8 +145,11 @@ async fn readyz_checks_the_store_the_accounts_the_push_target_and_shutdown() {
     assert_eq!(h.request(Method::GET, "/healthz", &[], Body::empty()).await, (StatusCode::OK, "ok".to_owned()));
     let (status, body) = readyz(&h).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, json!({"ready": true, "checks": {
-        "queue": {"ok": true}, "accounts": {"ok": true, "count": 1}, "shutdown": {"ok": true}}}));
+    assert_eq!(
+        body,
+        json!({"ready": true, "checks": {
+        "queue": {"ok": true}, "accounts": {"ok": true, "count": 1}, "shutdown": {"ok": true}}})
+    );
     h.gateway().begin_shutdown();
     let (status, body) = readyz(&h).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -155,7 +166,10 @@ async fn readyz_checks_the_store_the_accounts_the_push_target_and_shutdown() {
     // A push target that refuses connections: not ready once a push failed; pull still works.
     let closed = free_port();
     let (h, _dir) = telegram(|s| {
-        let mut push = chatgate_server::PushSettings::new(format!("http://127.0.0.1:{closed}/in").parse().unwrap(), "push-secret-0123456789");
+        let mut push = chatgate_server::PushSettings::new(
+            format!("http://127.0.0.1:{closed}/in").parse().unwrap(),
+            "push-secret-0123456789",
+        );
         push.base_backoff = Duration::from_millis(20);
         push.max_backoff = Duration::from_millis(50);
         s.push = Some(push);
@@ -193,7 +207,10 @@ fn core_and_metrics_sections_are_checked_and_name_the_key() {
     )
     .unwrap();
     let push = ok.push.unwrap();
-    assert_eq!((push.url.as_str(), push.secret.expose(), push.batch), ("https://core.example/in", "push-secret-0123456789", 50));
+    assert_eq!(
+        (push.url.as_str(), push.secret.expose(), push.batch),
+        ("https://core.example/in", "push-secret-0123456789", 50)
+    );
     assert_eq!(ok.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
     assert!(ok.metrics_token.is_some());
     assert!(parse("").unwrap().push.is_none(), "no [core]: pull only");
@@ -203,7 +220,10 @@ fn core_and_metrics_sections_are_checked_and_name_the_key() {
         ("[core]\npush_url = \"ftp://core.example/in\"\npush_secret = \"${PUSH_SECRET}\"\n", "http(s)"),
         ("[core]\npush_url = \"https://core.example/in\"\npush_secret = \"${UNSET_VAR}\"\n", "UNSET_VAR"),
         ("[core]\npush_url = \"https://core.example/in\"\npush_secret = \"short\"\n", "at least 16"),
-        ("[core]\npush_url = \"https://core.example/in\"\npush_secret = \"${PUSH_SECRET}\"\npush_batch = 0\n", "push_batch"),
+        (
+            "[core]\npush_url = \"https://core.example/in\"\npush_secret = \"${PUSH_SECRET}\"\npush_batch = 0\n",
+            "push_batch",
+        ),
         ("[core]\npush_urll = \"https://core.example/in\"\n", "push_urll"),
         ("[metrics]\nlisten = \"nowhere\"\n", "metrics"),
         ("[metrics]\ntoken = \"short\"\n", "metrics.token"),

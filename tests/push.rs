@@ -173,7 +173,8 @@ async fn readyz(gateway: &Serve) -> (u16, Value) {
 }
 
 async fn metric(gateway: &Serve, name: &str) -> f64 {
-    let text = gateway.api.client.get(format!("{}/metrics", gateway.api.base)).send().await.unwrap().text().await.unwrap();
+    let text =
+        gateway.api.client.get(format!("{}/metrics", gateway.api.base)).send().await.unwrap().text().await.unwrap();
     let prefix = format!("{name} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))

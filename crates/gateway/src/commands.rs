@@ -105,8 +105,9 @@ pub async fn serve(
     let gateway = Gateway::start(adapters, Arc::new(queue), settings).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     if let Some(address) = config.metrics_listen {
-        let metrics =
-            tokio::net::TcpListener::bind(address).await.with_context(|| format!("listening on {address} (metrics)"))?;
+        let metrics = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address} (metrics)"))?;
         tracing::info!(%address, "/metrics serves on its own listener");
         let gateway = gateway.clone();
         tokio::spawn(async move {

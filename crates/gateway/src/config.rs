@@ -288,7 +288,10 @@ fn section<T: serde::de::DeserializeOwned>(
 }
 
 /// `[core]` as push settings (`None` without `push_url`).
-fn core_section(table: toml::Table, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<chatgate_server::PushSettings>> {
+fn core_section(
+    table: toml::Table,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<chatgate_server::PushSettings>> {
     let core: CoreSection = section(table, "core", env)?;
     let Some(raw) = core.push_url else {
         if core.push_secret.is_some() {

@@ -290,13 +290,8 @@ async fn set_block(
     let ch = account_of(shared, channel, account)?;
     shared.blocks.set(shared.queue.as_ref(), CustomerRef::new(ch, account, customer), blocked).await?;
     tracing::info!(channel = %ch, %account, %customer, blocked, "block list changed");
-    Ok(axum::Json(BlockState {
-        channel: ch,
-        account: account.to_owned(),
-        customer_id: customer.to_owned(),
-        blocked,
-    })
-    .into_response())
+    Ok(axum::Json(BlockState { channel: ch, account: account.to_owned(), customer_id: customer.to_owned(), blocked })
+        .into_response())
 }
 
 /// `GET /v1/conversations/{channel}/{account}/{chat}`: messaging-window and block state.

@@ -28,7 +28,7 @@ use chatgate_model::limits::LimitOverrides;
 use chatgate_queue::Queue;
 
 pub use accounts::{Account, Accounts};
-pub use api::{AccountInfo, AccountList, Accepted, BlockState, ConversationState, MessagingWindow};
+pub use api::{Accepted, AccountInfo, AccountList, BlockState, ConversationState, MessagingWindow};
 pub use error::ApiError;
 pub use fetch::{FetchPolicy, Fetcher};
 pub use metrics::MetricsSettings;

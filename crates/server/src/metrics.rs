@@ -117,12 +117,22 @@ impl Counters {
             ("events_stored", "Events appended to the log.", None, v(&self.events_stored)),
             ("inbound_duplicates", "Provider redeliveries stored once (dedup).", None, v(&self.inbound_duplicates)),
             ("inbound_blocked", "Inbound items of blocked customers, not forwarded.", None, v(&self.inbound_blocked)),
-            ("inbound_unsupported", "Events of kinds chatgate does not model (kept raw).", None, v(&self.inbound_unsupported)),
+            (
+                "inbound_unsupported",
+                "Events of kinds chatgate does not model (kept raw).",
+                None,
+                v(&self.inbound_unsupported),
+            ),
             ("inbound_unrouted", "Items of accounts not served here, dropped.", None, v(&self.inbound_unrouted)),
             ("outbound_sent", "Outbound messages whose every part the provider took.", None, v(&self.outbound_sent)),
             ("outbound_failed", "Outbound messages failed with a typed code.", None, v(&self.outbound_failed)),
             ("outbound_retries", retry_help, Some(("kind", "retry_after")), retries(RetryKind::RetryAfter)),
-            ("outbound_retries", retry_help, Some(("kind", "account_retry_after")), retries(RetryKind::AccountRetryAfter)),
+            (
+                "outbound_retries",
+                retry_help,
+                Some(("kind", "account_retry_after")),
+                retries(RetryKind::AccountRetryAfter),
+            ),
             ("outbound_retries", retry_help, Some(("kind", "transient")), retries(RetryKind::Transient)),
         ]
     }
@@ -391,7 +401,8 @@ impl Collector for Scrape {
         let shared = &self.shared;
         let mut accounts: Vec<_> = shared.accounts.iter().collect();
         accounts.sort_by_key(|a| (a.adapter.channel(), a.adapter.account().to_owned()));
-        let rows: Vec<_> = accounts.iter().map(|a| (labels(a.adapter.channel(), a.adapter.account()), a.counters.rows())).collect();
+        let rows: Vec<_> =
+            accounts.iter().map(|a| (labels(a.adapter.channel(), a.adapter.account()), a.counters.rows())).collect();
         let mut names: Vec<(&str, &str)> = Vec::new();
         for (name, help, _, _) in Counters::default().rows() {
             if !names.iter().any(|(n, _)| *n == name) {
@@ -453,14 +464,24 @@ impl Collector for Scrape {
         if let Some((count, age)) = self.snapshot.push_lag {
             let push = shared.push.state();
             let e = &mut encoder;
-            single(e, "push_lag_events", "Events not yet taken by the core's push URL.", ConstGauge::new(count as i64))?;
+            single(
+                e,
+                "push_lag_events",
+                "Events not yet taken by the core's push URL.",
+                ConstGauge::new(count as i64),
+            )?;
             single(
                 e,
                 "push_lag_seconds",
                 "Age of the oldest event not yet taken by the core's push URL (0 when none).",
                 ConstGauge::new(age),
             )?;
-            single(e, "push_cursor", "The last sequence number the core took by push.", ConstGauge::new(push.cursor as i64))?;
+            single(
+                e,
+                "push_cursor",
+                "The last sequence number the core took by push.",
+                ConstGauge::new(push.cursor as i64),
+            )?;
             single(e, "push_batches", "Batches the core took by push.", ConstCounter::new(push.batches))?;
             single(e, "push_events", "Events the core took by push.", ConstCounter::new(push.events))?;
             single(e, "push_failures", "Push requests that failed (retried).", ConstCounter::new(push.failures))?;
@@ -472,10 +493,20 @@ impl Collector for Scrape {
         single(e, "queue_commands", "Commands those transactions carried.", ConstCounter::new(q.commands))?;
         single(e, "queue_fsyncs", "WAL fsyncs.", ConstCounter::new(q.syncs))?;
         single(e, "queue_fsync_seconds", "Time spent in WAL fsyncs.", ConstCounter::new(q.sync_micros as f64 / 1e6))?;
-        single(e, "queue_durable_seq", "The last event sequence number on disk.", ConstGauge::new(q.durable_seq as i64))?;
+        single(
+            e,
+            "queue_durable_seq",
+            "The last event sequence number on disk.",
+            ConstGauge::new(q.durable_seq as i64),
+        )?;
 
         let c = &shared.connections;
-        single(e, "connections_open", "Client connections open.", ConstGauge::new(c.open.load(Ordering::Relaxed) as i64))?;
+        single(
+            e,
+            "connections_open",
+            "Client connections open.",
+            ConstGauge::new(c.open.load(Ordering::Relaxed) as i64),
+        )?;
         for (name, help, value) in [
             ("connections_accepted", "Connections accepted.", &c.accepted),
             ("connections_refused", "Connections refused at a cap with none idle.", &c.refused),

@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chatgate_model::{
-    AttachmentKind, Channel, ErrorCode, Event, LimitViolation, MessageRecord, OutboundRequest,
-};
+use chatgate_model::{AttachmentKind, Channel, ErrorCode, Event, LimitViolation, MessageRecord, OutboundRequest};
 use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde::{Deserialize, Serialize};
@@ -168,7 +166,11 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
     let unknown_path = || {
         vec![
             ApiError::UnknownChannel { name: "fax".into(), place: Place::Path },
-            ApiError::UnknownAccount { channel: Channel::from_static("telegram"), account: "nope".into(), place: Place::Path },
+            ApiError::UnknownAccount {
+                channel: Channel::from_static("telegram"),
+                account: "nope".into(),
+                place: Place::Path,
+            },
         ]
     };
     let id = Uuid::from_u128(0x0190_e5a2_0000_7000_8000_0000_0000_0001);
@@ -182,13 +184,21 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
                 waits up to that many seconds (at most 60) for the first event when there is none yet. \
                 Ask again with `next_after`. Events are kept `[queue] retention_days` (default 14).",
             parameters: vec![
-                query_param("after", "Return events with a larger `seq` (default 0).", json!({ "type": "integer", "minimum": 0 })),
+                query_param(
+                    "after",
+                    "Return events with a larger `seq` (default 0).",
+                    json!({ "type": "integer", "minimum": 0 }),
+                ),
                 query_param(
                     "limit",
                     "Most events to return (1..=1000, default 100).",
                     json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
                 ),
-                query_param("wait", "Seconds to wait for the first event (at most 60).", json!({ "type": "integer", "minimum": 0 })),
+                query_param(
+                    "wait",
+                    "Seconds to wait for the first event (at most 60).",
+                    json!({ "type": "integer", "minimum": 0 }),
+                ),
             ],
             body: None,
             ok: (200, "Events in order", Some(json_content(r#gen.subschema_for::<EventsPage>().to_value()))),
@@ -211,7 +221,9 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
                 the provider's rate limits and retries. The same `idempotency_key` again answers the same id \
                 and sends once. Follow the message with `GET /v1/messages/{id}` or its `status` events.",
             parameters: vec![],
-            body: Some(json!({ "required": true, "content": json_content(r#gen.subschema_for::<OutboundRequest>().to_value()) })),
+            body: Some(
+                json!({ "required": true, "content": json_content(r#gen.subschema_for::<OutboundRequest>().to_value()) }),
+            ),
             ok: (202, "Queued", Some(json_content(r#gen.subschema_for::<Accepted>().to_value()))),
             errors: vec![
                 ApiError::InvalidJson("expected value at line 1 column 1".into()),
@@ -231,7 +243,11 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
                 ApiError::Limit { violation: LimitViolation::EmptyMessage, index: None },
                 ApiError::CustomerBlocked,
                 ApiError::UnknownChannel { name: "fax".into(), place: Place::Body },
-                ApiError::UnknownAccount { channel: Channel::from_static("telegram"), account: "nope".into(), place: Place::Body },
+                ApiError::UnknownAccount {
+                    channel: Channel::from_static("telegram"),
+                    account: "nope".into(),
+                    place: Place::Body,
+                },
                 ApiError::WindowClosed { last_inbound_at: None, window: Duration::from_secs(24 * 3600) },
                 ApiError::TemplateUnsupported(Channel::from_static("telegram")),
                 ApiError::IdempotencyConflict { existing: id },
@@ -248,7 +264,11 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
             summary: "Where an outbound message stands",
             description: "Its status, the provider's ids of the sent parts, the error of a failed message, \
                 the status history with times, and the request.",
-            parameters: vec![path_param("id", "The id `POST /v1/messages` answered.", json!({ "type": "string", "format": "uuid" }))],
+            parameters: vec![path_param(
+                "id",
+                "The id `POST /v1/messages` answered.",
+                json!({ "type": "string", "format": "uuid" }),
+            )],
             body: None,
             ok: (200, "The message", Some(json_content(r#gen.subschema_for::<MessageRecord>().to_value()))),
             errors: vec![ApiError::NotFound("message"), ApiError::StoreUnavailable],
@@ -264,7 +284,11 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
             parameters: vec![
                 channel_param.clone(),
                 account_param.clone(),
-                path_param("customer_id", "The customer's id on the channel (`customer.id` of events).", string.clone()),
+                path_param(
+                    "customer_id",
+                    "The customer's id on the channel (`customer.id` of events).",
+                    string.clone(),
+                ),
             ],
             body: None,
             ok: (200, "The block state now", Some(json_content(r#gen.subschema_for::<BlockState>().to_value()))),
@@ -280,7 +304,11 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
             parameters: vec![
                 channel_param.clone(),
                 account_param.clone(),
-                path_param("customer_id", "The customer's id on the channel (`customer.id` of events).", string.clone()),
+                path_param(
+                    "customer_id",
+                    "The customer's id on the channel (`customer.id` of events).",
+                    string.clone(),
+                ),
             ],
             body: None,
             ok: (200, "The block state now", Some(json_content(r#gen.subschema_for::<BlockState>().to_value()))),
@@ -332,7 +360,9 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
             ok: (
                 200,
                 "The file",
-                Some(json!({ "application/octet-stream": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } } })),
+                Some(
+                    json!({ "application/octet-stream": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } } }),
+                ),
             ),
             errors: [
                 vec![ApiError::NotFound("media reference")],
@@ -380,7 +410,11 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
                 `503` with the same body when a check fails. No token.",
             parameters: vec![],
             body: None,
-            ok: (200, "Ready (503 with the same body: not ready)", Some(json_content(r#gen.subschema_for::<Readiness>().to_value()))),
+            ok: (
+                200,
+                "Ready (503 with the same body: not ready)",
+                Some(json_content(r#gen.subschema_for::<Readiness>().to_value())),
+            ),
             errors: vec![],
             token: false,
         },

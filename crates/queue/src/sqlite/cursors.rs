@@ -20,9 +20,7 @@ impl Writer {
 
 /// Where cursor `name` stands; 0 when it was never set.
 pub(super) fn cursor(conn: &Connection, name: &str) -> Result<u64, QueueError> {
-    let seq: Option<i64> = conn
-        .prepare_cached("SELECT seq FROM cursors WHERE name = ?1")?
-        .query_row([name], |r| r.get(0))
-        .optional()?;
+    let seq: Option<i64> =
+        conn.prepare_cached("SELECT seq FROM cursors WHERE name = ?1")?.query_row([name], |r| r.get(0)).optional()?;
     Ok(seq.unwrap_or(0) as u64)
 }
