@@ -104,7 +104,7 @@ impl Counters {
     }
 
     /// Every per-account counter: name, help, extra label, value.
-    fn rows(&self) -> [(&'static str, &'static str, Option<(&'static str, &'static str)>, u64); 14] {
+    fn rows(&self) -> [CounterRow; 14] {
         let v = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let retries = |k: RetryKind| v(&self.outbound_retries[k as usize]);
         let retry_help = "Provider sends retried, by kind of error.";
@@ -139,6 +139,9 @@ impl Counters {
 }
 
 type Labels = Vec<(&'static str, String)>;
+
+/// One per-account counter: family name, help, an extra label (key, value), value.
+type CounterRow = (&'static str, &'static str, Option<(&'static str, &'static str)>, u64);
 type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
 
 fn seconds_histogram() -> Histogram {
