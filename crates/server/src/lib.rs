@@ -115,6 +115,7 @@ impl Gateway {
         };
         let web = web::Web::start(&accounts, queue.clone(), web::files::Files::new(files_dir));
         let push = push::Push::new(settings.push.clone());
+        let metrics = metrics::Metrics::new(&accounts);
         let shared = Arc::new_cyclic(|weak| Shared {
             accounts,
             queue,
@@ -124,7 +125,7 @@ impl Gateway {
             settings,
             connections: Arc::default(),
             shutdown: tokio::sync::watch::Sender::new(false),
-            metrics: metrics::Metrics::default(),
+            metrics,
             push,
             probe: health::Probe::default(),
         });

@@ -13,7 +13,7 @@
 //! requires `Authorization: Bearer <token>`, and `[metrics] listen` moves it to a listener of its
 //! own ([`serve_separately`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -150,27 +150,26 @@ fn seconds_histogram() -> Histogram {
 }
 
 /// The histograms and the pull position, shared by handlers and workers.
+///
+/// The histograms of every configured account and channel are made at start, so observing one
+/// on a hot path is a map lookup by borrowed ids, without allocating label sets.
 #[derive(Debug)]
 pub struct Metrics {
     webhook: Histograms,
     commit: Histograms,
     send: Histograms,
+    by_account: HashMap<Channel, HashMap<String, AccountHistograms>>,
+    by_channel: HashMap<Channel, Histogram>,
     /// The highest `after` the core has asked `GET /v1/events` with (it has everything up to it).
     pulled: AtomicU64,
     pulled_seen: AtomicBool,
 }
 
-impl Default for Metrics {
-    fn default() -> Metrics {
-        let family = || Histograms::new_with_constructor(seconds_histogram as fn() -> Histogram);
-        Metrics {
-            webhook: family(),
-            commit: family(),
-            send: family(),
-            pulled: AtomicU64::new(0),
-            pulled_seen: AtomicBool::new(false),
-        }
-    }
+/// One account's histograms.
+#[derive(Debug, Clone)]
+struct AccountHistograms {
+    webhook: Histogram,
+    send: Histogram,
 }
 
 fn labels(channel: Channel, account: &str) -> Labels {
@@ -178,19 +177,56 @@ fn labels(channel: Channel, account: &str) -> Labels {
 }
 
 impl Metrics {
+    /// The histograms of these accounts and their channels.
+    pub fn new(accounts: &crate::Accounts) -> Metrics {
+        let family = || Histograms::new_with_constructor(seconds_histogram as fn() -> Histogram);
+        let (webhook, commit, send) = (family(), family(), family());
+        let mut by_account: HashMap<Channel, HashMap<String, AccountHistograms>> = HashMap::new();
+        let mut by_channel = HashMap::new();
+        for a in accounts.iter() {
+            let (channel, account) = (a.adapter.channel(), a.adapter.account());
+            let l = labels(channel, account);
+            let histograms =
+                AccountHistograms { webhook: webhook.get_or_create(&l).clone(), send: send.get_or_create(&l).clone() };
+            by_account.entry(channel).or_default().insert(account.to_owned(), histograms);
+            by_channel
+                .entry(channel)
+                .or_insert_with(|| commit.get_or_create(&vec![("channel", channel.as_str().to_owned())]).clone());
+        }
+        Metrics {
+            webhook,
+            commit,
+            send,
+            by_account,
+            by_channel,
+            pulled: AtomicU64::new(0),
+            pulled_seen: AtomicBool::new(false),
+        }
+    }
+
+    fn account(&self, channel: Channel, account: &str) -> Option<&AccountHistograms> {
+        self.by_account.get(&channel)?.get(account)
+    }
+
     /// A webhook of a configured account was answered after `took`.
     pub fn webhook_handled(&self, channel: Channel, account: &str, took: Duration) {
-        self.webhook.get_or_create(&labels(channel, account)).observe(took.as_secs_f64());
+        if let Some(h) = self.account(channel, account) {
+            h.webhook.observe(took.as_secs_f64());
+        }
     }
 
     /// A webhook's events were committed (durable) after `took`.
     pub fn committed(&self, channel: Channel, took: Duration) {
-        self.commit.get_or_create(&vec![("channel", channel.as_str().to_owned())]).observe(took.as_secs_f64());
+        if let Some(h) = self.by_channel.get(&channel) {
+            h.observe(took.as_secs_f64());
+        }
     }
 
-    /// One provider send call (one part) took `took`, whatever its outcome.
+    /// One provider send call (one part) of a configured account took `took`, whatever its outcome.
     pub fn sent(&self, channel: Channel, account: &str, took: Duration) {
-        self.send.get_or_create(&labels(channel, account)).observe(took.as_secs_f64());
+        if let Some(h) = self.account(channel, account) {
+            h.send.observe(took.as_secs_f64());
+        }
     }
 
     /// The core asked for events after `after`.
@@ -203,18 +239,16 @@ impl Metrics {
 /// Times every webhook request of a configured account (`chatgate_webhook_duration_seconds`).
 pub(crate) async fn time_webhooks(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let mut segments = request.uri().path().trim_start_matches('/').split('/').skip(1);
-    let target = match (segments.next(), segments.next()) {
-        (Some(channel), Some(account)) => channel
-            .parse::<Channel>()
-            .ok()
-            .filter(|c| shared.accounts.get(*c, account).is_some())
-            .map(|c| (c, account.to_owned())),
+    let histogram = match (segments.next(), segments.next()) {
+        (Some(channel), Some(account)) => {
+            channel.parse::<Channel>().ok().and_then(|c| shared.metrics.account(c, account)).map(|h| h.webhook.clone())
+        }
         _ => None,
     };
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    if let Some((channel, account)) = target {
-        shared.metrics.webhook_handled(channel, &account, started.elapsed());
+    if let Some(histogram) = histogram {
+        histogram.observe(started.elapsed().as_secs_f64());
     }
     response
 }
