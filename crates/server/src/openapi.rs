@@ -221,9 +221,21 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
                 the provider's rate limits and retries. The same `idempotency_key` again answers the same id \
                 and sends once. Follow the message with `GET /v1/messages/{id}` or its `status` events.",
             parameters: vec![],
-            body: Some(
-                json!({ "required": true, "content": json_content(r#gen.subschema_for::<OutboundRequest>().to_value()) }),
-            ),
+            body: Some(json!({ "required": true, "content": { "application/json": {
+                "schema": r#gen.subschema_for::<OutboundRequest>().to_value(),
+                "examples": {
+                    "text": { "summary": "A text reply", "value": {
+                        "channel": "telegram", "account": "support-bot", "chat_id": "123456789",
+                        "text": "Hello! How can we help?", "idempotency_key": "ticket-42-reply-1" } },
+                    "attachment": { "summary": "An image quoting the customer's message", "value": {
+                        "channel": "whatsapp", "account": "wa-main", "chat_id": "15551234567",
+                        "attachments": [{ "kind": "image", "url": "https://files.example.com/receipt.png", "size": 120000 }],
+                        "reply_to": "wamid.HBgLMTU1NTEyMzQ1NjcVAgARGBI" } },
+                    "template": { "summary": "A template, allowed outside the messaging window", "value": {
+                        "channel": "whatsapp", "account": "wa-main", "chat_id": "15551234567",
+                        "template": { "name": "order_update", "language": "en_US", "components": [] } } },
+                },
+            } } })),
             ok: (202, "Queued", Some(json_content(r#gen.subschema_for::<Accepted>().to_value()))),
             errors: vec![
                 ApiError::InvalidJson("expected value at line 1 column 1".into()),
@@ -576,6 +588,19 @@ mod tests {
                 serde_json::from_value(body.clone()).unwrap_or_else(|err| panic!("{body} is not an ErrorBody: {err}"));
             assert_eq!(serde_json::to_value(&parsed).unwrap(), body, "round trip");
             assert_eq!(parsed.error.code, e.code());
+        }
+    }
+
+    #[test]
+    fn request_examples_are_valid_requests() {
+        let doc = document();
+        let examples = doc["paths"]["/v1/messages"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+            .as_object()
+            .unwrap();
+        assert_eq!(examples.len(), 3);
+        for (name, example) in examples {
+            let parsed: Result<OutboundRequest, _> = serde_json::from_value(example["value"].clone());
+            assert!(parsed.is_ok(), "example {name}: {parsed:?}");
         }
     }
 
