@@ -100,9 +100,24 @@ pub async fn serve(
     settings.fetch = config.fetch;
     settings.data_dir = Some(data_dir.to_owned());
     settings.record_dir = record.map(Path::to_owned);
+    settings.push = config.push;
+    settings.metrics.token = config.metrics_token;
+    settings.metrics.separate_listener = config.metrics_listen.is_some();
     let adapters = config.accounts.into_iter().map(|a| (a.adapter, a.limits)).collect();
     let gateway = Gateway::start(adapters, Arc::new(queue), settings).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    if let Some(address) = config.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address} (metrics)"))?;
+        tracing::info!(%address, "/metrics serves on its own listener");
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            if let Err(e) = chatgate_server::metrics::serve_separately(metrics, gateway, shutdown()).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     tracing::info!(%listen, "chatgate serves");
     chatgate_server::serve(listener, gateway, limits, shutdown()).await?;
     tracing::info!("chatgate stopped");

@@ -35,8 +35,40 @@ struct File {
     fetch: FetchSection,
     #[serde(default)]
     queue: QueueSection,
+    /// `[core]`: push delivery (read after `${ENV}` substitution).
+    #[serde(default)]
+    core: Option<toml::Table>,
+    /// `[metrics]`: where `/metrics` is served and its token (read after `${ENV}` substitution).
+    #[serde(default)]
+    metrics: Option<toml::Table>,
     #[serde(default)]
     accounts: BTreeMap<String, toml::Table>,
+}
+
+/// `[core]`: how the gateway reaches the contact-centre core.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CoreSection {
+    /// Where to POST event batches (http or https); unset: the core pulls `/v1/events` only.
+    push_url: Option<String>,
+    /// The HMAC-SHA256 key of the push signature; required with `push_url`.
+    push_secret: Option<String>,
+    /// Events per POST (1..=1000, default 100).
+    push_batch: Option<usize>,
+    /// Seconds one POST may take (default 10).
+    push_timeout_seconds: Option<f64>,
+    /// Longest wait between retries while the core is down, in seconds (default 30).
+    push_max_backoff_seconds: Option<f64>,
+}
+
+/// `[metrics]`: a listener of its own and/or a token for `/metrics`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsSection {
+    /// Serve `/metrics` on this address instead of the main listener.
+    listen: Option<std::net::SocketAddr>,
+    /// Require `Authorization: Bearer <token>` on `/metrics`.
+    token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +116,12 @@ pub struct Config {
     pub retention: std::time::Duration,
     pub accounts: Vec<LoadedAccount>,
     pub disabled: Vec<DisabledAccount>,
+    /// `[core] push_url`: push delivery to the core.
+    pub push: Option<chatgate_server::PushSettings>,
+    /// `[metrics] token`.
+    pub metrics_token: Option<chatgate_adapter::Secret>,
+    /// `[metrics] listen`: `/metrics` on a listener of its own.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// How to treat `${ENV}` references whose variable is unset.
@@ -159,6 +197,21 @@ pub fn parse_with(
             bail!("queue.retention_days must be at least 7 (providers redeliver for up to 7 days), not {days}")
         }
     };
+    let push = match file.core {
+        None => None,
+        Some(table) => core_section(table, env)?,
+    };
+    let (metrics_token, metrics_listen) = match file.metrics {
+        None => (None, None),
+        Some(table) => {
+            let m: MetricsSection = section(table, "metrics", env)?;
+            let token = match m.token {
+                Some(t) if t.len() < 16 => bail!("metrics.token must be at least 16 characters"),
+                t => t.map(chatgate_adapter::Secret::new),
+            };
+            (token, m.listen)
+        }
+    };
     let mut allow = Vec::new();
     for (i, entry) in file.fetch.allow.iter().enumerate() {
         allow.push(entry.parse().with_context(|| format!("fetch.allow[{i}]"))?);
@@ -215,7 +268,66 @@ pub fn parse_with(
         };
         accounts.push(LoadedAccount { id, kind, adapter, limits });
     }
-    Ok(Config { fetch: FetchPolicy { allow }, retention, accounts, disabled })
+    Ok(Config { fetch: FetchPolicy { allow }, retention, accounts, disabled, push, metrics_token, metrics_listen })
+}
+
+/// A top-level section with `${ENV}` substituted; an unset variable is an error naming it (a
+/// section has no account to disable, and going on without its secret would be unsafe).
+fn section<T: serde::de::DeserializeOwned>(
+    table: toml::Table,
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<T> {
+    let mut value = toml::Value::Table(table);
+    let mut unset = Vec::new();
+    substitute(&mut value, env, &mut unset).with_context(|| name.to_owned())?;
+    if !unset.is_empty() {
+        bail!("[{name}] references unset environment variables: {}", unset.join(", "));
+    }
+    value.try_into().with_context(|| format!("[{name}]"))
+}
+
+/// `[core]` as push settings (`None` without `push_url`).
+fn core_section(
+    table: toml::Table,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<chatgate_server::PushSettings>> {
+    let core: CoreSection = section(table, "core", env)?;
+    let Some(raw) = core.push_url else {
+        if core.push_secret.is_some() {
+            bail!("core.push_secret is set without core.push_url");
+        }
+        return Ok(None);
+    };
+    let url: url::Url = raw.parse().with_context(|| "core.push_url is not a URL")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("core.push_url must be an http(s) URL");
+    }
+    let secret = core.push_secret.context("core.push_secret is required with core.push_url")?;
+    if secret.len() < 16 {
+        bail!("core.push_secret must be at least 16 characters");
+    }
+    let mut push = chatgate_server::PushSettings::new(url, secret);
+    if let Some(batch) = core.push_batch {
+        if !(1..=chatgate_server::push::MAX_BATCH).contains(&batch) {
+            bail!("core.push_batch must be 1..={}, not {batch}", chatgate_server::push::MAX_BATCH);
+        }
+        push.batch = batch;
+    }
+    let seconds = |v: Option<f64>, key: &str| -> Result<Option<std::time::Duration>> {
+        match v {
+            None => Ok(None),
+            Some(s) if s.is_finite() && s > 0.0 => Ok(Some(std::time::Duration::from_secs_f64(s))),
+            Some(s) => bail!("core.{key} must be a positive number of seconds, not {s}"),
+        }
+    };
+    if let Some(t) = seconds(core.push_timeout_seconds, "push_timeout_seconds")? {
+        push.timeout = t;
+    }
+    if let Some(t) = seconds(core.push_max_backoff_seconds, "push_max_backoff_seconds")? {
+        push.max_backoff = t.max(push.base_backoff);
+    }
+    Ok(Some(push))
 }
 
 /// Replaces `${NAME}` in every string; records unset or empty variables (filled with a placeholder).

@@ -81,6 +81,8 @@ enum Command {
     },
     /// Print the JSON Schema of the event envelope (v1).
     Schema,
+    /// Print the OpenAPI 3.1 document of the core API (committed as `schema/openapi.json`).
+    Openapi,
     /// Web widget helpers.
     Widget {
         #[command(subcommand)]
@@ -170,6 +172,10 @@ async fn main() -> Result<()> {
         Command::Replay { paths, to } => chatgate::commands::replay(&cli.config, &paths, &to).await,
         Command::Schema => {
             print!("{}", chatgate::commands::schema()?);
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", chatgate_server::openapi::json_text());
             Ok(())
         }
         Command::Widget { command: WidgetCommand::Snippet { account } } => {

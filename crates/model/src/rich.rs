@@ -48,7 +48,7 @@ pub const NOTICE_MAX_CHARS: usize = 200;
 
 /// What a channel's own buttons take. Limits are the providers' documented values; each channel
 /// declares its rules as a `const` with the source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ButtonRules {
     /// Most buttons the channel shows as its own buttons; more go as a numbered text list (up to
     /// [`BUTTONS_MAX`]).

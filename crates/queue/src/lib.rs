@@ -81,6 +81,14 @@ pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
     /// A visitor's profile, if one was kept.
     async fn visitor_profile(&self, account: &str, visitor: &str) -> Result<Option<String>, QueueError>;
 
+    /// Where the named cursor stands on the event log (0 when never set). Push delivery keeps
+    /// the last sequence number the core has taken under a cursor, so a restart resumes after it.
+    async fn cursor(&self, name: &str) -> Result<u64, QueueError>;
+
+    /// Moves the named cursor forward to `seq`, durably; a lower `seq` than the stored one
+    /// leaves it where it is (a cursor never goes back).
+    async fn set_cursor(&self, name: &str, seq: u64) -> Result<(), QueueError>;
+
     /// What the store has done so far.
     fn stats(&self) -> QueueStats;
 }

@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post, put};
 use chatgate_adapter::SendErrorKind;
 use chatgate_adapter::verify::{bearer_token, constant_time_eq};
 use chatgate_model::ErrorCode;
@@ -15,8 +16,8 @@ use chatgate_model::limits::{check_attachment, check_text};
 use chatgate_model::rich::check_buttons;
 use chatgate_model::{Channel, ChatAction, Conversation, CustomerRef, LimitViolation, OutboundRequest};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::Place;
@@ -26,6 +27,23 @@ use crate::{ApiError, Shared};
 const MAX_EVENTS_PER_PULL: usize = 1000;
 /// Longest long-poll wait.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Every `/v1` route: path (under `/v1`) and handlers. The OpenAPI document must name each one
+/// (`tests/openapi.rs`); add a route here and to `openapi::operations` together.
+pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
+    vec![
+        ("/events", get(events)),
+        ("/messages", post(send_message)),
+        ("/messages/{id}", get(message)),
+        ("/blocks/{channel}/{account}/{customer_id}", put(block).delete(unblock)),
+        ("/conversations/{channel}/{account}/{chat_id}", get(conversation)),
+        ("/accounts", get(accounts)),
+        ("/media/{reference}", get(media)),
+        ("/chats/{channel}/{account}/{chat_id}/typing", post(typing)),
+        ("/chats/{channel}/{account}/{chat_id}/read", post(read)),
+        ("/openapi.json", get(crate::openapi::serve)),
+    ]
+}
 
 pub(crate) async fn require_token(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
@@ -66,6 +84,12 @@ pub(crate) async fn events(
         events = shared.queue.read_events(q.after, limit).await?;
     }
     let next = events.last().map_or(q.after, |e| e.seq);
+    shared.metrics.pulled(q.after);
+    Ok(([(header::CONTENT_TYPE, "application/json")], events_body(&events, next)).into_response())
+}
+
+/// `{"events": [...], "next_after": SEQ}`: the answer of `GET /v1/events` and the body of a push.
+pub(crate) fn events_body(events: &[chatgate_queue::StoredEvent], next: u64) -> String {
     let mut body = String::with_capacity(events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 40);
     body.push_str("{\"events\":[");
     for (i, e) in events.iter().enumerate() {
@@ -75,7 +99,7 @@ pub(crate) async fn events(
         body.push_str(&e.json);
     }
     body.push_str(&format!("],\"next_after\":{next}}}"));
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    body
 }
 
 /// `POST /v1/messages`: validate, store in the outbox, answer `202 {id, status}`.
@@ -106,7 +130,87 @@ pub(crate) async fn send_message(State(shared): State<Arc<Shared>>, body: Bytes)
         shared.rich.offered(enqueued.id, &request, numbered);
         shared.delivery.submit(enqueued.id, request);
     }
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "id": enqueued.id, "status": enqueued.status }))).into_response())
+    Ok((StatusCode::ACCEPTED, axum::Json(Accepted { id: enqueued.id, status: enqueued.status })).into_response())
+}
+
+/// `202` of `POST /v1/messages`: the message's id and its status (`queued`, or the current status
+/// of the message an idempotency key named before).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Accepted {
+    pub id: Uuid,
+    pub status: chatgate_model::Status,
+}
+
+/// The answer of `PUT`/`DELETE /v1/blocks/{channel}/{account}/{customer_id}`: the state now.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockState {
+    pub channel: Channel,
+    pub account: String,
+    pub customer_id: String,
+    pub blocked: bool,
+}
+
+/// `GET /v1/conversations/{channel}/{account}/{chat_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationState {
+    pub channel: Channel,
+    pub account: String,
+    pub chat_id: String,
+    /// When the customer last wrote in this chat (RFC 3339), `null` when never.
+    pub last_inbound_at: Option<String>,
+    /// The messaging window, on channels that have one (WhatsApp); `null` elsewhere.
+    pub window: Option<MessagingWindow>,
+    /// Whether the customer is blocked.
+    pub blocked: bool,
+}
+
+/// A channel's messaging window in one chat.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessagingWindow {
+    /// How long the window stays open after the customer's last message.
+    pub seconds: u64,
+    /// Whether free-form messages may be sent now.
+    pub open: bool,
+    /// When it closes (RFC 3339), `null` when the customer never wrote.
+    pub closes_at: Option<String>,
+}
+
+/// `GET /v1/accounts`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountList {
+    pub accounts: Vec<AccountInfo>,
+}
+
+/// One configured account with its effective limits and capabilities.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInfo {
+    pub channel: Channel,
+    pub account: String,
+    pub limits: chatgate_model::Limits,
+    /// Replies quote natively (`reply_to`).
+    pub native_reply: bool,
+    /// The channel takes message templates.
+    pub templates: bool,
+    /// The messaging window in seconds, `null` when the channel has none.
+    pub messaging_window_seconds: Option<u64>,
+    /// What `buttons` may hold on this channel (count, title and payload length).
+    pub buttons: chatgate_model::ButtonRules,
+    /// The channel shows buttons natively; otherwise they go out as a numbered list.
+    pub buttons_native: bool,
+    /// The channel takes a `feedback` request.
+    pub feedback: bool,
+    /// `POST /v1/chats/.../typing` is supported.
+    pub typing: bool,
+    /// `POST /v1/chats/.../read` is supported.
+    pub read: bool,
+    /// Button presses are answered to the provider (no spinner on the customer's side).
+    pub press_answers: bool,
 }
 
 pub(crate) fn window_open(last: Option<chrono::DateTime<Utc>>, window: Duration) -> bool {
@@ -230,7 +334,7 @@ async fn set_block(
     let ch = account_of(shared, channel, account)?;
     shared.blocks.set(shared.queue.as_ref(), CustomerRef::new(ch, account, customer), blocked).await?;
     tracing::info!(channel = %ch, %account, %customer, blocked, "block list changed");
-    Ok(axum::Json(json!({ "channel": ch, "account": account, "customer_id": customer, "blocked": blocked }))
+    Ok(axum::Json(BlockState { channel: ch, account: account.to_owned(), customer_id: customer.to_owned(), blocked })
         .into_response())
 }
 
@@ -242,48 +346,47 @@ pub(crate) async fn conversation(
     let ch = account_of(&shared, &channel, &account)?;
     let caps = shared.accounts.get(ch, &account).map(|a| a.adapter.facts().capabilities).unwrap_or_default();
     let last = shared.queue.last_inbound(&Conversation::new(ch, account.as_str(), chat.as_str())).await?;
-    let window = caps.messaging_window.map(|w| {
-        json!({
-            "seconds": w.as_secs(),
-            "open": window_open(last, w),
-            "closes_at": last.map(|t| (t + chrono::Duration::from_std(w).unwrap_or_default()).to_rfc3339()),
-        })
+    let window = caps.messaging_window.map(|w| MessagingWindow {
+        seconds: w.as_secs(),
+        open: window_open(last, w),
+        closes_at: last.map(|t| (t + chrono::Duration::from_std(w).unwrap_or_default()).to_rfc3339()),
     });
-    Ok(axum::Json(json!({
-        "channel": ch,
-        "account": account,
-        "chat_id": chat,
-        "last_inbound_at": last.map(|t| t.to_rfc3339()),
-        "window": window,
-        "blocked": shared.blocks.is_blocked(&CustomerRef::new(ch, account.as_str(), chat.as_str())),
-    }))
+    let blocked = shared.blocks.is_blocked(&CustomerRef::new(ch, account.as_str(), chat.as_str()));
+    Ok(axum::Json(ConversationState {
+        channel: ch,
+        account,
+        chat_id: chat,
+        last_inbound_at: last.map(|t| t.to_rfc3339()),
+        window,
+        blocked,
+    })
     .into_response())
 }
 
 /// `GET /v1/accounts`: what is configured, with effective limits and capabilities.
 pub(crate) async fn accounts(State(shared): State<Arc<Shared>>) -> Response {
-    let list: Vec<_> = shared
+    let accounts = shared
         .accounts
         .iter()
         .map(|a| {
             let caps = a.adapter.facts().capabilities;
-            json!({
-                "channel": a.adapter.channel(),
-                "account": a.adapter.account(),
-                "limits": a.limits,
-                "native_reply": caps.native_reply,
-                "templates": caps.templates,
-                "messaging_window_seconds": caps.messaging_window.map(|w| w.as_secs()),
-                "buttons": caps.button_rules(),
-                "buttons_native": caps.buttons.is_some(),
-                "feedback": caps.feedback,
-                "typing": caps.typing,
-                "read": caps.read,
-                "press_answers": caps.press_answers,
-            })
+            AccountInfo {
+                channel: a.adapter.channel(),
+                account: a.adapter.account().to_owned(),
+                limits: a.limits,
+                native_reply: caps.native_reply,
+                templates: caps.templates,
+                messaging_window_seconds: caps.messaging_window.map(|w| w.as_secs()),
+                buttons: caps.button_rules(),
+                buttons_native: caps.buttons.is_some(),
+                feedback: caps.feedback,
+                typing: caps.typing,
+                read: caps.read,
+                press_answers: caps.press_answers,
+            }
         })
         .collect();
-    axum::Json(json!({ "accounts": list })).into_response()
+    axum::Json(AccountList { accounts }).into_response()
 }
 
 /// `POST /v1/chats/{channel}/{account}/{chat}/typing`: shows "typing" in the customer's chat.
@@ -305,12 +408,23 @@ pub(crate) async fn read(
 }
 
 /// The optional body of the marker routes.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct MarkerBody {
+pub struct MarkerBody {
     /// The provider's id of the customer's message (WhatsApp needs it; VK reads up to it).
     #[serde(default)]
-    message_id: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// The answer of the marker routes: the marker was handed to the provider.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct MarkerSent {
+    pub channel: Channel,
+    pub account: String,
+    pub chat_id: String,
+    pub action: ChatAction,
+    /// Always `true`: a marker that could not be sent is an error answer.
+    pub sent: bool,
 }
 
 /// Sends a marker at once (never queued behind messages), at most one per chat and kind every
@@ -342,9 +456,13 @@ async fn chat_action(
         .marker_allowed(Conversation::new(ch, account, chat), action)
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     match adapter.chat_action(chat, action, marker.message_id.as_deref()).await {
-        Ok(()) => Ok(axum::Json(
-            json!({ "channel": ch, "account": account, "chat_id": chat, "action": action, "sent": true }),
-        )
+        Ok(()) => Ok(axum::Json(MarkerSent {
+            channel: ch,
+            account: account.to_owned(),
+            chat_id: chat.to_owned(),
+            action,
+            sent: true,
+        })
         .into_response()),
         Err(e) => {
             tracing::warn!(channel = %ch, %account, action = action.as_str(), error = %e, "marker not sent");

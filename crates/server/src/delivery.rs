@@ -22,7 +22,7 @@ use rand::Rng;
 use uuid::Uuid;
 
 use crate::fetch::{FetchError, Fetcher};
-use crate::metrics::Counters;
+use crate::metrics::{Counters, RetryKind};
 use crate::{Account, Shared};
 
 /// Per-chat rate-limiter entries kept before idle ones are pruned.
@@ -265,7 +265,11 @@ impl DeliveryEngine {
                         return;
                     }
                     tracing::warn!(%channel, account = %account_id, message = %job.id, attempt = job.attempts, retry_in = ?after, error = %text, "send failed; will retry");
-                    Counters::add(&account.counters.outbound_retries, 1);
+                    account.counters.retried(match wait {
+                        Wait::Message => RetryKind::RetryAfter,
+                        Wait::Account => RetryKind::AccountRetryAfter,
+                        Wait::Backoff => RetryKind::Transient,
+                    });
                     let next_at = Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
                     let whole_account = wait == Wait::Account;
                     if whole_account {
@@ -368,7 +372,10 @@ impl DeliveryEngine {
                 if *shared.shutdown.borrow() {
                     return Outcome::Stopped;
                 }
-                adapter.send(&part).await
+                let started = std::time::Instant::now();
+                let sent = adapter.send(&part).await;
+                shared.metrics.sent(request.channel, &request.account, started.elapsed());
+                sent
             };
             match sent {
                 Ok(receipt) => {

@@ -216,6 +216,15 @@ impl ApiError {
         }
     }
 
+    /// The answer's body: `{"error": {"code", "message", ...details}}`.
+    pub fn body(&self) -> Value {
+        let mut error = Map::new();
+        error.insert("code".into(), self.code().as_str().into());
+        error.insert("message".into(), self.message().into());
+        error.extend(self.details());
+        json!({ "error": error })
+    }
+
     /// Fields beside `code` and `message`.
     fn details(&self) -> Map<String, Value> {
         let mut d = Map::new();
@@ -323,15 +332,12 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = Map::new();
-        error.insert("code".into(), self.code().as_str().into());
-        error.insert("message".into(), self.message().into());
-        error.extend(self.details());
+        let body = self.body();
         let retry_after = match &self {
             ApiError::RateLimited { retry_after } => Some(retry_after.as_secs().max(1)),
             _ => None,
         };
-        let mut response = (self.status(), axum::Json(json!({ "error": error }))).into_response();
+        let mut response = (self.status(), axum::Json(body)).into_response();
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

@@ -10,7 +10,10 @@ mod blocks;
 mod delivery;
 mod error;
 pub mod fetch;
+mod health;
 pub mod metrics;
+pub mod openapi;
+pub mod push;
 pub mod record;
 mod rich;
 pub mod serve;
@@ -21,14 +24,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{any, get, post, put};
+use axum::routing::{any, get};
 use chatgate_adapter::{Adapter, Secret};
 use chatgate_model::limits::LimitOverrides;
 use chatgate_queue::Queue;
 
 pub use accounts::{Account, Accounts};
+pub use api::{Accepted, AccountInfo, AccountList, BlockState, ConversationState, MessagingWindow};
 pub use error::ApiError;
 pub use fetch::{FetchPolicy, Fetcher};
+pub use metrics::MetricsSettings;
+pub use push::PushSettings;
 pub use serve::{ConnectionStats, Limits, serve};
 
 /// Settings of the HTTP app and the delivery engine.
@@ -48,6 +54,10 @@ pub struct Settings {
     pub data_dir: Option<std::path::PathBuf>,
     /// `serve --record DIR`: authentic webhooks are written here, redacted (see [`record`]).
     pub record_dir: Option<std::path::PathBuf>,
+    /// Push delivery to the core (`[core] push_url`); `None`: the core pulls only.
+    pub push: Option<PushSettings>,
+    /// Who may read `/metrics`, and whether it is on the main listener.
+    pub metrics: MetricsSettings,
 }
 
 impl Settings {
@@ -60,6 +70,8 @@ impl Settings {
             max_backoff: Duration::from_secs(300),
             data_dir: None,
             record_dir: None,
+            push: None,
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -81,6 +93,12 @@ pub(crate) struct Shared {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// `serve --record`: the writer of redacted recordings of authentic webhooks.
     pub recorder: Option<record::Recorder>,
+    /// Histograms and the pull position, for `/metrics`.
+    pub metrics: metrics::Metrics,
+    /// Push delivery to the core.
+    pub push: push::Push,
+    /// `/readyz`'s last store probe.
+    pub probe: health::Probe,
 }
 
 /// A running gateway: routes plus the delivery engine.
@@ -106,6 +124,8 @@ impl Gateway {
         };
         let web = web::Web::start(&accounts, queue.clone(), web::files::Files::new(files_dir));
         let recorder = settings.record_dir.clone().map(record::Recorder::start);
+        let push = push::Push::new(settings.push.clone());
+        let metrics = metrics::Metrics::new(&accounts);
         let shared = Arc::new_cyclic(|weak| Shared {
             accounts,
             queue,
@@ -117,31 +137,37 @@ impl Gateway {
             connections: Arc::default(),
             shutdown: tokio::sync::watch::Sender::new(false),
             recorder,
+            metrics,
+            push,
+            probe: health::Probe::default(),
         });
         shared.delivery.resume().await?;
+        push::Push::start(&shared);
         Ok(Gateway { shared })
     }
 
     /// The HTTP routes.
     pub fn router(&self) -> Router {
-        let v1 = Router::new()
-            .route("/events", get(api::events))
-            .route("/messages", post(api::send_message))
-            .route("/messages/{id}", get(api::message))
-            .route("/blocks/{channel}/{account}/{customer}", put(api::block).delete(api::unblock))
-            .route("/conversations/{channel}/{account}/{chat}", get(api::conversation))
-            .route("/accounts", get(api::accounts))
-            .route("/media/{reference}", get(api::media))
-            .route("/chats/{channel}/{account}/{chat}/typing", post(api::typing))
-            .route("/chats/{channel}/{account}/{chat}/read", post(api::read))
+        // The `/v1` routes are listed in `api::routes`, which the OpenAPI drift test reads.
+        let v1 = api::routes()
+            .into_iter()
+            .fold(Router::new(), |router, (path, route)| router.route(path, route))
             .layer(axum::middleware::from_fn_with_state(self.shared.clone(), api::require_token));
-        Router::new()
+        let webhooks = Router::new()
             .route("/webhooks/{channel}/{account}", any(webhook::handle))
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/metrics", get(metrics::render))
+            .layer(axum::middleware::from_fn_with_state(self.shared.clone(), metrics::time_webhooks));
+        let router = Router::new()
+            .merge(webhooks)
+            .route("/healthz", get(health::healthz))
+            .route("/readyz", get(health::readyz))
             .nest("/v1", v1)
             .merge(web::router())
-            .with_state(self.shared.clone())
+            .with_state(self.shared.clone());
+        if self.shared.settings.metrics.separate_listener {
+            router
+        } else {
+            router.merge(metrics::router(self.shared.clone()))
+        }
     }
 
     /// Ends every open web visitor stream, so that a graceful shutdown does not wait for them
@@ -167,6 +193,8 @@ impl Gateway {
     /// and messages not yet sent stay queued for the next start.
     pub async fn drain_deliveries(&self) {
         self.shared.delivery.drain().await;
+        // Push delivery stops at a batch boundary: a POST under way finishes and its cursor is stored.
+        self.shared.push.drain().await;
     }
 
     /// The connection figures [`serve`] keeps (shown in `/metrics`).

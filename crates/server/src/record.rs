@@ -113,20 +113,6 @@ impl Recorder {
     pub fn stats(&self) -> &RecordStats {
         &self.stats
     }
-
-    /// The recorder's counters in the Prometheus text format.
-    pub fn render_metrics(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        for (name, value) in
-            [("written", &self.stats.written), ("failed", &self.stats.failed), ("dropped", &self.stats.dropped)]
-        {
-            let _ = writeln!(
-                out,
-                "# TYPE chatgate_record_{name}_total counter\nchatgate_record_{name}_total {}",
-                value.load(Ordering::Relaxed)
-            );
-        }
-    }
 }
 
 /// Redacts and writes one recording; returns the `.body` path.

@@ -105,8 +105,10 @@ pub(crate) async fn handle(
         Counters::add(&owner.counters.inbound_unsupported, unsupported);
     }
 
+    let committing = std::time::Instant::now();
     match shared.queue.append_inbound(records).await {
         Ok(outcome) => {
+            shared.metrics.committed(channel, committing.elapsed());
             Counters::add(&counters.webhooks_accepted, 1);
             Counters::add(&counters.events_stored, outcome.seqs.len() as u64);
             Counters::add(&counters.inbound_duplicates, outcome.duplicates as u64);

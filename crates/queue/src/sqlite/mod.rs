@@ -19,6 +19,7 @@
 //! starts the threads and implements [`Queue`] by sending commands or running reads.
 
 mod blocks;
+mod cursors;
 mod inbound;
 mod maintenance;
 mod outbox;
@@ -303,6 +304,15 @@ impl Queue for SqliteQueue {
     async fn visitor_profile(&self, account: &str, visitor: &str) -> Result<Option<String>, QueueError> {
         let (account, visitor) = (account.to_owned(), visitor.to_owned());
         self.read(move |conn| visitors::profile(conn, &account, &visitor)).await
+    }
+
+    async fn cursor(&self, name: &str) -> Result<u64, QueueError> {
+        let name = name.to_owned();
+        self.read(move |conn| cursors::cursor(conn, &name)).await
+    }
+
+    async fn set_cursor(&self, name: &str, seq: u64) -> Result<(), QueueError> {
+        self.call((name.to_owned(), seq), Command::Cursor).await
     }
 }
 

@@ -37,6 +37,8 @@ pub(super) enum Command {
     Visitor(Call<Box<VisitorArgs>, Box<VisitorAppended>>),
     /// A visitor's profile (account, visitor, JSON); the first stays.
     Profile(Call<(String, String, String), ()>),
+    /// Moves a named cursor forward (name, seq).
+    Cursor(Call<(String, u64), ()>),
 }
 
 /// A visitor item with the events it echoes (their JSON serialised by the caller).
@@ -88,6 +90,7 @@ macro_rules! each_call {
             Command::Prune($call) => $body,
             Command::Visitor($call) => $body,
             Command::Profile($call) => $body,
+            Command::Cursor($call) => $body,
         }
     };
 }
@@ -304,6 +307,7 @@ impl Writer {
             Command::Prune(call) => call.run(|cutoff| self.prune(*cutoff)),
             Command::Visitor(call) => call.run(|args| self.append_visitor(&args.0, &args.1).map(Box::new)),
             Command::Profile(call) => call.run(|(account, visitor, data)| self.set_profile(account, visitor, data)),
+            Command::Cursor(call) => call.run(|(name, seq)| self.set_cursor(name, *seq)),
         }
     }
 

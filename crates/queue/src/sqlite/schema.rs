@@ -27,6 +27,7 @@ const STEPS: &[Step] = &[
     Step { name: "retention indexes", apply: retention_indexes },
     Step { name: "visitor streams", apply: visitor_streams },
     Step { name: "retry times", apply: retry_times },
+    Step { name: "cursors", apply: cursors },
 ];
 
 /// The `user_version` of a database this build has fully migrated.
@@ -222,6 +223,16 @@ fn retry_times(conn: &Connection, _now_us: i64) -> rusqlite::Result<()> {
     )
 }
 
+/// Step 6: named cursors over the event log (push delivery's position), moved forward only.
+fn cursors(conn: &Connection, _now_us: i64) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS cursors (
+             name TEXT PRIMARY KEY,
+             seq  INTEGER NOT NULL
+         ) WITHOUT ROWID;",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +268,7 @@ mod tests {
         let old = Connection::open_in_memory().unwrap();
         old.execute_batch(UNVERSIONED).unwrap();
         retry_times(&old, 5).unwrap();
+        cursors(&old, 5).unwrap();
         let added: Vec<_> = objects(&conn).into_iter().filter(|o| !objects(&old).contains(o)).collect();
         let visitor_objects = [
             ("index", "visitor_items_at"),
