@@ -3,7 +3,19 @@
 //! retention — events in chunks of [`PRUNE_CHUNK`], always keeping the newest so sequence numbers
 //! continue; dedup keys, windows and finished outbound messages by time; unfinished outbound
 //! messages never.
+//!
+//! Keeping the WAL bounded: a checkpoint on this thread copies frames into the database while the
+//! writer keeps appending, so under sustained writes it never catches up with the end of the WAL,
+//! and SQLite restarts a WAL from its beginning only once every frame has been copied. So when a
+//! pass leaves more than [`WAL_RESTART_FRAMES`] frames in the WAL, this thread asks the writer
+//! ([`WalBound`]) to finish the job between two batches: there no commit can run meanwhile, the
+//! writer's own checkpoint copies only the frames written since this thread's pass, and the next
+//! transaction starts writing the WAL from its beginning again. The WAL file is then reused in
+//! place (no new pages to allocate and no file size to journal at each fsync), and stays at about
+//! [`WAL_RESTART_FRAMES`] plus one checkpoint interval of writes; `journal_size_limit` shrinks it
+//! back after a burst.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -17,7 +29,11 @@ use crate::types::QueueError;
 /// retry for up to 7 days (WhatsApp), so dedup keys must outlive that.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
 /// How often WAL frames are copied back into the database file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+/// WAL frames (pages) past which the writer finishes a checkpoint so that the WAL restarts.
+pub(super) const WAL_RESTART_FRAMES: u64 = 4096;
+/// The WAL file is truncated back to this size when it restarts after growing past it.
+pub(super) const WAL_SIZE_LIMIT: i64 = 64 << 20;
 /// How often old rows are looked for.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Most events one prune command deletes, so the writer is never held for long.
@@ -32,11 +48,17 @@ pub(super) struct Maintenance {
 /// Copies the WAL into the database file every [`CHECKPOINT_INTERVAL`] without blocking the
 /// writer (`PASSIVE`), so the database file's fsync is not on any commit's path. Committed data
 /// is durable in the WAL already; a checkpoint only keeps the WAL short.
-pub(super) fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>, maintenance: &Maintenance) {
+pub(super) fn checkpoint_loop(
+    conn: &Connection,
+    stop: &std::sync::mpsc::Receiver<()>,
+    maintenance: &Maintenance,
+    bound: &WalBound,
+) {
     let mut last_prune = Instant::now();
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed; will try again");
+        match passive_checkpoint(conn) {
+            Ok(frames) => bound.after_pass(frames),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will try again"),
         }
         if last_prune.elapsed() >= PRUNE_INTERVAL {
             last_prune = Instant::now();
@@ -45,6 +67,46 @@ pub(super) fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receive
     }
     // Last one on the way out, so a clean shutdown leaves a short WAL.
     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+}
+
+/// A `PASSIVE` checkpoint; returns the frames in the WAL (SQLite's `log` column).
+pub(super) fn passive_checkpoint(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)).map(|n| n.max(0) as u64)
+}
+
+/// What the checkpoint thread tells the writer about the WAL's length.
+#[derive(Debug, Default)]
+pub(super) struct WalBound {
+    /// The writer should checkpoint between two batches so that the WAL restarts.
+    pub(super) restart: AtomicBool,
+    /// Checkpoints the writer ran for it.
+    pub(super) writer_checkpoints: AtomicU64,
+}
+
+impl WalBound {
+    fn after_pass(&self, frames: u64) {
+        if frames >= WAL_RESTART_FRAMES {
+            self.restart.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl Writer {
+    /// Between two batches: if the checkpoint thread asked for it, copies the rest of the WAL
+    /// into the database so that the next transaction restarts the WAL from its beginning.
+    pub(super) fn bound_wal(&mut self) {
+        if !self.wal.restart.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        match self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+            Ok(0) => {
+                self.wal.writer_checkpoints.fetch_add(1, Ordering::Relaxed);
+            }
+            // The checkpoint thread holds the checkpoint lock: try again after the next batch.
+            Ok(_) => self.wal.restart.store(true, Ordering::Release),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint on the writer failed; will try again"),
+        }
+    }
 }
 
 impl Maintenance {

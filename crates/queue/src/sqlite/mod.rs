@@ -42,8 +42,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use self::blocks::Block;
-use self::maintenance::{Maintenance, PRUNE_CHUNK, checkpoint_loop};
-use self::pipeline::{Call, Command, Committed, MAX_BATCH, Stats, Syncer, Writer, wal_path};
+use self::maintenance::{Maintenance, PRUNE_CHUNK, WAL_SIZE_LIMIT, WalBound, checkpoint_loop};
+use self::pipeline::{Call, Command, MAX_BATCH, Stats, Syncer, Writer, wal_path};
 use crate::Queue;
 use crate::types::{
     AccountHold, AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
@@ -88,6 +88,7 @@ impl SqliteQueue {
         writer.pragma_update(None, "busy_timeout", 5000)?;
         // Checkpoints run on their own thread, off the commit path (see `maintenance`).
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         schema::migrate(&mut writer, Utc::now().timestamp_micros())?;
         let last: u64 =
             writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
@@ -111,24 +112,19 @@ impl SqliteQueue {
         checkpointer.pragma_update(None, "busy_timeout", 5000)?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
         let maintenance = Maintenance { writer: tx.downgrade(), retention };
+        let wal_bound = Arc::new(WalBound::default());
+        let checkpoint_bound = wal_bound.clone();
         std::thread::Builder::new()
             .name("chatgate-queue-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer, &stopped, &maintenance))
+            .spawn(move || checkpoint_loop(&checkpointer, &stopped, &maintenance, &checkpoint_bound))
             .map_err(|e| QueueError::Storage(format!("starting the checkpoint thread: {e}")))?;
 
         let (committed_tx, committed) = watch::channel(last);
         let (items_tx, committed_items) = watch::channel(last_item);
-        let (to_syncer, synced) = std::sync::mpsc::channel::<Committed>();
         let stats = Arc::new(Stats::default());
-        let syncer_stats = stats.clone();
+        let syncer =
+            Syncer { wal_path, wal: None, durable: committed_tx, durable_items: items_tx, stats: stats.clone() };
         let writer_stats = stats.clone();
-        std::thread::Builder::new()
-            .name("chatgate-queue-sync".into())
-            .spawn(move || {
-                Syncer { wal_path, wal: None, durable: committed_tx, durable_items: items_tx, stats: syncer_stats }
-                    .run(&synced)
-            })
-            .map_err(|e| QueueError::Storage(format!("starting the sync thread: {e}")))?;
         std::thread::Builder::new()
             .name("chatgate-queue-writer".into())
             .spawn(move || {
@@ -136,9 +132,10 @@ impl SqliteQueue {
                     conn: writer,
                     last_seq: last,
                     last_item,
-                    to_syncer,
+                    syncer,
                     windows: HashMap::new(),
                     stats: writer_stats,
+                    wal: wal_bound,
                 }
                 .run(rx)
             })
