@@ -6,16 +6,17 @@
 //!
 //! Keeping the WAL bounded: a checkpoint on this thread copies frames into the database while the
 //! writer keeps appending, so under sustained writes it never catches up with the end of the WAL,
-//! and SQLite restarts a WAL from its beginning only once every frame has been copied. So when a
-//! pass leaves more than [`WAL_RESTART_FRAMES`] frames in the WAL, this thread asks the writer
-//! ([`WalBound`]) to finish the job between two batches: there no commit can run meanwhile, the
-//! writer's own checkpoint copies only the frames written since this thread's pass, and the next
-//! transaction starts writing the WAL from its beginning again. The WAL file is then reused in
-//! place (no new pages to allocate and no file size to journal at each fsync), and stays at about
-//! [`WAL_RESTART_FRAMES`] plus one checkpoint interval of writes; `journal_size_limit` shrinks it
-//! back after a burst.
+//! and SQLite restarts a WAL from its beginning only once every frame has been copied. So the
+//! writer itself, when a commit leaves more than [`WAL_RESTART_FRAMES`] frames in the WAL (SQLite's
+//! WAL hook tells it), finishes the checkpoint between two batches: no commit can run meanwhile, its
+//! checkpoint copies only what this thread has not copied yet, and the next transaction writes the
+//! WAL from its beginning again. The WAL file is then reused in place (no new pages to allocate and
+//! no file size to journal at each fsync) and never holds much more than [`WAL_RESTART_FRAMES`]
+//! frames plus one batch; `journal_size_limit` shrinks it back if it ever grew past
+//! [`WAL_SIZE_LIMIT`].
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::cell::Cell;
+use std::ffi::c_int;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -48,17 +49,11 @@ pub(super) struct Maintenance {
 /// Copies the WAL into the database file every [`CHECKPOINT_INTERVAL`] without blocking the
 /// writer (`PASSIVE`), so the database file's fsync is not on any commit's path. Committed data
 /// is durable in the WAL already; a checkpoint only keeps the WAL short.
-pub(super) fn checkpoint_loop(
-    conn: &Connection,
-    stop: &std::sync::mpsc::Receiver<()>,
-    maintenance: &Maintenance,
-    bound: &WalBound,
-) {
+pub(super) fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>, maintenance: &Maintenance) {
     let mut last_prune = Instant::now();
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
-        match passive_checkpoint(conn) {
-            Ok(frames) => bound.after_pass(frames),
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will try again"),
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; will try again");
         }
         if last_prune.elapsed() >= PRUNE_INTERVAL {
             last_prune = Instant::now();
@@ -69,41 +64,35 @@ pub(super) fn checkpoint_loop(
     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
 }
 
-/// A `PASSIVE` checkpoint; returns the frames in the WAL (SQLite's `log` column).
-pub(super) fn passive_checkpoint(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)).map(|n| n.max(0) as u64)
+thread_local! {
+    /// Frames in the WAL after the last commit on this thread (the writer's), from SQLite's WAL hook.
+    static WAL_FRAMES: Cell<u64> = const { Cell::new(0) };
 }
 
-/// What the checkpoint thread tells the writer about the WAL's length.
-#[derive(Debug, Default)]
-pub(super) struct WalBound {
-    /// The writer should checkpoint between two batches so that the WAL restarts.
-    pub(super) restart: AtomicBool,
-    /// Checkpoints the writer ran for it.
-    pub(super) writer_checkpoints: AtomicU64,
-}
-
-impl WalBound {
-    fn after_pass(&self, frames: u64) {
-        if frames >= WAL_RESTART_FRAMES {
-            self.restart.store(true, Ordering::Release);
-        }
-    }
+/// SQLite's WAL hook: runs on the committing thread after each commit.
+fn count_wal_frames(_: &rusqlite::hooks::Wal, frames: c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(u64::try_from(frames).unwrap_or(0));
+    Ok(())
 }
 
 impl Writer {
-    /// Between two batches: if the checkpoint thread asked for it, copies the rest of the WAL
-    /// into the database so that the next transaction restarts the WAL from its beginning.
+    /// Has SQLite tell the writer how long the WAL is after each of its commits. Call on the
+    /// writer thread, after `wal_autocheckpoint` is set (that pragma replaces the hook).
+    pub(super) fn watch_wal(&self) {
+        self.conn.wal_hook(Some(count_wal_frames));
+    }
+
+    /// Between two batches: when the WAL has grown past [`WAL_RESTART_FRAMES`], copies the rest of
+    /// it into the database so that the next transaction restarts the WAL from its beginning.
+    /// A `PASSIVE` checkpoint never waits: if the checkpoint thread holds the lock, the writer
+    /// tries again after the next batch.
     pub(super) fn bound_wal(&mut self) {
-        if !self.wal.restart.swap(false, Ordering::AcqRel) {
+        if WAL_FRAMES.get() < WAL_RESTART_FRAMES {
             return;
         }
         match self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
-            Ok(0) => {
-                self.wal.writer_checkpoints.fetch_add(1, Ordering::Relaxed);
-            }
-            // The checkpoint thread holds the checkpoint lock: try again after the next batch.
-            Ok(_) => self.wal.restart.store(true, Ordering::Release),
+            Ok(0) => WAL_FRAMES.set(0),
+            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint on the writer failed; will try again"),
         }
     }
