@@ -101,7 +101,8 @@ pub fn run(load: &Load) -> anyhow::Result<ExitCode> {
     println!("bare      {}  {}", bare_report.summary(), bare_memory);
 
     let limit_dir = tempfile::tempdir().context("creating the limit's data directory")?;
-    let limit = ChildServer::spawn("limit", &["serve-limit".as_ref(), "--data-dir".as_ref(), limit_dir.path().as_os_str()])?;
+    let limit =
+        ChildServer::spawn("limit", &["serve-limit".as_ref(), "--data-dir".as_ref(), limit_dir.path().as_os_str()])?;
     let (limit_report, limit_memory) = measure(&runtime, &limit, load, || {})?;
     limit.kill()?;
     println!("limit     {}  {}", limit_report.summary(), limit_memory);
@@ -125,7 +126,12 @@ pub fn run(load: &Load) -> anyhow::Result<ExitCode> {
         Ok(q) => println!("{q}"),
         Err(e) => println!("queue     (no metrics: {e:#})"),
     }
-    println!("chatgate  storage at the end of the load: db={} wal={} wal_max={}", mib(at_end.0), mib(at_end.1), mib(wal_max));
+    println!(
+        "chatgate  storage at the end of the load: db={} wal={} wal_max={}",
+        mib(at_end.0),
+        mib(at_end.1),
+        mib(wal_max)
+    );
 
     let pull = runtime.block_on(pull_all(chatgate.port))?;
     let pull_memory = Memory::read(chatgate.pid())?;
@@ -366,7 +372,9 @@ fn page(body: &[u8]) -> anyhow::Result<(u64, u64)> {
     let next = text
         .rsplit_once("\"next_after\":")
         .and_then(|(_, tail)| tail.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok())
-        .with_context(|| format!("no next_after in the events page ending `{}`", &text[text.len().saturating_sub(60)..]))?;
+        .with_context(|| {
+            format!("no next_after in the events page ending `{}`", &text[text.len().saturating_sub(60)..])
+        })?;
     Ok((events, next))
 }
 

@@ -99,8 +99,7 @@ pub fn limit(dir: &Path) -> anyhow::Result<()> {
             post(move |headers: HeaderMap, body: Bytes| {
                 let (adapter, log) = (adapter.clone(), log.clone());
                 async move {
-                    let request =
-                        WebhookRequest { method: &Method::POST, headers: &headers, query: None, body: &body };
+                    let request = WebhookRequest { method: &Method::POST, headers: &headers, query: None, body: &body };
                     let inbound = match chatgate_adapter::webhook::receive(adapter.as_ref(), &request) {
                         Ok(inbound) => inbound,
                         Err(_) => return StatusCode::UNAUTHORIZED,

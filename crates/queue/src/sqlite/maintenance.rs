@@ -30,7 +30,7 @@ use crate::types::QueueError;
 /// retry for up to 7 days (WhatsApp), so dedup keys must outlive that.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
 /// How often WAL frames are copied back into the database file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 /// WAL frames (pages) past which the writer finishes a checkpoint so that the WAL restarts.
 pub(super) const WAL_RESTART_FRAMES: u64 = 4096;
 /// The WAL file is truncated back to this size when it restarts after growing past it.

@@ -125,15 +125,8 @@ impl SqliteQueue {
         std::thread::Builder::new()
             .name("chatgate-queue-writer".into())
             .spawn(move || {
-                Writer {
-                    conn: writer,
-                    last_seq: last,
-                    last_item,
-                    syncer,
-                    windows: HashMap::new(),
-                    stats: writer_stats,
-                }
-                .run(rx)
+                Writer { conn: writer, last_seq: last, last_item, syncer, windows: HashMap::new(), stats: writer_stats }
+                    .run(rx)
             })
             .map_err(|e| QueueError::Storage(format!("starting the writer thread: {e}")))?;
         Ok(SqliteQueue {
