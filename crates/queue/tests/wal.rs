@@ -57,8 +57,9 @@ async fn the_wal_stays_bounded_under_writes_that_never_pause() {
     let written = stored * 4096;
     let largest = largest.load(Ordering::Relaxed);
     // The writer restarts the WAL once a commit leaves more than 4,096 frames of 4 KiB (and a
-    // 24-byte header) in it; one batch more may come before its checkpoint gets the lock.
-    let bound = 24 << 20;
+    // 24-byte header, 16.1 MiB) in it. While the checkpoint thread holds the checkpoint lock the
+    // writer's own checkpoint waits for the next batch, so a slow disk adds some batches on top.
+    let bound = 40 << 20;
     assert!(written > 2 * bound, "the test writes more than the bound: {written} bytes");
     assert!(largest <= bound, "the WAL grew to {largest} bytes (bound {bound}) while {written} bytes were committed");
 }
