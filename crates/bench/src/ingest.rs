@@ -256,7 +256,7 @@ fn per(bytes: u64, events: u64) -> f64 {
 }
 
 /// The 1-minute load average, to judge how busy the machine was.
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))

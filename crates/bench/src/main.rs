@@ -29,6 +29,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod child;
 mod ingest;
 mod load;
+mod outbound;
 mod serve;
 mod web;
 
@@ -74,6 +75,21 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         senders: usize,
     },
+    /// Outbound: messages/s through POST /v1/messages, delivery and a mock Bot API on 127.0.0.1.
+    Outbound {
+        /// Messages in the round with the rate limits lifted.
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        /// Concurrent keep-alive connections sending `POST /v1/messages`.
+        #[arg(long, default_value_t = 64)]
+        submitters: usize,
+        /// Telegram bots.
+        #[arg(long, default_value_t = 10)]
+        accounts: usize,
+        /// Chats, spread over the bots.
+        #[arg(long, default_value_t = 1000)]
+        chats: usize,
+    },
     /// Child process: the bare axum server.
     #[command(hide = true)]
     ServeBare,
@@ -82,6 +98,18 @@ enum Command {
     ServeLimit {
         #[arg(long)]
         data_dir: PathBuf,
+    },
+    /// Child process: chatgate with `--accounts` Telegram bots whose Bot API is `--api-base-url`.
+    #[command(hide = true)]
+    ServeOutbound {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        api_base_url: String,
+        #[arg(long)]
+        accounts: usize,
+        #[arg(long)]
+        lift_limits: bool,
     },
     /// Child process: chatgate with its SQLite queue in `--data-dir`.
     #[command(hide = true)]
@@ -114,8 +142,18 @@ fn main() -> anyhow::Result<ExitCode> {
             anyhow::ensure!(senders > 0, "--senders must be at least 1");
             web::run(&web::WebLoad { visitors, messages, senders })
         }
+        Command::Outbound { messages, submitters, accounts, chats } => {
+            anyhow::ensure!(
+                submitters > 0 && accounts > 0 && chats >= accounts,
+                "--submitters, --accounts ≥ 1, --chats ≥ --accounts"
+            );
+            outbound::run(&outbound::OutboundLoad { messages, submitters, accounts, chats })
+        }
         Command::ServeBare => serve::bare().map(|()| ExitCode::SUCCESS),
         Command::ServeLimit { data_dir } => serve::limit(&data_dir).map(|()| ExitCode::SUCCESS),
+        Command::ServeOutbound { data_dir, api_base_url, accounts, lift_limits } => {
+            outbound::serve(&data_dir, &api_base_url, accounts, lift_limits).map(|()| ExitCode::SUCCESS)
+        }
         Command::ServeChatgate { data_dir } => serve::chatgate(&data_dir).map(|()| ExitCode::SUCCESS),
         Command::ServeWeb { data_dir } => serve::web(&data_dir).map(|()| ExitCode::SUCCESS),
     }

@@ -261,7 +261,7 @@ async fn bind() -> anyhow::Result<axum::serve::TapIo<TcpListener, fn(&mut TcpStr
 }
 
 /// The first line of a child server's stdout: its port (see [`crate::child`]).
-fn print_port(port: u16) -> anyhow::Result<()> {
+pub(crate) fn print_port(port: u16) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{port}")?;
     stdout.flush()?;
@@ -273,7 +273,7 @@ fn nodelay(tcp: &mut TcpStream) {
 }
 
 /// Exits the process when stdin closes, that is when the parent benchmark is gone.
-fn exit_with_parent() {
+pub(crate) fn exit_with_parent() {
     std::thread::spawn(|| {
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
         std::process::exit(0);
