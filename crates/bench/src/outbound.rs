@@ -294,7 +294,7 @@ struct Unlimited {
 
 impl Unlimited {
     fn new(inner: Arc<dyn chatgate_adapter::Adapter>) -> Unlimited {
-        let mut facts = inner.facts().clone();
+        let mut facts = *inner.facts();
         facts.rate_limits = chatgate_adapter::RateLimits::default();
         Unlimited { inner, facts }
     }
