@@ -22,6 +22,13 @@
 //!   cargo run --release -p chatgate-bench -- ingest --seconds 10 [--connections 64] [--warmup-seconds 2]
 //!   ```
 
+//! - `chatgate-bench outbound`: messages/s through `POST /v1/messages`, the delivery engine and a
+//!   mock Telegram Bot API, with the rate limits lifted and in force; see [`outbound`].
+//!
+//!   ```text
+//!   cargo run --release -p chatgate-bench -- outbound [--messages 20000] [--submitters 64] [--accounts 10] [--chats 1000]
+//!   ```
+
 /// The same allocator as the `chatgate` binary, for both servers.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
