@@ -358,9 +358,14 @@ impl Drop for Busy {
 
 /// A request body that errors once its deadline passes (then `timed_out` is set, and the
 /// request is answered 408), and marks its connection as waiting while bytes do not come.
+///
+/// The timer is armed only when the body has to wait for bytes: a body that is already in the
+/// connection's buffer (almost every webhook) is read without touching tokio's timer wheel.
 struct DeadlineBody {
     inner: Body,
     timeout: Duration,
+    /// When the handler first read the body.
+    started: Option<Instant>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     timed_out: Arc<AtomicBool>,
     conn: Arc<ConnState>,
@@ -368,7 +373,12 @@ struct DeadlineBody {
 
 impl DeadlineBody {
     fn new(inner: Body, timeout: Duration, timed_out: Arc<AtomicBool>, conn: Arc<ConnState>) -> DeadlineBody {
-        DeadlineBody { inner, timeout, deadline: None, timed_out, conn }
+        DeadlineBody { inner, timeout, started: None, deadline: None, timed_out, conn }
+    }
+
+    fn time_out(&mut self) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        self.timed_out.store(true, Ordering::Release);
+        Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(self.timeout)))))
     }
 }
 
@@ -384,15 +394,22 @@ impl hyper::body::Body for DeadlineBody {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = &mut *self;
         // The clock starts at the first read: a handler that never reads the body is not timed.
-        let timeout = this.timeout;
-        let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        if deadline.as_mut().poll(cx).is_ready() {
-            this.timed_out.store(true, Ordering::Release);
-            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(timeout)))));
-        }
+        let started = *this.started.get_or_insert_with(Instant::now);
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         this.conn.waiting_for_body.store(polled.is_pending(), Ordering::Release);
-        polled
+        if polled.is_ready() {
+            // Bytes that trickle in keep the body ready now and then; the deadline still holds.
+            if this.deadline.is_some() && started.elapsed() >= this.timeout {
+                return this.time_out();
+            }
+            return polled;
+        }
+        let at = tokio::time::Instant::from_std(started + this.timeout);
+        let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if deadline.as_mut().poll(cx).is_ready() {
+            return this.time_out();
+        }
+        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {

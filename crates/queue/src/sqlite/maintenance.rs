@@ -3,7 +3,20 @@
 //! retention — events in chunks of [`PRUNE_CHUNK`], always keeping the newest so sequence numbers
 //! continue; dedup keys, windows and finished outbound messages by time; unfinished outbound
 //! messages never.
+//!
+//! Keeping the WAL bounded: a checkpoint on this thread copies frames into the database while the
+//! writer keeps appending, so under sustained writes it never catches up with the end of the WAL,
+//! and SQLite restarts a WAL from its beginning only once every frame has been copied. So the
+//! writer itself, when a commit leaves more than [`WAL_RESTART_FRAMES`] frames in the WAL (SQLite's
+//! WAL hook tells it), finishes the checkpoint between two batches: no commit can run meanwhile, its
+//! checkpoint copies only what this thread has not copied yet, and the next transaction writes the
+//! WAL from its beginning again. The WAL file is then reused in place (no new pages to allocate and
+//! no file size to journal at each fsync) and never holds much more than [`WAL_RESTART_FRAMES`]
+//! frames plus one batch; `journal_size_limit` shrinks it back if it ever grew past
+//! [`WAL_SIZE_LIMIT`].
 
+use std::cell::Cell;
+use std::ffi::c_int;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -18,6 +31,10 @@ use crate::types::QueueError;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
 /// How often WAL frames are copied back into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// WAL frames (pages) past which the writer finishes a checkpoint so that the WAL restarts.
+pub(super) const WAL_RESTART_FRAMES: u64 = 4096;
+/// The WAL file is truncated back to this size when it restarts after growing past it.
+pub(super) const WAL_SIZE_LIMIT: i64 = 64 << 20;
 /// How often old rows are looked for.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Most events one prune command deletes, so the writer is never held for long.
@@ -45,6 +62,40 @@ pub(super) fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receive
     }
     // Last one on the way out, so a clean shutdown leaves a short WAL.
     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+}
+
+thread_local! {
+    /// Frames in the WAL after the last commit on this thread (the writer's), from SQLite's WAL hook.
+    static WAL_FRAMES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// SQLite's WAL hook: runs on the committing thread after each commit.
+fn count_wal_frames(_: &rusqlite::hooks::Wal, frames: c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(u64::try_from(frames).unwrap_or(0));
+    Ok(())
+}
+
+impl Writer {
+    /// Has SQLite tell the writer how long the WAL is after each of its commits. Call on the
+    /// writer thread, after `wal_autocheckpoint` is set (that pragma replaces the hook).
+    pub(super) fn watch_wal(&self) {
+        self.conn.wal_hook(Some(count_wal_frames));
+    }
+
+    /// Between two batches: when the WAL has grown past [`WAL_RESTART_FRAMES`], copies the rest of
+    /// it into the database so that the next transaction restarts the WAL from its beginning.
+    /// A `PASSIVE` checkpoint never waits: if the checkpoint thread holds the lock, the writer
+    /// tries again after the next batch.
+    pub(super) fn bound_wal(&mut self) {
+        if WAL_FRAMES.get() < WAL_RESTART_FRAMES {
+            return;
+        }
+        match self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+            Ok(0) => WAL_FRAMES.set(0),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint on the writer failed; will try again"),
+        }
+    }
 }
 
 impl Maintenance {

@@ -1,19 +1,18 @@
-//! The embedded backend: one SQLite file in WAL mode, one writer thread doing group commit, a
-//! syncer thread that makes commits durable, and a reader connection for queries.
+//! The embedded backend: one SQLite file in WAL mode, one writer thread doing group commit, and a
+//! reader connection for queries.
 //!
 //! Group commit: callers send commands to the writer over a channel. The writer takes every
-//! command that is waiting (up to `MAX_BATCH`), applies them in one transaction and commits.
-//! The commit writes the batch's WAL frames; the syncer then `fdatasync`s the WAL file and only
-//! after that answers the callers and lets readers see the new events. While the syncer waits
-//! for the disk, the writer already applies the next batch: the fsync of batch N overlaps the
-//! work of batch N+1, and one fsync covers every batch committed before it started.
+//! command that is waiting (up to `MAX_BATCH`), applies them in one transaction, commits,
+//! `fdatasync`s the WAL, and only after that answers the callers and lets readers see the new
+//! events. Commands that arrive meanwhile wait in the channel and all go in the next transaction:
+//! one commit per fsync.
 //!
 //! Durability is that of `synchronous=FULL` (the WAL is on disk before anything is
-//! acknowledged); SQLite runs with `synchronous=NORMAL` only so that the fsync happens on the
-//! syncer thread instead of inside `COMMIT`. SQLite itself still syncs the WAL before every
-//! checkpoint and the header whenever the WAL is restarted.
+//! acknowledged); SQLite runs with `synchronous=NORMAL` only so that the writer syncs the WAL
+//! itself and counts it. SQLite itself still syncs the WAL before every checkpoint and the header
+//! whenever the WAL is restarted.
 //!
-//! One file per role: `pipeline` (commands, writer, syncer), `inbound` (log, dedup, windows,
+//! One file per role: `pipeline` (commands, writer, sync), `inbound` (log, dedup, windows,
 //! receipts), `outbox` (outbound messages and their status), `blocks`, `maintenance`
 //! (checkpoints and retention) and `schema` (tables and migrations). This file opens the store,
 //! starts the threads and implements [`Queue`] by sending commands or running reads.
@@ -43,8 +42,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use self::blocks::Block;
-use self::maintenance::{Maintenance, PRUNE_CHUNK, checkpoint_loop};
-use self::pipeline::{Call, Command, Committed, MAX_BATCH, Stats, Syncer, Writer, wal_path};
+use self::maintenance::{Maintenance, PRUNE_CHUNK, WAL_SIZE_LIMIT, checkpoint_loop};
+use self::pipeline::{Call, Command, MAX_BATCH, Stats, Syncer, Writer, wal_path};
 use crate::Queue;
 use crate::types::{
     AccountHold, AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
@@ -84,11 +83,12 @@ impl SqliteQueue {
         check_not_truncated(&path)?;
         let mut writer = Connection::open(&path)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
-        // The WAL is fsynced by the syncer thread before any answer (see the module doc).
+        // The writer fsyncs the WAL itself before any answer (see the module doc).
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         writer.pragma_update(None, "busy_timeout", 5000)?;
         // Checkpoints run on their own thread, off the commit path (see `maintenance`).
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         schema::migrate(&mut writer, Utc::now().timestamp_micros())?;
         let last: u64 =
             writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
@@ -119,29 +119,15 @@ impl SqliteQueue {
 
         let (committed_tx, committed) = watch::channel(last);
         let (items_tx, committed_items) = watch::channel(last_item);
-        let (to_syncer, synced) = std::sync::mpsc::channel::<Committed>();
         let stats = Arc::new(Stats::default());
-        let syncer_stats = stats.clone();
+        let syncer =
+            Syncer { wal_path, wal: None, durable: committed_tx, durable_items: items_tx, stats: stats.clone() };
         let writer_stats = stats.clone();
-        std::thread::Builder::new()
-            .name("chatgate-queue-sync".into())
-            .spawn(move || {
-                Syncer { wal_path, wal: None, durable: committed_tx, durable_items: items_tx, stats: syncer_stats }
-                    .run(&synced)
-            })
-            .map_err(|e| QueueError::Storage(format!("starting the sync thread: {e}")))?;
         std::thread::Builder::new()
             .name("chatgate-queue-writer".into())
             .spawn(move || {
-                Writer {
-                    conn: writer,
-                    last_seq: last,
-                    last_item,
-                    to_syncer,
-                    windows: HashMap::new(),
-                    stats: writer_stats,
-                }
-                .run(rx)
+                Writer { conn: writer, last_seq: last, last_item, syncer, windows: HashMap::new(), stats: writer_stats }
+                    .run(rx)
             })
             .map_err(|e| QueueError::Storage(format!("starting the writer thread: {e}")))?;
         Ok(SqliteQueue {

@@ -4,7 +4,7 @@
 //! An item and the inbound events it echoes are written in one transaction, so a visitor message
 //! is either on the event log and the stream or on neither. `key` makes a retried request store
 //! nothing new. Every item's `id` (AUTOINCREMENT, never reused) orders items across visitors: the
-//! syncer publishes the last `id` that is on disk and readers see nothing after it, so a stream
+//! writer publishes the last `id` that is on disk and readers see nothing after it, so a stream
 //! never shows an item a crash could take back (and renumber).
 
 use rusqlite::{Connection, OptionalExtension, params};
