@@ -81,6 +81,23 @@ pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
     /// A visitor's profile, if one was kept.
     async fn visitor_profile(&self, account: &str, visitor: &str) -> Result<Option<String>, QueueError>;
 
+    /// Takes (or renews) the right to deliver this chat's messages for `ttl`; false while
+    /// another gateway instance holds it. A store used by one process grants it always.
+    async fn lease_chat(&self, _conversation: &Conversation, _ttl: Duration) -> Result<bool, QueueError> {
+        Ok(true)
+    }
+
+    /// Gives the chat's lease up (its worker has nothing left to send).
+    async fn release_chat(&self, _conversation: &Conversation) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    /// True when other gateway instances write to the same store: delivery then takes leases
+    /// and looks for unfinished messages of chats nobody delivers (see `delivery::lease`).
+    fn shared_by_instances(&self) -> bool {
+        false
+    }
+
     /// What the store has done so far.
     fn stats(&self) -> QueueStats;
 }
