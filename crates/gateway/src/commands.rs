@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chatgate_adapter::{Adapter, WebhookRequest};
-use chatgate_queue::SqliteQueue;
+use chatgate_queue::{Queue, SqliteQueue};
+use chatgate_queue_nats::NatsQueue;
 use chatgate_server::{Gateway, Limits, Settings};
 use rand::Rng;
 
-use crate::config::{self, MissingSecrets};
+use crate::config::{self, MissingSecrets, QueueBackend};
 
 /// Connection limits and the shutdown bound of `chatgate serve` (see `chatgate_server::Limits`).
 #[derive(Debug, Clone, clap::Args)]
@@ -92,14 +93,24 @@ pub async fn serve(
             token
         }
     };
-    let queue = SqliteQueue::open_with(data_dir, config.retention)
-        .with_context(|| format!("opening the queue in {}", data_dir.display()))?;
-    tracing::info!(path = %queue.path().display(), "embedded queue open");
+    let queue: Arc<dyn Queue> = match &config.queue {
+        QueueBackend::Sqlite => {
+            let queue = SqliteQueue::open_with(data_dir, config.retention)
+                .with_context(|| format!("opening the queue in {}", data_dir.display()))?;
+            tracing::info!(path = %queue.path().display(), "embedded queue open");
+            Arc::new(queue)
+        }
+        QueueBackend::Nats(options) => {
+            let queue = NatsQueue::connect(options.clone()).await.context("starting the NATS queue")?;
+            tracing::info!(urls = ?options.urls, prefix = %options.prefix, replicas = options.replicas, "NATS queue open");
+            Arc::new(queue)
+        }
+    };
     let mut settings = Settings::new(api_token);
     settings.fetch = config.fetch;
     settings.data_dir = Some(data_dir.to_owned());
     let adapters = config.accounts.into_iter().map(|a| (a.adapter, a.limits)).collect();
-    let gateway = Gateway::start(adapters, Arc::new(queue), settings).await?;
+    let gateway = Gateway::start(adapters, queue, settings).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     tracing::info!(%listen, "chatgate serves");
     chatgate_server::serve(listener, gateway, limits, shutdown()).await?;

@@ -1,0 +1,317 @@
+//! Fault tests of the NATS backend: real `nats-server` processes (started here on free loopback
+//! ports, never the machine's shared one) and real `chatgate serve` processes, killed with
+//! SIGKILL under load. Every test prints its figures: acknowledged, found, lost, duplicated.
+//!
+//! Short forms run in CI (a few seconds of load each, 5 gateway kill cycles). Long forms:
+//! `CHATGATE_FAULT_SCALE=10 cargo test --release -p chatgate --test nats_faults -- --nocapture --test-threads 1`
+//! multiplies load time and cycles.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chatgate_testkit::gateway::TOKEN;
+use chatgate_testkit::nats::NatsServers;
+use chatgate_testkit::process::{Serve, free_port};
+use serde_json::{Value, json};
+
+/// One fault test at a time: they measure processes on a shared 2-core machine.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const TG_SECRET: &str = "nats-fault-secret";
+
+fn scale() -> u64 {
+    std::env::var("CHATGATE_FAULT_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1)
+}
+
+/// A `channels.toml` with one Telegram account on the NATS backend.
+fn write_config(dir: &Path, urls: &[String], replicas: usize) -> PathBuf {
+    let path = dir.join("channels.toml");
+    let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[queue]
+backend = "nats"
+url = [{}]
+prefix = "faults"
+replicas = {replicas}
+lease_seconds = 3
+
+[accounts.main]
+kind = "telegram"
+bot_token = "1:fault"
+secret_token = "{TG_SECRET}"
+api_base_url = "http://127.0.0.1:9"
+"#,
+            urls.join(", ")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+async fn start_gateway(config: &Path, dir: &Path) -> Serve {
+    let data = dir.join(format!("data-{}", free_port()));
+    Serve::start(env!("CARGO_BIN_EXE_chatgate"), config, &data, free_port(), &[], &[]).await
+}
+
+fn update(n: u64) -> String {
+    json!({"update_id": n, "message": {"message_id": n, "date": 1718000000, "text": format!("nf-{n}"),
+        "chat": {"id": 1000 + n % 50, "type": "private"}, "from": {"id": 1000 + n % 50, "is_bot": false, "first_name": "F"}}})
+    .to_string()
+}
+
+/// Posts update `n` to `base`; the status, or `None` when the connection failed.
+async fn post(client: &reqwest::Client, base: &str, n: u64) -> Option<u16> {
+    let answer = client
+        .post(format!("{base}/webhooks/telegram/main"))
+        .header("X-Telegram-Bot-Api-Secret-Token", TG_SECRET)
+        .header("Content-Type", "application/json")
+        .body(update(n))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .ok()?;
+    Some(answer.status().as_u16())
+}
+
+/// Webhooks under load to whichever of `bases` is up, each update once, until `stop`.
+struct Load {
+    acked: Arc<Mutex<BTreeSet<u64>>>,
+    statuses: Arc<Mutex<BTreeMap<String, u64>>>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(bases: Vec<String>, workers: u64, first: u64) -> Load {
+        let acked = Arc::new(Mutex::new(BTreeSet::new()));
+        let statuses = Arc::new(Mutex::new(BTreeMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let next = Arc::new(AtomicU64::new(first));
+        let client = reqwest::Client::new();
+        let tasks = (0..workers)
+            .map(|w| {
+                let (acked, statuses, stop, next, client, bases) =
+                    (acked.clone(), statuses.clone(), stop.clone(), next.clone(), client.clone(), bases.clone());
+                tokio::spawn(async move {
+                    let mut i = w as usize;
+                    while !stop.load(Ordering::Relaxed) {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        i += 1;
+                        let answer = post(&client, &bases[i % bases.len()], n).await;
+                        let label = answer.map_or("conn-error".to_owned(), |s| s.to_string());
+                        *statuses.lock().unwrap().entry(label).or_default() += 1;
+                        match answer {
+                            Some(200..=299) => {
+                                acked.lock().unwrap().insert(n);
+                            }
+                            None => tokio::time::sleep(Duration::from_millis(20)).await,
+                            _ => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { acked, statuses, stop, tasks }
+    }
+
+    async fn finish(self) -> (BTreeSet<u64>, BTreeMap<String, u64>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        (self.acked.lock().unwrap().clone(), self.statuses.lock().unwrap().clone())
+    }
+}
+
+/// Every `nf-<n>` marker on the log with how often it appears.
+async fn markers(base: &str) -> BTreeMap<u64, u64> {
+    let client = reqwest::Client::new();
+    let mut after = 0;
+    let mut found = BTreeMap::new();
+    loop {
+        let page: Value = client
+            .get(format!("{base}/v1/events?after={after}&limit=1000"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let events = page["events"].as_array().unwrap_or_else(|| panic!("no events in {page}")).clone();
+        if events.is_empty() {
+            return found;
+        }
+        for e in &events {
+            after = after.max(e["seq"].as_u64().unwrap());
+            if let Some(n) = e["message"]["text"].as_str().and_then(|t| t.strip_prefix("nf-")) {
+                *found.entry(n.parse().unwrap()).or_default() += 1;
+            }
+        }
+    }
+}
+
+/// Prints the figures and checks: nothing acknowledged is lost, nothing is stored twice.
+fn judge(name: &str, acked: &BTreeSet<u64>, found: &BTreeMap<u64, u64>, statuses: &BTreeMap<String, u64>) {
+    let lost: Vec<u64> = acked.iter().filter(|n| !found.contains_key(n)).copied().collect();
+    let duplicated: Vec<u64> = found.iter().filter(|(_, c)| **c > 1).map(|(n, _)| *n).collect();
+    println!(
+        "{name}: acknowledged {}, found {}, lost {}, duplicated {}, answers {statuses:?}",
+        acked.len(),
+        found.len(),
+        lost.len(),
+        duplicated.len()
+    );
+    assert!(!acked.is_empty(), "{name}: no webhook was acknowledged at all");
+    assert!(lost.is_empty(), "{name}: acknowledged but lost: {lost:?}");
+    assert!(duplicated.is_empty(), "{name}: stored twice: {duplicated:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn single_nats_with_sync_always_killed_and_restarted_under_load_loses_nothing_acknowledged() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = NatsServers::single();
+    let config = write_config(dir.path(), &nats.urls(), 1);
+    let gateway = start_gateway(&config, dir.path()).await;
+    let base = gateway.api.base.clone();
+    for cycle in 0..scale() {
+        let load = Load::start(vec![base.clone()], 8, 1 + cycle * 1_000_000);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        nats.nodes[0].kill();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        nats.nodes[0].restart();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (acked, statuses) = load.finish().await;
+        let found = markers(&base).await;
+        let acked_now: BTreeSet<u64> = acked.into_iter().collect();
+        judge(&format!("single node, cycle {cycle}"), &acked_now, &found, &statuses);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_one_killed_at_random_under_load_lose_nothing_acknowledged() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServers::single();
+    let config = write_config(dir.path(), &nats.urls(), 1);
+    let a = start_gateway(&config, dir.path()).await;
+    let mut b = start_gateway(&config, dir.path()).await;
+    let base_a = a.api.base.clone();
+    let mut acked = BTreeSet::new();
+    let mut statuses = BTreeMap::new();
+    let cycles = 5 * scale();
+    for cycle in 0..cycles {
+        let load = Load::start(vec![base_a.clone(), b.api.base.clone()], 8, 1 + cycle * 1_000_000);
+        // A random moment in the cycle's load.
+        let at = 200 + (rand::random::<u64>() % 800);
+        tokio::time::sleep(Duration::from_millis(at)).await;
+        b.kill();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (got, answers) = load.finish().await;
+        acked.extend(got);
+        for (k, v) in answers {
+            *statuses.entry(k).or_default() += v;
+        }
+        b = start_gateway(&config, dir.path()).await;
+    }
+    let found = markers(&base_a).await;
+    judge(&format!("two gateways, {cycles} kill -9 cycles"), &acked, &found, &statuses);
+    // The restarted instance serves the same log.
+    assert_eq!(markers(&b.api.base).await.len(), found.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_webhook_posted_100_times_across_two_gateways_is_one_event() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServers::single();
+    let config = write_config(dir.path(), &nats.urls(), 1);
+    let a = start_gateway(&config, dir.path()).await;
+    let b = start_gateway(&config, dir.path()).await;
+    let client = reqwest::Client::new();
+    let bases = [a.api.base.clone(), b.api.base.clone()];
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let (client, base) = (client.clone(), bases[i % 2].clone());
+            tokio::spawn(async move { post(&client, &base, 777).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Some(200..=299)) {
+            ok += 1;
+        }
+    }
+    let found = markers(&bases[0]).await;
+    println!("same webhook x100 on two instances: acknowledged {ok}, events {}", found.get(&777).copied().unwrap_or(0));
+    assert_eq!(ok, 100, "every copy is answered 2xx (stored or a known duplicate)");
+    assert_eq!(found.get(&777), Some(&1), "exactly one event");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_three_node_cluster_losing_a_node_under_load_loses_nothing_acknowledged() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = NatsServers::cluster();
+    let config = write_config(dir.path(), &nats.urls(), 3);
+    // JetStream elects its meta leader after the nodes meet: the gateway retries until it can create its streams.
+    let gateway = {
+        let mut started = None;
+        for _ in 0..30 {
+            let data = dir.path().join(format!("data-{}", free_port()));
+            let port = free_port();
+            let child = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
+                .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(&data)
+                .env("CHATGATE_API_TOKEN", TOKEN)
+                .env("RUST_LOG", "error")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let serve = Serve { child, api: chatgate_testkit::http::Api::new(format!("http://127.0.0.1:{port}")), port };
+            let mut up = false;
+            for _ in 0..100 {
+                if reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
+                    up = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if up {
+                started = Some(serve);
+                break;
+            }
+            drop(serve);
+        }
+        started.expect("the gateway starts on the 3-node cluster")
+    };
+    let base = gateway.api.base.clone();
+    let mut acked = BTreeSet::new();
+    let mut statuses = BTreeMap::new();
+    for cycle in 0..scale() {
+        let load = Load::start(vec![base.clone()], 8, 1 + cycle * 1_000_000);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let victim = (cycle as usize + 1) % 3;
+        nats.nodes[victim].kill();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        nats.nodes[victim].restart();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (got, answers) = load.finish().await;
+        acked.extend(got);
+        for (k, v) in answers {
+            *statuses.entry(k).or_default() += v;
+        }
+    }
+    let found = markers(&base).await;
+    judge("3-node cluster, replicas = 3, one node killed", &acked, &found, &statuses);
+}
