@@ -57,6 +57,7 @@ struct Inner {
     dedup: Store,
     msgs: Store,
     pending: Store,
+    chatpending: Store,
     idem: Store,
     extids: Store,
     chats: Store,
@@ -94,6 +95,7 @@ impl NatsQueue {
         };
         let (dedup, msgs, pending, idem, extids) =
             (take("dedup"), take("msgs"), take("pending"), take("idem"), take("extids"));
+        let chatpending = take("chatpending");
         let (chats, windows, blocks, holds, visitors, leases) =
             (take("chats"), take("windows"), take("blocks"), take("holds"), take("visitors"), take("leases"));
         let mut events = js.get_stream(&names.events_stream).await.map_err(storage)?;
@@ -116,6 +118,7 @@ impl NatsQueue {
                 dedup,
                 msgs,
                 pending,
+                chatpending,
                 idem,
                 extids,
                 chats,
@@ -250,6 +253,10 @@ impl Queue for NatsQueue {
         self.pending().await
     }
 
+    async fn pending_of_chat(&self, conversation: &Conversation) -> Result<Vec<PendingMessage>, QueueError> {
+        self.chat_pending(conversation).await
+    }
+
     async fn account_holds(&self) -> Result<Vec<AccountHold>, QueueError> {
         self.holds().await
     }
@@ -309,6 +316,10 @@ impl Queue for NatsQueue {
 
     fn shared_by_instances(&self) -> bool {
         true
+    }
+
+    fn lease_ttl(&self) -> Duration {
+        self.inner.options.lease_ttl
     }
 
     fn stats(&self) -> QueueStats {

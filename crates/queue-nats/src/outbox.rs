@@ -132,6 +132,11 @@ impl NatsQueue {
                 let seqs = self.flush(id).await?;
                 if state.done {
                     self.inner.pending.delete(&k).await.map_err(storage)?;
+                    kv::modify::<Vec<Uuid>>(&self.inner.chatpending, &chat_key(&state.request.conversation()), |ids| {
+                        let ids = ids?;
+                        ids.contains(&id).then(|| ids.iter().copied().filter(|m| *m != id).collect())
+                    })
+                    .await?;
                 }
                 return Ok((Some(answer), seqs));
             }
@@ -193,6 +198,14 @@ impl NatsQueue {
         let k = key(id);
         // Listed as pending before it exists, so a crash never leaves a stored message nobody delivers.
         kv::put(&self.inner.pending, &k, &now.timestamp_micros()).await?;
+        kv::modify::<Vec<Uuid>>(&self.inner.chatpending, &chat_key(&request.conversation()), |ids| {
+            let mut ids = ids.cloned().unwrap_or_default();
+            (!ids.contains(&id)).then(|| {
+                ids.push(id);
+                ids
+            })
+        })
+        .await?;
         let mut state = MessageState {
             request: request.clone(),
             status: Status::Queued,
@@ -315,6 +328,33 @@ impl NatsQueue {
             }
             if state.done {
                 self.inner.pending.delete(&k).await.map_err(storage)?;
+                continue;
+            }
+            out.push(PendingMessage {
+                id,
+                request: state.request,
+                parts_done: state.parts_done,
+                attempts: state.attempts,
+                created_at: from_us(state.created_us),
+                next_at: state.next_us.map(from_us),
+            });
+        }
+        out.sort_by_key(|m| (m.created_at, m.id));
+        Ok(out)
+    }
+
+    /// One chat's unfinished messages, oldest first (from its list in `chatpending`).
+    pub(crate) async fn chat_pending(&self, chat: &Conversation) -> Result<Vec<PendingMessage>, QueueError> {
+        let Some((ids, _)) = kv::load::<Vec<Uuid>>(&self.inner.chatpending, &chat_key(chat)).await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            let Some((state, _)) = kv::load::<MessageState>(&self.inner.msgs, &key(id)).await? else { continue };
+            if !state.unlogged.is_empty() {
+                self.flush(id).await?;
+            }
+            if state.done {
                 continue;
             }
             out.push(PendingMessage {

@@ -144,6 +144,7 @@ pub(crate) const BUCKETS: &[(&str, bool)] = &[
     ("dedup", true),    // inbound dedup keys -> event seq
     ("msgs", false),    // outbound message id -> its state (request, status, history, parts)
     ("pending", false), // ids of messages whose delivery is not finished
+    ("chatpending", false), // chat -> ids of its unfinished messages
     ("idem", false),    // channel/account/idempotency key -> message id
     ("extids", false),  // channel/account/external id -> message id
     ("chats", false),   // chat -> its sent, not yet read messages (for watermark receipts)

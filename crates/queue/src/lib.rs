@@ -44,6 +44,13 @@ pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
     /// Messages whose delivery is not finished, oldest first.
     async fn pending_messages(&self) -> Result<Vec<PendingMessage>, QueueError>;
 
+    /// The unfinished messages of one chat, oldest first.
+    async fn pending_of_chat(&self, conversation: &Conversation) -> Result<Vec<PendingMessage>, QueueError> {
+        let mut all = self.pending_messages().await?;
+        all.retain(|m| &m.request.conversation() == conversation);
+        Ok(all)
+    }
+
     /// The accounts a provider asked to pause, with until when (past ones included).
     async fn account_holds(&self) -> Result<Vec<AccountHold>, QueueError>;
 
@@ -85,6 +92,11 @@ pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
     /// another gateway instance holds it. A store used by one process grants it always.
     async fn lease_chat(&self, _conversation: &Conversation, _ttl: Duration) -> Result<bool, QueueError> {
         Ok(true)
+    }
+
+    /// How long a chat's lease lasts without renewal (the bound on a takeover).
+    fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(10)
     }
 
     /// Gives the chat's lease up (its worker has nothing left to send).
