@@ -93,6 +93,7 @@ pub async fn serve(
             token
         }
     };
+    let mut nats_outbound = None;
     let queue: Arc<dyn Queue> = match &config.queue {
         QueueBackend::Sqlite => {
             let queue = SqliteQueue::open_with(data_dir, config.retention)
@@ -103,14 +104,18 @@ pub async fn serve(
         QueueBackend::Nats(options) => {
             let queue = NatsQueue::connect(options.clone()).await.context("starting the NATS queue")?;
             tracing::info!(urls = ?options.urls, prefix = %options.prefix, replicas = options.replicas, "NATS queue open");
+            nats_outbound = Some((queue.client(), queue.outbound_subject()));
             Arc::new(queue)
         }
     };
-    let mut settings = Settings::new(api_token);
+    let mut settings = Settings::new(api_token.clone());
     settings.fetch = config.fetch;
     settings.data_dir = Some(data_dir.to_owned());
     let adapters = config.accounts.into_iter().map(|a| (a.adapter, a.limits)).collect();
     let gateway = Gateway::start(adapters, queue, settings).await?;
+    if let Some((client, subject)) = nats_outbound {
+        crate::nats_outbound::serve(client, subject, gateway.router(), api_token).await?;
+    }
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     tracing::info!(%listen, "chatgate serves");
     chatgate_server::serve(listener, gateway, limits, shutdown()).await?;

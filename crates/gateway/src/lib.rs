@@ -3,4 +3,5 @@
 
 pub mod commands;
 pub mod config;
+pub mod nats_outbound;
 pub mod registry;
