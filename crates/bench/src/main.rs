@@ -14,6 +14,8 @@
 //!   push p50=15.08ms p99=541.29ms max=612.91ms rate=3050/s errors=0 (messages=2000 arrived=2000 refused=0 lost=0 misrouted=0 broken_streams=0)
 //!   ```
 //!
+//! - `chatgate-bench nats`: the same ingest on the NATS backend, one and two instances, beside
+//!   SQLite and bare axum, with ratios; see [`nats`].
 //! - `chatgate-bench ingest`: how much of a bare web server's webhook throughput chatgate keeps
 //!   while it verifies, parses and durably stores every request; the rest of this page.
 //!
@@ -67,6 +69,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod child;
 mod load;
+mod nats;
 mod serve;
 mod web;
 
@@ -113,6 +116,21 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         senders: usize,
     },
+    /// Webhook ingest on the NATS backend (one and two instances) beside SQLite and bare axum.
+    Nats {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup_seconds: u64,
+    },
+    /// Child process: chatgate on the NATS queue at `--url`.
+    #[command(hide = true)]
+    ServeChatgateNats {
+        #[arg(long)]
+        url: String,
+    },
     /// Child process: the bare axum server.
     #[command(hide = true)]
     ServeBare,
@@ -147,6 +165,12 @@ fn main() -> anyhow::Result<ExitCode> {
             anyhow::ensure!(senders > 0, "--senders must be at least 1");
             web::run(&web::WebLoad { visitors, messages, senders })
         }
+        Command::Nats { seconds, connections, warmup_seconds } => nats::run(&Load {
+            connections: connections.max(2),
+            warmup: Duration::from_secs(warmup_seconds),
+            measure: Duration::from_secs(seconds.max(1)),
+        }),
+        Command::ServeChatgateNats { url } => nats::serve_child(&url).map(|()| ExitCode::SUCCESS),
         Command::ServeBare => serve::bare().map(|()| ExitCode::SUCCESS),
         Command::ServeChatgate { data_dir } => serve::chatgate(&data_dir).map(|()| ExitCode::SUCCESS),
         Command::ServeWeb { data_dir } => serve::web(&data_dir).map(|()| ExitCode::SUCCESS),
