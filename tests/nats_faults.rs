@@ -284,10 +284,12 @@ async fn a_three_node_cluster_losing_a_node_under_load_loses_nothing_acknowledge
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap();
-            let serve = Serve { child, api: chatgate_testkit::http::Api::new(format!("http://127.0.0.1:{port}")), port };
+            let serve =
+                Serve { child, api: chatgate_testkit::http::Api::new(format!("http://127.0.0.1:{port}")), port };
             let mut up = false;
             for _ in 0..100 {
-                if reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
+                if reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok_and(|r| r.status().is_success())
+                {
                     up = true;
                     break;
                 }
@@ -413,7 +415,8 @@ async fn the_delivering_gateway_killed_mid_way_another_takes_over_in_order_witho
         let chat = format!("{}", 900 + chat);
         let of_chat: Vec<_> = taken.iter().filter(|(c, ..)| *c == chat).collect();
         let a_last = of_chat.iter().filter(|(.., by)| *by == 'a').map(|(_, _, at, _)| *at).max();
-        let b_after = of_chat.iter().filter(|(_, _, at, by)| *by == 'b' && *at > killed_at).map(|(_, _, at, _)| *at).min();
+        let b_after =
+            of_chat.iter().filter(|(_, _, at, by)| *by == 'b' && *at > killed_at).map(|(_, _, at, _)| *at).min();
         if let (Some(a_last), Some(b_after)) = (a_last, b_after)
             && a_last + Duration::from_millis(1500) > killed_at
         {
@@ -433,7 +436,9 @@ async fn the_delivering_gateway_killed_mid_way_another_takes_over_in_order_witho
     let margin = Duration::from_millis(300);
     let resent_recorded: Vec<&str> = per_text
         .iter()
-        .filter(|(t, v)| v.len() > 1 && answered.get(**t).and_then(|a| a.first()).is_some_and(|a| *a + margin < killed_at))
+        .filter(|(t, v)| {
+            v.len() > 1 && answered.get(**t).and_then(|a| a.first()).is_some_and(|a| *a + margin < killed_at)
+        })
         .map(|(t, _)| *t)
         .collect();
     println!(
@@ -449,7 +454,11 @@ async fn the_delivering_gateway_killed_mid_way_another_takes_over_in_order_witho
             .iter()
             .filter(|(_, x, ..)| x == t)
             .map(|(_, _, at, by)| {
-                let ms = if *at >= killed_at { (*at - killed_at).as_millis() as i64 } else { -((killed_at - *at).as_millis() as i64) };
+                let ms = if *at >= killed_at {
+                    (*at - killed_at).as_millis() as i64
+                } else {
+                    -((killed_at - *at).as_millis() as i64)
+                };
                 format!("{by}@{ms}ms")
             })
             .collect();

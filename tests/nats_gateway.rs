@@ -167,6 +167,9 @@ async fn a_config_that_cannot_keep_its_promises_is_refused_naming_the_setting() 
     std::fs::write(&sqlite, "[queue]\nreplicas = 3\n").unwrap();
     let err = refused(&sqlite, &dir.path().join("d4"));
     assert!(err.contains("queue.replicas"), "{err}");
-    let err = refused(&write_config(dir.path(), &url, "token = \"${CHATGATE_TEST_UNSET_NATS_TOKEN}\""), &dir.path().join("d5"));
+    let err = refused(
+        &write_config(dir.path(), &url, "token = \"${CHATGATE_TEST_UNSET_NATS_TOKEN}\""),
+        &dir.path().join("d5"),
+    );
     assert!(err.contains("queue.token") && err.contains("CHATGATE_TEST_UNSET_NATS_TOKEN"), "{err}");
 }

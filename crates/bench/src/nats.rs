@@ -51,8 +51,7 @@ pub fn run(load: &Load) -> anyhow::Result<ExitCode> {
     println!("bare            {}", bare_report.summary());
 
     let data = dir.path().join("sqlite");
-    let sqlite =
-        ChildServer::spawn("chatgate", &["serve-chatgate".as_ref(), "--data-dir".as_ref(), data.as_os_str()])?;
+    let sqlite = ChildServer::spawn("chatgate", &["serve-chatgate".as_ref(), "--data-dir".as_ref(), data.as_os_str()])?;
     let sqlite_report = runtime.block_on(load::run(sqlite.port, load, || ()))?;
     sqlite.kill()?;
     println!("sqlite          {}", sqlite_report.summary());
@@ -66,7 +65,10 @@ pub fn run(load: &Load) -> anyhow::Result<ExitCode> {
     let b = ChildServer::spawn("chatgate-nats", &["serve-chatgate-nats".as_ref(), "--url".as_ref(), url.as_ref()])?;
     let half = Load { connections: load.connections.div_ceil(2), warmup: load.warmup, measure: load.measure };
     let (ra, rb) = runtime.block_on(async {
-        tokio::join!(load::run_from(a.port, &half, 1_000_000_000, || ()), load::run_from(b.port, &half, 2_000_000_000, || ()))
+        tokio::join!(
+            load::run_from(a.port, &half, 1_000_000_000, || ()),
+            load::run_from(b.port, &half, 2_000_000_000, || ())
+        )
     });
     let two_report = merge(ra?, rb?);
     a.kill()?;
@@ -133,10 +135,13 @@ pub fn serve_child(url: &str) -> anyhow::Result<()> {
         let mut options = NatsOptions::new(url);
         options.prefix = PREFIX.into();
         let queue = NatsQueue::connect(options).await.context("connecting the NATS queue")?;
-        let gateway =
-            Gateway::start(vec![(adapter, LimitOverrides::default())], Arc::new(queue), Settings::new(serve::API_TOKEN))
-                .await
-                .context("starting the gateway")?;
+        let gateway = Gateway::start(
+            vec![(adapter, LimitOverrides::default())],
+            Arc::new(queue),
+            Settings::new(serve::API_TOKEN),
+        )
+        .await
+        .context("starting the gateway")?;
         serve::serve(gateway.router()).await
     })
 }
@@ -192,7 +197,8 @@ fn nats_server_binary() -> anyhow::Result<PathBuf> {
     if let Ok(p) = std::env::var("CHATGATE_NATS_SERVER") {
         return Ok(p.into());
     }
-    if let Ok(out) = Command::new("python3").args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"]).output()
+    if let Ok(out) =
+        Command::new("python3").args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"]).output()
     {
         let p = Path::new(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server");
         if p.is_file() {

@@ -18,8 +18,10 @@ const MAX_BODY: usize = 1 << 20;
 
 /// Answers outbound requests on `subject` until the connection closes.
 pub async fn serve(client: async_nats::Client, subject: String, router: Router, api_token: String) -> Result<()> {
-    let mut requests =
-        client.queue_subscribe(subject.clone(), "chatgate".into()).await.with_context(|| format!("subscribing to {subject}"))?;
+    let mut requests = client
+        .queue_subscribe(subject.clone(), "chatgate".into())
+        .await
+        .with_context(|| format!("subscribing to {subject}"))?;
     tracing::info!(%subject, "outbound requests over NATS accepted");
     tokio::spawn(async move {
         while let Some(msg) = requests.next().await {
@@ -40,7 +42,10 @@ pub async fn serve(client: async_nats::Client, subject: String, router: Router, 
 
 async fn submit(router: Router, token: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
     if body.len() > MAX_BODY {
-        return (413, br#"{"error":{"code":"invalid_request","message":"the request body is larger than 1 MiB"}}"#.to_vec());
+        return (
+            413,
+            br#"{"error":{"code":"invalid_request","message":"the request body is larger than 1 MiB"}}"#.to_vec(),
+        );
     }
     let request = http::Request::post("/v1/messages")
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))

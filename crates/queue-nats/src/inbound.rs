@@ -54,8 +54,7 @@ impl NatsQueue {
         let mut out = AppendOutcome::default();
         for record in records {
             let event = &record.event;
-            let key =
-                record.dedup_key.as_deref().map(|k| hashed(&[event.channel.as_str(), &event.account, k]));
+            let key = record.dedup_key.as_deref().map(|k| hashed(&[event.channel.as_str(), &event.account, k]));
             if let Some(h) = &key
                 && self.inner.dedup.get(h.as_str()).await.map_err(storage)?.is_some()
             {
@@ -125,7 +124,14 @@ impl NatsQueue {
                     if watermark && !matches!(state.status, Status::Sent | Status::Delivered) {
                         return None;
                     }
-                    Some(state.advance(id, info.status, info.error.as_ref(), event.received_at, Some(event), external.clone()))
+                    Some(state.advance(
+                        id,
+                        info.status,
+                        info.error.as_ref(),
+                        event.received_at,
+                        Some(event),
+                        external.clone(),
+                    ))
                 })
                 .await?;
             match changed {

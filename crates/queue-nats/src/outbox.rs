@@ -221,7 +221,8 @@ impl NatsQueue {
             unlogged: Vec::new(),
         };
         // The `queued` event: `advance` cannot make it (queued is where a message starts).
-        let mut event = Event::new(EventKind::Status, request.channel, request.account.clone(), request.chat_id.clone());
+        let mut event =
+            Event::new(EventKind::Status, request.channel, request.account.clone(), request.chat_id.clone());
         event.received_at = now;
         event.status = Some(StatusInfo {
             message_id: Some(id),
@@ -233,7 +234,8 @@ impl NatsQueue {
         state.unlogged.push((format!("st-{}-queued", id.simple()), serde_json::to_string(&event).map_err(storage)?));
         if !kv::save(&self.inner.msgs, &k, &state, None).await? {
             // Another instance finished the same recovered key first.
-            let (state, _) = kv::load::<MessageState>(&self.inner.msgs, &k).await?.ok_or_else(|| storage("vanished"))?;
+            let (state, _) =
+                kv::load::<MessageState>(&self.inner.msgs, &k).await?.ok_or_else(|| storage("vanished"))?;
             if state.request != request {
                 return Err(QueueError::IdempotencyConflict { existing: id });
             }
@@ -292,7 +294,11 @@ impl NatsQueue {
                     let hk = hashed(&[r.channel.as_str(), &r.account]);
                     kv::modify::<Hold>(&self.inner.holds, &hk, |hold| match hold {
                         Some(h) if h.until_us >= until => None,
-                        _ => Some(Hold { channel: r.channel.as_str().to_owned(), account: r.account.clone(), until_us: until }),
+                        _ => Some(Hold {
+                            channel: r.channel.as_str().to_owned(),
+                            account: r.account.clone(),
+                            until_us: until,
+                        }),
                     })
                     .await?;
                 }

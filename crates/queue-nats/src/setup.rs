@@ -141,18 +141,18 @@ impl Names {
 
 /// Every KV bucket role, whether its entries expire with the retention, and what it holds.
 pub(crate) const BUCKETS: &[(&str, bool)] = &[
-    ("dedup", true),    // inbound dedup keys -> event seq
-    ("msgs", false),    // outbound message id -> its state (request, status, history, parts)
-    ("pending", false), // ids of messages whose delivery is not finished
+    ("dedup", true),        // inbound dedup keys -> event seq
+    ("msgs", false),        // outbound message id -> its state (request, status, history, parts)
+    ("pending", false),     // ids of messages whose delivery is not finished
     ("chatpending", false), // chat -> ids of its unfinished messages
-    ("idem", false),    // channel/account/idempotency key -> message id
-    ("extids", false),  // channel/account/external id -> message id
-    ("chats", false),   // chat -> its sent, not yet read messages (for watermark receipts)
-    ("windows", false), // chat -> when the customer last wrote
-    ("blocks", false),  // blocked customers
-    ("holds", false),   // channel/account -> a provider's wait for the whole account
-    ("visitors", false), // web visitor streams and profiles
-    ("leases", false),  // chat -> the instance delivering it, until when
+    ("idem", false),        // channel/account/idempotency key -> message id
+    ("extids", false),      // channel/account/external id -> message id
+    ("chats", false),       // chat -> its sent, not yet read messages (for watermark receipts)
+    ("windows", false),     // chat -> when the customer last wrote
+    ("blocks", false),      // blocked customers
+    ("holds", false),       // channel/account -> a provider's wait for the whole account
+    ("visitors", false),    // web visitor streams and profiles
+    ("leases", false),      // chat -> the instance delivering it, until when
 ];
 
 pub(crate) fn storage(e: impl std::fmt::Display) -> QueueError {
@@ -286,7 +286,9 @@ fn check_existing(config: &stream::Config, replicas: usize, max_age: Duration, w
         )));
     }
     if config.storage != stream::StorageType::File {
-        return Err(QueueError::Storage(format!("queue.prefix: {what} exists in memory storage; chatgate needs file storage")));
+        return Err(QueueError::Storage(format!(
+            "queue.prefix: {what} exists in memory storage; chatgate needs file storage"
+        )));
     }
     // Zero is "forever": longer than any retention.
     let kept = if config.max_age.is_zero() { Duration::MAX } else { config.max_age };

@@ -104,13 +104,20 @@ impl NatsQueue {
         Ok(self.visitor_read(account, visitor, n - 1, 1).await?.into_iter().next())
     }
 
-    pub(crate) async fn visitor_set_profile(&self, account: &str, visitor: &str, data: String) -> Result<(), QueueError> {
+    pub(crate) async fn visitor_set_profile(
+        &self,
+        account: &str,
+        visitor: &str,
+        data: String,
+    ) -> Result<(), QueueError> {
         // The first profile stays: create-only.
         kv::save(&self.inner.visitors, &format!("{}.profile", base(account, visitor)), &data, None).await?;
         Ok(())
     }
 
     pub(crate) async fn visitor_get_profile(&self, account: &str, visitor: &str) -> Result<Option<String>, QueueError> {
-        Ok(kv::load::<String>(&self.inner.visitors, &format!("{}.profile", base(account, visitor))).await?.map(|(d, _)| d))
+        Ok(kv::load::<String>(&self.inner.visitors, &format!("{}.profile", base(account, visitor)))
+            .await?
+            .map(|(d, _)| d))
     }
 }

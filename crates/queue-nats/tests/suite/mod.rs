@@ -6,7 +6,9 @@
 
 pub mod visitors;
 
-pub use visitors::{items_are_numbered_per_visitor_and_a_key_stores_once, streams_and_profiles_survive_a_reopen_and_numbering_continues};
+pub use visitors::{
+    items_are_numbered_per_visitor_and_a_key_stores_once, streams_and_profiles_survive_a_reopen_and_numbering_continues,
+};
 
 use std::sync::Arc;
 use std::time::Duration;

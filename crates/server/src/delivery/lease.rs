@@ -35,9 +35,12 @@ impl Leases {
             return true;
         }
         let ttl = queue.lease_ttl();
-        let fresh = self.held.lock().unwrap_or_else(|e| e.into_inner()).get(chat).is_some_and(|until| {
-            until.saturating_duration_since(Instant::now()) > ttl / 2
-        });
+        let fresh = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(chat)
+            .is_some_and(|until| until.saturating_duration_since(Instant::now()) > ttl / 2);
         if fresh {
             return true;
         }
