@@ -324,12 +324,15 @@ async fn a_three_node_cluster_losing_a_node_under_load_loses_nothing_acknowledge
     judge("3-node cluster, replicas = 3, one node killed", &acked, &found, &statuses);
 }
 
+/// One provider call: chat, text, when it arrived, which instance made it.
+type Call = (String, String, Instant, char);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_delivering_gateway_killed_mid_way_another_takes_over_in_order_without_resending_recorded_parts() {
     let _serial = SERIAL.lock().await;
     // What the provider took: (chat, text, when), in arrival order.
     // What the provider took: (chat, text, when it arrived, which instance), and when each was answered.
-    let taken: Arc<Mutex<Vec<(String, String, Instant, char)>>> = Arc::default();
+    let taken: Arc<Mutex<Vec<Call>>> = Arc::default();
     let answered: Arc<Mutex<BTreeMap<String, Vec<Instant>>>> = Arc::default();
     // The provider answers each call after 100 ms, two at a time, on a runtime of its own: delivery
     // of 150 messages takes seconds, so the kill lands in the middle of it.

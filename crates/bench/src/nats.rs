@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use chatgate_adapter::ChannelFactory;
 use chatgate_model::LimitOverrides;
 use chatgate_queue_nats::{NatsOptions, NatsQueue};
 use chatgate_server::{Gateway, Settings};

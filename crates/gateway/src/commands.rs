@@ -102,7 +102,7 @@ pub async fn serve(
             Arc::new(queue)
         }
         QueueBackend::Nats(options) => {
-            let queue = NatsQueue::connect(options.clone()).await.context("starting the NATS queue")?;
+            let queue = NatsQueue::connect((**options).clone()).await.context("starting the NATS queue")?;
             tracing::info!(urls = ?options.urls, prefix = %options.prefix, replicas = options.replicas, "NATS queue open");
             nats_outbound = Some((queue.client(), queue.outbound_subject()));
             Arc::new(queue)

@@ -72,7 +72,7 @@ pub enum QueueBackend {
     /// The embedded SQLite file in the data dir.
     Sqlite,
     /// NATS JetStream, shared by every instance (see ARCHITECTURE.md).
-    Nats(chatgate_queue_nats::NatsOptions),
+    Nats(Box<chatgate_queue_nats::NatsOptions>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -333,7 +333,7 @@ fn queue_backend(
         }
         options.lease_ttl = std::time::Duration::from_secs(s);
     }
-    Ok(QueueBackend::Nats(options))
+    Ok(QueueBackend::Nats(Box::new(options)))
 }
 
 /// Replaces `${NAME}` in every string; records unset or empty variables (filled with a placeholder).

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use chatgate_model::{
-    Channel, Conversation, CustomerRef, ErrorInfo, Event, EventKind, Message, OutboundRequest, Status, StatusInfo,
+    Channel, Conversation, CustomerRef, Event, EventKind, Message, OutboundRequest, Status, StatusInfo,
 };
-use chatgate_queue::{AccountHold, Attempt, InboundRecord, Queue, QueueError, SqliteQueue};
-use chrono::{DateTime, Utc};
+use chatgate_queue::{Attempt, InboundRecord, Queue, SqliteQueue};
+use chrono::Utc;
 use uuid::Uuid;
 
 fn text_event(chat: &str, text: &str) -> Event {
@@ -39,17 +39,6 @@ fn request(chat: &str, text: &str, key: Option<&str>) -> OutboundRequest {
         idempotency_key: key.map(str::to_owned),
         feedback: None,
     }
-}
-
-fn statuses(events: &[chatgate_queue::StoredEvent]) -> Vec<(Option<String>, String)> {
-    events
-        .iter()
-        .map(|e| serde_json::from_str::<serde_json::Value>(&e.json).unwrap())
-        .filter(|v| v["type"] == "status")
-        .map(|v| {
-            (v["status"]["message_id"].as_str().map(str::to_owned), v["status"]["status"].as_str().unwrap().to_owned())
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -1,6 +1,5 @@
 //! Web visitor streams in the SQLite queue: pruning (the contract is in `crates/queue-nats/tests/suite/`).
 
-use chatgate_model::{Channel, Event, EventKind};
 use chatgate_queue::{InboundRecord, Queue, SqliteQueue, VisitorAppend};
 
 fn append(visitor: &str, key: Option<&str>, data: &str, events: Vec<InboundRecord>) -> VisitorAppend {
@@ -12,11 +11,6 @@ fn append(visitor: &str, key: Option<&str>, data: &str, events: Vec<InboundRecor
         data: data.into(),
         events,
     }
-}
-
-fn message(visitor: &str, client_id: &str) -> InboundRecord {
-    let event = Event::new(EventKind::Message, Channel::from_static("web"), "web", visitor);
-    InboundRecord { dedup_key: Some(format!("web:{visitor}:{client_id}")), event }
 }
 
 #[tokio::test]
