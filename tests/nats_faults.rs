@@ -1,6 +1,7 @@
 //! Fault tests of the NATS backend: real `nats-server` processes (started here on free loopback
 //! ports, never the machine's shared one) and real `chatgate serve` processes, killed with
-//! SIGKILL under load. Every test prints its figures: acknowledged, found, lost, duplicated.
+//! SIGKILL under load. Every test prints its figures (acknowledged, found, lost, duplicated) to
+//! stderr past the harness's capture, so they show in CI's output.
 //!
 //! Short forms run in CI (a few seconds of load each, 5 gateway kill cycles). Long forms:
 //! `CHATGATE_FAULT_SCALE=10 cargo test --release -p chatgate --test nats_faults -- --nocapture --test-threads 1`
@@ -22,6 +23,15 @@ use serde_json::{Value, json};
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const TG_SECRET: &str = "nats-fault-secret";
+
+/// Prints a test's figures to the process's stderr directly, past the test harness's capture,
+/// so that they are in CI's output (`cargo test` without `--nocapture`).
+macro_rules! figures {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 fn scale() -> u64 {
     std::env::var("CHATGATE_FAULT_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1)
@@ -167,7 +177,7 @@ async fn markers(base: &str) -> BTreeMap<u64, u64> {
 fn judge(name: &str, acked: &BTreeSet<u64>, found: &BTreeMap<u64, u64>, statuses: &BTreeMap<String, u64>) {
     let lost: Vec<u64> = acked.iter().filter(|n| !found.contains_key(n)).copied().collect();
     let duplicated: Vec<u64> = found.iter().filter(|(_, c)| **c > 1).map(|(n, _)| *n).collect();
-    println!(
+    figures!(
         "{name}: acknowledged {}, found {}, lost {}, duplicated {}, answers {statuses:?}",
         acked.len(),
         found.len(),
@@ -256,7 +266,7 @@ async fn the_same_webhook_posted_100_times_across_two_gateways_is_one_event() {
         }
     }
     let found = markers(&bases[0]).await;
-    println!("same webhook x100 on two instances: acknowledged {ok}, events {}", found.get(&777).copied().unwrap_or(0));
+    figures!("same webhook x100 on two instances: acknowledged {ok}, events {}", found.get(&777).copied().unwrap_or(0));
     assert_eq!(ok, 100, "every copy is answered 2xx (stored or a known duplicate)");
     assert_eq!(found.get(&777), Some(&1), "exactly one event");
 }
@@ -444,7 +454,7 @@ async fn the_delivering_gateway_killed_mid_way_another_takes_over_in_order_witho
         })
         .map(|(t, _)| *t)
         .collect();
-    println!(
+    figures!(
         "outbound takeover: messages {total}, taken before the kill {before_kill}, delivered {}, provider calls {}, \
          sent twice {} (unanswered at the kill), sent twice after being recorded {}, chats taken over {taken_over}, longest takeover {takeover:?} (lease {lease:?})",
         total - unfinished.len(),
@@ -465,7 +475,7 @@ async fn the_delivering_gateway_killed_mid_way_another_takes_over_in_order_witho
                 format!("{by}@{ms}ms")
             })
             .collect();
-        println!("  sent twice: {t}: {calls:?} (relative to the kill)");
+        figures!("  sent twice: {t}: {calls:?} (relative to the kill)");
     }
     assert!(unfinished.is_empty(), "not delivered: {unfinished:?}");
     assert!(resent_recorded.is_empty(), "recorded parts sent again: {resent_recorded:?}");
