@@ -24,6 +24,9 @@ use crate::outbox::ChatIndex;
 use crate::setup::storage;
 use crate::{NatsQueue, kv};
 
+/// How often one instance writes a busy chat's last-inbound time (see `note_window`).
+const WINDOW_GRAIN_US: i64 = 60_000_000;
+
 /// What one publish did.
 pub(crate) struct Published {
     pub(crate) seq: u64,
@@ -168,13 +171,31 @@ impl NatsQueue {
     }
 
     /// Moves the chat's last-inbound time forward (never back), before the event is acknowledged.
+    ///
+    /// A chat that writes often is written at most once per [`WINDOW_GRAIN_US`] (a minute) by this instance:
+    /// the stored time may then be up to that much older than the last message, which only makes
+    /// a 24-hour (or 7-day) messaging window look closed a minute early, never open too long;
+    /// it saves a replicated write per message of a busy chat.
     async fn note_window(&self, event: &Event) -> Result<(), QueueError> {
         let key = hashed(&[event.channel.as_str(), &event.account, &event.chat_id]);
         let at = event.received_at.timestamp_micros();
+        let recent = {
+            let written = self.inner.windows_written.lock().unwrap_or_else(|e| e.into_inner());
+            written.get(&key).is_some_and(|w| *w <= at && at - *w < WINDOW_GRAIN_US)
+        };
+        if recent {
+            return Ok(());
+        }
         kv::modify::<i64>(&self.inner.windows, &key, |last| match last {
             Some(last) if *last >= at => None,
             _ => Some(at),
         })
-        .await
+        .await?;
+        let mut written = self.inner.windows_written.lock().unwrap_or_else(|e| e.into_inner());
+        if written.len() >= 100_000 {
+            written.clear();
+        }
+        written.insert(key, at);
+        Ok(())
     }
 }

@@ -72,6 +72,8 @@ struct Inner {
     published: Arc<Notify>,
     calls: AtomicU64,
     writes: AtomicU64,
+    /// Windows this instance wrote lately (chat key → the time written, µs): see `note_window`.
+    windows_written: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     _listener: tokio::task::JoinHandle<()>,
 }
 
@@ -131,6 +133,7 @@ impl NatsQueue {
                 published,
                 calls: AtomicU64::new(0),
                 writes: AtomicU64::new(0),
+                windows_written: std::sync::Mutex::default(),
                 _listener: listener,
             }),
         })
