@@ -344,9 +344,9 @@ async fn the_delivering_gateway_killed_mid_way_another_takes_over_in_order_witho
     // What the provider took: (chat, text, when it arrived, which instance), and when each was answered.
     let taken: Arc<Mutex<Vec<Call>>> = Arc::default();
     let answered: Arc<Mutex<BTreeMap<String, Vec<Instant>>>> = Arc::default();
-    // The provider answers each call after 100 ms, two at a time, on a runtime of its own: delivery
-    // of 150 messages takes seconds, so the kill lands in the middle of it.
-    let provider = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // The provider answers each call after 5 ms, on a runtime of its own (8 threads, so calls do not
+    // queue); delivery is paced by Telegram's rate limit, so the kill lands in the middle of it.
+    let provider = tokio::runtime::Builder::new_multi_thread().worker_threads(8).enable_all().build().unwrap();
     let tg = {
         let (taken, answered) = (taken.clone(), answered.clone());
         provider
@@ -356,7 +356,7 @@ async fn the_delivering_gateway_killed_mid_way_another_takes_over_in_order_witho
                 let by = if r.path.starts_with("/a/") { 'a' } else { 'b' };
                 let text = body["text"].as_str().unwrap_or_default().to_owned();
                 taken.lock().unwrap().push((chat, text.clone(), Instant::now(), by));
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(5));
                 answered.lock().unwrap().entry(text).or_default().push(Instant::now());
                 (200, json!({"ok": true, "result": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}}}))
             }))
