@@ -91,9 +91,14 @@ const STOP: u8 = 2;
 /// Drives `127.0.0.1:port` with `load`. `at_end` runs at the end of the measured phase, while
 /// the load is still on (to sample the server's memory).
 pub async fn run(port: u16, load: &Load, at_end: impl FnOnce()) -> anyhow::Result<Report> {
+    run_from(port, load, 1, at_end).await
+}
+
+/// [`run`] with `update_id`s from `first_id` (two servers sharing one store get disjoint ids).
+pub async fn run_from(port: u16, load: &Load, first_id: u64, at_end: impl FnOnce()) -> anyhow::Result<Report> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let phase = Arc::new(AtomicU8::new(WARMUP));
-    let next_id = Arc::new(AtomicU64::new(1));
+    let next_id = Arc::new(AtomicU64::new(first_id));
     let tasks: Vec<_> =
         (0..load.connections).map(|_| tokio::spawn(connection(addr, phase.clone(), next_id.clone()))).collect();
 

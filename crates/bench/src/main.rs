@@ -14,6 +14,8 @@
 //!   push p50=15.08ms p99=541.29ms max=612.91ms rate=3050/s errors=0 (messages=2000 arrived=2000 refused=0 lost=0 misrouted=0 broken_streams=0)
 //!   ```
 //!
+//! - `chatgate-bench nats`: the same ingest on the NATS backend, one and two instances, beside
+//!   SQLite and bare axum, with ratios; see [`nats`].
 //! - `chatgate-bench ingest`: webhook ingest of chatgate beside a bare axum server and the
 //!   durable-write limit, then reading the stored events back and the push latency to a
 //!   long-polling core; see [`ingest`] for what it does and prints.
@@ -36,6 +38,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod child;
 mod ingest;
 mod load;
+mod nats;
 mod outbound;
 mod serve;
 mod web;
@@ -97,6 +100,21 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         chats: usize,
     },
+    /// Webhook ingest on the NATS backend (one and two instances) beside SQLite and bare axum.
+    Nats {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup_seconds: u64,
+    },
+    /// Child process: chatgate on the NATS queue at `--url`.
+    #[command(hide = true)]
+    ServeChatgateNats {
+        #[arg(long)]
+        url: String,
+    },
     /// Child process: the bare axum server.
     #[command(hide = true)]
     ServeBare,
@@ -156,6 +174,12 @@ fn main() -> anyhow::Result<ExitCode> {
             );
             outbound::run(&outbound::OutboundLoad { messages, submitters, accounts, chats })
         }
+        Command::Nats { seconds, connections, warmup_seconds } => nats::run(&Load {
+            connections: connections.max(2),
+            warmup: Duration::from_secs(warmup_seconds),
+            measure: Duration::from_secs(seconds.max(1)),
+        }),
+        Command::ServeChatgateNats { url } => nats::serve_child(&url).map(|()| ExitCode::SUCCESS),
         Command::ServeBare => serve::bare().map(|()| ExitCode::SUCCESS),
         Command::ServeLimit { data_dir } => serve::limit(&data_dir).map(|()| ExitCode::SUCCESS),
         Command::ServeOutbound { data_dir, api_base_url, accounts, lift_limits } => {

@@ -249,7 +249,7 @@ pub fn raise_nofile_limit() -> anyhow::Result<u64> {
 }
 
 /// Binds 127.0.0.1:0, prints the port on stdout, serves `app` with `TCP_NODELAY`.
-async fn serve(app: Router) -> anyhow::Result<()> {
+pub async fn serve(app: Router) -> anyhow::Result<()> {
     axum::serve(bind().await?, app).await.context("serving")
 }
 
@@ -273,7 +273,7 @@ fn nodelay(tcp: &mut TcpStream) {
 }
 
 /// Exits the process when stdin closes, that is when the parent benchmark is gone.
-pub(crate) fn exit_with_parent() {
+pub fn exit_with_parent() {
     std::thread::spawn(|| {
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
         std::process::exit(0);

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chatgate_adapter::{Adapter, WebhookRequest};
-use chatgate_queue::SqliteQueue;
+use chatgate_queue::{Queue, SqliteQueue};
+use chatgate_queue_nats::NatsQueue;
 use chatgate_server::{Gateway, Limits, Settings};
 use rand::Rng;
 
-use crate::config::{self, MissingSecrets};
+use crate::config::{self, MissingSecrets, QueueBackend};
 
 /// Connection limits and the shutdown bound of `chatgate serve` (see `chatgate_server::Limits`).
 #[derive(Debug, Clone, clap::Args)]
@@ -93,10 +94,22 @@ pub async fn serve(
             token
         }
     };
-    let queue = SqliteQueue::open_with(data_dir, config.retention)
-        .with_context(|| format!("opening the queue in {}", data_dir.display()))?;
-    tracing::info!(path = %queue.path().display(), "embedded queue open");
-    let mut settings = Settings::new(api_token);
+    let mut nats_outbound = None;
+    let queue: Arc<dyn Queue> = match &config.queue {
+        QueueBackend::Sqlite => {
+            let queue = SqliteQueue::open_with(data_dir, config.retention)
+                .with_context(|| format!("opening the queue in {}", data_dir.display()))?;
+            tracing::info!(path = %queue.path().display(), "embedded queue open");
+            Arc::new(queue)
+        }
+        QueueBackend::Nats(options) => {
+            let queue = NatsQueue::connect((**options).clone()).await.context("starting the NATS queue")?;
+            tracing::info!(urls = ?options.urls, prefix = %options.prefix, replicas = options.replicas, "NATS queue open");
+            nats_outbound = Some((queue.client(), queue.outbound_subject()));
+            Arc::new(queue)
+        }
+    };
+    let mut settings = Settings::new(api_token.clone());
     settings.fetch = config.fetch;
     settings.data_dir = Some(data_dir.to_owned());
     settings.record_dir = record.map(Path::to_owned);
@@ -104,7 +117,10 @@ pub async fn serve(
     settings.metrics.token = config.metrics_token;
     settings.metrics.separate_listener = config.metrics_listen.is_some();
     let adapters = config.accounts.into_iter().map(|a| (a.adapter, a.limits)).collect();
-    let gateway = Gateway::start(adapters, Arc::new(queue), settings).await?;
+    let gateway = Gateway::start(adapters, queue, settings).await?;
+    if let Some((client, subject)) = nats_outbound {
+        crate::nats_outbound::serve(client, subject, gateway.router(), api_token).await?;
+    }
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     if let Some(address) = config.metrics_listen {
         let metrics = tokio::net::TcpListener::bind(address)

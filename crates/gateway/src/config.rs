@@ -76,6 +76,35 @@ struct MetricsSection {
 struct QueueSection {
     /// Days events, dedup keys and finished outbound messages are kept (default 14).
     retention_days: Option<f64>,
+    /// `sqlite` (default: one file in the data dir) or `nats` (NATS JetStream, several instances).
+    backend: Option<String>,
+    /// NATS: one server URL or a list of them.
+    url: Option<toml::Value>,
+    /// NATS credentials, usually `${ENV}` references: a token, user + password, or a creds file.
+    token: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    creds_file: Option<String>,
+    /// NATS over TLS (required when true); CA and client certificate files are optional.
+    tls: Option<bool>,
+    tls_ca_file: Option<String>,
+    tls_cert_file: Option<String>,
+    tls_key_file: Option<String>,
+    /// NATS: names of streams, buckets and subjects start with it (default `chatgate`).
+    prefix: Option<String>,
+    /// NATS: copies of every stream and bucket, 1 or 3 (default 1).
+    replicas: Option<usize>,
+    /// NATS: seconds a chat's delivery lease lasts without renewal (the takeover bound, default 10).
+    lease_seconds: Option<u64>,
+}
+
+/// Which store the gateway runs on.
+#[derive(Debug, Clone)]
+pub enum QueueBackend {
+    /// The embedded SQLite file in the data dir.
+    Sqlite,
+    /// NATS JetStream, shared by every instance (see ARCHITECTURE.md).
+    Nats(Box<chatgate_queue_nats::NatsOptions>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +143,7 @@ pub struct Config {
     pub fetch: FetchPolicy,
     /// How long the embedded queue keeps events, dedup keys and finished messages.
     pub retention: std::time::Duration,
+    pub queue: QueueBackend,
     pub accounts: Vec<LoadedAccount>,
     pub disabled: Vec<DisabledAccount>,
     /// `[core] push_url`: push delivery to the core.
@@ -212,6 +242,7 @@ pub fn parse_with(
             (token, m.listen)
         }
     };
+    let queue = queue_backend(&file.queue, retention, env)?;
     let mut allow = Vec::new();
     for (i, entry) in file.fetch.allow.iter().enumerate() {
         allow.push(entry.parse().with_context(|| format!("fetch.allow[{i}]"))?);
@@ -268,7 +299,16 @@ pub fn parse_with(
         };
         accounts.push(LoadedAccount { id, kind, adapter, limits });
     }
-    Ok(Config { fetch: FetchPolicy { allow }, retention, accounts, disabled, push, metrics_token, metrics_listen })
+    Ok(Config {
+        fetch: FetchPolicy { allow },
+        retention,
+        queue,
+        accounts,
+        disabled,
+        push,
+        metrics_token,
+        metrics_listen,
+    })
 }
 
 /// A top-level section with `${ENV}` substituted; an unset variable is an error naming it (a
@@ -328,6 +368,93 @@ fn core_section(
         push.max_backoff = t.max(push.base_backoff);
     }
     Ok(Some(push))
+}
+
+/// The `[queue]` backend; NATS secrets must be set (a gateway never runs with a placeholder).
+fn queue_backend(
+    q: &QueueSection,
+    retention: std::time::Duration,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<QueueBackend> {
+    use chatgate_queue_nats::{NatsAuth, NatsOptions, NatsTls};
+    let nats_only = [
+        ("url", q.url.is_some()),
+        ("token", q.token.is_some()),
+        ("user", q.user.is_some()),
+        ("password", q.password.is_some()),
+        ("creds_file", q.creds_file.is_some()),
+        ("tls", q.tls.is_some()),
+        ("prefix", q.prefix.is_some()),
+        ("replicas", q.replicas.is_some()),
+        ("lease_seconds", q.lease_seconds.is_some()),
+    ];
+    match q.backend.as_deref().unwrap_or("sqlite") {
+        "sqlite" => {
+            if let Some((name, _)) = nats_only.iter().find(|(_, set)| *set) {
+                bail!("queue.{name} applies to backend = \"nats\" only (the backend is sqlite)");
+            }
+            return Ok(QueueBackend::Sqlite);
+        }
+        "nats" => {}
+        other => bail!("queue.backend must be \"sqlite\" or \"nats\", not `{other}`"),
+    }
+    let expand = |name: &str, raw: &str| -> Result<String> {
+        let mut value = toml::Value::String(raw.to_owned());
+        let mut unset = Vec::new();
+        substitute(&mut value, env, &mut unset).with_context(|| format!("queue.{name}"))?;
+        if !unset.is_empty() {
+            bail!("queue.{name}: the environment variable(s) {} are not set", unset.join(", "));
+        }
+        Ok(value.as_str().unwrap_or_default().to_owned())
+    };
+    let urls = match &q.url {
+        None => bail!("queue.url is required with backend = \"nats\" (e.g. \"nats://127.0.0.1:4222\")"),
+        Some(toml::Value::String(u)) => vec![expand("url", u)?],
+        Some(toml::Value::Array(list)) => list
+            .iter()
+            .map(|v| v.as_str().context("queue.url: every entry must be a string").and_then(|u| expand("url", u)))
+            .collect::<Result<_>>()?,
+        Some(_) => bail!("queue.url must be a string or a list of strings"),
+    };
+    let mut options = NatsOptions::new(String::new());
+    options.urls = urls;
+    options.retention = retention;
+    options.auth = match (&q.token, &q.user, &q.password, &q.creds_file) {
+        (None, None, None, None) => NatsAuth::None,
+        (Some(t), None, None, None) => NatsAuth::Token(expand("token", t)?),
+        (None, Some(u), Some(p), None) => {
+            NatsAuth::UserPassword { user: expand("user", u)?, password: expand("password", p)? }
+        }
+        (None, None, None, Some(f)) => NatsAuth::CredsFile(expand("creds_file", f)?.into()),
+        _ => bail!("queue: give one kind of NATS credentials: token, user + password, or creds_file"),
+    };
+    let tls_files = [&q.tls_ca_file, &q.tls_cert_file, &q.tls_key_file];
+    if q.tls == Some(true) {
+        let file = |name: &str, v: &Option<String>| v.as_deref().map(|f| expand(name, f).map(Into::into)).transpose();
+        options.tls = Some(NatsTls {
+            ca_file: file("tls_ca_file", &q.tls_ca_file)?,
+            cert_file: file("tls_cert_file", &q.tls_cert_file)?,
+            key_file: file("tls_key_file", &q.tls_key_file)?,
+        });
+    } else if tls_files.iter().any(|f| f.is_some()) {
+        bail!("queue.tls_*_file needs queue.tls = true");
+    }
+    if let Some(p) = &q.prefix {
+        options.prefix = p.clone();
+    }
+    if let Some(r) = q.replicas {
+        if r != 1 && r != 3 {
+            bail!("queue.replicas must be 1 or 3, not {r}");
+        }
+        options.replicas = r;
+    }
+    if let Some(s) = q.lease_seconds {
+        if !(2..=300).contains(&s) {
+            bail!("queue.lease_seconds must be between 2 and 300, not {s}");
+        }
+        options.lease_ttl = std::time::Duration::from_secs(s);
+    }
+    Ok(QueueBackend::Nats(Box::new(options)))
 }
 
 /// Replaces `${NAME}` in every string; records unset or empty variables (filled with a placeholder).

@@ -5,5 +5,6 @@ pub mod commands;
 pub mod config;
 pub mod fixtures_cmd;
 pub mod health;
+pub mod nats_outbound;
 pub mod registry;
 pub mod webhooks;

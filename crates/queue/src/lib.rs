@@ -44,6 +44,13 @@ pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
     /// Messages whose delivery is not finished, oldest first.
     async fn pending_messages(&self) -> Result<Vec<PendingMessage>, QueueError>;
 
+    /// The unfinished messages of one chat, oldest first.
+    async fn pending_of_chat(&self, conversation: &Conversation) -> Result<Vec<PendingMessage>, QueueError> {
+        let mut all = self.pending_messages().await?;
+        all.retain(|m| &m.request.conversation() == conversation);
+        Ok(all)
+    }
+
     /// The accounts a provider asked to pause, with until when (past ones included).
     async fn account_holds(&self) -> Result<Vec<AccountHold>, QueueError>;
 
@@ -88,6 +95,28 @@ pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
     /// Moves the named cursor forward to `seq`, durably; a lower `seq` than the stored one
     /// leaves it where it is (a cursor never goes back).
     async fn set_cursor(&self, name: &str, seq: u64) -> Result<(), QueueError>;
+
+    /// Takes (or renews) the right to deliver this chat's messages for `ttl`; false while
+    /// another gateway instance holds it. A store used by one process grants it always.
+    async fn lease_chat(&self, _conversation: &Conversation, _ttl: Duration) -> Result<bool, QueueError> {
+        Ok(true)
+    }
+
+    /// How long a chat's lease lasts without renewal (the bound on a takeover).
+    fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    /// Gives the chat's lease up (its worker has nothing left to send).
+    async fn release_chat(&self, _conversation: &Conversation) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    /// True when other gateway instances write to the same store: delivery then takes leases
+    /// and looks for unfinished messages of chats nobody delivers (see `delivery::lease`).
+    fn shared_by_instances(&self) -> bool {
+        false
+    }
 
     /// What the store has done so far.
     fn stats(&self) -> QueueStats;

@@ -1,7 +1,5 @@
-//! Web visitor streams in the SQLite queue: numbering per visitor, idempotent keys, one
-//! transaction with the echoed events, profiles, and everything surviving a reopen.
+//! Web visitor streams in the SQLite queue: pruning (the contract is in `crates/queue-nats/tests/suite/`).
 
-use chatgate_model::{Channel, Event, EventKind};
 use chatgate_queue::{InboundRecord, Queue, SqliteQueue, VisitorAppend};
 
 fn append(visitor: &str, key: Option<&str>, data: &str, events: Vec<InboundRecord>) -> VisitorAppend {
@@ -13,57 +11,6 @@ fn append(visitor: &str, key: Option<&str>, data: &str, events: Vec<InboundRecor
         data: data.into(),
         events,
     }
-}
-
-fn message(visitor: &str, client_id: &str) -> InboundRecord {
-    let event = Event::new(EventKind::Message, Channel::from_static("web"), "web", visitor);
-    InboundRecord { dedup_key: Some(format!("web:{visitor}:{client_id}")), event }
-}
-
-#[tokio::test]
-async fn items_are_numbered_per_visitor_and_a_key_stores_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = SqliteQueue::open(dir.path()).unwrap();
-    let first = q.append_visitor(append("v_a", Some("in:1"), "{\"a\":1}", vec![message("v_a", "1")])).await.unwrap();
-    assert_eq!((first.item.n, first.duplicate, first.events.seqs.len()), (1, false, 1));
-    let other = q.append_visitor(append("v_b", None, "{\"b\":1}", vec![])).await.unwrap();
-    assert_eq!(other.item.n, 1, "each visitor counts from 1");
-    let second = q.append_visitor(append("v_a", Some("out:x.0"), "{\"a\":2}", vec![])).await.unwrap();
-    assert_eq!(second.item.n, 2);
-
-    // The same key again: the first item answers, nothing is written, the event is not stored twice.
-    let again =
-        q.append_visitor(append("v_a", Some("in:1"), "{\"changed\":1}", vec![message("v_a", "1")])).await.unwrap();
-    assert!(again.duplicate);
-    assert_eq!((again.item.n, again.item.data.as_str()), (1, "{\"a\":1}"));
-    assert_eq!(q.read_events(0, 100).await.unwrap().len(), 1);
-
-    let items = q.read_visitor("web", "v_a", 0, 100).await.unwrap();
-    assert_eq!(items.iter().map(|i| i.n).collect::<Vec<_>>(), [1, 2]);
-    assert_eq!(q.read_visitor("web", "v_a", 1, 100).await.unwrap()[0].data, "{\"a\":2}");
-    assert_eq!(q.read_visitor("other", "v_a", 0, 100).await.unwrap(), vec![], "streams are per account");
-    assert_eq!(q.visitor_item("web", "v_a", "out:x.0").await.unwrap().map(|i| i.n), Some(2));
-    assert_eq!(q.visitor_item("web", "v_b", "out:x.0").await.unwrap(), None);
-}
-
-#[tokio::test]
-async fn streams_and_profiles_survive_a_reopen_and_numbering_continues() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let q = SqliteQueue::open(dir.path()).unwrap();
-        q.set_visitor_profile("web", "v_a", "{\"first\":true}".into()).await.unwrap();
-        q.set_visitor_profile("web", "v_a", "{\"first\":false}".into()).await.unwrap();
-        for i in 0..3 {
-            q.append_visitor(append("v_a", Some(&format!("k{i}")), "{}", vec![])).await.unwrap();
-        }
-    }
-    let q = SqliteQueue::open(dir.path()).unwrap();
-    assert_eq!(q.visitor_profile("web", "v_a").await.unwrap().as_deref(), Some("{\"first\":true}"));
-    assert_eq!(q.visitor_profile("web", "v_b").await.unwrap(), None);
-    let items = q.read_visitor("web", "v_a", 0, 100).await.unwrap();
-    assert_eq!(items.iter().map(|i| i.n).collect::<Vec<_>>(), [1, 2, 3], "the profile is not on the stream");
-    let next = q.append_visitor(append("v_a", None, "{}", vec![])).await.unwrap();
-    assert_eq!(next.item.n, 4);
 }
 
 #[tokio::test]

@@ -27,6 +27,13 @@ impl Blocks {
         !set.is_empty() && set.contains(customer)
     }
 
+    /// Replaces the mirror with what the store holds (when other instances change it too).
+    pub async fn reload(&self, queue: &dyn Queue) -> Result<(), QueueError> {
+        let fresh: HashSet<CustomerRef> = queue.blocked().await?.into_iter().collect();
+        *self.set.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
     /// Stores the change durably first, then applies it in memory.
     pub async fn set(&self, queue: &dyn Queue, customer: CustomerRef, blocked: bool) -> Result<(), QueueError> {
         queue.set_blocked(&customer, blocked).await?;

@@ -5,6 +5,11 @@
 //! later messages of its chat (order first), never other chats. A message is split into parts
 //! (template, text, one part per attachment); the store remembers which parts were sent, so
 //! a retry or a restart never repeats a sent part.
+//!
+//! When several gateway instances share the store (NATS), a chat is delivered only by the
+//! instance holding its lease, and its worker takes each next message from the store (`lease`).
+
+mod lease;
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
@@ -15,7 +20,7 @@ use std::time::Duration;
 use chatgate_adapter::{Adapter, Media, OutboundPart, PartBody, Rate, SendErrorKind};
 use chatgate_model::ErrorCode;
 use chatgate_model::{Channel, Conversation, ErrorInfo, OutboundRequest};
-use chatgate_queue::{Attempt, QueueError};
+use chatgate_queue::{Attempt, PendingMessage, QueueError};
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::Rng;
@@ -69,6 +74,22 @@ pub(crate) struct DeliveryEngine {
     /// provider took is recorded before the process ends.
     sending: AtomicUsize,
     sent_all: tokio::sync::Notify,
+    /// Chat leases held, when the store is shared by several instances.
+    leases: lease::Leases,
+}
+
+impl From<PendingMessage> for Job {
+    fn from(m: PendingMessage) -> Job {
+        Job {
+            id: m.id,
+            request: m.request,
+            parts_done: m.parts_done,
+            attempts: m.attempts,
+            transient: 0,
+            created_at: m.created_at,
+            not_before: m.next_at,
+        }
+    }
 }
 
 enum Outcome {
@@ -109,6 +130,7 @@ impl DeliveryEngine {
             holds: Mutex::new(HashMap::new()),
             sending: AtomicUsize::new(0),
             sent_all: tokio::sync::Notify::new(),
+            leases: lease::Leases::default(),
         }
     }
 
@@ -139,17 +161,54 @@ impl DeliveryEngine {
             tracing::info!(count = pending.len(), "resuming delivery of queued messages");
         }
         for m in pending {
-            self.push(Job {
-                id: m.id,
-                request: m.request,
-                parts_done: m.parts_done,
-                attempts: m.attempts,
-                transient: 0,
-                created_at: m.created_at,
-                not_before: m.next_at,
-            });
+            self.push(Job::from(m));
+        }
+        if shared.queue.shared_by_instances() {
+            lease::scan(self.shared.clone(), shared.queue.lease_ttl() / 2);
         }
         Ok(())
+    }
+
+    /// Starts a worker for the message's chat unless one runs here (the shared store's scan).
+    fn wake(&self, m: PendingMessage) {
+        if self.chats.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&m.request.conversation()) {
+            return;
+        }
+        self.push(Job::from(m));
+    }
+
+    /// With a shared store: the chat's next message, from the store, while this instance holds
+    /// the chat's lease; `None` ends the worker (nothing left, or another instance delivers it).
+    async fn next_shared(&self, shared: &Shared, key: &Conversation) -> Option<Job> {
+        let queue = shared.queue.as_ref();
+        loop {
+            // The local queue only wakes the worker: the store says what is next.
+            if let Some(waiting) = self.chats.lock().unwrap_or_else(|e| e.into_inner()).get_mut(key) {
+                waiting.clear();
+            }
+            let held = self.leases.hold(queue, key).await;
+            let next = if held {
+                lease::next_of_chat(queue, key).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "could not read the chat's next message");
+                    None
+                })
+            } else {
+                None
+            };
+            if let Some(next) = next {
+                return Some(Job::from(next));
+            }
+            // Released while the chat is still ours here, so no second local worker can think it
+            // holds the lease; a message submitted meanwhile makes this worker look again.
+            if held {
+                self.leases.release(queue, key).await;
+            }
+            let mut chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
+            if !held || chats.get(key).is_none_or(VecDeque::is_empty) {
+                chats.remove(key);
+                return None;
+            }
+        }
     }
 
     /// Hands a newly stored message to its chat's worker.
@@ -200,7 +259,12 @@ impl DeliveryEngine {
                     shared.delivery.chats.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
                     return;
                 }
-                let next = {
+                let next = if shared.queue.shared_by_instances() {
+                    match shared.delivery.next_shared(&shared, &key).await {
+                        Some(job) => job,
+                        None => return,
+                    }
+                } else {
                     let mut chats = shared.delivery.chats.lock().unwrap_or_else(|e| e.into_inner());
                     match chats.get_mut(&key).and_then(VecDeque::pop_front) {
                         Some(job) => job,
@@ -367,6 +431,10 @@ impl DeliveryEngine {
             // Last before the call: a provider's wait for the account that began while this
             // worker waited for its rate budget holds it too.
             self.wait_for_account(request.channel, &request.account).await;
+            // With a shared store, only the chat's lease holder sends (renewed here when half used).
+            if !self.leases.hold(shared.queue.as_ref(), &request.conversation()).await {
+                return Outcome::Stopped;
+            }
             let sent = {
                 let _sending = Sending::start(self);
                 if *shared.shutdown.borrow() {

@@ -13,12 +13,14 @@
 //! - [`gateway::Harness`]: a gateway and its router, called without a socket.
 //! - [`http`]: the core API over a real socket, for tests about processes.
 //! - [`mock::MockApi`]: a recording HTTP server on 127.0.0.1 that stands in for a provider API.
+//! - [`nats`]: real `nats-server` processes (one node or a 3-node cluster) that tests can kill and restart.
 
 pub mod content;
 pub mod corpus;
 pub mod gateway;
 pub mod http;
 pub mod mock;
+pub mod nats;
 pub mod process;
 pub mod snapshot;
 

@@ -1,0 +1,94 @@
+//! One conformance suite of the `Queue` contract (`tests/suite/`), run against both backends:
+//! the embedded SQLite store and NATS JetStream (a real `nats-server` with `sync_interval:
+//! always`, started by the test on a free loopback port). Every test exists once, in the suite.
+
+mod suite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chatgate_queue::{Queue, SqliteQueue};
+use chatgate_queue_nats::{NatsOptions, NatsQueue};
+use chatgate_testkit::nats::NatsServers;
+use suite::Backend;
+
+struct Sqlite(tempfile::TempDir);
+
+#[async_trait]
+impl Backend for Sqlite {
+    async fn open(&self) -> Arc<dyn Queue> {
+        Arc::new(SqliteQueue::open(self.0.path()).unwrap())
+    }
+}
+
+#[derive(Debug)]
+pub struct Nats {
+    pub servers: NatsServers,
+}
+
+impl Nats {
+    pub fn start() -> Nats {
+        Nats { servers: NatsServers::single() }
+    }
+}
+
+/// Connects a new queue (a new "instance"), retrying while JetStream starts up.
+pub async fn connect(options: NatsOptions) -> NatsQueue {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match NatsQueue::connect(options.clone()).await {
+            Ok(q) => return q,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("NATS not ready yet: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("connecting to NATS: {e}"),
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for Nats {
+    async fn open(&self) -> Arc<dyn Queue> {
+        let mut options = NatsOptions::new(self.servers.nodes[0].url());
+        options.prefix = "cgtest".into();
+        Arc::new(connect(options).await)
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                let backend = super::Sqlite(tempfile::tempdir().unwrap());
+                super::suite::$name(&backend).await;
+            })*
+        }
+        mod nats {
+            $(#[tokio::test]
+            async fn $name() {
+                let backend = super::Nats::start();
+                super::suite::$name(&backend).await;
+            })*
+        }
+    };
+}
+
+conformance!(
+    events_come_back_in_order_with_their_seq,
+    duplicates_are_stored_once_even_after_reopen,
+    concurrent_appends_are_all_acknowledged_and_stored,
+    long_poll_wakes_on_commit,
+    idempotency_key_returns_the_same_message,
+    receipts_move_status_forward_only,
+    watermark_marks_exactly_the_earlier_sent_messages_of_that_chat,
+    failure_is_final_and_reported_once,
+    a_providers_wait_survives_a_reopen_per_message_and_per_account,
+    windows_and_blocks_persist,
+    a_failing_command_fails_alone_in_its_batch,
+    items_are_numbered_per_visitor_and_a_key_stores_once,
+    streams_and_profiles_survive_a_reopen_and_numbering_continues,
+    a_cursor_moves_forward_only_and_survives_a_reopen,
+);
