@@ -336,14 +336,7 @@ impl NatsQueue {
                 self.inner.pending.delete(&k).await.map_err(storage)?;
                 continue;
             }
-            out.push(PendingMessage {
-                id,
-                request: state.request,
-                parts_done: state.parts_done,
-                attempts: state.attempts,
-                created_at: from_us(state.created_us),
-                next_at: state.next_us.map(from_us),
-            });
+            out.push(pending_message(id, state));
         }
         out.sort_by_key(|m| (m.created_at, m.id));
         Ok(out)
@@ -363,14 +356,7 @@ impl NatsQueue {
             if state.done {
                 continue;
             }
-            out.push(PendingMessage {
-                id,
-                request: state.request,
-                parts_done: state.parts_done,
-                attempts: state.attempts,
-                created_at: from_us(state.created_us),
-                next_at: state.next_us.map(from_us),
-            });
+            out.push(pending_message(id, state));
         }
         out.sort_by_key(|m| (m.created_at, m.id));
         Ok(out)
@@ -427,5 +413,17 @@ impl NatsQueue {
         }
         out.sort();
         Ok(out)
+    }
+}
+
+/// What delivery resumes from: an unfinished message's request and progress.
+fn pending_message(id: Uuid, state: MessageState) -> PendingMessage {
+    PendingMessage {
+        id,
+        request: state.request,
+        parts_done: state.parts_done,
+        attempts: state.attempts,
+        created_at: from_us(state.created_us),
+        next_at: state.next_us.map(from_us),
     }
 }

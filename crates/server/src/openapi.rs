@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chatgate_model::{AttachmentKind, Channel, ErrorCode, Event, LimitViolation, MessageRecord, OutboundRequest};
+use chatgate_model::{
+    AttachmentKind, Channel, ChatAction, ErrorCode, Event, LimitViolation, MessageRecord, OutboundRequest,
+};
 use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde::{Deserialize, Serialize};
@@ -26,6 +28,14 @@ use uuid::Uuid;
 use crate::api::{Accepted, AccountList, BlockState, ConversationState, MarkerBody, MarkerSent};
 use crate::error::Place;
 use crate::{ApiError, push};
+
+/// How both markers are sent, for their descriptions.
+macro_rules! marker_delivery {
+    () => {
+        " Sent to the provider at once, never queued behind messages; at most one per chat and kind every 2 s. \
+         The optional body names the customer's message (`message_id`): WhatsApp needs it, VK reads up to it."
+    };
+}
 
 /// One event as `GET /v1/events` and push deliver it: the envelope with its `seq` first.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -144,6 +154,55 @@ struct Operation {
     errors: Vec<ApiError>,
     /// Whether the bearer token is required (every `/v1` route).
     token: bool,
+}
+
+/// `POST /v1/chats/{channel}/{account}/{chat_id}/typing` or `/read`: one shape, two markers.
+fn marker_operation(
+    r#gen: &mut SchemaGenerator,
+    action: ChatAction,
+    id: &'static str,
+    summary: &'static str,
+    description: &'static str,
+) -> Operation {
+    let string = json!({ "type": "string" });
+    let channel = r#gen.subschema_for::<Channel>().to_value();
+    let (path, unsupported) = match action {
+        ChatAction::Typing => ("/v1/chats/{channel}/{account}/{chat_id}/typing", "viber has no typing marker"),
+        ChatAction::Read => ("/v1/chats/{channel}/{account}/{chat_id}/read", "viber has no read marker"),
+    };
+    Operation {
+        method: "post",
+        path,
+        id,
+        summary,
+        description,
+        parameters: vec![
+            path_param("channel", "The channel kind (`telegram`, `whatsapp`, ...).", channel),
+            path_param("account", "The account id (the table key in `channels.toml`).", string.clone()),
+            path_param("chat_id", "The chat id (`chat_id` of events).", string),
+        ],
+        body: Some(json!({ "required": false, "content": { "application/json": {
+            "schema": r#gen.subschema_for::<MarkerBody>().to_value(),
+        }}})),
+        ok: (200, "The marker was sent", Some(json_content(r#gen.subschema_for::<MarkerSent>().to_value()))),
+        errors: vec![
+            ApiError::UnknownChannel { name: "fax".into(), place: Place::Path },
+            ApiError::UnknownAccount {
+                channel: Channel::from_static("telegram"),
+                account: "nope".into(),
+                place: Place::Path,
+            },
+            ApiError::UnsupportedByChannel(unsupported.into()),
+            ApiError::CustomerBlocked,
+            ApiError::RateLimited { retry_after: Duration::from_secs(2) },
+            ApiError::Provider { code: ErrorCode::ProviderRejected, message: "the provider refused the marker".into() },
+            ApiError::Provider {
+                code: ErrorCode::ProviderUnavailable,
+                message: "the provider could not be reached".into(),
+            },
+        ],
+        token: true,
+    }
 }
 
 fn path_param(name: &str, description: &str, schema: Value) -> Value {
@@ -356,78 +415,23 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
             errors: vec![],
             token: true,
         },
-        Operation {
-            method: "post",
-            path: "/v1/chats/{channel}/{account}/{chat_id}/typing",
-            id: "sendTyping",
-            summary: "Show the customer that the operator is typing",
-            description: "Telegram `sendChatAction`, Messenger/Instagram `typing_on`, WhatsApp's typing indicator, VK `setActivity`. Sent to the provider at once, never queued behind messages; at most one \
-                per chat and kind every 2 s. The optional body names the customer's message (`message_id`): \
-                WhatsApp needs it, VK reads up to it.",
-            parameters: vec![
-                channel_param.clone(),
-                account_param.clone(),
-                path_param("chat_id", "The chat id (`chat_id` of events).", string.clone()),
-            ],
-            body: Some(json!({ "required": false, "content": { "application/json": {
-                "schema": r#gen.subschema_for::<MarkerBody>().to_value(),
-            }}})),
-            ok: (200, "The marker was sent", Some(json_content(r#gen.subschema_for::<MarkerSent>().to_value()))),
-            errors: [
-                unknown_path(),
-                vec![
-                    ApiError::UnsupportedByChannel("viber has no typing marker".into()),
-                    ApiError::CustomerBlocked,
-                    ApiError::RateLimited { retry_after: Duration::from_secs(2) },
-                    ApiError::Provider {
-                        code: ErrorCode::ProviderRejected,
-                        message: "the provider refused the marker".into(),
-                    },
-                    ApiError::Provider {
-                        code: ErrorCode::ProviderUnavailable,
-                        message: "the provider could not be reached".into(),
-                    },
-                ],
-            ]
-            .concat(),
-            token: true,
-        },
-        Operation {
-            method: "post",
-            path: "/v1/chats/{channel}/{account}/{chat_id}/read",
-            id: "markRead",
-            summary: "Mark the customer's messages read",
-            description: "Messenger/Instagram `mark_seen`, WhatsApp `status: read`, VK `markAsRead`. Sent to the provider at once, never queued behind messages; at most one \
-                per chat and kind every 2 s. The optional body names the customer's message (`message_id`): \
-                WhatsApp needs it, VK reads up to it.",
-            parameters: vec![
-                channel_param.clone(),
-                account_param.clone(),
-                path_param("chat_id", "The chat id (`chat_id` of events).", string.clone()),
-            ],
-            body: Some(json!({ "required": false, "content": { "application/json": {
-                "schema": r#gen.subschema_for::<MarkerBody>().to_value(),
-            }}})),
-            ok: (200, "The marker was sent", Some(json_content(r#gen.subschema_for::<MarkerSent>().to_value()))),
-            errors: [
-                unknown_path(),
-                vec![
-                    ApiError::UnsupportedByChannel("viber has no read marker".into()),
-                    ApiError::CustomerBlocked,
-                    ApiError::RateLimited { retry_after: Duration::from_secs(2) },
-                    ApiError::Provider {
-                        code: ErrorCode::ProviderRejected,
-                        message: "the provider refused the marker".into(),
-                    },
-                    ApiError::Provider {
-                        code: ErrorCode::ProviderUnavailable,
-                        message: "the provider could not be reached".into(),
-                    },
-                ],
-            ]
-            .concat(),
-            token: true,
-        },
+        marker_operation(
+            r#gen,
+            ChatAction::Typing,
+            "sendTyping",
+            "Show the customer that the operator is typing",
+            concat!(
+                "Telegram `sendChatAction`, Messenger/Instagram `typing_on`, WhatsApp's typing indicator, VK `setActivity`.",
+                marker_delivery!()
+            ),
+        ),
+        marker_operation(
+            r#gen,
+            ChatAction::Read,
+            "markRead",
+            "Mark the customer's messages read",
+            concat!("Messenger/Instagram `mark_seen`, WhatsApp `status: read`, VK `markAsRead`.", marker_delivery!()),
+        ),
         Operation {
             method: "get",
             path: "/v1/media/{reference}",
