@@ -129,25 +129,9 @@ impl Client {
                 ));
             }
         };
-        let response = request
-            .bearer_auth(self.token.expose())
-            .send()
-            .await
-            .map_err(|e| transport::send_error("send API request failed", e))?;
-        let status = response.status().as_u16();
-        let retry_after = retry_after(response.headers());
-        let bytes =
-            response.bytes().await.map_err(|e| transport::send_error("reading the send API answer failed", e))?;
-        let answer: SendResponse = serde_json::from_slice(&bytes).unwrap_or_default();
-        match (status, answer.error, answer.message_id) {
-            (200..=299, None, Some(message_id)) => Ok(SendReceipt { external_id: message_id, status: Status::Sent }),
-            (200..=299, None, None) => {
-                Err(SendError::failed(ErrorCode::ProviderRejected, "the send API answered without a message_id"))
-            }
-            (status, error, _) => {
-                let kind = classify(status, error.as_ref(), retry_after);
-                Err(SendError { kind, message: describe(status, error.as_ref()) })
-            }
+        match self.call(request).await?.message_id {
+            Some(message_id) => Ok(SendReceipt { external_id: message_id, status: Status::Sent }),
+            None => Err(SendError::failed(ErrorCode::ProviderRejected, "the send API answered without a message_id")),
         }
     }
 }
@@ -160,10 +144,13 @@ impl Client {
             ChatAction::Read => "mark_seen",
         };
         let body = json!({ "recipient": { "id": chat_id }, "sender_action": sender_action });
-        let response = self
-            .http
-            .post(&self.messages_url)
-            .json(&body)
+        self.call(self.http.post(&self.messages_url).json(&body)).await.map(drop)
+    }
+
+    /// Sends a Send API request with the Page token and reads the answer: a 2xx without a Graph
+    /// error is the answer, anything else a [`SendError`] by [`classify`].
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<SendResponse, SendError> {
+        let response = request
             .bearer_auth(self.token.expose())
             .send()
             .await
@@ -173,12 +160,12 @@ impl Client {
         let bytes =
             response.bytes().await.map_err(|e| transport::send_error("reading the send API answer failed", e))?;
         let answer: SendResponse = serde_json::from_slice(&bytes).unwrap_or_default();
-        match (status, answer.error) {
-            (200..=299, None) => Ok(()),
-            (status, error) => {
-                let kind = classify(status, error.as_ref(), retry_after);
-                Err(SendError { kind, message: describe(status, error.as_ref()) })
-            }
+        match (status, &answer.error) {
+            (200..=299, None) => Ok(answer),
+            (status, error) => Err(SendError {
+                kind: classify(status, error.as_ref(), retry_after),
+                message: describe(status, error.as_ref()),
+            }),
         }
     }
 }

@@ -20,7 +20,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chatgate_adapter::webhooks::{answer_json, redact, status_error, transport_error};
+use chatgate_adapter::meta;
+use chatgate_adapter::webhooks::transport_error;
 use chatgate_adapter::{WebhookAdmin, WebhookAdminError, WebhookReport, WebhookTarget};
 use serde_json::Value;
 
@@ -83,19 +84,7 @@ impl FacebookAdapter {
         if !form.is_empty() {
             request = request.form(form);
         }
-        let context = format!("{channel} {method} subscribed_apps");
-        let (status, answer) = answer_json(request.send().await, &context, &secrets).await?;
-        if (200..300).contains(&status) && answer.get("error").is_none() {
-            return Ok(answer);
-        }
-        let error = answer.get("error");
-        let message = error.and_then(|e| e.get("message")).and_then(Value::as_str).unwrap_or("no message");
-        let code = error.and_then(|e| e.get("code")).and_then(Value::as_i64).unwrap_or(0);
-        // Graph 190: the access token expired or is invalid.
-        if code == 190 {
-            return Err(WebhookAdminError::Unauthorized(redact(&format!("{context}: {message}"), &secrets)));
-        }
-        Err(status_error(status, &format!("{context}: Graph error {code}: {message}"), &secrets))
+        meta::subscribed_apps(request, &format!("{channel} {method} subscribed_apps"), &secrets).await
     }
 
     async fn report(&self, url: Option<&str>) -> Result<WebhookReport, WebhookAdminError> {

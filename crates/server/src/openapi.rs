@@ -222,6 +222,8 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
     let string = json!({ "type": "string" });
     let channel_param = path_param("channel", "The channel kind (`telegram`, `whatsapp`, ...).", channel);
     let account_param = path_param("account", "The account id (the table key in `channels.toml`).", string.clone());
+    let customer_param =
+        path_param("customer_id", "The customer's id on the channel (`customer.id` of events).", string.clone());
     let unknown_path = || {
         vec![
             ApiError::UnknownChannel { name: "fax".into(), place: Place::Path },
@@ -352,15 +354,7 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
             summary: "Block a customer",
             description: "A blocked customer's inbound is not forwarded (counted in `/metrics`); outbound to \
                 them is refused with `customer_blocked`.",
-            parameters: vec![
-                channel_param.clone(),
-                account_param.clone(),
-                path_param(
-                    "customer_id",
-                    "The customer's id on the channel (`customer.id` of events).",
-                    string.clone(),
-                ),
-            ],
+            parameters: vec![channel_param.clone(), account_param.clone(), customer_param.clone()],
             body: None,
             ok: (200, "The block state now", Some(json_content(r#gen.subschema_for::<BlockState>().to_value()))),
             errors: [unknown_path(), vec![ApiError::StoreUnavailable]].concat(),
@@ -372,15 +366,7 @@ fn operations(r#gen: &mut SchemaGenerator) -> Vec<Operation> {
             id: "unblockCustomer",
             summary: "Unblock a customer",
             description: "Inbound is forwarded again and outbound allowed.",
-            parameters: vec![
-                channel_param.clone(),
-                account_param.clone(),
-                path_param(
-                    "customer_id",
-                    "The customer's id on the channel (`customer.id` of events).",
-                    string.clone(),
-                ),
-            ],
+            parameters: vec![channel_param.clone(), account_param.clone(), customer_param.clone()],
             body: None,
             ok: (200, "The block state now", Some(json_content(r#gen.subschema_for::<BlockState>().to_value()))),
             errors: [unknown_path(), vec![ApiError::StoreUnavailable]].concat(),

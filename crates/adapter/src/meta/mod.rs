@@ -93,6 +93,30 @@ fn hex_val(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
+/// Calls a Page's or WhatsApp Business Account's `subscribed_apps` edge (`chatgate webhooks`)
+/// with `request` (method, URL, token and body set) and reads the answer: the JSON on success,
+/// Graph 190 as [`WebhookAdminError::Unauthorized`], anything else by its status. `context` names
+/// the call in errors; every text is stripped of `secrets`.
+pub async fn subscribed_apps(
+    request: reqwest::RequestBuilder,
+    context: &str,
+    secrets: &[&str],
+) -> Result<serde_json::Value, crate::WebhookAdminError> {
+    use crate::webhooks::{answer_json, redact, status_error};
+    let (status, answer) = answer_json(request.send().await, context, secrets).await?;
+    if (200..300).contains(&status) && answer.get("error").is_none() {
+        return Ok(answer);
+    }
+    let error = answer.get("error");
+    let message = error.and_then(|e| e.get("message")).and_then(serde_json::Value::as_str).unwrap_or("no message");
+    let code = error.and_then(|e| e.get("code")).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    // Graph 190: the access token expired or is invalid.
+    if code == 190 {
+        return Err(crate::WebhookAdminError::Unauthorized(redact(&format!("{context}: {message}"), secrets)));
+    }
+    Err(status_error(status, &format!("{context}: Graph error {code}: {message}"), secrets))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
