@@ -495,3 +495,103 @@ async fn the_delivering_gateway_killed_mid_way_another_takes_over_in_order_witho
     drop(tg);
     provider.shutdown_background();
 }
+
+/// The most calls within any window of `width` among `times` (sorted).
+fn most_within(times: &[Instant], width: Duration) -> usize {
+    let mut most = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] >= width {
+            start += 1;
+        }
+        most = most.max(end - start + 1);
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_sending_for_one_bot_share_its_rate_limit() {
+    let _serial = SERIAL.lock().await;
+    // Which instance made each call, and when it arrived.
+    let calls: Arc<Mutex<Vec<(Instant, char)>>> = Arc::default();
+    let provider = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+    let tg = {
+        let calls = calls.clone();
+        provider
+            .spawn(MockApi::start(move |r| {
+                let by = if r.path.starts_with("/a/") { 'a' } else { 'b' };
+                calls.lock().unwrap().push((Instant::now(), by));
+                (200, json!({"ok": true, "result": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}}}))
+            }))
+            .await
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServers::single();
+    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    let config_a = write_config_to(&dir_a, &nats.urls(), 1, &format!("{}/a", tg.base_url));
+    let config_b = write_config_to(&dir_b, &nats.urls(), 1, &format!("{}/b", tg.base_url));
+    let a = start_gateway(&config_a, dir.path()).await;
+    let b = start_gateway(&config_b, dir.path()).await;
+    // Telegram: 30 calls/s per bot, 1/s per chat. 60 chats, half submitted through each instance
+    // (each delivers what it took), 4 messages each: alone, each instance could send 30/s.
+    let (chats, per_chat) = (60u64, 4 * scale());
+    let submitters: Vec<_> = (0..chats)
+        .map(|chat| {
+            let base = if chat % 2 == 0 { a.api.base.clone() } else { b.api.base.clone() };
+            let api = chatgate_testkit::http::Api::new(base);
+            tokio::spawn(async move {
+                for i in 0..per_chat {
+                    let body = json!({"channel": "telegram", "account": "main", "chat_id": format!("{}", 700 + chat), "text": format!("c{chat} m{i}")});
+                    let (status, reply) = api.send(&body).await;
+                    assert_eq!(status, 202, "{reply}");
+                }
+            })
+        })
+        .collect();
+    for s in submitters {
+        s.await.unwrap();
+    }
+    let total = (chats * per_chat) as usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while calls.lock().unwrap().len() < total {
+        assert!(Instant::now() < deadline, "only {} of {total} calls arrived", calls.lock().unwrap().len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = calls.lock().unwrap().clone();
+    let times: Vec<Instant> = calls.iter().map(|(at, _)| *at).collect();
+    let (first, last) = (times[0], *times.last().unwrap());
+    let by_a = calls.iter().filter(|(_, by)| *by == 'a').count();
+    // The first second is the transition (each instance learns of the other within one
+    // announcement, `delivery::share`); from then on, together, at most the bot's 30 per second.
+    let settled: Vec<Instant> = times.iter().copied().filter(|t| *t >= first + Duration::from_secs(2)).collect();
+    let most_first = most_within(&times, Duration::from_secs(1));
+    let most_settled = most_within(&settled, Duration::from_secs(1));
+    let spread = (last - first).as_secs_f64();
+    let rate = (total - 1) as f64 / spread;
+    figures!(
+        "rate share: calls {total} (a {by_a}, b {}) in {spread:.2}s = {rate:.1}/s for a 30/s bot; \
+         most in any 1 s: {most_first} overall, {most_settled} after the first 2 s",
+        total - by_a
+    );
+    let timeline: Vec<String> = (0..=((last - first).as_millis() / 500))
+        .map(|slot| {
+            let of = |who: char| {
+                calls.iter().filter(|(at, by)| *by == who && (*at - first).as_millis() / 500 == slot).count()
+            };
+            format!("{}+{}", of('a'), of('b'))
+        })
+        .collect();
+    figures!("rate share: calls per half second (a+b): {}", timeline.join(" "));
+    assert!(by_a > total / 4 && total - by_a > total / 4, "both instances must have sent: a {by_a} of {total}");
+    // The first second (`most_first`) is printed, not checked: how long an instance sends its whole
+    // rate before it learns of the other (a quarter second by design) depends on the machine's load.
+    assert!(most_settled <= 33, "{most_settled} calls within one second for a 30/s bot, two instances together");
+    assert!(rate <= 33.0, "{rate:.1} calls/s together, the bot allows 30");
+    // Sharing must not starve the bot either.
+    assert!(rate >= 20.0, "only {rate:.1} calls/s of the bot's 30");
+    drop((a, b, tg));
+    provider.shutdown_background();
+}

@@ -19,18 +19,20 @@ mod keys;
 mod kv;
 mod lease;
 mod outbox;
+mod senders;
 mod setup;
 mod visitors;
 
 pub use setup::{NatsAuth, NatsOptions, NatsTls};
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv::Store, stream::Stream};
 use async_trait::async_trait;
-use chatgate_model::{Conversation, CustomerRef, MessageRecord, OutboundRequest};
+use chatgate_model::{Channel, Conversation, CustomerRef, MessageRecord, OutboundRequest};
 use chatgate_queue::{
     AccountHold, AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, Queue, QueueError, QueueStats,
     StoredEvent, VisitorAppend, VisitorAppended, VisitorItem,
@@ -67,6 +69,8 @@ struct Inner {
     visitors: Store,
     leases: Store,
     cursors: Store,
+    senders: Store,
+    senders_view: Arc<senders::SendersView>,
     /// The highest event seq this instance knows to be acknowledged.
     last_seq: watch::Sender<u64>,
     /// Woken on every event any instance publishes (a core subscription on the events subjects).
@@ -98,7 +102,7 @@ impl NatsQueue {
         };
         let (dedup, msgs, pending, idem, extids) =
             (take("dedup"), take("msgs"), take("pending"), take("idem"), take("extids"));
-        let (chatpending, cursors) = (take("chatpending"), take("cursors"));
+        let (chatpending, cursors, senders) = (take("chatpending"), take("cursors"), take("senders"));
         let (chats, windows, blocks, holds, visitors, leases) =
             (take("chats"), take("windows"), take("blocks"), take("holds"), take("visitors"), take("leases"));
         let mut events = js.get_stream(&names.events_stream).await.map_err(storage)?;
@@ -131,6 +135,8 @@ impl NatsQueue {
                 visitors,
                 leases,
                 cursors,
+                senders,
+                senders_view: Arc::default(),
                 last_seq: watch::Sender::new(last),
                 published,
                 calls: AtomicU64::new(0),
@@ -317,6 +323,19 @@ impl Queue for NatsQueue {
 
     async fn release_chat(&self, conversation: &Conversation) -> Result<(), QueueError> {
         self.release(conversation).await
+    }
+
+    async fn announce_senders(
+        &self,
+        accounts: &[(Channel, String)],
+        ttl: Duration,
+    ) -> Result<HashMap<(Channel, String), u32>, QueueError> {
+        self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        self.announce(accounts, ttl).await
+    }
+
+    async fn withdraw_senders(&self) -> Result<(), QueueError> {
+        self.withdraw().await
     }
 
     fn shared_by_instances(&self) -> bool {

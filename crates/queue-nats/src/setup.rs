@@ -154,6 +154,7 @@ pub(crate) const BUCKETS: &[(&str, bool)] = &[
     ("visitors", false),    // web visitor streams and profiles
     ("leases", false),      // chat -> the instance delivering it, until when
     ("cursors", false),     // named cursors over the event log (push delivery's position)
+    ("senders", false),     // instance -> the accounts it sends for, until when (rate shares)
 ];
 
 pub(crate) fn storage(e: impl std::fmt::Display) -> QueueError {

@@ -91,4 +91,5 @@ conformance!(
     items_are_numbered_per_visitor_and_a_key_stores_once,
     streams_and_profiles_survive_a_reopen_and_numbering_continues,
     a_cursor_moves_forward_only_and_survives_a_reopen,
+    instances_sending_for_an_account_count_until_they_withdraw_or_expire,
 );

@@ -14,10 +14,11 @@ pub use types::{
     VisitorAppend, VisitorAppended, VisitorItem,
 };
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chatgate_model::{Conversation, CustomerRef, MessageRecord, OutboundRequest};
+use chatgate_model::{Channel, Conversation, CustomerRef, MessageRecord, OutboundRequest};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -109,6 +110,23 @@ pub trait Queue: Send + Sync + std::fmt::Debug + 'static {
 
     /// Gives the chat's lease up (its worker has nothing left to send).
     async fn release_chat(&self, _conversation: &Conversation) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    /// Announces, for `ttl`, that this instance sends for `accounts` (channel, account id), and
+    /// returns how many *other* live instances announced each account they send for. Delivery
+    /// divides an account's provider rate limit by the instances sending for it (see
+    /// `delivery::share`). A store used by one process knows no other instance.
+    async fn announce_senders(
+        &self,
+        _accounts: &[(Channel, String)],
+        _ttl: Duration,
+    ) -> Result<HashMap<(Channel, String), u32>, QueueError> {
+        Ok(HashMap::new())
+    }
+
+    /// Withdraws this instance's announcement (it stops sending: shutdown).
+    async fn withdraw_senders(&self) -> Result<(), QueueError> {
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 //! instance holding its lease, and its worker takes each next message from the store (`lease`).
 
 mod lease;
+mod share;
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
@@ -47,17 +48,53 @@ struct Job {
 }
 
 struct Limiters {
-    account: Option<DefaultDirectRateLimiter>,
+    /// The provider's rate for the whole account, when it has one.
+    account_rate: Option<Rate>,
+    /// The limiter for this instance's share of `account_rate`, with the number of instances
+    /// sharing it (see [`share`]).
+    account: Mutex<Option<(u32, Arc<DefaultDirectRateLimiter>)>>,
+    /// Other instances may send for the account: every limiter starts with its burst spent.
+    shared: bool,
     chat: Option<DefaultKeyedRateLimiter<String>>,
 }
 
 impl std::fmt::Debug for Limiters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limiters")
-            .field("account", &self.account.is_some())
-            .field("chat", &self.chat.is_some())
-            .finish()
+        f.debug_struct("Limiters").field("account", &self.account_rate).field("chat", &self.chat.is_some()).finish()
     }
+}
+
+impl Limiters {
+    /// The account's limiter for a share among `instances`; rebuilt when the share changed,
+    /// with its burst spent so the change lets nothing extra through (and so is the first one
+    /// when other instances may be sending already).
+    fn account(&self, instances: u32) -> Option<Arc<DefaultDirectRateLimiter>> {
+        let rate = self.account_rate?;
+        let mut current = self.account.lock().unwrap_or_else(|e| e.into_inner());
+        match &*current {
+            Some((n, limiter)) if *n == instances => return Some(limiter.clone()),
+            _ => {}
+        }
+        let spend_burst = current.is_some() || self.shared;
+        let rate = share_of(rate, instances);
+        let quota = quota(rate)?;
+        let limiter = Arc::new(RateLimiter::direct(quota));
+        if spend_burst {
+            let _ = limiter.check_n(quota.burst_size());
+        }
+        *current = Some((instances, limiter.clone()));
+        Some(limiter)
+    }
+}
+
+/// One of `instances` equal shares of `rate` (at least one call per period of the share).
+fn share_of(rate: Rate, instances: u32) -> Rate {
+    if instances <= 1 || rate.count == 0 {
+        return rate;
+    }
+    let count = (rate.count / instances).max(1);
+    // count calls per (per × count × instances / rate.count): rate.count / instances per `per`.
+    Rate { count, per: rate.per * count * instances / rate.count }
 }
 
 /// The outbound delivery engine.
@@ -76,6 +113,8 @@ pub(crate) struct DeliveryEngine {
     sent_all: tokio::sync::Notify,
     /// Chat leases held, when the store is shared by several instances.
     leases: lease::Leases,
+    /// How many instances share each account's rate limit.
+    shares: share::Shares,
 }
 
 impl From<PendingMessage> for Job {
@@ -131,6 +170,7 @@ impl DeliveryEngine {
             sending: AtomicUsize::new(0),
             sent_all: tokio::sync::Notify::new(),
             leases: lease::Leases::default(),
+            shares: share::Shares::default(),
         }
     }
 
@@ -165,6 +205,7 @@ impl DeliveryEngine {
         }
         if shared.queue.shared_by_instances() {
             lease::scan(self.shared.clone(), shared.queue.lease_ttl() / 2);
+            share::announce(self.shared.clone());
         }
         Ok(())
     }
@@ -279,14 +320,16 @@ impl DeliveryEngine {
         });
     }
 
-    fn limiters(&self, adapter: &dyn Adapter) -> Arc<Limiters> {
+    fn limiters(&self, adapter: &dyn Adapter, shared: bool) -> Arc<Limiters> {
         let key = (adapter.channel(), adapter.account().to_owned());
         let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key)
             .or_insert_with(|| {
                 let rates = adapter.facts().rate_limits;
                 Arc::new(Limiters {
-                    account: rates.per_account.and_then(quota).map(RateLimiter::direct),
+                    account_rate: rates.per_account,
+                    account: Mutex::new(None),
+                    shared,
                     chat: rates.per_chat.and_then(quota).map(RateLimiter::keyed),
                 })
             })
@@ -400,7 +443,7 @@ impl DeliveryEngine {
         let parts = plan(job.id, request, media.as_deref().unwrap_or_default());
         let adapter = account.adapter.as_ref();
         let caps = adapter.facts().capabilities;
-        let limiters = self.limiters(adapter);
+        let limiters = self.limiters(adapter, shared.queue.shared_by_instances());
         let total = parts.len() as u32;
         for part in parts.into_iter().skip(job.parts_done as usize) {
             if let (Some(window), false) = (caps.messaging_window, matches!(part.body, PartBody::Template(_))) {
@@ -418,15 +461,19 @@ impl DeliveryEngine {
                     ));
                 }
             }
-            if let Some(l) = &limiters.account {
-                l.until_ready().await;
-            }
+            // The chat's budget first, then the account's: a token of the account taken while
+            // the chat's budget refills would be lost, and chats whose budgets refill together
+            // would reach the provider in bursts that the account's limiter had spread out.
             if let Some(l) = &limiters.chat {
                 l.until_key_ready(&request.chat_id).await;
                 // One entry per chat ever sent to: forget the ones whose budget is full again.
                 if l.len() > CHAT_LIMITER_PRUNE_AT {
                     l.retain_recent();
                 }
+            }
+            self.shares.sending(request.channel, &request.account);
+            if let Some(l) = limiters.account(self.shares.of(request.channel, &request.account)) {
+                l.until_ready().await;
             }
             // Last before the call: a provider's wait for the account that began while this
             // worker waited for its rate budget holds it too.
@@ -590,4 +637,40 @@ fn plan(id: Uuid, request: &OutboundRequest, media: &[Media]) -> Vec<OutboundPar
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ErrorInfo {
     ErrorInfo { code, message: message.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_divides_the_rate_and_never_reaches_zero() {
+        let rate = Rate::per_second(30);
+        assert_eq!(share_of(rate, 1), rate);
+        assert_eq!(share_of(rate, 2), Rate::per_second(15));
+        // 20/s among 3: 6 calls per 0.9 s.
+        assert_eq!(share_of(Rate::per_second(20), 3), Rate { count: 6, per: Duration::from_millis(900) });
+        // 1/s among 2: one call per 2 s.
+        assert_eq!(share_of(Rate::per_second(1), 2), Rate { count: 1, per: Duration::from_secs(2) });
+    }
+
+    #[test]
+    fn a_limiter_rebuilt_for_a_new_share_brings_no_burst() {
+        let limiters =
+            Limiters { account_rate: Some(Rate::per_second(30)), account: Mutex::new(None), shared: false, chat: None };
+        let alone = limiters.account(1).unwrap();
+        // The first limiter has the whole burst, like a single instance's.
+        assert!(alone.check_n(NonZeroU32::new(30).unwrap()).is_ok_and(|r| r.is_ok()));
+        assert!(Arc::ptr_eq(&alone, &limiters.account(1).unwrap()));
+        // A second instance appears: the share halves and the new limiter starts spent.
+        let halved = limiters.account(2).unwrap();
+        assert!(!Arc::ptr_eq(&alone, &halved));
+        assert!(halved.check().is_err());
+        let none = Limiters { account_rate: None, account: Mutex::new(None), shared: true, chat: None };
+        assert!(none.account(2).is_none());
+        // With other instances about, even the first limiter starts spent.
+        let shared =
+            Limiters { account_rate: Some(Rate::per_second(30)), account: Mutex::new(None), shared: true, chat: None };
+        assert!(shared.account(1).unwrap().check().is_err());
+    }
 }

@@ -330,3 +330,58 @@ pub async fn a_cursor_moves_forward_only_and_survives_a_reopen(b: &dyn Backend) 
     assert_eq!(q.cursor("push").await.unwrap(), 9, "kept across a reopen");
     assert_eq!(q.cursor("other").await.unwrap(), 2);
 }
+
+/// Asks `q` (announcing `mine`) until the other instances it reports are `want`, for up to 5 s
+/// (an instance learns of the others through a watch that may lag a moment).
+async fn others_become(
+    q: &dyn Queue,
+    mine: &[(Channel, String)],
+    want: &std::collections::HashMap<(Channel, String), u32>,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = q.announce_senders(mine, Duration::from_secs(30)).await.unwrap();
+        if &seen == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "other instances: {seen:?}, expected {want:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Rate shares (`delivery::share`): an instance learns which other live instances send for which
+/// account; one that withdraws, or whose announcement runs out, no longer counts. A store used by
+/// one process knows no other instance.
+pub async fn instances_sending_for_an_account_count_until_they_withdraw_or_expire(b: &dyn Backend) {
+    let (x, y) = (b.open().await, b.open().await);
+    let tg = (Channel::from_static("telegram"), "main".to_owned());
+    let vk = (Channel::from_static("vk"), "club".to_owned());
+    x.announce_senders(&[tg.clone(), vk.clone()], Duration::from_secs(30)).await.unwrap();
+    let seen = y.announce_senders(std::slice::from_ref(&tg), Duration::from_secs(30)).await.unwrap();
+    if !y.shared_by_instances() {
+        assert!(seen.is_empty(), "one process, yet other instances: {seen:?}");
+        assert!(x.withdraw_senders().await.is_ok());
+        return;
+    }
+    let both = std::collections::HashMap::from([(tg.clone(), 1), (vk.clone(), 1)]);
+    others_become(y.as_ref(), std::slice::from_ref(&tg), &both).await;
+    others_become(x.as_ref(), &[tg.clone(), vk.clone()], &std::collections::HashMap::from([(tg.clone(), 1)])).await;
+    // x stops sending for vk, then leaves.
+    x.announce_senders(std::slice::from_ref(&tg), Duration::from_secs(30)).await.unwrap();
+    others_become(y.as_ref(), std::slice::from_ref(&tg), &std::collections::HashMap::from([(tg.clone(), 1)])).await;
+    x.withdraw_senders().await.unwrap();
+    others_become(y.as_ref(), std::slice::from_ref(&tg), &std::collections::HashMap::new()).await;
+    // An announcement that is not renewed runs out (an instance that died).
+    x.announce_senders(std::slice::from_ref(&vk), Duration::from_millis(300)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let counted = loop {
+        let seen = y.announce_senders(std::slice::from_ref(&tg), Duration::from_secs(30)).await.unwrap();
+        if seen.contains_key(&vk) || tokio::time::Instant::now() > deadline {
+            break seen.contains_key(&vk);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(counted, "a fresh announcement counts");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    others_become(y.as_ref(), std::slice::from_ref(&tg), &std::collections::HashMap::new()).await;
+}
