@@ -22,6 +22,7 @@ mod outbox;
 mod senders;
 mod setup;
 mod visitors;
+mod watched;
 
 pub use setup::{NatsAuth, NatsOptions, NatsTls};
 
@@ -70,7 +71,9 @@ struct Inner {
     leases: Store,
     cursors: Store,
     senders: Store,
-    senders_view: Arc<senders::SendersView>,
+    senders_view: Arc<watched::Watched<senders::Senders>>,
+    senders_written: senders::Written,
+    holds_view: Arc<watched::Watched<outbox::Hold>>,
     /// The highest event seq this instance knows to be acknowledged.
     last_seq: watch::Sender<u64>,
     /// Woken on every event any instance publishes (a core subscription on the events subjects).
@@ -137,6 +140,8 @@ impl NatsQueue {
                 cursors,
                 senders,
                 senders_view: Arc::default(),
+                senders_written: senders::Written::default(),
+                holds_view: Arc::default(),
                 last_seq: watch::Sender::new(last),
                 published,
                 calls: AtomicU64::new(0),

@@ -97,7 +97,7 @@ pub(crate) fn chat_key(c: &Conversation) -> String {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Hold {
+pub(crate) struct Hold {
     channel: String,
     account: String,
     until_us: i64,
@@ -362,16 +362,28 @@ impl NatsQueue {
         Ok(out)
     }
 
+    /// Every account hold; from the watch of the bucket once it follows it (delivery asks often).
     pub(crate) async fn holds(&self) -> Result<Vec<AccountHold>, QueueError> {
-        let mut out = Vec::new();
-        for k in kv::keys(&self.inner.holds).await? {
-            if let Some((h, _)) = kv::load::<Hold>(&self.inner.holds, &k).await?
-                && let Ok(channel) = h.channel.parse::<Channel>()
-            {
-                out.push(AccountHold { channel, account: h.account, until: from_us(h.until_us) });
+        self.inner.holds_view.follow(&self.inner.holds);
+        let holds: Vec<Hold> = match self.inner.holds_view.snapshot() {
+            Some(entries) => entries.into_iter().map(|(_, h, _)| h).collect(),
+            None => {
+                let mut read = Vec::new();
+                for k in kv::keys(&self.inner.holds).await? {
+                    if let Some((h, _)) = kv::load::<Hold>(&self.inner.holds, &k).await? {
+                        read.push(h);
+                    }
+                }
+                read
             }
-        }
-        Ok(out)
+        };
+        Ok(holds
+            .into_iter()
+            .filter_map(|h| {
+                let channel = h.channel.parse::<Channel>().ok()?;
+                Some(AccountHold { channel, account: h.account, until: from_us(h.until_us) })
+            })
+            .collect())
     }
 
     pub(crate) async fn message_record(&self, id: Uuid) -> Result<Option<MessageRecord>, QueueError> {

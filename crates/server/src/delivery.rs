@@ -53,8 +53,6 @@ struct Limiters {
     /// The limiter for this instance's share of `account_rate`, with the number of instances
     /// sharing it (see [`share`]).
     account: Mutex<Option<(u32, Arc<DefaultDirectRateLimiter>)>>,
-    /// Other instances may send for the account: every limiter starts with its burst spent.
-    shared: bool,
     chat: Option<DefaultKeyedRateLimiter<String>>,
 }
 
@@ -65,9 +63,12 @@ impl std::fmt::Debug for Limiters {
 }
 
 impl Limiters {
-    /// The account's limiter for a share among `instances`; rebuilt when the share changed,
-    /// with its burst spent so the change lets nothing extra through (and so is the first one
-    /// when other instances may be sending already).
+    /// The account's limiter for a share among `instances` (rebuilt when the share changes).
+    ///
+    /// It paces calls evenly, without a burst, one call below the provider's rate: at most
+    /// `count` calls then reach the provider within any window of its `per` (a sliding second
+    /// for "30 per second"), whether the calls come steadily, after a wait, or after a change of
+    /// share. A burst would let `count` calls go at once and `count` more within the same second.
     fn account(&self, instances: u32) -> Option<Arc<DefaultDirectRateLimiter>> {
         let rate = self.account_rate?;
         let mut current = self.account.lock().unwrap_or_else(|e| e.into_inner());
@@ -75,16 +76,17 @@ impl Limiters {
             Some((n, limiter)) if *n == instances => return Some(limiter.clone()),
             _ => {}
         }
-        let spend_burst = current.is_some() || self.shared;
-        let rate = share_of(rate, instances);
-        let quota = quota(rate)?;
-        let limiter = Arc::new(RateLimiter::direct(quota));
-        if spend_burst {
-            let _ = limiter.check_n(quota.burst_size());
-        }
+        let headroom = Rate { count: rate.count.saturating_sub(1).max(1), per: rate.per };
+        let limiter = Arc::new(RateLimiter::direct(paced(share_of(headroom, instances))?));
         *current = Some((instances, limiter.clone()));
         Some(limiter)
     }
+}
+
+/// One call per `rate.per / rate.count`, no burst.
+fn paced(rate: Rate) -> Option<Quota> {
+    NonZeroU32::new(rate.count)?;
+    Quota::with_period(rate.per / rate.count)
 }
 
 /// One of `instances` equal shares of `rate` (at least one call per period of the share).
@@ -272,6 +274,12 @@ impl DeliveryEngine {
         *entry = (*entry).max(until);
     }
 
+    /// True while a provider's wait holds the account.
+    fn is_held(&self, channel: Channel, account: &str) -> bool {
+        let holds = self.holds.lock().unwrap_or_else(|e| e.into_inner());
+        holds.get(&(channel, account.to_owned())).is_some_and(|until| *until > Utc::now())
+    }
+
     /// Waits while the account is held by a provider's wait.
     async fn wait_for_account(&self, channel: Channel, account: &str) {
         loop {
@@ -320,7 +328,7 @@ impl DeliveryEngine {
         });
     }
 
-    fn limiters(&self, adapter: &dyn Adapter, shared: bool) -> Arc<Limiters> {
+    fn limiters(&self, adapter: &dyn Adapter) -> Arc<Limiters> {
         let key = (adapter.channel(), adapter.account().to_owned());
         let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key)
@@ -329,7 +337,6 @@ impl DeliveryEngine {
                 Arc::new(Limiters {
                     account_rate: rates.per_account,
                     account: Mutex::new(None),
-                    shared,
                     chat: rates.per_chat.and_then(quota).map(RateLimiter::keyed),
                 })
             })
@@ -443,7 +450,7 @@ impl DeliveryEngine {
         let parts = plan(job.id, request, media.as_deref().unwrap_or_default());
         let adapter = account.adapter.as_ref();
         let caps = adapter.facts().capabilities;
-        let limiters = self.limiters(adapter, shared.queue.shared_by_instances());
+        let limiters = self.limiters(adapter);
         let total = parts.len() as u32;
         for part in parts.into_iter().skip(job.parts_done as usize) {
             if let (Some(window), false) = (caps.messaging_window, matches!(part.body, PartBody::Template(_))) {
@@ -472,12 +479,18 @@ impl DeliveryEngine {
                 }
             }
             self.shares.sending(request.channel, &request.account);
-            if let Some(l) = limiters.account(self.shares.of(request.channel, &request.account)) {
-                l.until_ready().await;
+            loop {
+                // A provider's wait for the account first, then a token: a token taken before
+                // the wait would let every waiting worker call at once when it ends.
+                self.wait_for_account(request.channel, &request.account).await;
+                if let Some(l) = limiters.account(self.shares.of(request.channel, &request.account)) {
+                    l.until_ready().await;
+                }
+                // A wait that began while this worker waited for its token holds it too.
+                if !self.is_held(request.channel, &request.account) {
+                    break;
+                }
             }
-            // Last before the call: a provider's wait for the account that began while this
-            // worker waited for its rate budget holds it too.
-            self.wait_for_account(request.channel, &request.account).await;
             // With a shared store, only the chat's lease holder sends (renewed here when half used).
             if !self.leases.hold(shared.queue.as_ref(), &request.conversation()).await {
                 return Outcome::Stopped;
@@ -655,22 +668,19 @@ mod tests {
     }
 
     #[test]
-    fn a_limiter_rebuilt_for_a_new_share_brings_no_burst() {
-        let limiters =
-            Limiters { account_rate: Some(Rate::per_second(30)), account: Mutex::new(None), shared: false, chat: None };
+    fn the_account_limiter_paces_one_call_below_the_rate_and_is_rebuilt_for_a_new_share() {
+        let limiters = Limiters { account_rate: Some(Rate::per_second(30)), account: Mutex::new(None), chat: None };
         let alone = limiters.account(1).unwrap();
-        // The first limiter has the whole burst, like a single instance's.
-        assert!(alone.check_n(NonZeroU32::new(30).unwrap()).is_ok_and(|r| r.is_ok()));
+        // No burst: one call, then the next only a period (1/29 s) later.
+        assert!(alone.check().is_ok());
+        assert!(alone.check().is_err());
         assert!(Arc::ptr_eq(&alone, &limiters.account(1).unwrap()));
-        // A second instance appears: the share halves and the new limiter starts spent.
+        // A second instance appears: a new limiter for half of the 29/s.
         let halved = limiters.account(2).unwrap();
         assert!(!Arc::ptr_eq(&alone, &halved));
-        assert!(halved.check().is_err());
-        let none = Limiters { account_rate: None, account: Mutex::new(None), shared: true, chat: None };
+        // 29/s between two: one call every 2/29 s each.
+        assert_eq!(paced(share_of(Rate::per_second(29), 2)), Quota::with_period(Duration::from_secs(2) / 29));
+        let none = Limiters { account_rate: None, account: Mutex::new(None), chat: None };
         assert!(none.account(2).is_none());
-        // With other instances about, even the first limiter starts spent.
-        let shared =
-            Limiters { account_rate: Some(Rate::per_second(30)), account: Mutex::new(None), shared: true, chat: None };
-        assert!(shared.account(1).unwrap().check().is_err());
     }
 }

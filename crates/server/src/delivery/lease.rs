@@ -86,8 +86,8 @@ pub(super) async fn next_of_chat(
 
 /// Every half lease: starts a worker for each chat with unfinished messages that this
 /// instance does not deliver (its owner died, or it was accepted by an instance that could
-/// not take the lease), and reloads the blocks and account holds other instances may have
-/// set. Ends with the gateway.
+/// not take the lease), and reloads the blocks other instances may have set. Ends with the
+/// gateway.
 pub(super) fn scan(shared: std::sync::Weak<Shared>, every: Duration) {
     tokio::spawn(async move {
         loop {
@@ -107,18 +107,9 @@ pub(super) fn scan(shared: std::sync::Weak<Shared>, every: Duration) {
                 }
                 Err(e) => tracing::warn!(error = %e, "could not scan for unfinished messages"),
             }
-            // Blocks and providers' account-wide waits set through other instances.
+            // Blocks set through other instances (their account holds: `share::announce`).
             if let Err(e) = shared.blocks.reload(shared.queue.as_ref()).await {
                 tracing::warn!(error = %e, "could not reload the block list");
-            }
-            match shared.queue.account_holds().await {
-                Ok(holds) => {
-                    let now = chrono::Utc::now();
-                    for h in holds.into_iter().filter(|h| h.until > now) {
-                        shared.delivery.hold(h.channel, h.account, h.until);
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "could not reload the account holds"),
             }
         }
     });

@@ -71,8 +71,9 @@ impl Shares {
     }
 }
 
-/// Every [`EVERY`]: announces this instance's accounts and takes in the others'. At shutdown the
-/// announcement is withdrawn, so the others take the whole rate again at their next one.
+/// Every [`EVERY`]: announces this instance's accounts and takes in the others', and the account
+/// holds other instances stored (a provider's wait for the whole account, e.g. after a 429). At
+/// shutdown the announcement is withdrawn, so the others take the whole rate again at once.
 pub(super) fn announce(shared: Weak<Shared>) {
     tokio::spawn(async move {
         loop {
@@ -108,6 +109,16 @@ pub(super) fn announce(shared: Weak<Shared>) {
                 }
                 // The last view stays: a store that cannot answer cannot be sent through either.
                 Err(e) => tracing::warn!(error = %e, "could not announce this instance's rate shares"),
+            }
+            // A provider's wait for a whole account, met by another instance, holds this one too.
+            match shared.queue.account_holds().await {
+                Ok(holds) => {
+                    let now = chrono::Utc::now();
+                    for h in holds.into_iter().filter(|h| h.until > now) {
+                        engine.hold(h.channel, h.account, h.until);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not reload the account holds"),
             }
             let mut stop = shared.shutdown.subscribe();
             let wake = engine.shares.wake.clone();
