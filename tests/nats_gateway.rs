@@ -173,3 +173,112 @@ async fn a_config_that_cannot_keep_its_promises_is_refused_naming_the_setting() 
     );
     assert!(err.contains("queue.token") && err.contains("CHATGATE_TEST_UNSET_NATS_TOKEN"), "{err}");
 }
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it, made with the `openssl` CLI in
+/// `dir`: (CA certificate, server certificate, server key).
+fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("the TLS test needs the openssl command (apt-get install openssl): {e}"));
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2"]
+        .into_iter()
+        .chain(["-subj", "/CN=chatgate test CA"])
+        .collect::<Vec<_>>());
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+}
+
+#[tokio::test]
+async fn credentials_and_tls_reach_nats_and_wrong_ones_are_refused_without_the_secret() {
+    const PASSWORD: &str = "nats-pass-9f3c1e";
+    let mut certs = None;
+    let nats = NatsServers::single_with(|dir| {
+        let (ca, cert, key) = test_certificates(dir);
+        certs = Some(ca);
+        format!(
+            "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n}}\nauthorization {{\n  user: chatgate\n  password: \"{PASSWORD}\"\n}}",
+            cert.display(),
+            key.display()
+        )
+    });
+    let ca = certs.unwrap();
+    let url = format!("tls://127.0.0.1:{}", nats.nodes[0].port);
+    let dir = tempfile::tempdir().unwrap();
+    let tls = format!("tls = true\ntls_ca_file = \"{}\"", ca.display());
+    let credentials = "user = \"${CG_TEST_NATS_USER}\"\npassword = \"${CG_TEST_NATS_PASSWORD}\"";
+    // Right credentials over TLS: the gateway starts and stores a webhook.
+    let config = write_config(dir.path(), &url, &format!("{credentials}\n{tls}"));
+    let env = ["env", "CG_TEST_NATS_USER=chatgate", &format!("CG_TEST_NATS_PASSWORD={PASSWORD}")];
+    let gw =
+        Serve::start(env!("CARGO_BIN_EXE_chatgate"), &config, &dir.path().join("d1"), free_port(), &[], &env).await;
+    assert_eq!(post_update(&gw.api.base, 1).await, 200);
+    let events = gw.api.events(0).await;
+    assert_eq!(events[0]["message"]["text"], "gw-1", "{events:?}");
+    drop(gw);
+    // A wrong password: refused, naming the setting, never showing the password given.
+    let refused_with = |password: &str, config: &Path, data: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(dir.path().join(data))
+            .env("CHATGATE_API_TOKEN", TOKEN)
+            .env("CG_TEST_NATS_USER", "chatgate")
+            .env("CG_TEST_NATS_PASSWORD", password)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "it started");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let wrong = "wrong-pass-77aa01";
+    let err = refused_with(wrong, &config, "d2");
+    assert!(err.contains("queue.user") && err.contains("refused the credentials"), "{err}");
+    assert!(!err.contains(wrong) && !err.contains(PASSWORD), "a password in the error: {err}");
+    // TLS without our CA: the server's certificate is not trusted.
+    let untrusted = write_config(dir.path(), &url, &format!("{credentials}\ntls = true"));
+    let err = refused_with(PASSWORD, &untrusted, "d3");
+    assert!(err.contains("queue.tls_ca_file") && err.contains("not trusted"), "{err}");
+    assert!(!err.contains(PASSWORD), "the password in the error: {err}");
+    // No TLS at all against a server that requires it.
+    let plain = write_config(dir.path(), &format!("nats://127.0.0.1:{}", nats.nodes[0].port), credentials);
+    let err = refused_with(PASSWORD, &plain, "d4");
+    assert!(err.contains("queue.") && !err.contains(PASSWORD), "{err}");
+    // No credentials for a server that requires them (over TLS with the CA).
+    let anonymous = write_config(dir.path(), &url, &tls);
+    let err = refused_with(PASSWORD, &anonymous, "d5");
+    assert!(err.contains("queue.token") && err.contains("requires credentials"), "{err}");
+}

@@ -199,10 +199,30 @@ pub(crate) async fn connect(o: &NatsOptions) -> Result<async_nats::Client, Queue
             _ => return Err(setting("tls", "cert_file and key_file go together".into())),
         }
     }
-    options
-        .connect(o.urls.as_slice())
-        .await
-        .map_err(|e| setting("url", format!("cannot connect to {}: {e}", o.urls.join(", "))))
+    options.connect(o.urls.as_slice()).await.map_err(|e| {
+        let text = e.to_string();
+        let servers = o.urls.join(", ");
+        // Name the setting to fix: the credentials, the TLS trust, or else the address.
+        if text.contains("authorization") || text.contains("authentication") {
+            let name = match &o.auth {
+                NatsAuth::None => "token",
+                NatsAuth::Token(_) => "token",
+                NatsAuth::UserPassword { .. } => "user",
+                NatsAuth::CredsFile(_) => "creds_file",
+            };
+            let why = match &o.auth {
+                NatsAuth::None => {
+                    "the server requires credentials (queue.token, queue.user + queue.password, or queue.creds_file)"
+                }
+                _ => "the server refused the credentials",
+            };
+            setting(name, format!("{why} at {servers}: {text}"))
+        } else if text.contains("certificate") {
+            setting("tls_ca_file", format!("the server's certificate at {servers} is not trusted: {text}"))
+        } else {
+            setting("url", format!("cannot connect to {servers}: {text}"))
+        }
+    })
 }
 
 /// Creates the events stream and every bucket, or checks the ones that exist.

@@ -124,12 +124,19 @@ pub struct NatsServers {
 impl NatsServers {
     /// One node with JetStream syncing every write (`sync_interval: always`).
     pub fn single() -> NatsServers {
+        NatsServers::single_with(|_| String::new())
+    }
+
+    /// [`NatsServers::single`] with more server configuration (`authorization`, `tls`, …), made
+    /// from the servers' temporary directory (where a test may put certificates).
+    pub fn single_with(extra: impl FnOnce(&Path) -> String) -> NatsServers {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let store = dir.path().join("js");
         let conf = format!(
-            "server_name: n1\nlisten: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
-            store.display()
+            "server_name: n1\nlisten: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n{}\n",
+            store.display(),
+            extra(dir.path())
         );
         let mut node = node(dir.path(), "n1", port, &conf);
         node.spawn();
