@@ -139,16 +139,21 @@ impl Names {
     }
 }
 
-/// Every KV bucket role, whether its entries expire with the retention, and what it holds.
+/// Every KV bucket role, whether its entries expire with the retention (that long after their
+/// last write), and what it holds. A message is written at every change and given up after a day
+/// at most, so an unfinished one never goes unwritten for the retention (at least 7 days); a
+/// finished one, its idempotency key and external ids go that long after it finished, as on
+/// SQLite. Blocks, holds, leases, cursors and visitor streams never expire (a visitor's item
+/// numbers must never repeat).
 pub(crate) const BUCKETS: &[(&str, bool)] = &[
     ("dedup", true),        // inbound dedup keys -> event seq
-    ("msgs", false),        // outbound message id -> its state (request, status, history, parts)
+    ("msgs", true),         // outbound message id -> its state (request, status, history, parts)
     ("pending", false),     // ids of messages whose delivery is not finished
     ("chatpending", false), // chat -> ids of its unfinished messages
-    ("idem", false),        // channel/account/idempotency key -> message id
-    ("extids", false),      // channel/account/external id -> message id
-    ("chats", false),       // chat -> its sent, not yet read messages (for watermark receipts)
-    ("windows", false),     // chat -> when the customer last wrote
+    ("idem", true),         // channel/account/idempotency key -> message id
+    ("extids", true),       // channel/account/external id -> message id
+    ("chats", true),        // chat -> its sent, not yet read messages (for watermark receipts)
+    ("windows", true),      // chat -> when the customer last wrote
     ("blocks", false),      // blocked customers
     ("holds", false),       // channel/account -> a provider's wait for the whole account
     ("visitors", false),    // web visitor streams and profiles
@@ -259,6 +264,13 @@ pub(crate) async fn ensure(
             Ok(store) => {
                 let info = js.get_stream(format!("KV_{name}")).await.map_err(storage)?.cached_info().clone();
                 check_existing(&info.config, o.replicas, config.max_age, &format!("bucket {name}"))?;
+                if *expires && info.config.max_age.is_zero() {
+                    // Made by a version that kept these entries forever: they now expire.
+                    let mut updated = info.config.clone();
+                    updated.max_age = config.max_age;
+                    js.update_stream(&updated).await.map_err(|e| refused(o, &format!("bucket {name}"), e))?;
+                    tracing::info!(bucket = %name, max_age = ?config.max_age, "entries of this bucket now expire after the retention");
+                }
                 store
             }
             Err(_) => js.create_key_value(config).await.map_err(|e| refused(o, &format!("bucket {name}"), e))?,
