@@ -528,10 +528,14 @@ async fn a_gateway_killed_between_an_events_two_writes_stores_no_redelivery_twic
     let window = Duration::from_secs(2);
     let config = write_config(dir.path(), &nats.urls(), 1);
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace("lease_seconds = 3\n", &format!("lease_seconds = 3\nduplicate_window_seconds = {}\n", window.as_secs()));
+    let text = text.replace(
+        "lease_seconds = 3\n",
+        &format!("lease_seconds = 3\nduplicate_window_seconds = {}\n", window.as_secs()),
+    );
     std::fs::write(&config, text).unwrap();
     let mut gateway = start_gateway(&config, dir.path()).await;
-    let (mut posted, mut acked, mut statuses, mut repaired) = (Vec::new(), BTreeSet::new(), BTreeMap::<String, u64>::new(), Vec::new());
+    let (mut posted, mut acked, mut statuses, mut repaired) =
+        (Vec::new(), BTreeSet::new(), BTreeMap::<String, u64>::new(), Vec::new());
     let cycles = 3 * scale();
     for cycle in 0..cycles {
         let load = Load::start(vec![gateway.api.base.clone()], 8, 1 + cycle * 1_000_000);

@@ -25,8 +25,8 @@ mod visitors;
 
 pub use setup::{DUPLICATE_WINDOW_MAX, DUPLICATE_WINDOW_MIN, NatsAuth, NatsOptions, NatsTls, valid_duplicate_window};
 
-use std::sync::{Arc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv::Store, stream::Stream};
