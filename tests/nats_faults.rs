@@ -154,21 +154,22 @@ impl Load {
     }
 }
 
-/// Every `nf-<n>` marker on the log with how often it appears.
+/// Every `nf-<n>` marker on the log with how often it appears (retrying a `503` for up to 15 s).
 async fn markers(base: &str) -> BTreeMap<u64, u64> {
     let client = reqwest::Client::new();
     let mut after = 0;
     let mut found = BTreeMap::new();
+    // A cluster that just got a node back may answer `503 store_unavailable` for a moment: retry,
+    // as a core does.
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let page: Value = client
-            .get(format!("{base}/v1/events?after={after}&limit=1000"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer =
+            client.get(format!("{base}/v1/events?after={after}&limit=1000")).bearer_auth(TOKEN).send().await.unwrap();
+        if answer.status() == 503 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let page: Value = answer.json().await.unwrap();
         let events = page["events"].as_array().unwrap_or_else(|| panic!("no events in {page}")).clone();
         if events.is_empty() {
             return found;
