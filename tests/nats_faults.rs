@@ -100,6 +100,8 @@ struct Load {
     acked: Arc<Mutex<BTreeSet<u64>>>,
     statuses: Arc<Mutex<BTreeMap<String, u64>>>,
     stop: Arc<AtomicBool>,
+    first: u64,
+    next: Arc<AtomicU64>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -133,33 +135,41 @@ impl Load {
                 })
             })
             .collect();
-        Load { acked, statuses, stop, tasks }
+        Load { acked, statuses, stop, first, next, tasks }
     }
 
     async fn finish(self) -> (BTreeSet<u64>, BTreeMap<String, u64>) {
+        let (acked, statuses, _) = self.finish_posted().await;
+        (acked, statuses)
+    }
+
+    /// [`Load::finish`], with the range of updates posted (answered or not).
+    async fn finish_posted(self) -> (BTreeSet<u64>, BTreeMap<String, u64>, std::ops::Range<u64>) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
             t.await.unwrap();
         }
-        (self.acked.lock().unwrap().clone(), self.statuses.lock().unwrap().clone())
+        let posted = self.first..self.next.load(Ordering::Relaxed);
+        (self.acked.lock().unwrap().clone(), self.statuses.lock().unwrap().clone(), posted)
     }
 }
 
-/// Every `nf-<n>` marker on the log with how often it appears.
+/// Every `nf-<n>` marker on the log with how often it appears (retrying a `503` for up to 15 s).
 async fn markers(base: &str) -> BTreeMap<u64, u64> {
     let client = reqwest::Client::new();
     let mut after = 0;
     let mut found = BTreeMap::new();
+    // A cluster that just got a node back may answer `503 store_unavailable` for a moment: retry,
+    // as a core does.
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let page: Value = client
-            .get(format!("{base}/v1/events?after={after}&limit=1000"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer =
+            client.get(format!("{base}/v1/events?after={after}&limit=1000")).bearer_auth(TOKEN).send().await.unwrap();
+        if answer.status() == 503 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let page: Value = answer.json().await.unwrap();
         let events = page["events"].as_array().unwrap_or_else(|| panic!("no events in {page}")).clone();
         if events.is_empty() {
             return found;
@@ -617,4 +627,99 @@ async fn two_gateways_sending_for_one_bot_share_its_rate_limit_and_its_waits() {
     assert!(inside.is_empty(), "calls inside the bot's wait (ms into it, instance): {inside:?}");
     drop((a, b, tg));
     provider.shutdown_background();
+}
+
+/// A counter of the gateway's `/metrics`.
+async fn counter(base: &str, series: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no `{series}` in /metrics:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// The window between an event's publish and its dedup key's write (ARCHITECTURE.md, "The one
+/// window"), measured: a gateway killed at random under load leaves some events without their
+/// key; the restarted one's sweep writes them before it serves (the count is the window's size
+/// at each kill), and every update posted again after JetStream's duplicate window is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_killed_between_an_events_two_writes_stores_no_redelivery_twice_after_the_duplicate_window() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServers::single();
+    let window = Duration::from_secs(2);
+    let config = write_config(dir.path(), &nats.urls(), 1);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        "lease_seconds = 3\n",
+        &format!("lease_seconds = 3\nduplicate_window_seconds = {}\n", window.as_secs()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut gateway = start_gateway(&config, dir.path()).await;
+    let (mut posted, mut acked, mut statuses, mut repaired) =
+        (Vec::new(), BTreeSet::new(), BTreeMap::<String, u64>::new(), Vec::new());
+    let cycles = 3 * scale();
+    for cycle in 0..cycles {
+        let load = Load::start(vec![gateway.api.base.clone()], 8, 1 + cycle * 1_000_000);
+        // A random moment in the cycle's load.
+        tokio::time::sleep(Duration::from_millis(300 + rand::random::<u64>() % 700)).await;
+        gateway.kill();
+        let (got, answers, range) = load.finish_posted().await;
+        posted.extend(range);
+        acked.extend(got);
+        for (k, v) in answers {
+            *statuses.entry(k).or_default() += v;
+        }
+        gateway = start_gateway(&config, dir.path()).await;
+        // Serving already: the sweep at open has run.
+        repaired.push(counter(&gateway.api.base, "chatgate_queue_dedup_repaired_total").await);
+    }
+    let base = gateway.api.base.clone();
+    let before = markers(&base).await;
+    let lost = acked.iter().filter(|n| !before.contains_key(n)).count();
+    // The provider redelivers everything once JetStream has forgotten the message ids.
+    tokio::time::sleep(window + Duration::from_millis(500)).await;
+    let client = reqwest::Client::new();
+    let queue = Arc::new(Mutex::new(posted.clone()));
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, base, queue) = (client.clone(), base.clone(), queue.clone());
+            tokio::spawn(async move {
+                let mut refused = Vec::new();
+                loop {
+                    let Some(n) = queue.lock().unwrap().pop() else { return refused };
+                    if !matches!(post(&client, &base, n).await, Some(200..=299)) {
+                        refused.push(n);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for w in workers {
+        refused.extend(w.await.unwrap());
+    }
+    let found = markers(&base).await;
+    let duplicated: Vec<u64> = found.iter().filter(|(_, c)| **c > 1).map(|(n, _)| *n).collect();
+    let missing: Vec<u64> = posted.iter().filter(|n| !found.contains_key(n)).copied().collect();
+    figures!(
+        "dedup window, {cycles} kill -9 cycles, duplicate window {window:?}: posted {}, acknowledged {}, \
+         events before the redelivery {}, lost {lost}, redelivered {} (refused {}), events after {}, \
+         duplicates {}, missing {}, keys repaired by the sweep at each restart {repaired:?}, answers {statuses:?}",
+        posted.len(),
+        acked.len(),
+        before.values().sum::<u64>(),
+        posted.len(),
+        refused.len(),
+        found.values().sum::<u64>(),
+        duplicated.len(),
+        missing.len(),
+    );
+    assert!(!acked.is_empty(), "no webhook was acknowledged at all");
+    assert_eq!(lost, 0, "acknowledged but lost");
+    assert!(refused.is_empty(), "redeliveries not acknowledged: {refused:?}");
+    assert!(duplicated.is_empty(), "stored twice: {duplicated:?}");
+    assert!(missing.is_empty(), "posted, redelivered, still not stored: {missing:?}");
 }

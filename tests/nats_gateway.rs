@@ -162,6 +162,11 @@ async fn a_config_that_cannot_keep_its_promises_is_refused_naming_the_setting() 
     drop(Serve::start(env!("CARGO_BIN_EXE_chatgate"), &ok, &dir.path().join("d2"), free_port(), &[], &[]).await);
     let err = refused(&write_config(dir.path(), &url, "retention_days = 30"), &dir.path().join("d3"));
     assert!(err.contains("queue.retention_days"), "{err}");
+    // A duplicate window outside 2..=3600 seconds.
+    for window in ["duplicate_window_seconds = 1", "duplicate_window_seconds = 3601"] {
+        let err = refused(&write_config(dir.path(), &url, window), &dir.path().join("d6"));
+        assert!(err.contains("queue.duplicate_window_seconds must be between 2 and 3600"), "{err}");
+    }
     // Settings that only make sense for NATS are refused with sqlite, and secrets must be set.
     let sqlite = dir.path().join("sqlite.toml");
     std::fs::write(&sqlite, "[queue]\nreplicas = 3\n").unwrap();

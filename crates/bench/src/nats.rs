@@ -12,7 +12,9 @@
 //! under the same load as `ingest`: bare axum, chatgate on SQLite, chatgate on NATS, and two
 //! chatgate instances on the same NATS (half the connections each, disjoint update ids). It prints
 //! each one's requests/s and p50/p99, the ratios to bare and to SQLite, and checks that the stream
-//! holds every acknowledged webhook.
+//! holds every acknowledged webhook. Last, the cost of the dedup repair sweep when a queue opens
+//! over that stream: from position 0 with every key present (the first open after an upgrade),
+//! from 0 with every key missing (each one repaired), and with nothing to sweep.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -80,6 +82,16 @@ pub fn run(load: &Load) -> anyhow::Result<ExitCode> {
     let acknowledged = one_report.acknowledged + two_report.acknowledged;
     let lost = acknowledged.saturating_sub(stored);
     println!("stored={stored} acknowledged={acknowledged} lost={lost}");
+    let sweeps = runtime.block_on(open_with_sweeps(&url))?;
+    for (what, took, repaired) in &sweeps {
+        println!("open, {what:<40} {:>8.1} ms  repaired={repaired}", took.as_secs_f64() * 1e3);
+    }
+    let per_event = |took: Duration| (took.saturating_sub(sweeps[2].1)).as_secs_f64() * 1e6 / stored.max(1) as f64;
+    println!(
+        "sweep per event: keys present {:.1} µs, keys missing {:.1} µs (open time minus the open with nothing to sweep, over {stored} events)",
+        per_event(sweeps[0].1),
+        per_event(sweeps[1].1)
+    );
     let r = |x: &Report, y: &Report| {
         let base = y.requests_per_second();
         if base > 0.0 { x.requests_per_second() / base } else { 0.0 }
@@ -120,6 +132,31 @@ async fn stored_events(url: &str) -> anyhow::Result<u64> {
     let js = async_nats::jetstream::new(client);
     let mut stream = js.get_stream(format!("{PREFIX}_EVENTS")).await.context("the events stream")?;
     Ok(stream.info().await.context("stream info")?.state.messages)
+}
+
+/// Opens a queue three times over the stream the load left: sweep position reset, keys
+/// present; position reset, dedup bucket purged; nothing to sweep. Each: what, how long, repaired.
+async fn open_with_sweeps(url: &str) -> anyhow::Result<Vec<(&'static str, Duration, u64)>> {
+    use chatgate_queue::Queue;
+    let client = async_nats::connect(url).await.context("connecting to NATS")?;
+    let js = async_nats::jetstream::new(client);
+    let cursors = js.get_key_value(format!("{PREFIX}_cursors")).await.context("the cursors bucket")?;
+    let mut out = Vec::new();
+    for what in ["full sweep, every key present", "full sweep, every key missing", "nothing to sweep"] {
+        if what.starts_with("full") {
+            cursors.purge("sweep.dedup").await.context("resetting the sweep position")?;
+        }
+        if what.ends_with("missing") {
+            let dedup = js.get_stream(format!("KV_{PREFIX}_dedup")).await.context("the dedup bucket")?;
+            dedup.purge().await.context("purging the dedup bucket")?;
+        }
+        let mut options = NatsOptions::new(url);
+        options.prefix = PREFIX.into();
+        let started = std::time::Instant::now();
+        let queue = NatsQueue::connect(options).await.context("connecting the NATS queue")?;
+        out.push((what, started.elapsed(), queue.stats().dedup_repaired));
+    }
+    Ok(out)
 }
 
 /// `serve-chatgate-nats`: the real gateway with one Telegram account on the NATS queue at `url`.

@@ -96,6 +96,9 @@ struct QueueSection {
     replicas: Option<usize>,
     /// NATS: seconds a chat's delivery lease lasts without renewal (the takeover bound, default 10).
     lease_seconds: Option<u64>,
+    /// NATS: seconds JetStream drops a repeated event id on the events stream (default 120);
+    /// the dedup repair sweep runs every quarter of it.
+    duplicate_window_seconds: Option<u64>,
 }
 
 /// Which store the gateway runs on.
@@ -387,6 +390,7 @@ fn queue_backend(
         ("prefix", q.prefix.is_some()),
         ("replicas", q.replicas.is_some()),
         ("lease_seconds", q.lease_seconds.is_some()),
+        ("duplicate_window_seconds", q.duplicate_window_seconds.is_some()),
     ];
     match q.backend.as_deref().unwrap_or("sqlite") {
         "sqlite" => {
@@ -453,6 +457,17 @@ fn queue_backend(
             bail!("queue.lease_seconds must be between 2 and 300, not {s}");
         }
         options.lease_ttl = std::time::Duration::from_secs(s);
+    }
+    if let Some(s) = q.duplicate_window_seconds {
+        let window = std::time::Duration::from_secs(s);
+        if !chatgate_queue_nats::valid_duplicate_window(window) {
+            bail!(
+                "queue.duplicate_window_seconds must be between {} and {}, not {s}",
+                chatgate_queue_nats::DUPLICATE_WINDOW_MIN.as_secs(),
+                chatgate_queue_nats::DUPLICATE_WINDOW_MAX.as_secs()
+            );
+        }
+        options.duplicate_window = window;
     }
     Ok(QueueBackend::Nats(Box::new(options)))
 }

@@ -8,9 +8,12 @@
 //! 3. write `dedup[h] = seq`.
 //!
 //! A crash between 2 and 3 leaves an event without its key: a redelivery within the duplicate
-//! window is still caught by step 2, one after it would be stored again. That is the one window
-//! (documented in ARCHITECTURE.md). Receipts are merged first and keyed after: merging is
-//! idempotent (a status only moves forward) and the status events carry their own message ids.
+//! window is still caught by step 2; after it, only the key can catch one. The repair sweep
+//! (`sweep`) writes such missing keys from the events' `Nats-Msg-Id` headers, when a queue opens
+//! and every quarter of the duplicate window, so the key exists before JetStream forgets the id
+//! while any instance runs (what remains is in ARCHITECTURE.md, "The one window"). Receipts are
+//! merged first and keyed after: merging is idempotent (a status only moves forward) and the
+//! status events carry their own message ids.
 
 use async_nats::jetstream::message::PublishMessage as Publish;
 use bytes::Bytes;

@@ -11,7 +11,7 @@
 //! the one window where a duplicate can slip through are in ARCHITECTURE.md ("NATS backend").
 //!
 //! One file per role: `setup` (options, connection, streams and buckets), `kv` (CAS helpers),
-//! `inbound` (events, dedup, receipts, windows), `outbox` (messages, idempotency, attempts,
+//! `inbound` (events, dedup, receipts, windows), `sweep` (the dedup repair sweep), `outbox` (messages, idempotency, attempts,
 //! holds, blocks), `visitors` (web visitor streams), `lease` (per-chat delivery leases).
 
 mod inbound;
@@ -21,14 +21,15 @@ mod lease;
 mod outbox;
 mod senders;
 mod setup;
+mod sweep;
 mod visitors;
 mod watched;
 
-pub use setup::{NatsAuth, NatsOptions, NatsTls};
+pub use setup::{DUPLICATE_WINDOW_MAX, DUPLICATE_WINDOW_MIN, NatsAuth, NatsOptions, NatsTls, valid_duplicate_window};
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv::Store, stream::Stream};
@@ -80,20 +81,25 @@ struct Inner {
     published: Arc<Notify>,
     calls: AtomicU64,
     writes: AtomicU64,
+    /// Dedup keys the repair sweep wrote (see `sweep`).
+    repaired: AtomicU64,
     /// Windows this instance wrote lately (chat key → the time written, µs): see `note_window`.
     windows_written: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     _listener: tokio::task::JoinHandle<()>,
+    _sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self._listener.abort();
+        self._sweeper.abort();
     }
 }
 
 impl NatsQueue {
-    /// Connects, then creates the stream and buckets or checks that the existing ones match
-    /// the options (an error names the setting that cannot be kept).
+    /// Connects, creates the stream and buckets or checks that the existing ones match the
+    /// options (an error names the setting that cannot be kept), then runs the dedup repair
+    /// sweep up to the stream's end before returning, and keeps it running in the background.
     pub async fn connect(options: NatsOptions) -> Result<NatsQueue, QueueError> {
         let client = setup::connect(&options).await?;
         let js = jetstream::new(client.clone());
@@ -118,9 +124,9 @@ impl NatsQueue {
                 wake.notify_waiters();
             }
         });
-        tracing::info!(prefix = %names.prefix, replicas = options.replicas, "NATS queue ready");
-        Ok(NatsQueue {
-            inner: Arc::new(Inner {
+        let every = sweep::interval(options.duplicate_window);
+        let queue = NatsQueue {
+            inner: Arc::new_cyclic(|weak: &Weak<Inner>| Inner {
                 js,
                 names,
                 options,
@@ -146,10 +152,21 @@ impl NatsQueue {
                 published,
                 calls: AtomicU64::new(0),
                 writes: AtomicU64::new(0),
+                repaired: AtomicU64::new(0),
                 windows_written: std::sync::Mutex::default(),
                 _listener: listener,
+                _sweeper: tokio::spawn(sweep::run(weak.clone(), every, last)),
             }),
-        })
+        };
+        let swept = queue.sweep_dedup(last, "open").await?;
+        tracing::info!(
+            prefix = %queue.inner.names.prefix,
+            replicas = queue.inner.options.replicas,
+            swept_to = swept.to,
+            repaired = swept.repaired,
+            "NATS queue ready"
+        );
+        Ok(queue)
     }
 
     /// The subject the core publishes outbound requests to (see the README).
@@ -375,6 +392,7 @@ impl Queue for NatsQueue {
             syncs: 0,
             sync_micros: 0,
             durable_seq: *self.inner.last_seq.borrow(),
+            dedup_repaired: self.inner.repaired.load(Ordering::Relaxed),
         }
     }
 }

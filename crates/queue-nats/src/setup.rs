@@ -1,9 +1,11 @@
 //! Connecting to NATS and creating or checking the streams and buckets at start.
 //!
-//! A stream or bucket that exists is checked against the settings and never changed: a
+//! A stream or bucket that exists is checked against the settings and not changed: a
 //! different replica count, storage or retention is refused with an error naming the setting,
 //! because silently living with it would break a promise (replicas = 3 that are really 1) or
-//! drop data (a shorter retention).
+//! drop data (a shorter retention). The one exception is the events stream's duplicate window:
+//! one shorter than `duplicate_window` is widened to it (a longer one is kept: the repair sweep,
+//! which runs every quarter of the configured window, is then well inside it too).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,8 +30,10 @@ pub struct NatsOptions {
     pub replicas: usize,
     /// How long events and dedup keys are kept (at least 7 days: providers redeliver that long).
     pub retention: Duration,
-    /// JetStream's own duplicate window on the events stream: it closes the gap between
-    /// publishing an event and writing its dedup key (see ARCHITECTURE.md).
+    /// JetStream's own duplicate window on the events stream: it catches a redelivery between
+    /// publishing an event and writing its dedup key, until the repair sweep (every quarter of
+    /// it) has written the key (see ARCHITECTURE.md). Within [`DUPLICATE_WINDOW_MIN`] and
+    /// [`DUPLICATE_WINDOW_MAX`].
     pub duplicate_window: Duration,
     /// How long a chat's delivery lease lasts without renewal: the bound on a takeover.
     pub lease_ttl: Duration,
@@ -65,6 +69,16 @@ impl NatsOptions {
             instance: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
         }
     }
+}
+
+/// The shortest duplicate window: the sweep runs every quarter of it, each run a few requests.
+pub const DUPLICATE_WINDOW_MIN: Duration = Duration::from_secs(2);
+/// The longest duplicate window: JetStream keeps every message id of the window in memory.
+pub const DUPLICATE_WINDOW_MAX: Duration = Duration::from_secs(3600);
+
+/// Whether `window` is a duplicate window chatgate accepts.
+pub fn valid_duplicate_window(window: Duration) -> bool {
+    (DUPLICATE_WINDOW_MIN..=DUPLICATE_WINDOW_MAX).contains(&window)
 }
 
 /// Credentials for NATS (values come from `${ENV}` references in the config; never logged).
@@ -176,6 +190,17 @@ pub(crate) async fn connect(o: &NatsOptions) -> Result<async_nats::Client, Queue
     }
     if o.retention < Duration::from_secs(7 * 24 * 3600) {
         return Err(setting("retention_days", "must be at least 7 (providers redeliver for up to 7 days)".into()));
+    }
+    if !valid_duplicate_window(o.duplicate_window) {
+        return Err(setting(
+            "duplicate_window_seconds",
+            format!(
+                "must be between {} and {} seconds, not {:?}",
+                DUPLICATE_WINDOW_MIN.as_secs(),
+                DUPLICATE_WINDOW_MAX.as_secs(),
+                o.duplicate_window
+            ),
+        ));
     }
     if o.urls.is_empty() {
         return Err(setting("url", "name at least one NATS server".into()));
@@ -296,10 +321,16 @@ async fn check_or_create_stream(
                 )));
             }
             if info.config.duplicate_window < config.duplicate_window {
-                return Err(QueueError::Storage(format!(
-                    "queue.prefix: stream {} has a duplicate window of {:?}, shorter than the {:?} chatgate needs",
-                    config.name, info.config.duplicate_window, config.duplicate_window
-                )));
+                let was = info.config.duplicate_window;
+                let widened = stream::Config { duplicate_window: config.duplicate_window, ..info.config.clone() };
+                js.update_stream(&widened).await.map_err(|e| {
+                    QueueError::Storage(format!(
+                        "queue.duplicate_window_seconds: cannot widen the duplicate window of stream {} \
+                         from {was:?} to {:?}: {e}",
+                        config.name, config.duplicate_window
+                    ))
+                })?;
+                tracing::info!(stream = %config.name, from = ?was, to = ?config.duplicate_window, "duplicate window widened");
             }
             Ok(())
         }

@@ -141,4 +141,7 @@ pub struct QueueStats {
     pub sync_micros: u64,
     /// The last event sequence number that is on disk.
     pub durable_seq: u64,
+    /// Dedup keys a repair sweep wrote for events stored without one (a crash between the
+    /// event's write and its key's; the NATS backend only, see ARCHITECTURE.md).
+    pub dedup_repaired: u64,
 }

@@ -536,6 +536,12 @@ impl Collector for Scrape {
             "The last event sequence number on disk.",
             ConstGauge::new(q.durable_seq as i64),
         )?;
+        single(
+            e,
+            "queue_dedup_repaired",
+            "Dedup keys the NATS repair sweep restored (events stored without their key by a crash).",
+            ConstCounter::new(q.dedup_repaired),
+        )?;
 
         let c = &shared.connections;
         single(

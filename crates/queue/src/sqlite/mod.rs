@@ -249,6 +249,8 @@ impl Queue for SqliteQueue {
             syncs: s.syncs.load(Ordering::Relaxed),
             sync_micros: s.sync_micros.load(Ordering::Relaxed),
             durable_seq: *self.inner.committed.borrow(),
+            // One writer, one transaction per append: no key can be missing.
+            dedup_repaired: 0,
         }
     }
 
