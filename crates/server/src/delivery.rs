@@ -445,6 +445,7 @@ impl DeliveryEngine {
                 shared.metrics.sent(request.channel, &request.account, started.elapsed());
                 sent
             };
+            let answered = std::time::Instant::now();
             match sent {
                 Ok(receipt) => {
                     let last = part.index + 1 == total;
@@ -454,8 +455,9 @@ impl DeliveryEngine {
                         status: receipt.status,
                         last,
                     };
-                    if let Err(e) = shared.queue.record_attempt(job.id, attempt).await {
-                        tracing::error!(message = %job.id, error = %e, "sent, but could not record it");
+                    match shared.queue.record_attempt(job.id, attempt).await {
+                        Ok(()) => shared.metrics.recorded(request.channel, &request.account, answered.elapsed()),
+                        Err(e) => tracing::error!(message = %job.id, error = %e, "sent, but could not record it"),
                     }
                     job.parts_done = part.index + 1;
                 }
