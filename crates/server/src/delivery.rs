@@ -15,13 +15,14 @@ use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chatgate_adapter::{Adapter, Media, OutboundPart, PartBody, Rate, SendErrorKind};
 use chatgate_model::ErrorCode;
 use chatgate_model::{Channel, Conversation, ErrorInfo, OutboundRequest};
 use chatgate_queue::{Attempt, PendingMessage, QueueError};
 use chrono::{DateTime, Utc};
+use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use uuid::Uuid;
@@ -49,6 +50,8 @@ struct Job {
 struct Limiters {
     account: Option<DefaultDirectRateLimiter>,
     chat: Option<DefaultKeyedRateLimiter<String>>,
+    /// The queue of workers waiting for the account's next call (see [`take_account_call`]).
+    account_turn: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Limiters {
@@ -115,9 +118,34 @@ enum Wait {
     Account,
 }
 
+/// How much longer than a provider's window our budget spreads its calls. We time a call when it
+/// leaves, the provider when it arrives; the two differ by the network and the scheduling on both
+/// sides, and this margin absorbs that difference.
+const RATE_MARGIN: Duration = Duration::from_millis(10);
+
+/// The budget (GCRA) for a provider's `count` calls per `per`: a burst of at most two calls, then
+/// one call every `(per + RATE_MARGIN) / (count - 1)` (every `per + RATE_MARGIN` for a count of 1).
+///
+/// GCRA lets at most `burst + w / period` calls into any window of length `w`, so `count + 1`
+/// calls span at least `per + RATE_MARGIN`: no window of `per` as the provider times it holds more
+/// than `count`. The one-call slack of the burst lets a worker that wakes a little after its slot
+/// (timer granularity, a busy core) take it without losing it; a larger burst would cost rate.
 fn quota(rate: Rate) -> Option<Quota> {
-    let count = NonZeroU32::new(rate.count)?;
-    Some(Quota::with_period(rate.per / rate.count)?.allow_burst(count))
+    NonZeroU32::new(rate.count)?;
+    let burst = rate.count.min(2);
+    let period = (rate.per + RATE_MARGIN) / (rate.count + 1 - burst);
+    Some(Quota::with_period(period)?.allow_burst(NonZeroU32::new(burst)?))
+}
+
+/// Takes one call from the account's budget. Waiters queue in arrival order (tokio's mutex is
+/// fair) and only the first one polls the limiter, sleeping on tokio's timer until the next slot:
+/// each slot wakes one task, not every waiting chat's, and the chats of an account take turns.
+async fn take_account_call(limiters: &Limiters) {
+    let Some(l) = &limiters.account else { return };
+    let _turn = limiters.account_turn.lock().await;
+    while let Err(not_until) = l.check() {
+        tokio::time::sleep(not_until.wait_time_from(l.clock().now())).await;
+    }
 }
 
 impl DeliveryEngine {
@@ -253,6 +281,7 @@ impl DeliveryEngine {
         chats.insert(key.clone(), VecDeque::from([job]));
         let shared = self.shared.clone();
         tokio::spawn(async move {
+            let mut chat_free_at = None;
             while let Some(shared) = shared.upgrade() {
                 if *shared.shutdown.borrow() {
                     // The rest of this chat stays queued in the store for the next start.
@@ -274,7 +303,7 @@ impl DeliveryEngine {
                         }
                     }
                 };
-                shared.delivery.deliver(&shared, next).await;
+                shared.delivery.deliver(&shared, next, &mut chat_free_at).await;
             }
         });
     }
@@ -288,12 +317,15 @@ impl DeliveryEngine {
                 Arc::new(Limiters {
                     account: rates.per_account.and_then(quota).map(RateLimiter::direct),
                     chat: rates.per_chat.and_then(quota).map(RateLimiter::keyed),
+                    account_turn: tokio::sync::Mutex::new(()),
                 })
             })
             .clone()
     }
 
-    async fn deliver(&self, shared: &Shared, mut job: Job) {
+    /// Delivers one message; `chat_free_at` is when its chat's worker may next take a call of the
+    /// chat's budget (see [`DeliveryEngine::attempt`]).
+    async fn deliver(&self, shared: &Shared, mut job: Job, chat_free_at: &mut Option<Instant>) {
         let (channel, account_id) = (job.request.channel, job.request.account.clone());
         let Some(account) = shared.accounts.get(channel, &account_id).cloned() else {
             self.finish(
@@ -312,7 +344,7 @@ impl DeliveryEngine {
             return;
         }
         loop {
-            let outcome = self.attempt(shared, &account, &mut job, &mut media).await;
+            let outcome = self.attempt(shared, &account, &mut job, &mut media, chat_free_at).await;
             match outcome {
                 Outcome::Retry { after, error: text, wait } => {
                     job.attempts += 1;
@@ -377,12 +409,20 @@ impl DeliveryEngine {
     }
 
     /// One pass over the parts not yet sent.
+    ///
+    /// Before each call the worker waits for its chat's budget, then takes the account's, so that
+    /// an account call is never taken and then held while the chat's budget refills (which would
+    /// lose that call for every chat of the account). Governor cannot tell when a key will be
+    /// ready without spending it, and the chat's budget must be spent right before the call (the
+    /// provider times the call), so the worker remembers in `chat_free_at` when the chat's budget
+    /// is back after its last call; the chat limiter still guards a chat whose worker is new.
     async fn attempt(
         &self,
         shared: &Shared,
         account: &Account,
         job: &mut Job,
         media: &mut Option<Vec<Media>>,
+        chat_free_at: &mut Option<Instant>,
     ) -> Outcome {
         let request = &job.request;
         if shared.blocks.is_blocked(&request.customer()) {
@@ -401,6 +441,7 @@ impl DeliveryEngine {
         let adapter = account.adapter.as_ref();
         let caps = adapter.facts().capabilities;
         let limiters = self.limiters(adapter);
+        let chat_period = adapter.facts().rate_limits.per_chat.and_then(quota).map(|q| q.replenish_interval());
         let total = parts.len() as u32;
         for part in parts.into_iter().skip(job.parts_done as usize) {
             if let (Some(window), false) = (caps.messaging_window, matches!(part.body, PartBody::Template(_))) {
@@ -418,9 +459,13 @@ impl DeliveryEngine {
                     ));
                 }
             }
-            if let Some(l) = &limiters.account {
-                l.until_ready().await;
+            if let Some(left) = chat_free_at.take().map(|at| at.saturating_duration_since(Instant::now()))
+                && !left.is_zero()
+                && !sleep_unless_stopping(shared, left).await
+            {
+                return Outcome::Stopped;
             }
+            take_account_call(&limiters).await;
             if let Some(l) = &limiters.chat {
                 l.until_key_ready(&request.chat_id).await;
                 // One entry per chat ever sent to: forget the ones whose budget is full again.
@@ -440,12 +485,13 @@ impl DeliveryEngine {
                 if *shared.shutdown.borrow() {
                     return Outcome::Stopped;
                 }
-                let started = std::time::Instant::now();
+                let started = Instant::now();
+                *chat_free_at = chat_period.map(|p| started + p);
                 let sent = adapter.send(&part).await;
                 shared.metrics.sent(request.channel, &request.account, started.elapsed());
                 sent
             };
-            let answered = std::time::Instant::now();
+            let answered = Instant::now();
             match sent {
                 Ok(receipt) => {
                     let last = part.index + 1 == total;
@@ -592,4 +638,56 @@ fn plan(id: Uuid, request: &OutboundRequest, media: &[Media]) -> Vec<OutboundPar
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ErrorInfo {
     ErrorInfo { code, message: message.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    /// Takes every call the budget allows, polling each 1 ms (a worker woken by a timer tick)
+    /// for `run`; the times of the calls taken.
+    fn greedy(rate: Rate, run: Duration) -> Vec<Duration> {
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::direct_with_clock(quota(rate).expect("a quota"), clock.clone());
+        let (mut now, mut taken) = (Duration::ZERO, Vec::new());
+        while now < run {
+            while limiter.check().is_ok() {
+                taken.push(now);
+            }
+            clock.advance(Duration::from_millis(1));
+            now += Duration::from_millis(1);
+        }
+        taken
+    }
+
+    #[test]
+    fn no_window_of_the_providers_period_holds_more_than_its_count() {
+        let rates = [
+            Rate::per_second(30),
+            Rate::per_second(1),
+            Rate::per_second(80),
+            Rate { count: 10, per: Duration::from_secs(60) },
+        ];
+        for rate in rates {
+            let run = rate.per * 20;
+            let taken = greedy(rate, run);
+            let count = rate.count as usize;
+            let shortest = taken.windows(count + 1).map(|w| w[count] - w[0]).min().expect("enough calls");
+            assert!(shortest >= rate.per + RATE_MARGIN, "{rate:?}: {} calls within {shortest:?}", count + 1);
+            // A poller late by up to a tick loses nothing: one call per period, plus the burst.
+            let period = quota(rate).expect("a quota").replenish_interval();
+            let steady = (run.as_secs_f64() / period.as_secs_f64()) as usize;
+            assert!(
+                (steady..=steady + 2).contains(&taken.len()),
+                "{rate:?}: {} calls in {run:?}, one per {period:?} would be {steady}",
+                taken.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_limit_of_zero_calls_has_no_budget() {
+        assert!(quota(Rate { count: 0, per: Duration::from_secs(1) }).is_none());
+    }
 }
