@@ -50,7 +50,8 @@ struct Job {
 struct Limiters {
     account: Option<DefaultDirectRateLimiter>,
     chat: Option<DefaultKeyedRateLimiter<String>>,
-    /// The queue of workers waiting for the account's next call (see [`take_account_call`]).
+    /// The queue of workers waiting for the account's next call (see
+    /// [`DeliveryEngine::take_account_call`]).
     account_turn: tokio::sync::Mutex<()>,
 }
 
@@ -135,17 +136,6 @@ fn quota(rate: Rate) -> Option<Quota> {
     let burst = rate.count.min(2);
     let period = (rate.per + RATE_MARGIN) / (rate.count + 1 - burst);
     Some(Quota::with_period(period)?.allow_burst(NonZeroU32::new(burst)?))
-}
-
-/// Takes one call from the account's budget. Waiters queue in arrival order (tokio's mutex is
-/// fair) and only the first one polls the limiter, sleeping on tokio's timer until the next slot:
-/// each slot wakes one task, not every waiting chat's, and the chats of an account take turns.
-async fn take_account_call(limiters: &Limiters) {
-    let Some(l) = &limiters.account else { return };
-    let _turn = limiters.account_turn.lock().await;
-    while let Err(not_until) = l.check() {
-        tokio::time::sleep(not_until.wait_time_from(l.clock().now())).await;
-    }
 }
 
 impl DeliveryEngine {
@@ -268,6 +258,20 @@ impl DeliveryEngine {
                 Some(left) if !left.is_zero() => tokio::time::sleep(left).await,
                 _ => return,
             }
+        }
+    }
+
+    /// Takes one call from the account's budget. Waiters queue in arrival order (tokio's mutex is
+    /// fair) and only the first one polls the limiter, sleeping on tokio's timer until the next
+    /// slot: each slot wakes one task, not every waiting chat's, and the chats of an account take
+    /// turns. The first in line also waits out a provider's wait for the account before it takes
+    /// a call, so that no calls pile up during the wait and leave together when it ends.
+    async fn take_account_call(&self, limiters: &Limiters, channel: Channel, account: &str) {
+        let Some(l) = &limiters.account else { return };
+        let _turn = limiters.account_turn.lock().await;
+        self.wait_for_account(channel, account).await;
+        while let Err(not_until) = l.check() {
+            tokio::time::sleep(not_until.wait_time_from(l.clock().now())).await;
         }
     }
 
@@ -465,7 +469,7 @@ impl DeliveryEngine {
             {
                 return Outcome::Stopped;
             }
-            take_account_call(&limiters).await;
+            self.take_account_call(&limiters, request.channel, &request.account).await;
             if let Some(l) = &limiters.chat {
                 l.until_key_ready(&request.chat_id).await;
                 // One entry per chat ever sent to: forget the ones whose budget is full again.
@@ -473,8 +477,8 @@ impl DeliveryEngine {
                     l.retain_recent();
                 }
             }
-            // Last before the call: a provider's wait for the account that began while this
-            // worker waited for its rate budget holds it too.
+            // Last before the call: a provider's wait for the account that began after this worker
+            // took its call holds it too.
             self.wait_for_account(request.channel, &request.account).await;
             // With a shared store, only the chat's lease holder sends (renewed here when half used).
             if !self.leases.hold(shared.queue.as_ref(), &request.conversation()).await {
