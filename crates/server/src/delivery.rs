@@ -249,14 +249,18 @@ impl DeliveryEngine {
         *entry = (*entry).max(until);
     }
 
-    /// Waits while the account is held by a provider's wait.
-    async fn wait_for_account(&self, channel: Channel, account: &str) {
+    /// Waits while the account is held by a provider's wait; true when it had to wait.
+    async fn wait_for_account(&self, channel: Channel, account: &str) -> bool {
+        let mut waited = false;
         loop {
             let until =
                 self.holds.lock().unwrap_or_else(|e| e.into_inner()).get(&(channel, account.to_owned())).copied();
             match until.and_then(|t| t.signed_duration_since(Utc::now()).to_std().ok()) {
-                Some(left) if !left.is_zero() => tokio::time::sleep(left).await,
-                _ => return,
+                Some(left) if !left.is_zero() => {
+                    tokio::time::sleep(left).await;
+                    waited = true;
+                }
+                _ => return waited,
             }
         }
     }
@@ -264,14 +268,18 @@ impl DeliveryEngine {
     /// Takes one call from the account's budget. Waiters queue in arrival order (tokio's mutex is
     /// fair) and only the first one polls the limiter, sleeping on tokio's timer until the next
     /// slot: each slot wakes one task, not every waiting chat's, and the chats of an account take
-    /// turns. The first in line also waits out a provider's wait for the account before it takes
-    /// a call, so that no calls pile up during the wait and leave together when it ends.
+    /// turns. The first in line also waits out a provider's wait for the account before each
+    /// try, so that no call is taken during the wait: such a call would leave when the wait ends,
+    /// together with the calls taken after it, and the provider would see more than its count.
     async fn take_account_call(&self, limiters: &Limiters, channel: Channel, account: &str) {
         let Some(l) = &limiters.account else { return };
         let _turn = limiters.account_turn.lock().await;
-        self.wait_for_account(channel, account).await;
-        while let Err(not_until) = l.check() {
-            tokio::time::sleep(not_until.wait_time_from(l.clock().now())).await;
+        loop {
+            self.wait_for_account(channel, account).await;
+            match l.check() {
+                Ok(()) => return,
+                Err(not_until) => tokio::time::sleep(not_until.wait_time_from(l.clock().now())).await,
+            }
         }
     }
 
@@ -470,6 +478,11 @@ impl DeliveryEngine {
                 return Outcome::Stopped;
             }
             self.take_account_call(&limiters, request.channel, &request.account).await;
+            // A provider's wait that began just after the call was taken makes that call stale
+            // (see take_account_call): take another once the wait is over.
+            while limiters.account.is_some() && self.wait_for_account(request.channel, &request.account).await {
+                self.take_account_call(&limiters, request.channel, &request.account).await;
+            }
             if let Some(l) = &limiters.chat {
                 l.until_key_ready(&request.chat_id).await;
                 // One entry per chat ever sent to: forget the ones whose budget is full again.
