@@ -622,8 +622,12 @@ async fn two_gateways_sending_for_one_bot_share_its_rate_limit_and_its_waits() {
     // rate before it learns of the other (a quarter second by design) depends on the machine's load.
     assert!(most_settled <= 33, "{most_settled} calls within one second for a 30/s bot, two instances together");
     assert!(rate <= 33.0, "{rate:.1} calls/s together, the bot allows 30");
-    // Sharing must not starve the bot either.
-    assert!(rate >= 20.0, "only {rate:.1} calls/s of the bot's 30");
+    // Sharing must not starve the bot either: before the wait (after which 60 chats' leases all
+    // renew at once, on a 2-core machine), together near the bot's rate, not one share of it.
+    let before_wait = times.iter().filter(|t| **t < told).count();
+    let rate_before = before_wait.saturating_sub(1) as f64 / (told - first).as_secs_f64();
+    figures!("rate share: before the wait {before_wait} calls = {rate_before:.1}/s");
+    assert!(rate_before >= 22.0, "only {rate_before:.1} calls/s of the bot's 30 before the wait");
     assert!(inside.is_empty(), "calls inside the bot's wait (ms into it, instance): {inside:?}");
     drop((a, b, tg));
     provider.shutdown_background();

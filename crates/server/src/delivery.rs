@@ -16,13 +16,14 @@ use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chatgate_adapter::{Adapter, Media, OutboundPart, PartBody, Rate, SendErrorKind};
 use chatgate_model::ErrorCode;
 use chatgate_model::{Channel, Conversation, ErrorInfo, OutboundRequest};
 use chatgate_queue::{Attempt, PendingMessage, QueueError};
 use chrono::{DateTime, Utc};
+use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use uuid::Uuid;
@@ -54,6 +55,9 @@ struct Limiters {
     /// sharing it (see [`share`]).
     account: Mutex<Option<(u32, Arc<DefaultDirectRateLimiter>)>>,
     chat: Option<DefaultKeyedRateLimiter<String>>,
+    /// The queue of workers waiting for the account's next call (see
+    /// [`DeliveryEngine::take_account_call`]).
+    account_turn: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Limiters {
@@ -63,12 +67,9 @@ impl std::fmt::Debug for Limiters {
 }
 
 impl Limiters {
-    /// The account's limiter for a share among `instances` (rebuilt when the share changes).
-    ///
-    /// It paces calls evenly, without a burst, one call below the provider's rate: at most
-    /// `count` calls then reach the provider within any window of its `per` (a sliding second
-    /// for "30 per second"), whether the calls come steadily, after a wait, or after a change of
-    /// share. A burst would let `count` calls go at once and `count` more within the same second.
+    /// The account's limiter for a share among `instances` (rebuilt when the share changes),
+    /// paced by [`quota`] so that no window of the provider's `per` holds more than the share's
+    /// count, and so the instances' shares together no more than the account's.
     fn account(&self, instances: u32) -> Option<Arc<DefaultDirectRateLimiter>> {
         let rate = self.account_rate?;
         let mut current = self.account.lock().unwrap_or_else(|e| e.into_inner());
@@ -76,17 +77,10 @@ impl Limiters {
             Some((n, limiter)) if *n == instances => return Some(limiter.clone()),
             _ => {}
         }
-        let headroom = Rate { count: rate.count.saturating_sub(1).max(1), per: rate.per };
-        let limiter = Arc::new(RateLimiter::direct(paced(share_of(headroom, instances))?));
+        let limiter = Arc::new(RateLimiter::direct(quota(share_of(rate, instances))?));
         *current = Some((instances, limiter.clone()));
         Some(limiter)
     }
-}
-
-/// One call per `rate.per / rate.count`, no burst.
-fn paced(rate: Rate) -> Option<Quota> {
-    NonZeroU32::new(rate.count)?;
-    Quota::with_period(rate.per / rate.count)
 }
 
 /// One of `instances` equal shares of `rate` (at least one call per period of the share).
@@ -156,9 +150,23 @@ enum Wait {
     Account,
 }
 
+/// How much longer than a provider's window our budget spreads its calls. We time a call when it
+/// leaves, the provider when it arrives; the two differ by the network and the scheduling on both
+/// sides, and this margin absorbs that difference.
+const RATE_MARGIN: Duration = Duration::from_millis(10);
+
+/// The budget (GCRA) for a provider's `count` calls per `per`: a burst of at most two calls, then
+/// one call every `(per + RATE_MARGIN) / (count - 1)` (every `per + RATE_MARGIN` for a count of 1).
+///
+/// GCRA lets at most `burst + w / period` calls into any window of length `w`, so `count + 1`
+/// calls span at least `per + RATE_MARGIN`: no window of `per` as the provider times it holds more
+/// than `count`. The one-call slack of the burst lets a worker that wakes a little after its slot
+/// (timer granularity, a busy core) take it without losing it; a larger burst would cost rate.
 fn quota(rate: Rate) -> Option<Quota> {
-    let count = NonZeroU32::new(rate.count)?;
-    Some(Quota::with_period(rate.per / rate.count)?.allow_burst(count))
+    NonZeroU32::new(rate.count)?;
+    let burst = rate.count.min(2);
+    let period = (rate.per + RATE_MARGIN) / (rate.count + 1 - burst);
+    Some(Quota::with_period(period)?.allow_burst(NonZeroU32::new(burst)?))
 }
 
 impl DeliveryEngine {
@@ -274,20 +282,40 @@ impl DeliveryEngine {
         *entry = (*entry).max(until);
     }
 
-    /// True while a provider's wait holds the account.
-    fn is_held(&self, channel: Channel, account: &str) -> bool {
-        let holds = self.holds.lock().unwrap_or_else(|e| e.into_inner());
-        holds.get(&(channel, account.to_owned())).is_some_and(|until| *until > Utc::now())
-    }
-
-    /// Waits while the account is held by a provider's wait.
-    async fn wait_for_account(&self, channel: Channel, account: &str) {
+    /// Waits while the account is held by a provider's wait; true when it had to wait.
+    async fn wait_for_account(&self, channel: Channel, account: &str) -> bool {
+        let mut waited = false;
         loop {
             let until =
                 self.holds.lock().unwrap_or_else(|e| e.into_inner()).get(&(channel, account.to_owned())).copied();
             match until.and_then(|t| t.signed_duration_since(Utc::now()).to_std().ok()) {
-                Some(left) if !left.is_zero() => tokio::time::sleep(left).await,
-                _ => return,
+                Some(left) if !left.is_zero() => {
+                    tokio::time::sleep(left).await;
+                    waited = true;
+                }
+                _ => return waited,
+            }
+        }
+    }
+
+    /// Takes one call from the account's budget. Waiters queue in arrival order (tokio's mutex is
+    /// fair) and only the first one polls the limiter, sleeping on tokio's timer until the next
+    /// slot: each slot wakes one task, not every waiting chat's, and the chats of an account take
+    /// turns. The first in line also waits out a provider's wait for the account before each
+    /// try, so that no call is taken during the wait: such a call would leave when the wait ends,
+    /// together with the calls taken after it, and the provider would see more than its count.
+    async fn take_account_call(&self, limiters: &Limiters, channel: Channel, account: &str) {
+        if limiters.account_rate.is_none() {
+            return;
+        }
+        let _turn = limiters.account_turn.lock().await;
+        loop {
+            self.wait_for_account(channel, account).await;
+            // This instance's share of the account's rate, as of now (see `share`).
+            let Some(l) = limiters.account(self.shares.of(channel, account)) else { return };
+            match l.check() {
+                Ok(()) => return,
+                Err(not_until) => tokio::time::sleep(not_until.wait_time_from(l.clock().now())).await,
             }
         }
     }
@@ -302,6 +330,7 @@ impl DeliveryEngine {
         chats.insert(key.clone(), VecDeque::from([job]));
         let shared = self.shared.clone();
         tokio::spawn(async move {
+            let mut chat_free_at = None;
             while let Some(shared) = shared.upgrade() {
                 if *shared.shutdown.borrow() {
                     // The rest of this chat stays queued in the store for the next start.
@@ -323,7 +352,7 @@ impl DeliveryEngine {
                         }
                     }
                 };
-                shared.delivery.deliver(&shared, next).await;
+                shared.delivery.deliver(&shared, next, &mut chat_free_at).await;
             }
         });
     }
@@ -338,12 +367,15 @@ impl DeliveryEngine {
                     account_rate: rates.per_account,
                     account: Mutex::new(None),
                     chat: rates.per_chat.and_then(quota).map(RateLimiter::keyed),
+                    account_turn: tokio::sync::Mutex::new(()),
                 })
             })
             .clone()
     }
 
-    async fn deliver(&self, shared: &Shared, mut job: Job) {
+    /// Delivers one message; `chat_free_at` is when its chat's worker may next take a call of the
+    /// chat's budget (see [`DeliveryEngine::attempt`]).
+    async fn deliver(&self, shared: &Shared, mut job: Job, chat_free_at: &mut Option<Instant>) {
         let (channel, account_id) = (job.request.channel, job.request.account.clone());
         let Some(account) = shared.accounts.get(channel, &account_id).cloned() else {
             self.finish(
@@ -362,7 +394,7 @@ impl DeliveryEngine {
             return;
         }
         loop {
-            let outcome = self.attempt(shared, &account, &mut job, &mut media).await;
+            let outcome = self.attempt(shared, &account, &mut job, &mut media, chat_free_at).await;
             match outcome {
                 Outcome::Retry { after, error: text, wait } => {
                     job.attempts += 1;
@@ -427,12 +459,20 @@ impl DeliveryEngine {
     }
 
     /// One pass over the parts not yet sent.
+    ///
+    /// Before each call the worker waits for its chat's budget, then takes the account's, so that
+    /// an account call is never taken and then held while the chat's budget refills (which would
+    /// lose that call for every chat of the account). Governor cannot tell when a key will be
+    /// ready without spending it, and the chat's budget must be spent right before the call (the
+    /// provider times the call), so the worker remembers in `chat_free_at` when the chat's budget
+    /// is back after its last call; the chat limiter still guards a chat whose worker is new.
     async fn attempt(
         &self,
         shared: &Shared,
         account: &Account,
         job: &mut Job,
         media: &mut Option<Vec<Media>>,
+        chat_free_at: &mut Option<Instant>,
     ) -> Outcome {
         let request = &job.request;
         if shared.blocks.is_blocked(&request.customer()) {
@@ -451,6 +491,7 @@ impl DeliveryEngine {
         let adapter = account.adapter.as_ref();
         let caps = adapter.facts().capabilities;
         let limiters = self.limiters(adapter);
+        let chat_period = adapter.facts().rate_limits.per_chat.and_then(quota).map(|q| q.replenish_interval());
         let total = parts.len() as u32;
         for part in parts.into_iter().skip(job.parts_done as usize) {
             if let (Some(window), false) = (caps.messaging_window, matches!(part.body, PartBody::Template(_))) {
@@ -468,9 +509,19 @@ impl DeliveryEngine {
                     ));
                 }
             }
-            // The chat's budget first, then the account's: a token of the account taken while
-            // the chat's budget refills would be lost, and chats whose budgets refill together
-            // would reach the provider in bursts that the account's limiter had spread out.
+            if let Some(left) = chat_free_at.take().map(|at| at.saturating_duration_since(Instant::now()))
+                && !left.is_zero()
+                && !sleep_unless_stopping(shared, left).await
+            {
+                return Outcome::Stopped;
+            }
+            self.shares.sending(request.channel, &request.account);
+            self.take_account_call(&limiters, request.channel, &request.account).await;
+            // A provider's wait that began just after the call was taken makes that call stale
+            // (see take_account_call): take another once the wait is over.
+            while limiters.account_rate.is_some() && self.wait_for_account(request.channel, &request.account).await {
+                self.take_account_call(&limiters, request.channel, &request.account).await;
+            }
             if let Some(l) = &limiters.chat {
                 l.until_key_ready(&request.chat_id).await;
                 // One entry per chat ever sent to: forget the ones whose budget is full again.
@@ -478,19 +529,9 @@ impl DeliveryEngine {
                     l.retain_recent();
                 }
             }
-            self.shares.sending(request.channel, &request.account);
-            loop {
-                // A provider's wait for the account first, then a token: a token taken before
-                // the wait would let every waiting worker call at once when it ends.
-                self.wait_for_account(request.channel, &request.account).await;
-                if let Some(l) = limiters.account(self.shares.of(request.channel, &request.account)) {
-                    l.until_ready().await;
-                }
-                // A wait that began while this worker waited for its token holds it too.
-                if !self.is_held(request.channel, &request.account) {
-                    break;
-                }
-            }
+            // Last before the call: a provider's wait for the account that began after this worker
+            // took its call holds it too.
+            self.wait_for_account(request.channel, &request.account).await;
             // With a shared store, only the chat's lease holder sends (renewed here when half used).
             if !self.leases.hold(shared.queue.as_ref(), &request.conversation()).await {
                 return Outcome::Stopped;
@@ -500,11 +541,13 @@ impl DeliveryEngine {
                 if *shared.shutdown.borrow() {
                     return Outcome::Stopped;
                 }
-                let started = std::time::Instant::now();
+                let started = Instant::now();
+                *chat_free_at = chat_period.map(|p| started + p);
                 let sent = adapter.send(&part).await;
                 shared.metrics.sent(request.channel, &request.account, started.elapsed());
                 sent
             };
+            let answered = Instant::now();
             match sent {
                 Ok(receipt) => {
                     let last = part.index + 1 == total;
@@ -514,8 +557,9 @@ impl DeliveryEngine {
                         status: receipt.status,
                         last,
                     };
-                    if let Err(e) = shared.queue.record_attempt(job.id, attempt).await {
-                        tracing::error!(message = %job.id, error = %e, "sent, but could not record it");
+                    match shared.queue.record_attempt(job.id, attempt).await {
+                        Ok(()) => shared.metrics.recorded(request.channel, &request.account, answered.elapsed()),
+                        Err(e) => tracing::error!(message = %job.id, error = %e, "sent, but could not record it"),
                     }
                     job.parts_done = part.index + 1;
                 }
@@ -655,6 +699,53 @@ fn error(code: ErrorCode, message: impl Into<String>) -> ErrorInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    /// Takes every call the budget allows, polling each 1 ms (a worker woken by a timer tick)
+    /// for `run`; the times of the calls taken.
+    fn greedy(rate: Rate, run: Duration) -> Vec<Duration> {
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::direct_with_clock(quota(rate).expect("a quota"), clock.clone());
+        let (mut now, mut taken) = (Duration::ZERO, Vec::new());
+        while now < run {
+            while limiter.check().is_ok() {
+                taken.push(now);
+            }
+            clock.advance(Duration::from_millis(1));
+            now += Duration::from_millis(1);
+        }
+        taken
+    }
+
+    #[test]
+    fn no_window_of_the_providers_period_holds_more_than_its_count() {
+        let rates = [
+            Rate::per_second(30),
+            Rate::per_second(1),
+            Rate::per_second(80),
+            Rate { count: 10, per: Duration::from_secs(60) },
+        ];
+        for rate in rates {
+            let run = rate.per * 20;
+            let taken = greedy(rate, run);
+            let count = rate.count as usize;
+            let shortest = taken.windows(count + 1).map(|w| w[count] - w[0]).min().expect("enough calls");
+            assert!(shortest >= rate.per + RATE_MARGIN, "{rate:?}: {} calls within {shortest:?}", count + 1);
+            // A poller late by up to a tick loses nothing: one call per period, plus the burst.
+            let period = quota(rate).expect("a quota").replenish_interval();
+            let steady = (run.as_secs_f64() / period.as_secs_f64()) as usize;
+            assert!(
+                (steady..=steady + 2).contains(&taken.len()),
+                "{rate:?}: {} calls in {run:?}, one per {period:?} would be {steady}",
+                taken.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_limit_of_zero_calls_has_no_budget() {
+        assert!(quota(Rate { count: 0, per: Duration::from_secs(1) }).is_none());
+    }
 
     #[test]
     fn a_share_divides_the_rate_and_never_reaches_zero() {
@@ -668,19 +759,28 @@ mod tests {
     }
 
     #[test]
-    fn the_account_limiter_paces_one_call_below_the_rate_and_is_rebuilt_for_a_new_share() {
-        let limiters = Limiters { account_rate: Some(Rate::per_second(30)), account: Mutex::new(None), chat: None };
+    fn the_account_limiter_is_rebuilt_for_a_new_share() {
+        let limiters = Limiters {
+            account_rate: Some(Rate::per_second(30)),
+            account: Mutex::new(None),
+            chat: None,
+            account_turn: tokio::sync::Mutex::new(()),
+        };
         let alone = limiters.account(1).unwrap();
-        // No burst: one call, then the next only a period (1/29 s) later.
-        assert!(alone.check().is_ok());
+        // The whole rate's budget: a burst of two, then one call a period later.
+        assert!(alone.check().is_ok() && alone.check().is_ok());
         assert!(alone.check().is_err());
         assert!(Arc::ptr_eq(&alone, &limiters.account(1).unwrap()));
-        // A second instance appears: a new limiter for half of the 29/s.
+        // A second instance appears: a new limiter for half of the rate.
         let halved = limiters.account(2).unwrap();
         assert!(!Arc::ptr_eq(&alone, &halved));
-        // 29/s between two: one call every 2/29 s each.
-        assert_eq!(paced(share_of(Rate::per_second(29), 2)), Quota::with_period(Duration::from_secs(2) / 29));
-        let none = Limiters { account_rate: None, account: Mutex::new(None), chat: None };
+        assert_eq!(quota(share_of(Rate::per_second(30), 2)), quota(Rate::per_second(15)));
+        let none = Limiters {
+            account_rate: None,
+            account: Mutex::new(None),
+            chat: None,
+            account_turn: tokio::sync::Mutex::new(()),
+        };
         assert!(none.account(2).is_none());
     }
 }

@@ -1,7 +1,8 @@
 //! `/metrics`: the Prometheus / OpenMetrics exposition, encoded by `prometheus-client`.
 //!
 //! Three sources: the per-account [`Counters`] bumped on the hot paths (lock-free atomics), the
-//! histograms of [`Metrics`] (webhook handling, commit and provider send times), and gauges read
+//! histograms of [`Metrics`] (webhook handling, commit and provider send times, and the time from
+//! a provider's answer to its status being durable), and gauges read
 //! at scrape time (queue and connection figures, outbox depth and age per account, how far behind
 //! the core is, by pull or by push). Every family has HELP and TYPE lines.
 //!
@@ -149,6 +150,11 @@ fn seconds_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
+/// Finer buckets for what should take about a millisecond: 50 µs × 1.5ⁿ, up to ≈ 20 s.
+fn fine_seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 1.5, 32))
+}
+
 /// The histograms and the pull position, shared by handlers and workers.
 ///
 /// The histograms of every configured account and channel are made at start, so observing one
@@ -158,6 +164,7 @@ pub struct Metrics {
     webhook: Histograms,
     commit: Histograms,
     send: Histograms,
+    recorded: Histograms,
     by_account: HashMap<Channel, HashMap<String, AccountHistograms>>,
     by_channel: HashMap<Channel, Histogram>,
     /// The highest `after` the core has asked `GET /v1/events` with (it has everything up to it).
@@ -170,6 +177,7 @@ pub struct Metrics {
 struct AccountHistograms {
     webhook: Histogram,
     send: Histogram,
+    recorded: Histogram,
 }
 
 fn labels(channel: Channel, account: &str) -> Labels {
@@ -181,13 +189,17 @@ impl Metrics {
     pub fn new(accounts: &crate::Accounts) -> Metrics {
         let family = || Histograms::new_with_constructor(seconds_histogram as fn() -> Histogram);
         let (webhook, commit, send) = (family(), family(), family());
+        let recorded = Histograms::new_with_constructor(fine_seconds_histogram as fn() -> Histogram);
         let mut by_account: HashMap<Channel, HashMap<String, AccountHistograms>> = HashMap::new();
         let mut by_channel = HashMap::new();
         for a in accounts.iter() {
             let (channel, account) = (a.adapter.channel(), a.adapter.account());
             let l = labels(channel, account);
-            let histograms =
-                AccountHistograms { webhook: webhook.get_or_create(&l).clone(), send: send.get_or_create(&l).clone() };
+            let histograms = AccountHistograms {
+                webhook: webhook.get_or_create(&l).clone(),
+                send: send.get_or_create(&l).clone(),
+                recorded: recorded.get_or_create(&l).clone(),
+            };
             by_account.entry(channel).or_default().insert(account.to_owned(), histograms);
             by_channel
                 .entry(channel)
@@ -197,6 +209,7 @@ impl Metrics {
             webhook,
             commit,
             send,
+            recorded,
             by_account,
             by_channel,
             pulled: AtomicU64::new(0),
@@ -226,6 +239,14 @@ impl Metrics {
     pub fn sent(&self, channel: Channel, account: &str, took: Duration) {
         if let Some(h) = self.account(channel, account) {
             h.send.observe(took.as_secs_f64());
+        }
+    }
+
+    /// A provider's answer to one part of a configured account was recorded durably (`sent`,
+    /// `delivered`…) `took` after the answer arrived.
+    pub fn recorded(&self, channel: Channel, account: &str, took: Duration) {
+        if let Some(h) = self.account(channel, account) {
+            h.recorded.observe(took.as_secs_f64());
         }
     }
 
@@ -282,6 +303,11 @@ pub(crate) async fn render(State(shared): State<Arc<Shared>>) -> Response {
         "send_duration_seconds",
         "Time of one provider send call (one part), per account.",
         m.send.clone(),
+    );
+    registry.register(
+        "send_recorded_duration_seconds",
+        "Time from a provider's answer to one part to its status being durable, per account.",
+        m.recorded.clone(),
     );
     registry.register_collector(Box::new(Scrape { shared: shared.clone(), snapshot }));
     let mut out = String::new();

@@ -5,8 +5,8 @@
 //! the last announcement) through `Queue::announce_senders`, and learns how many other live
 //! instances send for each account. Its limiter for an account then allows the account's rate
 //! divided by the instances sending for it (itself counted), so that together they stay within
-//! the limit. A limiter whose share changes is rebuilt with its burst already spent, so the change
-//! brings no burst of its own.
+//! the limit. A limiter whose share changes is rebuilt; its burst is two calls at most
+//! (`delivery::quota`), so a change brings no burst worth the name.
 //!
 //! What this bounds and what it does not:
 //! - An instance that starts sending for an account divides by the others at once (it knows them
