@@ -238,7 +238,10 @@ fn main() -> anyhow::Result<ExitCode> {
             serve::chatgate(&data_dir, retention_seconds.map(Duration::from_secs)).map(|()| ExitCode::SUCCESS)
         }
         Command::Overload { connections, reference, seconds, warmup_seconds } => {
-            anyhow::ensure!(connections > 0 && reference > 0 && seconds > 0, "--connections, --reference, --seconds ≥ 1");
+            anyhow::ensure!(
+                connections > 0 && reference > 0 && seconds > 0,
+                "--connections, --reference, --seconds ≥ 1"
+            );
             overload::run(&overload::OverloadLoad {
                 connections,
                 reference,

@@ -106,7 +106,11 @@ pub fn run(load: &ScaleLoad) -> anyhow::Result<ExitCode> {
 
     let runtime = serve::runtime()?;
     let mut failed = false;
-    let ingest = Load { connections: load.connections, warmup: Duration::from_secs(2), measure: Duration::from_secs(load.seconds) };
+    let ingest = Load {
+        connections: load.connections,
+        warmup: Duration::from_secs(2),
+        measure: Duration::from_secs(load.seconds),
+    };
 
     let empty_dir = tempfile::tempdir().context("creating the empty store's directory")?;
     let (empty, ok) = round(&runtime, "empty", empty_dir.path(), &ingest)?;
@@ -191,8 +195,9 @@ fn generate(dir: &Path, events: u64, days: u64) -> anyhow::Result<()> {
     }
     let tx = conn.transaction()?;
     {
-        let mut window =
-            tx.prepare_cached("INSERT INTO windows (channel, account, chat_id, last_us) VALUES ('telegram', 'bench', ?1, ?2)")?;
+        let mut window = tx.prepare_cached(
+            "INSERT INTO windows (channel, account, chat_id, last_us) VALUES ('telegram', 'bench', ?1, ?2)",
+        )?;
         for (chat, last) in last_in_chat.iter().enumerate().filter(|(_, l)| **l > 0) {
             window.execute(params![Template::chat_id(chat as u64), last])?;
         }
@@ -246,10 +251,15 @@ impl Template {
         let (mut pieces, mut holes) = (Vec::new(), Vec::new());
         let mut rest = text.as_str();
         loop {
-            let next = [(Self::ID, Hole::Id), (Self::CHAT, Hole::Chat), (Self::MESSAGE, Hole::Message), (Self::TIME, Hole::Time)]
-                .into_iter()
-                .filter_map(|(s, h)| rest.find(s).map(|at| (at, s.len(), h)))
-                .min_by_key(|(at, _, _)| *at);
+            let next = [
+                (Self::ID, Hole::Id),
+                (Self::CHAT, Hole::Chat),
+                (Self::MESSAGE, Hole::Message),
+                (Self::TIME, Hole::Time),
+            ]
+            .into_iter()
+            .filter_map(|(s, h)| rest.find(s).map(|at| (at, s.len(), h)))
+            .min_by_key(|(at, _, _)| *at);
             match next {
                 Some((at, len, hole)) => {
                     pieces.push(rest[..at].to_owned());
@@ -276,9 +286,8 @@ impl Template {
         let mut out = String::with_capacity(768);
         let at = chrono::DateTime::from_timestamp_micros(at_us).unwrap_or_default();
         // A UUIDv7 layout: milliseconds, version 7, variant, then the row.
-        let id = uuid::Uuid::from_u128(
-            ((at_us / 1000) as u128) << 80 | 0x7u128 << 76 | 0b10u128 << 62 | u128::from(row),
-        );
+        let id =
+            uuid::Uuid::from_u128(((at_us / 1000) as u128) << 80 | 0x7u128 << 76 | 0b10u128 << 62 | u128::from(row));
         for (piece, hole) in self.pieces.iter().zip(self.holes.iter().map(Some).chain(std::iter::repeat(None))) {
             out.push_str(piece);
             let _ = match hole {
@@ -305,17 +314,13 @@ struct Round {
 fn round(runtime: &tokio::runtime::Runtime, name: &str, dir: &Path, load: &Load) -> anyhow::Result<(Round, bool)> {
     let db = dir.join("chatgate.db");
     let before = if db.exists() { count(&db, "SELECT MAX(seq) FROM events")? } else { 0 };
-    let chatgate = ChildServer::spawn("chatgate", &["serve-chatgate".as_ref(), "--data-dir".as_ref(), dir.as_os_str()])?;
+    let chatgate =
+        ChildServer::spawn("chatgate", &["serve-chatgate".as_ref(), "--data-dir".as_ref(), dir.as_os_str()])?;
     let pid = chatgate.pid();
     let mut memory = None;
     let ingest = runtime.block_on(load::run(chatgate.port, load, || memory = Some(Memory::read(pid))))?;
     let memory = memory.context("the measured phase did not end")??;
-    println!(
-        "{name:<9} {}  rss={:.1}MiB hwm={:.1}MiB",
-        ingest.summary(),
-        memory.rss_mib(),
-        memory.hwm_mib()
-    );
+    println!("{name:<9} {}  rss={:.1}MiB hwm={:.1}MiB", ingest.summary(), memory.rss_mib(), memory.hwm_mib());
     let last = count(&db, "SELECT MAX(seq) FROM events")?;
     let oldest = runtime.block_on(pull(chatgate.port, 0))?;
     let tail = runtime.block_on(pull(chatgate.port, last.saturating_sub(PULL_PAGES * 1000)))?;

@@ -653,9 +653,12 @@ async fn webhooks_past_the_pending_bound_are_shed_with_503_and_nothing_admitted_
         t
     };
     assert_eq!(texts(h.events().await), ["message a", "message b"]);
-    let retried = app.clone().oneshot(signed_webhook(&shed_key)).await.unwrap();
+    let retried = app.clone().oneshot(signed_webhook(shed_key)).await.unwrap();
     assert_eq!(retried.status(), StatusCode::OK);
-    assert_eq!(texts(h.events().await), ["message a".to_owned(), "message b".to_owned(), format!("message {shed_key}")]);
+    assert_eq!(
+        texts(h.events().await),
+        ["message a".to_owned(), "message b".to_owned(), format!("message {shed_key}")]
+    );
 
     let (status, metrics) = h.request(Method::GET, "/metrics", &[], Body::empty()).await;
     assert_eq!(status, StatusCode::OK);
