@@ -195,7 +195,7 @@ impl std::fmt::Display for MemoryLine {
 
 /// Prints the durability line; false when something acknowledged is missing (or more is stored
 /// than was sent).
-fn durability(name: &str, stored: u64, acknowledged: u64, transport_errors: u64) -> bool {
+pub(crate) fn durability(name: &str, stored: u64, acknowledged: u64, transport_errors: u64) -> bool {
     let lost = acknowledged.saturating_sub(stored);
     // A request whose connection broke may have been stored without its 200 reaching us.
     let unacknowledged = stored.saturating_sub(acknowledged);
@@ -243,15 +243,15 @@ impl WalWatch {
     }
 }
 
-fn file_len(path: &Path) -> u64 {
+pub(crate) fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
-fn mib(bytes: u64) -> String {
+pub(crate) fn mib(bytes: u64) -> String {
     format!("{:.1}MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-fn per(bytes: u64, events: u64) -> f64 {
+pub(crate) fn per(bytes: u64, events: u64) -> f64 {
     if events == 0 { 0.0 } else { bytes as f64 / events as f64 }
 }
 
@@ -283,7 +283,7 @@ fn count_lines(path: &Path) -> anyhow::Result<(u64, u64)> {
 }
 
 /// Counts the events in a (killed) chatgate's database, opened read-only.
-fn count_stored(path: &Path) -> anyhow::Result<u64> {
+pub(crate) fn count_stored(path: &Path) -> anyhow::Result<u64> {
     let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("opening {}", path.display()))?;
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).context("counting stored events")?;
@@ -291,7 +291,7 @@ fn count_stored(path: &Path) -> anyhow::Result<u64> {
 }
 
 /// Moves the whole WAL into the (killed) chatgate's database; returns the database's size.
-fn checkpoint(path: &Path) -> anyhow::Result<u64> {
+pub(crate) fn checkpoint(path: &Path) -> anyhow::Result<u64> {
     let conn = rusqlite::Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).context("checkpointing")?;
     drop(conn);
@@ -322,13 +322,13 @@ async fn queue_metrics(port: u16) -> anyhow::Result<String> {
 }
 
 /// One keep-alive HTTP/1.1 client connection to the server under test.
-struct Client {
+pub(crate) struct Client {
     sender: SendRequest<Full<Bytes>>,
     host: String,
 }
 
 impl Client {
-    async fn connect(port: u16) -> anyhow::Result<Client> {
+    pub(crate) async fn connect(port: u16) -> anyhow::Result<Client> {
         let stream = TcpStream::connect(("127.0.0.1", port)).await?;
         stream.set_nodelay(true)?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -337,7 +337,7 @@ impl Client {
     }
 
     /// `GET /v1/events?…` with the API token; the body of a 200.
-    async fn events(&mut self, query: &str) -> anyhow::Result<Bytes> {
+    pub(crate) async fn events(&mut self, query: &str) -> anyhow::Result<Bytes> {
         let request = Request::get(format!("/v1/events?{query}"))
             .header(HOST, &self.host)
             .header(AUTHORIZATION, format!("Bearer {API_TOKEN}"))
@@ -366,7 +366,7 @@ impl Client {
 }
 
 /// A page of `/v1/events`: how many events it held and its `next_after`.
-fn page(body: &[u8]) -> anyhow::Result<(u64, u64)> {
+pub(crate) fn page(body: &[u8]) -> anyhow::Result<(u64, u64)> {
     let text = std::str::from_utf8(body).context("the events page is not UTF-8")?;
     let events = text.matches("{\"seq\":").count() as u64;
     let next = text

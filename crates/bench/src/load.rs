@@ -2,7 +2,9 @@
 //!
 //! A request counts in the measured phase when its answer arrives within it. Every 2xx, at any
 //! time (warm-up, measured phase, or the last answers after the stop), counts as acknowledged:
-//! that is what the durability check compares with the store.
+//! that is what the durability check compares with the store. Latencies are those of the 2xx
+//! answers; 503 answers (shedding) are counted apart, with whether they carried `Retry-After`,
+//! and their own latencies.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -35,14 +37,20 @@ pub struct Report {
     pub measured: Duration,
     /// 2xx answers in the measured phase.
     pub ok: u64,
-    /// Other answers in the measured phase.
+    /// Other answers in the measured phase (503s included).
     pub non_2xx: u64,
+    /// 503 answers in the measured phase.
+    pub shed: u64,
+    /// 503 answers in the measured phase that carried `Retry-After`.
+    pub shed_with_retry_after: u64,
     /// Failed connects and requests whose connection broke, over the whole run.
     pub transport_errors: u64,
     /// 2xx answers over the whole run, warm-up included.
     pub acknowledged: u64,
-    /// Latency of every measured request, in microseconds, sorted.
+    /// Latency of every measured 2xx answer, in microseconds, sorted.
     pub latencies_us: Vec<u32>,
+    /// Latency of every measured 503 answer, in microseconds, sorted.
+    pub shed_latencies_us: Vec<u32>,
 }
 
 impl Report {
@@ -50,14 +58,24 @@ impl Report {
         self.ok as f64 / self.measured.as_secs_f64()
     }
 
-    /// The latency at quantile `q` (0..=1), nearest rank, in milliseconds.
+    /// The latency of the 2xx answers at quantile `q` (0..=1), nearest rank, in milliseconds.
     pub fn percentile_ms(&self, q: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let rank = (q * self.latencies_us.len() as f64).ceil() as usize;
-        let i = rank.clamp(1, self.latencies_us.len()) - 1;
-        f64::from(self.latencies_us[i]) / 1000.0
+        percentile_ms(&self.latencies_us, q)
+    }
+
+    /// Adds `other`'s figures (a later window of the same load) to these.
+    pub fn merge(&mut self, other: Report) {
+        self.measured += other.measured;
+        self.ok += other.ok;
+        self.non_2xx += other.non_2xx;
+        self.shed += other.shed;
+        self.shed_with_retry_after += other.shed_with_retry_after;
+        self.transport_errors += other.transport_errors;
+        self.acknowledged += other.acknowledged;
+        self.latencies_us.extend_from_slice(&other.latencies_us);
+        self.latencies_us.sort_unstable();
+        self.shed_latencies_us.extend_from_slice(&other.shed_latencies_us);
+        self.shed_latencies_us.sort_unstable();
     }
 
     /// One line: requests/s, p50, p99, errors.
@@ -82,6 +100,15 @@ pub fn body(n: u64) -> Vec<u8> {
         r#"{{"update_id":{n},"message":{{"message_id":{n},"from":{{"id":731904215,"is_bot":false,"first_name":"Marta","last_name":"Kowalczyk","username":"marta_k","language_code":"pl"}},"chat":{{"id":731904215,"first_name":"Marta","last_name":"Kowalczyk","username":"marta_k","type":"private"}},"date":1767607200,"text":"Hello! I ordered a blue jacket last week (order 48213) and it still has not arrived. Could you check where it is, please?"}}}}"#
     );
     out
+}
+
+/// The value at quantile `q` (0..=1) of sorted microseconds, nearest rank, in milliseconds.
+pub fn percentile_ms(sorted_us: &[u32], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted_us.len() as f64).ceil() as usize;
+    f64::from(sorted_us[rank.clamp(1, sorted_us.len()) - 1]) / 1000.0
 }
 
 const WARMUP: u8 = 0;
@@ -115,11 +142,15 @@ pub async fn run_from(port: u16, load: &Load, first_id: u64, at_end: impl FnOnce
         let t = task.await.context("a connection task panicked")?;
         report.ok += t.ok;
         report.non_2xx += t.non_2xx;
+        report.shed += t.shed;
+        report.shed_with_retry_after += t.shed_with_retry_after;
+        report.shed_latencies_us.extend_from_slice(&t.shed_latencies_us);
         report.transport_errors += t.transport_errors;
         report.acknowledged += t.acknowledged;
         report.latencies_us.extend_from_slice(&t.latencies_us);
     }
     report.latencies_us.sort_unstable();
+    report.shed_latencies_us.sort_unstable();
     Ok(report)
 }
 
@@ -128,14 +159,18 @@ pub async fn run_from(port: u16, load: &Load, first_id: u64, at_end: impl FnOnce
 struct Tally {
     ok: u64,
     non_2xx: u64,
+    shed: u64,
+    shed_with_retry_after: u64,
     transport_errors: u64,
     acknowledged: u64,
     latencies_us: Vec<u32>,
+    shed_latencies_us: Vec<u32>,
 }
 
 /// Keeps one connection busy until the stop; reconnects if it breaks.
 async fn connection(addr: SocketAddr, phase: Arc<AtomicU8>, next_id: Arc<AtomicU64>) -> Tally {
-    let mut tally = Tally { latencies_us: Vec::with_capacity(1 << 16), ..Tally::default() };
+    // Small at first: the overload scenario runs thousands of connections.
+    let mut tally = Tally { latencies_us: Vec::with_capacity(1 << 10), ..Tally::default() };
     let host = addr.to_string();
     while phase.load(Ordering::Relaxed) != STOP {
         if requests(addr, &host, &phase, &next_id, &mut tally).await.is_err() {
@@ -170,6 +205,7 @@ async fn requests(
             let sent = Instant::now();
             let response = sender.send_request(request).await?;
             let status = response.status();
+            let retry_after = response.headers().contains_key(hyper::header::RETRY_AFTER);
             response.into_body().collect().await?;
             let micros = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
             if status.is_success() {
@@ -178,10 +214,15 @@ async fn requests(
             if phase.load(Ordering::Relaxed) == MEASURE {
                 if status.is_success() {
                     tally.ok += 1;
+                    tally.latencies_us.push(micros);
                 } else {
                     tally.non_2xx += 1;
                 }
-                tally.latencies_us.push(micros);
+                if status == hyper::StatusCode::SERVICE_UNAVAILABLE {
+                    tally.shed += 1;
+                    tally.shed_with_retry_after += u64::from(retry_after);
+                    tally.shed_latencies_us.push(micros);
+                }
             }
         }
         anyhow::Ok(())

@@ -31,6 +31,20 @@
 //!   cargo run --release -p chatgate-bench -- outbound [--messages 20000] [--submitters 64] [--accounts 10] [--chats 1000]
 //!   ```
 
+//! - `chatgate-bench overload`: far more connections than chatgate can serve, beside an ordinary
+//!   number: 2xx/503 counts, `Retry-After`, p99, memory, `lost=0`; see [`overload`].
+//!
+//!   ```text
+//!   cargo run --release -p chatgate-bench -- overload [--connections 4000] [--reference 64] [--seconds 10]
+//!   ```
+//!
+//! - `chatgate-bench scale`: ingest and pull on an empty store and on a generated store of
+//!   `--events` events side by side, then retention pruning a day of it under ingest; see [`scale`].
+//!
+//!   ```text
+//!   cargo run --release -p chatgate-bench -- scale [--events 10000000] [--days 10] [--seconds 10]
+//!   ```
+
 /// The same allocator as the `chatgate` binary, for both servers.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -40,6 +54,8 @@ mod ingest;
 mod load;
 mod nats;
 mod outbound;
+mod overload;
+mod scale;
 mod serve;
 mod web;
 
@@ -109,6 +125,36 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         warmup_seconds: u64,
     },
+    /// Overload: far more connections than chatgate serves, beside an ordinary number.
+    Overload {
+        /// Concurrent keep-alive connections of the overloaded round.
+        #[arg(long, default_value_t = 4000)]
+        connections: usize,
+        /// Concurrent keep-alive connections of the reference round.
+        #[arg(long, default_value_t = 64)]
+        reference: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 2)]
+        warmup_seconds: u64,
+    },
+    /// Scale: ingest and pull on an empty and on a generated big store; retention under ingest.
+    Scale {
+        /// Events in the generated store.
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Days the generated events are spread over (the oldest day is pruned).
+        #[arg(long, default_value_t = 10)]
+        days: u64,
+        /// Measured seconds of ingest per store.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Keep the generated store here and reuse it when present (deleted at the end otherwise).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
     /// Child process: chatgate on the NATS queue at `--url`.
     #[command(hide = true)]
     ServeChatgateNats {
@@ -141,6 +187,9 @@ enum Command {
     ServeChatgate {
         #[arg(long)]
         data_dir: PathBuf,
+        /// Seconds events are kept (default: the queue's default retention).
+        #[arg(long)]
+        retention_seconds: Option<u64>,
     },
     /// Child process: chatgate with one web account, its queue and files in `--data-dir`.
     #[command(hide = true)]
@@ -185,7 +234,26 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::ServeOutbound { data_dir, api_base_url, accounts, lift_limits } => {
             outbound::serve(&data_dir, &api_base_url, accounts, lift_limits).map(|()| ExitCode::SUCCESS)
         }
-        Command::ServeChatgate { data_dir } => serve::chatgate(&data_dir).map(|()| ExitCode::SUCCESS),
+        Command::ServeChatgate { data_dir, retention_seconds } => {
+            serve::chatgate(&data_dir, retention_seconds.map(Duration::from_secs)).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Overload { connections, reference, seconds, warmup_seconds } => {
+            anyhow::ensure!(
+                connections > 0 && reference > 0 && seconds > 0,
+                "--connections, --reference, --seconds ≥ 1"
+            );
+            overload::run(&overload::OverloadLoad {
+                connections,
+                reference,
+                warmup: Duration::from_secs(warmup_seconds),
+                measure: Duration::from_secs(seconds),
+            })
+        }
+        Command::Scale { events, days, seconds, connections, store } => {
+            anyhow::ensure!(events >= 1000 && days >= 2, "--events ≥ 1000, --days ≥ 2");
+            anyhow::ensure!(seconds > 0 && connections > 0, "--seconds, --connections ≥ 1");
+            scale::run(&scale::ScaleLoad { events, days, seconds, connections, store })
+        }
         Command::ServeWeb { data_dir } => serve::web(&data_dir).map(|()| ExitCode::SUCCESS),
     }
 }

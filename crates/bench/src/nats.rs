@@ -124,6 +124,9 @@ fn merge(a: Report, b: Report) -> Report {
         transport_errors: a.transport_errors + b.transport_errors,
         acknowledged: a.acknowledged + b.acknowledged,
         latencies_us,
+        shed: a.shed + b.shed,
+        shed_with_retry_after: a.shed_with_retry_after + b.shed_with_retry_after,
+        shed_latencies_us: [a.shed_latencies_us, b.shed_latencies_us].concat(),
     }
 }
 

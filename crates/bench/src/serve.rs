@@ -61,12 +61,16 @@ fn telegram_account() -> anyhow::Result<Arc<dyn Adapter>> {
     chatgate_channel_telegram::FACTORY.build("bench", settings).context("building the Telegram account")
 }
 
-/// `serve-chatgate`: the real gateway with one Telegram account `bench` and its queue in `dir`,
-/// behind chatgate's own accept loop with its default limits, as `chatgate serve` runs it.
-pub fn chatgate(dir: &Path) -> anyhow::Result<()> {
+/// `serve-chatgate`: the real gateway with one Telegram account `bench` and its queue in `dir`
+/// (keeping events for `retention`, by default the queue's), behind chatgate's own accept loop
+/// with its default limits, as `chatgate serve` runs it.
+pub fn chatgate(dir: &Path, retention: Option<std::time::Duration>) -> anyhow::Result<()> {
     exit_with_parent();
+    // The overload scenario opens thousands of connections.
+    raise_nofile_limit()?;
     runtime()?.block_on(async {
-        let queue = SqliteQueue::open(dir).context("opening the queue")?;
+        let retention = retention.unwrap_or(chatgate_queue::DEFAULT_RETENTION);
+        let queue = SqliteQueue::open_with(dir, retention).context("opening the queue")?;
         let gateway = Gateway::start(
             vec![(telegram_account()?, LimitOverrides::default())],
             Arc::new(queue),

@@ -35,10 +35,14 @@ pub struct ServeLimits {
     /// Seconds requests in progress get after SIGTERM before the process exits anyway.
     #[arg(long, env = "CHATGATE_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
+    /// Authentic webhooks that may wait for the store at once; past it, 503 `overloaded` with
+    /// `Retry-After` (see `chatgate_server::Settings::max_pending_webhooks`).
+    #[arg(long, env = "CHATGATE_MAX_PENDING_WEBHOOKS", default_value_t = chatgate_server::DEFAULT_MAX_PENDING_WEBHOOKS)]
+    pub max_pending_webhooks: usize,
 }
 
-impl From<ServeLimits> for Limits {
-    fn from(l: ServeLimits) -> Limits {
+impl From<&ServeLimits> for Limits {
+    fn from(l: &ServeLimits) -> Limits {
         Limits {
             header_read_timeout: Duration::from_secs(l.header_timeout.max(1)),
             body_read_timeout: Duration::from_secs(l.body_timeout.max(1)),
@@ -59,9 +63,10 @@ pub async fn serve(
     listen: SocketAddr,
     data_dir: &Path,
     api_token: Option<String>,
-    limits: Limits,
+    serve_limits: ServeLimits,
     record: Option<&Path>,
 ) -> Result<()> {
+    let limits = Limits::from(&serve_limits);
     let limits = match chatgate_server::serve::raise_open_file_limit() {
         Ok(files) => {
             let limits = limits.fit_file_limit(files, RESERVED_FILES);
@@ -116,6 +121,7 @@ pub async fn serve(
     settings.push = config.push;
     settings.metrics.token = config.metrics_token;
     settings.metrics.separate_listener = config.metrics_listen.is_some();
+    settings.max_pending_webhooks = serve_limits.max_pending_webhooks.max(1);
     let adapters = config.accounts.into_iter().map(|a| (a.adapter, a.limits)).collect();
     let gateway = Gateway::start(adapters, queue, settings).await?;
     if let Some((client, subject)) = nats_outbound {

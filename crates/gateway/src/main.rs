@@ -143,7 +143,7 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Serve { listen, data_dir, limits, record } => {
             let token = std::env::var("CHATGATE_API_TOKEN").ok();
-            chatgate::commands::serve(&cli.config, listen, &data_dir, token, limits.into(), record.as_deref()).await
+            chatgate::commands::serve(&cli.config, listen, &data_dir, token, limits, record.as_deref()).await
         }
         Command::Webhooks { command } => {
             use chatgate::webhooks::{Action, run};

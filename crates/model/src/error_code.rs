@@ -66,6 +66,9 @@ error_codes! {
     NotFound => "not_found",
     /// The store could not take or read the request; retry (503).
     StoreUnavailable => "store_unavailable",
+    /// Webhook: more webhooks are waiting for the store than the gateway admits at once; nothing
+    /// was stored, retry after `Retry-After` (503).
+    Overloaded => "overloaded",
     // `GET /v1/media/{ref}`.
     /// The file is larger than the gateway passes through (413).
     MediaTooLarge => "media_too_large",

@@ -358,9 +358,13 @@ pub(crate) enum WebhookRejection {
     Refused(WebhookError),
     /// Authentic and readable, but the store could not commit it: the provider must retry.
     NotStored,
+    /// Authentic and readable, but too many webhooks already wait for the store
+    /// ([`crate::Settings::max_pending_webhooks`]): nothing stored, the provider must retry.
+    Overloaded,
 }
 
-/// What a provider is told to wait after [`WebhookRejection::NotStored`].
+/// What a provider is told to wait after [`WebhookRejection::NotStored`] or
+/// [`WebhookRejection::Overloaded`].
 const NOT_STORED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl WebhookRejection {
@@ -375,7 +379,7 @@ impl WebhookRejection {
                 WebhookError::HandshakeRefused => StatusCode::FORBIDDEN,
                 WebhookError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             },
-            WebhookRejection::NotStored => StatusCode::SERVICE_UNAVAILABLE,
+            WebhookRejection::NotStored | WebhookRejection::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -391,14 +395,23 @@ impl WebhookRejection {
                 WebhookError::MethodNotAllowed => "method not allowed",
             },
             WebhookRejection::NotStored => "not stored; retry",
+            WebhookRejection::Overloaded => "overloaded; retry",
         }
     }
 }
 
 impl IntoResponse for WebhookRejection {
     fn into_response(self) -> Response {
-        let mut response = (self.status(), self.text()).into_response();
-        if self == WebhookRejection::NotStored {
+        let mut response = match self {
+            // The one webhook refusal with a code: the same body as the core API's errors, so a
+            // load balancer or a log reader can tell shedding from a store failure.
+            WebhookRejection::Overloaded => {
+                let body = json!({"error": {"code": ErrorCode::Overloaded.as_str(), "message": self.text()}});
+                (self.status(), axum::Json(body)).into_response()
+            }
+            _ => (self.status(), self.text()).into_response(),
+        };
+        if matches!(self, WebhookRejection::NotStored | WebhookRejection::Overloaded) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(NOT_STORED_RETRY_AFTER.as_secs()));
         }
         response
@@ -431,5 +444,13 @@ mod tests {
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
         assert_eq!(WebhookRejection::Refused(WebhookError::BadSignature).status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn shedding_tells_the_provider_to_retry_with_a_code() {
+        let r = WebhookRejection::Overloaded.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
     }
 }

@@ -37,6 +37,13 @@ pub use metrics::MetricsSettings;
 pub use push::PushSettings;
 pub use serve::{ConnectionStats, Limits, serve};
 
+/// Webhooks that may wait for the store at once, by default (see [`Settings::max_pending_webhooks`]).
+///
+/// The writer commits a few tens of thousands of events a second on a small machine, so 256
+/// waiting webhooks are ≈ 10 ms of work: a webhook admitted past the bound would wait longer than
+/// the ingest p99 goal (issue #14), while one answered 503 is retried by its provider.
+pub const DEFAULT_MAX_PENDING_WEBHOOKS: usize = 256;
+
 /// Settings of the HTTP app and the delivery engine.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -58,6 +65,10 @@ pub struct Settings {
     pub push: Option<PushSettings>,
     /// Who may read `/metrics`, and whether it is on the main listener.
     pub metrics: MetricsSettings,
+    /// Authentic webhooks that may wait for the store at once; past it a webhook is answered
+    /// 503 `overloaded` with `Retry-After` at once, nothing stored (the provider retries).
+    /// At least 1.
+    pub max_pending_webhooks: usize,
 }
 
 impl Settings {
@@ -72,6 +83,7 @@ impl Settings {
             record_dir: None,
             push: None,
             metrics: MetricsSettings::default(),
+            max_pending_webhooks: DEFAULT_MAX_PENDING_WEBHOOKS,
         }
     }
 }
@@ -99,6 +111,8 @@ pub(crate) struct Shared {
     pub push: push::Push,
     /// `/readyz`'s last store probe.
     pub probe: health::Probe,
+    /// One permit per webhook waiting for the store ([`Settings::max_pending_webhooks`]).
+    pub admission: tokio::sync::Semaphore,
 }
 
 /// A running gateway: routes plus the delivery engine.
@@ -126,6 +140,7 @@ impl Gateway {
         let recorder = settings.record_dir.clone().map(record::Recorder::start);
         let push = push::Push::new(settings.push.clone());
         let metrics = metrics::Metrics::new(&accounts);
+        let admission = tokio::sync::Semaphore::new(settings.max_pending_webhooks.max(1));
         let shared = Arc::new_cyclic(|weak| Shared {
             accounts,
             queue,
@@ -140,6 +155,7 @@ impl Gateway {
             metrics,
             push,
             probe: health::Probe::default(),
+            admission,
         });
         shared.delivery.resume().await?;
         push::Push::start(&shared);
@@ -200,6 +216,11 @@ impl Gateway {
     /// The connection figures [`serve`] keeps (shown in `/metrics`).
     pub fn connection_stats(&self) -> Arc<ConnectionStats> {
         self.shared.connections.clone()
+    }
+
+    /// Authentic webhooks waiting for the store now (at most [`Settings::max_pending_webhooks`]).
+    pub fn pending_webhooks(&self) -> usize {
+        self.shared.settings.max_pending_webhooks.max(1) - self.shared.admission.available_permits()
     }
 
     /// The accounts this gateway serves.

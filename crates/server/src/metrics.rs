@@ -79,6 +79,8 @@ pub struct Counters {
     pub rejected_too_large: AtomicU64,
     pub rejected_unauthenticated: AtomicU64,
     pub rejected_malformed: AtomicU64,
+    /// Answered 503 `overloaded`: too many webhooks were waiting for the store.
+    pub rejected_overloaded: AtomicU64,
     pub events_stored: AtomicU64,
     pub inbound_duplicates: AtomicU64,
     pub inbound_blocked: AtomicU64,
@@ -105,7 +107,7 @@ impl Counters {
     }
 
     /// Every per-account counter: name, help, extra label, value.
-    fn rows(&self) -> [CounterRow; 14] {
+    fn rows(&self) -> [CounterRow; 15] {
         let v = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let retries = |k: RetryKind| v(&self.outbound_retries[k as usize]);
         let retry_help = "Provider sends retried, by kind of error.";
@@ -115,6 +117,7 @@ impl Counters {
             ("webhooks_rejected", rejected, Some(("reason", "too_large")), v(&self.rejected_too_large)),
             ("webhooks_rejected", rejected, Some(("reason", "unauthenticated")), v(&self.rejected_unauthenticated)),
             ("webhooks_rejected", rejected, Some(("reason", "malformed")), v(&self.rejected_malformed)),
+            ("webhooks_rejected", rejected, Some(("reason", "overloaded")), v(&self.rejected_overloaded)),
             ("events_stored", "Events appended to the log.", None, v(&self.events_stored)),
             ("inbound_duplicates", "Provider redeliveries stored once (dedup).", None, v(&self.inbound_duplicates)),
             ("inbound_blocked", "Inbound items of blocked customers, not forwarded.", None, v(&self.inbound_blocked)),

@@ -105,6 +105,14 @@ pub(crate) async fn handle(
         Counters::add(&owner.counters.inbound_unsupported, unsupported);
     }
 
+    // Bounded waiting for the store: past the bound the provider is told to come back, at once,
+    // rather than the queue of waiting webhooks (and their latency and memory) growing without
+    // limit. Nothing is stored for a refused webhook; its provider retries a 503.
+    let Ok(_admitted) = shared.admission.try_acquire() else {
+        Counters::add(&counters.rejected_overloaded, 1);
+        tracing::debug!(%channel, %account, "webhook refused: too many waiting for the store");
+        return WebhookRejection::Overloaded.into_response();
+    };
     let committing = std::time::Instant::now();
     match shared.queue.append_inbound(records).await {
         Ok(outcome) => {

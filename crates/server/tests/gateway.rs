@@ -601,3 +601,68 @@ async fn long_poll_returns_when_an_event_arrives() {
     assert_eq!(v["events"].as_array().unwrap().len(), 1);
     assert_eq!(v["next_after"], 1);
 }
+
+/// A webhook of the scripted channel, signed, as a request for the router.
+fn signed_webhook(key: &str) -> axum::http::Request<Body> {
+    let body = json!({"events": [{"key": key, "text": format!("message {key}")}]}).to_string();
+    axum::http::Request::post("/webhooks/web/test")
+        .header("content-type", "application/json")
+        .header("x-test-secret", SECRET)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn webhooks_past_the_pending_bound_are_shed_with_503_and_nothing_admitted_is_lost() {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = Arc::new(Scripted::default());
+    let h = Harness::start_in(dir.path(), vec![adapter as Arc<dyn Adapter>], |s| s.max_pending_webhooks = 2).await;
+    let app = h.gateway().router();
+
+    // Another connection holds SQLite's write lock: the gateway's writer waits for it (its busy
+    // timeout is 5 s), so admitted webhooks stay waiting for the store.
+    let lock = rusqlite::Connection::open(dir.path().join("chatgate.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let waiting: Vec<_> =
+        ["a", "b"].into_iter().map(|key| tokio::spawn(app.clone().oneshot(signed_webhook(key)))).collect();
+
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while h.gateway().pending_webhooks() < 2 {
+        assert!(Instant::now() < deadline, "the two webhooks never reached the store");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // Both are admitted and waiting: the next one is refused at once.
+    let shed_key = "c";
+    let shed = app.clone().oneshot(signed_webhook(shed_key)).await.unwrap();
+    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(shed.headers()["retry-after"], "1");
+    let body = http_body_util::BodyExt::collect(shed.into_body()).await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], ErrorCode::Overloaded.as_str(), "{body}");
+
+    lock.execute_batch("ROLLBACK").unwrap();
+    for answer in waiting {
+        assert_eq!(answer.await.unwrap().unwrap().status(), StatusCode::OK, "an admitted webhook was not stored");
+    }
+    // The shed webhook was not stored; its provider's retry is.
+    let texts = |events: Vec<Value>| -> Vec<String> {
+        let mut t: Vec<String> = events.iter().map(|e| e["message"]["text"].as_str().unwrap().to_owned()).collect();
+        t.sort();
+        t
+    };
+    assert_eq!(texts(h.events().await), ["message a", "message b"]);
+    let retried = app.clone().oneshot(signed_webhook(shed_key)).await.unwrap();
+    assert_eq!(retried.status(), StatusCode::OK);
+    assert_eq!(
+        texts(h.events().await),
+        ["message a".to_owned(), "message b".to_owned(), format!("message {shed_key}")]
+    );
+
+    let (status, metrics) = h.request(Method::GET, "/metrics", &[], Body::empty()).await;
+    assert_eq!(status, StatusCode::OK);
+    let line = metrics.lines().find(|l| l.starts_with("chatgate_webhooks_rejected_total") && l.contains("overloaded"));
+    let count: u64 = line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0);
+    assert!(count >= 1, "no shed webhook in /metrics: {line:?}");
+}

@@ -1,8 +1,14 @@
 //! Maintenance off the commit path: a thread that checkpoints the WAL every
-//! [`CHECKPOINT_INTERVAL`] and, every [`PRUNE_INTERVAL`], has the writer delete what is past the
-//! retention — events in chunks of [`PRUNE_CHUNK`], always keeping the newest so sequence numbers
-//! continue; dedup keys, windows and finished outbound messages by time; unfinished outbound
-//! messages never.
+//! [`CHECKPOINT_INTERVAL`] and, at its first tick and then every [`PRUNE_INTERVAL`], has the writer delete what is past the
+//! retention — events and dedup keys in chunks of [`PRUNE_CHUNK`] each, always keeping the newest
+//! event so sequence numbers continue; windows and finished outbound messages by time; unfinished
+//! outbound messages never.
+//!
+//! Pruning shares the writer with the webhooks: while one chunk is deleted no batch commits, so a
+//! chunk is small (a few milliseconds of work) and after each one the pruning waits as long as
+//! the chunk took, leaving the writer at least half its time for the ingest. A day of a 10-million
+//! event store (a million events and keys) then goes in well under a minute without lifting the
+//! ingest p99 (`chatgate-bench scale`).
 //!
 //! Keeping the WAL bounded: a checkpoint on this thread copies frames into the database while the
 //! writer keeps appending, so under sustained writes it never catches up with the end of the WAL,
@@ -37,8 +43,20 @@ pub(super) const WAL_RESTART_FRAMES: u64 = 4096;
 pub(super) const WAL_SIZE_LIMIT: i64 = 64 << 20;
 /// How often old rows are looked for.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
-/// Most events one prune command deletes, so the writer is never held for long.
-pub(super) const PRUNE_CHUNK: i64 = 5000;
+/// Most events, and most dedup keys, one prune command deletes, so the writer is never held for
+/// long.
+pub(super) const PRUNE_CHUNK: i64 = 1000;
+/// The shortest pause between two prune chunks.
+const PRUNE_PAUSE_MIN: Duration = Duration::from_millis(2);
+
+/// What one prune command deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Pruned {
+    /// Events deleted.
+    pub(super) events: u64,
+    /// A chunk was full: more may be past the retention.
+    pub(super) more: bool,
+}
 
 /// Deletes what is older than the retention, through the writer (one writer, no lock fights).
 pub(super) struct Maintenance {
@@ -50,7 +68,9 @@ pub(super) struct Maintenance {
 /// writer (`PASSIVE`), so the database file's fsync is not on any commit's path. Committed data
 /// is durable in the WAL already; a checkpoint only keeps the WAL short.
 pub(super) fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>, maintenance: &Maintenance) {
-    let mut last_prune = Instant::now();
+    // The first prune runs at the first tick: a gateway started after a pause (or on an older
+    // store) does not keep a day of expired rows for another minute.
+    let mut last_prune = Instant::now().checked_sub(PRUNE_INTERVAL).unwrap_or_else(Instant::now);
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "WAL checkpoint failed; will try again");
@@ -101,30 +121,42 @@ impl Writer {
 impl Maintenance {
     fn prune(&self) {
         let cutoff = Utc::now() - chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
+        let began = Instant::now();
+        let mut events = 0;
         loop {
-            let Some(writer) = self.writer.upgrade() else { return };
+            let Some(writer) = self.writer.upgrade() else { break };
+            let started = Instant::now();
             let (tx, rx) = oneshot::channel();
             if writer.blocking_send(Command::Prune(Call::new(cutoff.timestamp_micros(), tx))).is_err() {
-                return;
+                break;
             }
             drop(writer);
             match rx.blocking_recv() {
-                Ok(Ok(deleted)) if deleted >= PRUNE_CHUNK as u64 => continue,
-                Ok(Ok(_)) => return,
+                Ok(Ok(chunk)) => {
+                    events += chunk.events;
+                    if !chunk.more {
+                        break;
+                    }
+                    // Pacing: as long as the chunk took (its wait for the writer included).
+                    std::thread::sleep(started.elapsed().max(PRUNE_PAUSE_MIN));
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "pruning old queue rows failed; will try again");
-                    return;
+                    break;
                 }
-                Err(_) => return,
+                Err(_) => break,
             }
+        }
+        if events > 0 {
+            tracing::info!(events, seconds = began.elapsed().as_secs_f64(), "pruned events past the retention period");
         }
     }
 }
 
 impl Writer {
     /// Deletes events, dedup keys and finished outbound messages older than `cutoff` (µs), at
-    /// most [`PRUNE_CHUNK`] events at a time; returns how many events went.
-    pub(super) fn prune(&mut self, cutoff: i64) -> Result<u64, QueueError> {
+    /// most [`PRUNE_CHUNK`] events and as many dedup keys at a time.
+    pub(super) fn prune(&mut self, cutoff: i64) -> Result<Pruned, QueueError> {
         // Events are in time order by seq: look only at the oldest chunk, never the whole log.
         let last_old: Option<i64> = self
             .conn
@@ -141,7 +173,14 @@ impl Writer {
                 .execute([seq])? as u64,
             None => 0,
         };
-        self.conn.prepare_cached("DELETE FROM dedup WHERE at_us < ?1")?.execute([cutoff])?;
+        // The oldest keys first, by the `dedup_at` index.
+        let keys = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM dedup WHERE (account, key) IN
+                 (SELECT account, key FROM dedup WHERE at_us < ?1 ORDER BY at_us LIMIT ?2)",
+            )?
+            .execute(params![cutoff, PRUNE_CHUNK])?;
         let old_messages = "SELECT id FROM messages WHERE done = 1 AND created_us < ?1";
         self.conn
             .prepare_cached(&format!("DELETE FROM message_history WHERE message_id IN ({old_messages})"))?
@@ -153,8 +192,8 @@ impl Writer {
         self.conn.prepare_cached("DELETE FROM windows WHERE last_us < ?1")?.execute([cutoff])?;
         self.prune_visitors(cutoff)?;
         if events > 0 {
-            tracing::info!(events, "pruned events past the retention period");
+            tracing::debug!(events, keys, "pruned events past the retention period");
         }
-        Ok(events)
+        Ok(Pruned { events, more: events >= PRUNE_CHUNK as u64 || keys >= PRUNE_CHUNK as usize })
     }
 }

@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use self::blocks::Block;
-use self::maintenance::{Maintenance, PRUNE_CHUNK, WAL_SIZE_LIMIT, checkpoint_loop};
+use self::maintenance::{Maintenance, WAL_SIZE_LIMIT, checkpoint_loop};
 use self::pipeline::{Call, Command, MAX_BATCH, Stats, Syncer, Writer, wal_path};
 use crate::Queue;
 use crate::types::{
@@ -148,9 +148,9 @@ impl SqliteQueue {
     pub async fn prune_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, QueueError> {
         let mut total = 0;
         loop {
-            let n = self.call(cutoff.timestamp_micros(), Command::Prune).await?;
-            total += n;
-            if n < PRUNE_CHUNK as u64 {
+            let chunk = self.call(cutoff.timestamp_micros(), Command::Prune).await?;
+            total += chunk.events;
+            if !chunk.more {
                 return Ok(total);
             }
         }

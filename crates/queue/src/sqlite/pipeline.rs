@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::blocks::Block;
+use super::maintenance::Pruned;
 use crate::types::{AppendOutcome, Attempt, Enqueued, InboundRecord, QueueError, VisitorAppend, VisitorAppended};
 
 /// The most commands one transaction takes.
@@ -38,8 +39,8 @@ pub(super) enum Command {
     Enqueue(Call<(Uuid, Box<OutboundRequest>), Enqueued>),
     Attempt(Call<(Uuid, Attempt), ()>),
     Block(Call<Block, ()>),
-    /// Delete what is older than this time (µs); answers how many events it deleted.
-    Prune(Call<i64, u64>),
+    /// Delete one chunk of what is older than this time (µs).
+    Prune(Call<i64, Pruned>),
     /// An item for a visitor's stream with the events it echoes (their JSON serialised by the caller).
     Visitor(Call<Box<VisitorArgs>, Box<VisitorAppended>>),
     /// A visitor's profile (account, visitor, JSON); the first stays.
@@ -329,9 +330,9 @@ mod tests {
     fn a_call_answers_with_what_it_kept() {
         let (tx, mut rx) = oneshot::channel();
         let mut call = Call::new(7_i64, tx);
-        call.run(|cutoff| Ok(*cutoff as u64 * 2)).unwrap();
+        call.run(|cutoff| Ok(Pruned { events: *cutoff as u64 * 2, more: true })).unwrap();
         Command::Prune(call).answer();
-        assert_eq!(rx.try_recv().unwrap().unwrap(), 14);
+        assert_eq!(rx.try_recv().unwrap().unwrap(), Pruned { events: 14, more: true });
     }
 
     #[test]
@@ -344,14 +345,14 @@ mod tests {
 
         let (tx, mut rx) = oneshot::channel();
         let mut call = Call::new(1_i64, tx);
-        call.run(|_| Ok(1)).unwrap();
+        call.run(|_| Ok(Pruned::default())).unwrap();
         Command::Prune(call).fail(QueueError::Closed);
         assert!(matches!(rx.try_recv().unwrap(), Err(QueueError::Closed)));
     }
 
     #[test]
     fn an_error_while_applying_is_handed_to_the_batch_not_kept() {
-        let (tx, mut rx) = oneshot::channel::<Result<u64, QueueError>>();
+        let (tx, mut rx) = oneshot::channel::<Result<Pruned, QueueError>>();
         let mut call = Call::new(1_i64, tx);
         assert!(call.run(|_| Err(QueueError::Storage("constraint".into()))).is_err());
         // Never applied: the reply channel is dropped, which the caller reads as `Closed`.
