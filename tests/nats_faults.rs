@@ -633,17 +633,6 @@ async fn two_gateways_sending_for_one_bot_share_its_rate_limit_and_its_waits() {
     provider.shutdown_background();
 }
 
-/// A counter of the gateway's `/metrics`.
-async fn counter(base: &str, series: &str) -> u64 {
-    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
-    let prefix = format!("{series} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no `{series}` in /metrics:\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 /// The window between an event's publish and its dedup key's write (ARCHITECTURE.md, "The one
 /// window"), measured: a gateway killed at random under load leaves some events without their
 /// key; the restarted one's sweep writes them before it serves (the count is the window's size
@@ -678,7 +667,7 @@ async fn a_gateway_killed_between_an_events_two_writes_stores_no_redelivery_twic
         }
         gateway = start_gateway(&config, dir.path()).await;
         // Serving already: the sweep at open has run.
-        repaired.push(counter(&gateway.api.base, "chatgate_queue_dedup_repaired_total").await);
+        repaired.push(gateway.api.metric("chatgate_queue_dedup_repaired_total").await as u64);
     }
     let base = gateway.api.base.clone();
     let before = markers(&base).await;

@@ -10,6 +10,7 @@ use chatgate::config::{self, MissingSecrets};
 use chatgate_adapter::Secret;
 use chatgate_testkit::account_settings;
 use chatgate_testkit::gateway::Harness;
+use chatgate_testkit::http::sample;
 use chatgate_testkit::process::{Serve, free_port};
 use serde_json::{Value, json};
 
@@ -24,16 +25,6 @@ async fn telegram(configure: impl FnOnce(&mut chatgate_server::Settings)) -> (Ha
 
 async fn metrics(h: &Harness, headers: &[(&str, &str)]) -> (StatusCode, String) {
     h.request(Method::GET, "/metrics", headers, Body::empty()).await
-}
-
-/// The value of the sample line starting with `series ` (name and labels exactly).
-fn sample(text: &str, series: &str) -> f64 {
-    let prefix = format!("{series} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no `{series}` in /metrics:\n{text}"))
-        .parse()
-        .unwrap()
 }
 
 fn update(n: u64) -> String {

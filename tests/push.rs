@@ -172,17 +172,6 @@ async fn readyz(gateway: &Serve) -> (u16, Value) {
     (answer.status().as_u16(), answer.json().await.unwrap())
 }
 
-async fn metric(gateway: &Serve, name: &str) -> f64 {
-    let text =
-        gateway.api.client.get(format!("{}/metrics", gateway.api.base)).send().await.unwrap().text().await.unwrap();
-    let prefix = format!("{name} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 /// Every event on the log through pull, paged.
 async fn pulled(gateway: &Serve) -> Vec<u64> {
     let mut out: Vec<u64> = Vec::new();
@@ -240,8 +229,8 @@ async fn push_survives_the_core_going_away_and_a_gateway_restart_without_skips_o
         assert!(started.elapsed() < Duration::from_secs(20), "readyz never reported the core unreachable");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(metric(&gateway, "chatgate_push_failures_total").await >= 1.0);
-    assert_eq!(metric(&gateway, "chatgate_push_lag_events").await, 20.0);
+    assert!(gateway.api.metric("chatgate_push_failures_total").await >= 1.0);
+    assert_eq!(gateway.api.metric("chatgate_push_lag_events").await, 20.0);
     let receiver = Receiver::start(port, seen.clone()).await;
     wait_for("events 21..=40 after the core came back", Duration::from_secs(20), || count(&seen) == 40).await;
 
@@ -280,8 +269,8 @@ async fn push_survives_the_core_going_away_and_a_gateway_restart_without_skips_o
     assert_eq!(pushed, all, "push delivered exactly the log, in order, without gaps");
     assert!(doubled.is_empty(), "events pushed twice: {doubled:?}");
     assert_eq!(seen.bad_signatures.load(Ordering::Relaxed), 0, "every push verified");
-    assert_eq!(metric(&gateway, "chatgate_push_lag_events").await, 0.0);
-    assert_eq!(metric(&gateway, "chatgate_push_cursor").await, *all.last().unwrap() as f64);
+    assert_eq!(gateway.api.metric("chatgate_push_lag_events").await, 0.0);
+    assert_eq!(gateway.api.metric("chatgate_push_cursor").await, *all.last().unwrap() as f64);
     assert_eq!(readyz(&gateway).await.0, 200);
     receiver.stop().await;
 }

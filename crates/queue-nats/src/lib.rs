@@ -97,6 +97,40 @@ impl Drop for Inner {
 }
 
 impl NatsQueue {
+    /// A short-lived pull consumer of the events after `after` (only their headers when
+    /// `headers_only`), with its name for [`NatsQueue::drop_reader`]; it also goes by itself
+    /// after 30 s unused.
+    pub(crate) async fn reader(
+        &self,
+        after: u64,
+        headers_only: bool,
+    ) -> Result<(jetstream::consumer::Consumer<jetstream::consumer::pull::Config>, String), QueueError> {
+        use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+        let consumer = self
+            .inner
+            .events
+            .create_consumer(pull::Config {
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
+                ack_policy: AckPolicy::None,
+                headers_only,
+                inactive_threshold: Duration::from_secs(30),
+                memory_storage: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(storage)?;
+        let name = consumer.cached_info().name.clone();
+        Ok((consumer, name))
+    }
+
+    /// Deletes a [`NatsQueue::reader`] in the background.
+    pub(crate) fn drop_reader(&self, name: String) {
+        let events = self.inner.events.clone();
+        tokio::spawn(async move {
+            let _ = events.delete_consumer(&name).await;
+        });
+    }
+
     /// Connects, creates the stream and buckets or checks that the existing ones match the
     /// options (an error names the setting that cannot be kept), then runs the dedup repair
     /// sweep up to the stream's end before returning, and keeps it running in the background.
@@ -228,20 +262,7 @@ impl Queue for NatsQueue {
         if limit == 0 || self.last_seq().await? <= after {
             return Ok(Vec::new());
         }
-        use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
-        let consumer = self
-            .inner
-            .events
-            .create_consumer(pull::Config {
-                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
-                ack_policy: AckPolicy::None,
-                inactive_threshold: Duration::from_secs(30),
-                memory_storage: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(storage)?;
-        let name = consumer.cached_info().name.clone();
+        let (consumer, name) = self.reader(after, false).await?;
         let mut batch = consumer.fetch().max_messages(limit).messages().await.map_err(storage)?;
         let mut out = Vec::with_capacity(limit.min(1024));
         while let Some(m) = batch.next().await {
@@ -250,10 +271,7 @@ impl Queue for NatsQueue {
             let body = std::str::from_utf8(&m.payload).map_err(storage)?;
             out.push(StoredEvent { seq, json: with_seq(seq, body) });
         }
-        let events = self.inner.events.clone();
-        tokio::spawn(async move {
-            let _ = events.delete_consumer(&name).await;
-        });
+        self.drop_reader(name);
         Ok(out)
     }
 

@@ -20,7 +20,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::header::NATS_MESSAGE_ID;
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use chatgate_queue::QueueError;
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -57,20 +56,7 @@ impl NatsQueue {
         if from >= upto {
             return Ok(Swept { to: from, repaired: 0 });
         }
-        let consumer = self
-            .inner
-            .events
-            .create_consumer(pull::Config {
-                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from + 1 },
-                ack_policy: AckPolicy::None,
-                headers_only: true,
-                inactive_threshold: Duration::from_secs(30),
-                memory_storage: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(storage)?;
-        let name = consumer.cached_info().name.clone();
+        let (consumer, name) = self.reader(from, true).await?;
         let swept = async {
             let (mut to, mut repaired) = (from, 0);
             loop {
@@ -98,10 +84,7 @@ impl NatsQueue {
             }
         }
         .await;
-        let events = self.inner.events.clone();
-        tokio::spawn(async move {
-            let _ = events.delete_consumer(&name).await;
-        });
+        self.drop_reader(name);
         let (to, repaired) = swept?;
         kv::modify::<u64>(&self.inner.cursors, POSITION, |stored| match stored {
             Some(at) if *at >= to => None,

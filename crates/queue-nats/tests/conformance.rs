@@ -2,15 +2,16 @@
 //! the embedded SQLite store and NATS JetStream (a real `nats-server` with `sync_interval:
 //! always`, started by the test on a free loopback port). Every test exists once, in the suite.
 
+mod connect;
 mod suite;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chatgate_queue::{Queue, SqliteQueue};
-use chatgate_queue_nats::{NatsOptions, NatsQueue};
+use chatgate_queue_nats::NatsOptions;
 use chatgate_testkit::nats::NatsServers;
+use connect::connect;
 use suite::Backend;
 
 struct Sqlite(tempfile::TempDir);
@@ -30,21 +31,6 @@ pub struct Nats {
 impl Nats {
     pub fn start() -> Nats {
         Nats { servers: NatsServers::single() }
-    }
-}
-
-/// Connects a new queue (a new "instance"), retrying while JetStream starts up.
-pub async fn connect(options: NatsOptions) -> NatsQueue {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match NatsQueue::connect(options.clone()).await {
-            Ok(q) => return q,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                eprintln!("NATS not ready yet: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("connecting to NATS: {e}"),
-        }
     }
 }
 

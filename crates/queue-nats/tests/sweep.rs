@@ -3,6 +3,8 @@
 //! `Nats-Msg-Id: d-<h>`, no `dedup[h]` — is made on purpose here, and the provider's redelivery
 //! after JetStream's duplicate window must still be a duplicate.
 
+mod connect;
+
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
@@ -10,6 +12,7 @@ use chatgate_model::{Channel, Event, EventKind, Message};
 use chatgate_queue::{InboundRecord, Queue};
 use chatgate_queue_nats::{NatsOptions, NatsQueue};
 use chatgate_testkit::nats::NatsServers;
+use connect::connect;
 use sha2::{Digest, Sha256};
 
 const PREFIX: &str = "sweeptest";
@@ -19,21 +22,6 @@ fn options(nats: &NatsServers, window: Duration) -> NatsOptions {
     options.prefix = PREFIX.into();
     options.duplicate_window = window;
     options
-}
-
-/// Connects a new queue (a new "instance"), retrying while JetStream starts up.
-async fn connect(options: NatsOptions) -> NatsQueue {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match NatsQueue::connect(options.clone()).await {
-            Ok(q) => return q,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                eprintln!("NATS not ready yet: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("connecting to NATS: {e}"),
-        }
-    }
 }
 
 fn event(text: &str) -> Event {

@@ -29,7 +29,23 @@ pub struct Api {
     pub base: String,
 }
 
+/// The value of the `/metrics` sample line that starts with `series ` (name and labels exactly).
+pub fn sample(text: &str, series: &str) -> f64 {
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no `{series}` in /metrics:\n{text}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("`{series}`: {e}"))
+}
+
 impl Api {
+    /// One sample of the gateway's `/metrics` (see [`sample`]).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.client.get(format!("{}/metrics", self.base)).send().await.expect("GET /metrics");
+        sample(&text.text().await.expect("the /metrics body"), series)
+    }
+
     pub fn new(base: impl Into<String>) -> Api {
         Api { client: reqwest::Client::new(), base: base.into() }
     }
