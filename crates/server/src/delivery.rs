@@ -55,6 +55,8 @@ struct Limiters {
     /// sharing it (see [`share`]).
     account: Mutex<Option<(u32, Arc<DefaultDirectRateLimiter>)>>,
     chat: Option<DefaultKeyedRateLimiter<String>>,
+    /// How long a chat's budget takes to give back one call (see `chat_free_at` in `attempt`).
+    chat_period: Option<Duration>,
     /// The queue of workers waiting for the account's next call (see
     /// [`DeliveryEngine::take_account_call`]).
     account_turn: tokio::sync::Mutex<()>,
@@ -367,6 +369,7 @@ impl DeliveryEngine {
                     account_rate: rates.per_account,
                     account: Mutex::new(None),
                     chat: rates.per_chat.and_then(quota).map(RateLimiter::keyed),
+                    chat_period: rates.per_chat.and_then(quota).map(|q| q.replenish_interval()),
                     account_turn: tokio::sync::Mutex::new(()),
                 })
             })
@@ -491,7 +494,6 @@ impl DeliveryEngine {
         let adapter = account.adapter.as_ref();
         let caps = adapter.facts().capabilities;
         let limiters = self.limiters(adapter);
-        let chat_period = adapter.facts().rate_limits.per_chat.and_then(quota).map(|q| q.replenish_interval());
         let total = parts.len() as u32;
         for part in parts.into_iter().skip(job.parts_done as usize) {
             if let (Some(window), false) = (caps.messaging_window, matches!(part.body, PartBody::Template(_))) {
@@ -542,7 +544,7 @@ impl DeliveryEngine {
                     return Outcome::Stopped;
                 }
                 let started = Instant::now();
-                *chat_free_at = chat_period.map(|p| started + p);
+                *chat_free_at = limiters.chat_period.map(|p| started + p);
                 let sent = adapter.send(&part).await;
                 shared.metrics.sent(request.channel, &request.account, started.elapsed());
                 sent
@@ -764,6 +766,7 @@ mod tests {
             account_rate: Some(Rate::per_second(30)),
             account: Mutex::new(None),
             chat: None,
+            chat_period: None,
             account_turn: tokio::sync::Mutex::new(()),
         };
         let alone = limiters.account(1).unwrap();
@@ -779,6 +782,7 @@ mod tests {
             account_rate: None,
             account: Mutex::new(None),
             chat: None,
+            chat_period: None,
             account_turn: tokio::sync::Mutex::new(()),
         };
         assert!(none.account(2).is_none());
