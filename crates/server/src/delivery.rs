@@ -55,8 +55,10 @@ struct Limiters {
     /// sharing it (see [`share`]).
     account: Mutex<Option<(u32, Arc<DefaultDirectRateLimiter>)>>,
     chat: Option<DefaultKeyedRateLimiter<String>>,
-    /// How long a chat's budget takes to give back one call (see `chat_free_at` in `attempt`).
-    chat_period: Option<Duration>,
+    /// A chat's budget as the worker mirrors it (see `chat_tat` in `attempt`): how long it takes
+    /// to give back one call, and how far ahead of its theoretical arrival time a call may go
+    /// (its burst beyond one call).
+    chat_pace: Option<(Duration, Duration)>,
     /// The queue of workers waiting for the account's next call (see
     /// [`DeliveryEngine::take_account_call`]).
     account_turn: tokio::sync::Mutex<()>,
@@ -332,7 +334,7 @@ impl DeliveryEngine {
         chats.insert(key.clone(), VecDeque::from([job]));
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            let mut chat_free_at = None;
+            let mut chat_tat = None;
             while let Some(shared) = shared.upgrade() {
                 if *shared.shutdown.borrow() {
                     // The rest of this chat stays queued in the store for the next start.
@@ -354,7 +356,7 @@ impl DeliveryEngine {
                         }
                     }
                 };
-                shared.delivery.deliver(&shared, next, &mut chat_free_at).await;
+                shared.delivery.deliver(&shared, next, &mut chat_tat).await;
             }
         });
     }
@@ -369,16 +371,19 @@ impl DeliveryEngine {
                     account_rate: rates.per_account,
                     account: Mutex::new(None),
                     chat: rates.per_chat.and_then(quota).map(RateLimiter::keyed),
-                    chat_period: rates.per_chat.and_then(quota).map(|q| q.replenish_interval()),
+                    chat_pace: rates
+                        .per_chat
+                        .and_then(quota)
+                        .map(|q| (q.replenish_interval(), q.replenish_interval() * (q.burst_size().get() - 1))),
                     account_turn: tokio::sync::Mutex::new(()),
                 })
             })
             .clone()
     }
 
-    /// Delivers one message; `chat_free_at` is when its chat's worker may next take a call of the
+    /// Delivers one message; `chat_tat` mirrors its chat's budget, from which the worker knows when it may next take a call of the
     /// chat's budget (see [`DeliveryEngine::attempt`]).
-    async fn deliver(&self, shared: &Shared, mut job: Job, chat_free_at: &mut Option<Instant>) {
+    async fn deliver(&self, shared: &Shared, mut job: Job, chat_tat: &mut Option<Instant>) {
         let (channel, account_id) = (job.request.channel, job.request.account.clone());
         let Some(account) = shared.accounts.get(channel, &account_id).cloned() else {
             self.finish(
@@ -397,7 +402,7 @@ impl DeliveryEngine {
             return;
         }
         loop {
-            let outcome = self.attempt(shared, &account, &mut job, &mut media, chat_free_at).await;
+            let outcome = self.attempt(shared, &account, &mut job, &mut media, chat_tat).await;
             match outcome {
                 Outcome::Retry { after, error: text, wait } => {
                     job.attempts += 1;
@@ -467,7 +472,8 @@ impl DeliveryEngine {
     /// an account call is never taken and then held while the chat's budget refills (which would
     /// lose that call for every chat of the account). Governor cannot tell when a key will be
     /// ready without spending it, and the chat's budget must be spent right before the call (the
-    /// provider times the call), so the worker remembers in `chat_free_at` when the chat's budget
+    /// provider times the call), so the worker mirrors the chat's budget in `chat_tat` (its
+    /// theoretical arrival time, as GCRA keeps it, burst included) to know when the chat's budget
     /// is back after its last call; the chat limiter still guards a chat whose worker is new.
     async fn attempt(
         &self,
@@ -475,7 +481,7 @@ impl DeliveryEngine {
         account: &Account,
         job: &mut Job,
         media: &mut Option<Vec<Media>>,
-        chat_free_at: &mut Option<Instant>,
+        chat_tat: &mut Option<Instant>,
     ) -> Outcome {
         let request = &job.request;
         if shared.blocks.is_blocked(&request.customer()) {
@@ -511,7 +517,9 @@ impl DeliveryEngine {
                     ));
                 }
             }
-            if let Some(left) = chat_free_at.take().map(|at| at.saturating_duration_since(Instant::now()))
+            let chat_free_at =
+                chat_tat.zip(limiters.chat_pace).map(|(tat, (_, ahead))| tat.checked_sub(ahead).unwrap_or(tat));
+            if let Some(left) = chat_free_at.map(|at| at.saturating_duration_since(Instant::now()))
                 && !left.is_zero()
                 && !sleep_unless_stopping(shared, left).await
             {
@@ -544,7 +552,7 @@ impl DeliveryEngine {
                     return Outcome::Stopped;
                 }
                 let started = Instant::now();
-                *chat_free_at = limiters.chat_period.map(|p| started + p);
+                *chat_tat = limiters.chat_pace.map(|(period, _)| chat_tat.map_or(started, |t| t.max(started)) + period);
                 let sent = adapter.send(&part).await;
                 shared.metrics.sent(request.channel, &request.account, started.elapsed());
                 sent
@@ -766,7 +774,7 @@ mod tests {
             account_rate: Some(Rate::per_second(30)),
             account: Mutex::new(None),
             chat: None,
-            chat_period: None,
+            chat_pace: None,
             account_turn: tokio::sync::Mutex::new(()),
         };
         let alone = limiters.account(1).unwrap();
@@ -782,7 +790,7 @@ mod tests {
             account_rate: None,
             account: Mutex::new(None),
             chat: None,
-            chat_period: None,
+            chat_pace: None,
             account_turn: tokio::sync::Mutex::new(()),
         };
         assert!(none.account(2).is_none());
