@@ -314,10 +314,16 @@ async fn queue_metrics(port: u16) -> anyhow::Result<String> {
     let commands = value("chatgate_queue_commands_total")?;
     let fsyncs = value("chatgate_queue_fsyncs_total")?;
     let fsync_seconds = value("chatgate_queue_fsync_seconds_total")?;
+    let log_bytes = value("chatgate_queue_log_bytes_total")?;
+    let checkpoints = value("chatgate_queue_writer_checkpoints_total")?;
+    let checkpoint_seconds = value("chatgate_queue_writer_checkpoint_seconds_total")?;
     Ok(format!(
-        "queue     batches={batches} avg_batch={:.1} fsyncs={fsyncs} avg_fsync_ms={:.3}",
+        "queue     batches={batches} avg_batch={:.1} fsyncs={fsyncs} avg_fsync_ms={:.3} wal_bytes_per_commit={:.0} wal_bytes_per_command={:.0} writer_checkpoints={checkpoints} avg_ms={:.2} total_s={checkpoint_seconds:.2}",
         commands / batches.max(1.0),
-        fsync_seconds * 1000.0 / fsyncs.max(1.0)
+        fsync_seconds * 1000.0 / fsyncs.max(1.0),
+        log_bytes / batches.max(1.0),
+        log_bytes / commands.max(1.0),
+        checkpoint_seconds * 1000.0 / checkpoints.max(1.0),
     ))
 }
 

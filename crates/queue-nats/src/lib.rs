@@ -409,6 +409,9 @@ impl Queue for NatsQueue {
             commands: self.inner.writes.load(Ordering::Relaxed),
             syncs: 0,
             sync_micros: 0,
+            log_bytes: 0,
+            writer_checkpoints: 0,
+            writer_checkpoint_micros: 0,
             durable_seq: *self.inner.last_seq.borrow(),
             dedup_repaired: self.inner.repaired.load(Ordering::Relaxed),
         }

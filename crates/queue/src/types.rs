@@ -139,6 +139,13 @@ pub struct QueueStats {
     /// WAL fsyncs, and the time they took in microseconds.
     pub syncs: u64,
     pub sync_micros: u64,
+    /// Bytes written to the store's write-ahead log (SQLite: WAL frames, each a whole page);
+    /// 0 where the backend does not count them (NATS).
+    pub log_bytes: u64,
+    /// Checkpoints the writer itself ran between two commits to keep the log short, and the
+    /// time they held the writer in microseconds (SQLite; 0 on NATS).
+    pub writer_checkpoints: u64,
+    pub writer_checkpoint_micros: u64,
     /// The last event sequence number that is on disk.
     pub durable_seq: u64,
     /// Dedup keys a repair sweep wrote for events stored without one (a crash between the

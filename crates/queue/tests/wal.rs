@@ -56,10 +56,19 @@ async fn the_wal_stays_bounded_under_writes_that_never_pause() {
     // Each event fills about a page: the commits wrote at least this much WAL in all.
     let written = stored * 4096;
     let largest = largest.load(Ordering::Relaxed);
-    // The writer restarts the WAL once a commit leaves more than 4,096 frames of 4 KiB (and a
-    // 24-byte header, 16.1 MiB) in it. While the checkpoint thread holds the checkpoint lock the
+    // The writer restarts the WAL once a commit leaves more than 8,192 frames of 4 KiB (and a
+    // 24-byte header, 32.2 MiB) in it. While the checkpoint thread holds the checkpoint lock the
     // writer's own checkpoint waits for the next batch, so a slow disk adds some batches on top.
-    let bound = 40 << 20;
+    let bound = 48 << 20;
     assert!(written > 2 * bound, "the test writes more than the bound: {written} bytes");
     assert!(largest <= bound, "the WAL grew to {largest} bytes (bound {bound}) while {written} bytes were committed");
+
+    // What the store reports of that work: every frame it wrote, and the restarts it made.
+    let stats = q.stats();
+    assert!(stats.log_bytes >= written, "log bytes {} for {written} bytes of events", stats.log_bytes);
+    assert!(
+        stats.writer_checkpoints >= 2,
+        "{} WAL restarts for {written} bytes written with a {bound}-byte bound",
+        stats.writer_checkpoints
+    );
 }

@@ -561,6 +561,24 @@ impl Collector for Scrape {
         single(e, "queue_fsync_seconds", "Time spent in WAL fsyncs.", ConstCounter::new(q.sync_micros as f64 / 1e6))?;
         single(
             e,
+            "queue_log_bytes",
+            "Bytes written to the store's write-ahead log (SQLite WAL frames; 0 on NATS).",
+            ConstCounter::new(q.log_bytes),
+        )?;
+        single(
+            e,
+            "queue_writer_checkpoints",
+            "Checkpoints the store's writer ran between commits to keep the WAL short (0 on NATS).",
+            ConstCounter::new(q.writer_checkpoints),
+        )?;
+        single(
+            e,
+            "queue_writer_checkpoint_seconds",
+            "Time those checkpoints held the writer.",
+            ConstCounter::new(q.writer_checkpoint_micros as f64 / 1e6),
+        )?;
+        single(
+            e,
             "queue_durable_seq",
             "The last event sequence number on disk.",
             ConstGauge::new(q.durable_seq as i64),

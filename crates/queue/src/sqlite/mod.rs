@@ -42,13 +42,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use self::blocks::Block;
-use self::maintenance::{Maintenance, WAL_SIZE_LIMIT, checkpoint_loop};
+use self::maintenance::{Maintenance, WAL_SIZE_LIMIT, checkpoint_loop, prune_loop};
 use self::pipeline::{Call, Command, MAX_BATCH, Stats, Syncer, Writer, wal_path};
 use crate::Queue;
 use crate::types::{
     AccountHold, AppendOutcome, Attempt, Enqueued, InboundRecord, PendingMessage, QueueError, QueueStats, StoredEvent,
     VisitorAppend, VisitorAppended, VisitorItem,
 };
+
+/// Bytes of a WAL frame's header (before its page).
+const WAL_FRAME_HEADER: u64 = 24;
 
 /// The embedded SQLite queue.
 #[derive(Debug, Clone)]
@@ -65,8 +68,8 @@ struct Inner {
     committed_items: watch::Receiver<u64>,
     path: PathBuf,
     stats: Arc<Stats>,
-    /// Dropping it ends the checkpoint thread.
-    _stop_checkpoints: Mutex<std::sync::mpsc::Sender<()>>,
+    /// Dropping them ends the checkpoint and prune threads.
+    _stop_maintenance: Mutex<[std::sync::mpsc::Sender<()>; 2]>,
 }
 
 impl SqliteQueue {
@@ -90,6 +93,7 @@ impl SqliteQueue {
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         schema::migrate(&mut writer, Utc::now().timestamp_micros())?;
+        let page_size: u64 = writer.pragma_query_value(None, "page_size", |r| r.get::<_, i64>(0))? as u64;
         let last: u64 =
             writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
         let last_item: u64 =
@@ -110,24 +114,38 @@ impl SqliteQueue {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
         let checkpointer = Connection::open(&path)?;
         checkpointer.pragma_update(None, "busy_timeout", 5000)?;
+        let stats = Arc::new(Stats::default());
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
-        let maintenance = Maintenance { writer: tx.downgrade(), retention };
+        let checkpoint_stats = stats.clone();
         std::thread::Builder::new()
             .name("chatgate-queue-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer, &stopped, &maintenance))
+            .spawn(move || checkpoint_loop(&checkpointer, &stopped, &checkpoint_stats))
             .map_err(|e| QueueError::Storage(format!("starting the checkpoint thread: {e}")))?;
+        let (stop_pruning, stopped) = std::sync::mpsc::channel::<()>();
+        let maintenance = Maintenance { writer: tx.downgrade(), retention };
+        std::thread::Builder::new()
+            .name("chatgate-queue-prune".into())
+            .spawn(move || prune_loop(&stopped, &maintenance))
+            .map_err(|e| QueueError::Storage(format!("starting the prune thread: {e}")))?;
 
         let (committed_tx, committed) = watch::channel(last);
         let (items_tx, committed_items) = watch::channel(last_item);
-        let stats = Arc::new(Stats::default());
         let syncer =
             Syncer { wal_path, wal: None, durable: committed_tx, durable_items: items_tx, stats: stats.clone() };
         let writer_stats = stats.clone();
         std::thread::Builder::new()
             .name("chatgate-queue-writer".into())
             .spawn(move || {
-                Writer { conn: writer, last_seq: last, last_item, syncer, windows: HashMap::new(), stats: writer_stats }
-                    .run(rx)
+                Writer {
+                    conn: writer,
+                    last_seq: last,
+                    last_item,
+                    syncer,
+                    windows: HashMap::new(),
+                    stats: writer_stats,
+                    frame_bytes: page_size + WAL_FRAME_HEADER,
+                }
+                .run(rx)
             })
             .map_err(|e| QueueError::Storage(format!("starting the writer thread: {e}")))?;
         Ok(SqliteQueue {
@@ -138,7 +156,7 @@ impl SqliteQueue {
                 committed_items,
                 path,
                 stats,
-                _stop_checkpoints: Mutex::new(stop_checkpoints),
+                _stop_maintenance: Mutex::new([stop_checkpoints, stop_pruning]),
             }),
         })
     }
@@ -248,6 +266,9 @@ impl Queue for SqliteQueue {
             commands: s.commands.load(Ordering::Relaxed),
             syncs: s.syncs.load(Ordering::Relaxed),
             sync_micros: s.sync_micros.load(Ordering::Relaxed),
+            log_bytes: s.wal_bytes.load(Ordering::Relaxed),
+            writer_checkpoints: s.writer_checkpoints.load(Ordering::Relaxed),
+            writer_checkpoint_micros: s.writer_checkpoint_micros.load(Ordering::Relaxed),
             durable_seq: *self.inner.committed.borrow(),
             // One writer, one transaction per append: no key can be missing.
             dedup_repaired: 0,

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::blocks::Block;
-use super::maintenance::Pruned;
+use super::maintenance::{Pruned, take_frames_written};
 use crate::types::{AppendOutcome, Attempt, Enqueued, InboundRecord, QueueError, VisitorAppend, VisitorAppended};
 
 /// The most commands one transaction takes.
@@ -127,6 +127,11 @@ pub(super) struct Stats {
     pub(super) commands: AtomicU64,
     pub(super) syncs: AtomicU64,
     pub(super) sync_micros: AtomicU64,
+    /// Bytes of WAL frames the commits wrote (each a page and its 24-byte frame header).
+    pub(super) wal_bytes: AtomicU64,
+    /// Checkpoints the writer ran between batches to restart the WAL, and their time (µs).
+    pub(super) writer_checkpoints: AtomicU64,
+    pub(super) writer_checkpoint_micros: AtomicU64,
 }
 
 /// A committed batch waiting for its fsync; every command holds its outcome.
@@ -213,6 +218,8 @@ pub(super) struct Writer {
     /// Latest inbound message time per chat, gathered during a batch and written once per chat.
     pub(super) windows: HashMap<Conversation, i64>,
     pub(super) stats: Arc<Stats>,
+    /// Bytes of one WAL frame: the page size plus the frame header.
+    pub(super) frame_bytes: u64,
 }
 
 impl Writer {
@@ -255,6 +262,7 @@ impl Writer {
             Ok(()) => {
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
                 self.stats.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.stats.wal_bytes.fetch_add(take_frames_written() * self.frame_bytes, Ordering::Relaxed);
                 // Moved into a vector of their own size; `batch` keeps its capacity for the next one.
                 let mut commands = Vec::with_capacity(batch.len());
                 commands.append(batch);
