@@ -18,7 +18,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use crate::serve::{PATH, SECRET_TOKEN};
 
@@ -126,8 +125,9 @@ pub async fn run_from(port: u16, load: &Load, first_id: u64, at_end: impl FnOnce
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let next_id = Arc::new(AtomicU64::new(first_id));
-    let tasks: Vec<_> =
-        (0..load.connections).map(|_| tokio::spawn(connection(addr, phase.clone(), next_id.clone()))).collect();
+    let tasks: Vec<_> = (0..load.connections)
+        .map(|i| tokio::spawn(connection(addr, source(i), phase.clone(), next_id.clone())))
+        .collect();
 
     tokio::time::sleep(load.warmup).await;
     phase.store(MEASURE, Ordering::SeqCst);
@@ -167,13 +167,22 @@ struct Tally {
     shed_latencies_us: Vec<u32>,
 }
 
+/// Loopback addresses the connections come from, in turn: like webhooks from many provider
+/// hosts, so that thousands of connections stay under the server's per-peer cap.
+const SOURCES: usize = 16;
+
+/// The address connection `i` comes from: 127.0.0.1 to 127.0.0.[`SOURCES`].
+fn source(i: usize) -> std::net::IpAddr {
+    std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % SOURCES) as u8).into()
+}
+
 /// Keeps one connection busy until the stop; reconnects if it breaks.
-async fn connection(addr: SocketAddr, phase: Arc<AtomicU8>, next_id: Arc<AtomicU64>) -> Tally {
+async fn connection(addr: SocketAddr, from: std::net::IpAddr, phase: Arc<AtomicU8>, next_id: Arc<AtomicU64>) -> Tally {
     // Small at first: the overload scenario runs thousands of connections.
     let mut tally = Tally { latencies_us: Vec::with_capacity(1 << 10), ..Tally::default() };
     let host = addr.to_string();
     while phase.load(Ordering::Relaxed) != STOP {
-        if requests(addr, &host, &phase, &next_id, &mut tally).await.is_err() {
+        if requests(addr, from, &host, &phase, &next_id, &mut tally).await.is_err() {
             tally.transport_errors += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -184,12 +193,15 @@ async fn connection(addr: SocketAddr, phase: Arc<AtomicU8>, next_id: Arc<AtomicU
 /// Sends requests on one connection until the stop or a transport error.
 async fn requests(
     addr: SocketAddr,
+    from: std::net::IpAddr,
     host: &str,
     phase: &AtomicU8,
     next_id: &AtomicU64,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
-    let stream = TcpStream::connect(addr).await?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     let driver = tokio::spawn(conn);

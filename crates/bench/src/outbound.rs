@@ -113,66 +113,94 @@ pub fn run(load: &OutboundLoad) -> anyhow::Result<ExitCode> {
     let runtime = serve::runtime()?;
     let mut ok = true;
     for round in [Round::Lifted, Round::Serial, Round::Limited] {
-        let seen = Shared::new(Mutex::new(Seen { enforce: round == Round::Limited, ..Seen::default() }));
-        let mock_port = runtime.block_on(mock(seen.clone()))?;
         let dir = tempfile::tempdir().context("creating the data directory")?;
-        let mut args: Vec<std::ffi::OsString> = vec![
-            "serve-outbound".into(),
-            "--data-dir".into(),
-            dir.path().into(),
-            "--api-base-url".into(),
-            format!("http://127.0.0.1:{mock_port}").into(),
-            "--accounts".into(),
-            load.accounts.to_string().into(),
-        ];
-        if round != Round::Limited {
-            args.push("--lift-limits".into());
-        }
-        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-        let server = ChildServer::spawn("chatgate", &refs)?;
-        let (messages, submitters) = match round {
-            Round::Lifted => (load.messages, load.submitters),
-            Round::Serial => ((load.messages / 10).max(1), 1),
-            Round::Limited => (load.accounts * 30 * 10, load.submitters),
-        };
-        let figures = runtime.block_on(submit(server.port, load, messages, submitters, &seen))?;
-        let recorded = runtime.block_on(recorded_quantiles(server.port))?;
-        let memory = crate::Memory::read(server.pid())?;
-        server.kill()?;
+        let figures = run_round(&runtime, load, round, dir.path())?;
         dir.close()?;
-        ok &= figures.failed == 0 && figures.arrived == messages;
-        let rate = figures.arrived as f64 / figures.elapsed.as_secs_f64().max(1e-9);
-        println!(
-            "{}  sent={} arrived={} failed={} in {:.2}s: messages/s={rate:.0}  post p50={:.2}ms p99={:.2}ms  post->provider p50={:.2}ms p99={:.2}ms  201->provider p50={:.2}ms p99={:.2}ms  answer->durable p50<={:.2}ms p99<={:.2}ms  rss={:.1}MiB",
-            round.name(),
-            messages,
-            figures.arrived,
-            figures.failed,
-            figures.elapsed.as_secs_f64(),
-            quantile(&figures.post_us, 0.5),
-            quantile(&figures.post_us, 0.99),
-            quantile(&figures.delivery_us, 0.5),
-            quantile(&figures.delivery_us, 0.99),
-            quantile(&figures.after_answer_us, 0.5),
-            quantile(&figures.after_answer_us, 0.99),
-            recorded.0 * 1000.0,
-            recorded.1 * 1000.0,
-            memory.rss_mib(),
-        );
-        if round == Round::Limited {
-            let allowed = load.accounts as f64 * 30.0;
-            let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-            let span = closest_span(&seen);
-            println!(
-                "limited  provider calls/s={rate:.0} of {allowed:.0} allowed = {:.1}%  429s={}  shortest span of 31 accepted calls of one bot={:.1}ms  calls of a chat <1s after its previous={}",
-                rate / allowed * 100.0,
-                seen.refused,
-                span.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
-                seen.chat_early,
-            );
-        }
+        println!("{}", figures.line);
+        ok &= figures.ok;
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// What one round printed and whether every message arrived.
+pub struct RoundFigures {
+    /// The round's figures, one line (two for `limited`).
+    pub line: String,
+    /// Provider calls (or messages) per second.
+    pub rate: f64,
+    /// Every message arrived and none failed.
+    pub ok: bool,
+}
+
+/// The `lifted` round on a store that is already in `dir` (the `scale` scenario's big store).
+pub fn lifted_on(runtime: &tokio::runtime::Runtime, load: &OutboundLoad, dir: &Path) -> anyhow::Result<RoundFigures> {
+    run_round(runtime, load, Round::Lifted, dir)
+}
+
+/// One round against a fresh chatgate whose queue is in `dir`, with a fresh mock.
+fn run_round(
+    runtime: &tokio::runtime::Runtime,
+    load: &OutboundLoad,
+    round: Round,
+    dir: &Path,
+) -> anyhow::Result<RoundFigures> {
+    let seen = Shared::new(Mutex::new(Seen { enforce: round == Round::Limited, ..Seen::default() }));
+    let mock_port = runtime.block_on(mock(seen.clone()))?;
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "serve-outbound".into(),
+        "--data-dir".into(),
+        dir.into(),
+        "--api-base-url".into(),
+        format!("http://127.0.0.1:{mock_port}").into(),
+        "--accounts".into(),
+        load.accounts.to_string().into(),
+    ];
+    if round != Round::Limited {
+        args.push("--lift-limits".into());
+    }
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let server = ChildServer::spawn("chatgate", &refs)?;
+    let (messages, submitters) = match round {
+        Round::Lifted => (load.messages, load.submitters),
+        Round::Serial => ((load.messages / 10).max(1), 1),
+        Round::Limited => (load.accounts * 30 * 10, load.submitters),
+    };
+    let figures = runtime.block_on(submit(server.port, load, messages, submitters, &seen))?;
+    let recorded = runtime.block_on(recorded_quantiles(server.port))?;
+    let memory = crate::Memory::read(server.pid())?;
+    server.kill()?;
+    let ok = figures.failed == 0 && figures.arrived == messages;
+    let rate = figures.arrived as f64 / figures.elapsed.as_secs_f64().max(1e-9);
+    let mut line = format!(
+        "{}  sent={} arrived={} failed={} in {:.2}s: messages/s={rate:.0}  post p50={:.2}ms p99={:.2}ms  post->provider p50={:.2}ms p99={:.2}ms  201->provider p50={:.2}ms p99={:.2}ms  answer->durable p50<={:.2}ms p99<={:.2}ms  rss={:.1}MiB",
+        round.name(),
+        messages,
+        figures.arrived,
+        figures.failed,
+        figures.elapsed.as_secs_f64(),
+        quantile(&figures.post_us, 0.5),
+        quantile(&figures.post_us, 0.99),
+        quantile(&figures.delivery_us, 0.5),
+        quantile(&figures.delivery_us, 0.99),
+        quantile(&figures.after_answer_us, 0.5),
+        quantile(&figures.after_answer_us, 0.99),
+        recorded.0 * 1000.0,
+        recorded.1 * 1000.0,
+        memory.rss_mib(),
+    );
+    if round == Round::Limited {
+        let allowed = load.accounts as f64 * 30.0;
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        let span = closest_span(&seen);
+        line.push_str(&format!(
+            "\nlimited  provider calls/s={rate:.0} of {allowed:.0} allowed = {:.1}%  429s={}  shortest span of 31 accepted calls of one bot={:.1}ms  calls of a chat <1s after its previous={}",
+            rate / allowed * 100.0,
+            seen.refused,
+            span.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+            seen.chat_early,
+        ));
+    }
+    Ok(RoundFigures { line, rate, ok })
 }
 
 /// The shortest time between a bot's accepted call and its 30th accepted call after it; under

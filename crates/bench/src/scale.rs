@@ -17,8 +17,9 @@
 //!    requests/s, p50/p99, memory. Then on the same server `pull` reads 100 pages of 1,000 events
 //!    from the oldest and 100 pages from 100,000 events before the tail. Durability as in
 //!    `ingest` (`lost=0`). The `ratio big/empty` line compares them (goal: ≈ 1, cost does not grow
-//!    with the store). Outbound is not repeated here: the outbox is a table of its own, which
-//!    the event log's size does not touch (`chatgate-bench outbound` measures it).
+//!    with the store). Then outbound: the `lifted` round of `chatgate-bench outbound` (20,000
+//!    messages from 64 submitters to 1,000 chats of 10 bots, limits lifted, a mock Bot API) on
+//!    an empty store and on the big one, and their ratio of messages/s.
 //! 3. **Retention**: chatgate on the big store with a retention of `--days` − 1 days, so the
 //!    oldest day (`--events` ÷ `--days` events and their dedup keys) has expired when it starts;
 //!    the ingest load runs in one-second windows while the bench watches the store (read-only)
@@ -41,6 +42,7 @@ use crate::Memory;
 use crate::child::ChildServer;
 use crate::ingest::{Client, durability, file_len, load_average, mib, page, per};
 use crate::load::{self, Load, Report};
+use crate::outbound::OutboundLoad;
 use crate::serve::{self, SECRET_TOKEN};
 
 /// What to generate and how hard to push.
@@ -128,6 +130,17 @@ pub fn run(load: &ScaleLoad) -> anyhow::Result<ExitCode> {
         ratio(large.pull_tail, empty.pull_tail),
         ratio(large.memory.rss_mib(), empty.memory.rss_mib()),
     );
+
+    // Outbound, lifted limits, as `chatgate-bench outbound` runs it, on an empty and on the big store.
+    let outbound = OutboundLoad { messages: 20_000, submitters: 64, accounts: 10, chats: 1000 };
+    let empty_dir = tempfile::tempdir().context("creating the empty store's directory")?;
+    let on_empty = crate::outbound::lifted_on(&runtime, &outbound, empty_dir.path())?;
+    empty_dir.close().context("removing the empty store")?;
+    println!("empty     outbound {}", on_empty.line);
+    let on_big = crate::outbound::lifted_on(&runtime, &outbound, &big)?;
+    println!("big       outbound {}", on_big.line);
+    failed |= !(on_empty.ok && on_big.ok);
+    println!("ratio big/empty: outbound messages/s={:.3}", ratio(on_big.rate, on_empty.rate));
 
     failed |= !retention(&runtime, load, &big)?;
 

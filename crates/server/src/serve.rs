@@ -31,7 +31,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::header::CONNECTION;
 use axum::http::{Request, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -286,13 +286,13 @@ async fn connection(
             let request = Request::from_parts(parts, Body::new(body));
             async move {
                 let response = router.oneshot(request).await;
-                drop(guard);
                 if timed_out.load(Ordering::Acquire) {
+                    drop(guard);
                     stats.body_timeouts.fetch_add(1, Ordering::Relaxed);
                     let refusal = (StatusCode::REQUEST_TIMEOUT, [(CONNECTION, "close")], "request body timed out");
                     return Ok(refusal.into_response());
                 }
-                response
+                response.map(|response| busy_until_sent(response, guard))
             }
         })
     };
@@ -353,6 +353,42 @@ impl Drop for Busy {
         *self.last_active.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         self.state.waiting_for_body.store(false, Ordering::Release);
         self.state.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Keeps the connection counted busy until hyper has taken the whole answer, not only until the
+/// handler returned: an answer still on its way out must not be cut by shedding (a webhook that
+/// was stored would lose its 2xx, and its provider would send it again). Streams without a
+/// known length (server-sent events) are not held: they may last for minutes and their
+/// connection stays sheddable as before.
+fn busy_until_sent(response: Response, guard: Busy) -> Response {
+    if hyper::body::Body::size_hint(response.body()).exact().is_none() {
+        return response;
+    }
+    response.map(|body| Body::new(SentGuard { inner: body, _busy: guard }))
+}
+
+/// A response body that holds its connection's [`Busy`] guard until hyper drops it (after its
+/// last frame).
+struct SentGuard {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for SentGuard {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

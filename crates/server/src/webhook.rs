@@ -44,6 +44,14 @@ pub(crate) async fn handle(
         };
     }
 
+    // The store is saturated: answer 503 before reading and verifying the body. The webhook
+    // would almost surely be refused after that work too (see the admission below), and under
+    // overload that work is what the CPU is short of.
+    if shared.admission.available_permits() == 0 {
+        Counters::add(&counters.rejected_overloaded, 1);
+        return WebhookRejection::Overloaded.into_response();
+    }
+
     let limit = adapter.facts().max_body_bytes;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {

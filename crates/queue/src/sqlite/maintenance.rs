@@ -3,10 +3,10 @@
 //! - the **checkpoint** thread copies WAL frames into the database file as soon as the commits
 //!   have written [`CHECKPOINT_STEP`] bytes of them, or at the latest [`CHECKPOINT_INTERVAL`] after
 //!   the last write, without blocking the writer (`PASSIVE`);
-//! - the **prune** thread, at its start and then every [`PRUNE_INTERVAL`], has the writer delete
-//!   what is past the retention — events and dedup keys in chunks of [`PRUNE_CHUNK`] each, always
-//!   keeping the newest event so sequence numbers continue; windows and finished outbound messages
-//!   by time; unfinished outbound messages never.
+//! - the **prune** thread, half a second after the start and then every [`PRUNE_INTERVAL`], has
+//!   the writer delete what is past the retention — events and dedup keys in chunks of
+//!   [`PRUNE_CHUNK`] each, always keeping the newest event so sequence numbers continue; windows
+//!   and finished outbound messages by time; unfinished outbound messages never.
 //!
 //! Pruning shares the writer with the webhooks: while one chunk is deleted no batch commits, so a
 //! chunk is small (a few milliseconds of work) and after each one the pruning waits as long as
@@ -57,6 +57,8 @@ const CHECKPOINT_POLL: Duration = Duration::from_millis(10);
 pub(super) const WAL_RESTART_FRAMES: u64 = 8192;
 /// The WAL file is truncated back to this size when it restarts after growing past it.
 pub(super) const WAL_SIZE_LIMIT: i64 = 64 << 20;
+/// How long after the start old rows are first looked for (the store's opening goes first).
+const PRUNE_FIRST_DELAY: Duration = Duration::from_millis(500);
 /// How often old rows are looked for.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Most events, and most dedup keys, one prune command deletes, so the writer is never held for
@@ -102,16 +104,14 @@ pub(super) fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receive
     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
 }
 
-/// Prunes at once, then every [`PRUNE_INTERVAL`]: a gateway started after a pause (or on an
-/// older store) does not keep a day of expired rows for another interval. Ends when `stop`'s
-/// sender is dropped.
+/// Prunes [`PRUNE_FIRST_DELAY`] after the start, then every [`PRUNE_INTERVAL`]: a gateway
+/// started after a pause (or on an older store) does not keep a day of expired rows for another
+/// interval. Ends when `stop`'s sender is dropped.
 pub(super) fn prune_loop(stop: &std::sync::mpsc::Receiver<()>, maintenance: &Maintenance) {
-    loop {
+    let mut wait = PRUNE_FIRST_DELAY;
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(wait) {
         maintenance.prune(stop);
-        match stop.recv_timeout(PRUNE_INTERVAL) {
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
+        wait = PRUNE_INTERVAL;
     }
 }
 
