@@ -367,13 +367,12 @@ impl DeliveryEngine {
         map.entry(key)
             .or_insert_with(|| {
                 let rates = adapter.facts().rate_limits;
+                let chat = rates.per_chat.and_then(quota);
                 Arc::new(Limiters {
                     account_rate: rates.per_account,
                     account: Mutex::new(None),
-                    chat: rates.per_chat.and_then(quota).map(RateLimiter::keyed),
-                    chat_pace: rates
-                        .per_chat
-                        .and_then(quota)
+                    chat: chat.map(RateLimiter::keyed),
+                    chat_pace: chat
                         .map(|q| (q.replenish_interval(), q.replenish_interval() * (q.burst_size().get() - 1))),
                     account_turn: tokio::sync::Mutex::new(()),
                 })

@@ -48,8 +48,7 @@ pub(crate) async fn handle(
     // would almost surely be refused after that work too (see the admission below), and under
     // overload that work is what the CPU is short of.
     if shared.admission.available_permits() == 0 {
-        Counters::add(&counters.rejected_overloaded, 1);
-        return WebhookRejection::Overloaded.into_response();
+        return shed(counters, channel, &account);
     }
 
     let limit = adapter.facts().max_body_bytes;
@@ -117,9 +116,7 @@ pub(crate) async fn handle(
     // rather than the queue of waiting webhooks (and their latency and memory) growing without
     // limit. Nothing is stored for a refused webhook; its provider retries a 503.
     let Ok(_admitted) = shared.admission.try_acquire() else {
-        Counters::add(&counters.rejected_overloaded, 1);
-        tracing::debug!(%channel, %account, "webhook refused: too many waiting for the store");
-        return WebhookRejection::Overloaded.into_response();
+        return shed(counters, channel, &account);
     };
     let committing = std::time::Instant::now();
     match shared.queue.append_inbound(records).await {
@@ -189,6 +186,14 @@ fn route<'a>(
         }
     }
     groups
+}
+
+/// 503 `overloaded`: too many webhooks wait for the store (see `Settings::max_pending_webhooks`).
+/// Nothing is stored; the provider retries.
+fn shed(counters: &Counters, channel: Channel, account: &str) -> Response {
+    Counters::add(&counters.rejected_overloaded, 1);
+    tracing::debug!(%channel, %account, "webhook refused: too many waiting for the store");
+    WebhookRejection::Overloaded.into_response()
 }
 
 fn reply_response(reply: Reply) -> Response {
