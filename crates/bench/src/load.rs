@@ -44,6 +44,8 @@ pub struct Report {
     pub shed_with_retry_after: u64,
     /// Failed connects and requests whose connection broke, over the whole run.
     pub transport_errors: u64,
+    /// Of those, requests with no answer within [`ANSWER_TIMEOUT`] (a server that never answers).
+    pub stalled: u64,
     /// 2xx answers over the whole run, warm-up included.
     pub acknowledged: u64,
     /// Latency of every measured 2xx answer, in microseconds, sorted.
@@ -70,6 +72,7 @@ impl Report {
         self.shed += other.shed;
         self.shed_with_retry_after += other.shed_with_retry_after;
         self.transport_errors += other.transport_errors;
+        self.stalled += other.stalled;
         self.acknowledged += other.acknowledged;
         self.latencies_us.extend_from_slice(&other.latencies_us);
         self.latencies_us.sort_unstable();
@@ -146,6 +149,7 @@ pub async fn run_from(port: u16, load: &Load, first_id: u64, at_end: impl FnOnce
         report.shed_with_retry_after += t.shed_with_retry_after;
         report.shed_latencies_us.extend_from_slice(&t.shed_latencies_us);
         report.transport_errors += t.transport_errors;
+        report.stalled += t.stalled;
         report.acknowledged += t.acknowledged;
         report.latencies_us.extend_from_slice(&t.latencies_us);
     }
@@ -162,10 +166,14 @@ struct Tally {
     shed: u64,
     shed_with_retry_after: u64,
     transport_errors: u64,
+    stalled: u64,
     acknowledged: u64,
     latencies_us: Vec<u32>,
     shed_latencies_us: Vec<u32>,
 }
+
+/// The longest a request may wait for its whole answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Loopback addresses the connections come from, in turn: like webhooks from many provider
 /// hosts, so that thousands of connections stay under the server's per-peer cap.
@@ -182,8 +190,9 @@ async fn connection(addr: SocketAddr, from: std::net::IpAddr, phase: Arc<AtomicU
     let mut tally = Tally { latencies_us: Vec::with_capacity(1 << 10), ..Tally::default() };
     let host = addr.to_string();
     while phase.load(Ordering::Relaxed) != STOP {
-        if requests(addr, from, &host, &phase, &next_id, &mut tally).await.is_err() {
+        if let Err(e) = requests(addr, from, &host, &phase, &next_id, &mut tally).await {
             tally.transport_errors += 1;
+            tally.stalled += u64::from(e.is::<tokio::time::error::Elapsed>());
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -215,10 +224,18 @@ async fn requests(
                 .body(Full::new(Bytes::from(body(id))))?;
             sender.ready().await?;
             let sent = Instant::now();
-            let response = sender.send_request(request).await?;
-            let status = response.status();
-            let retry_after = response.headers().contains_key(hyper::header::RETRY_AFTER);
-            response.into_body().collect().await?;
+            // A request the server never answers ends as a transport error, counted as stalled,
+            // instead of holding the run forever.
+            let (status, retry_after, closing) = tokio::time::timeout(ANSWER_TIMEOUT, async {
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                let retry_after = response.headers().contains_key(hyper::header::RETRY_AFTER);
+                // A connection refused at the server's cap is answered once and closed: reconnect.
+                let closing = response.headers().get(hyper::header::CONNECTION).is_some_and(|v| v == "close");
+                response.into_body().collect().await?;
+                anyhow::Ok((status, retry_after, closing))
+            })
+            .await??;
             let micros = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
             if status.is_success() {
                 tally.acknowledged += 1;
@@ -235,6 +252,9 @@ async fn requests(
                     tally.shed_with_retry_after += u64::from(retry_after);
                     tally.shed_latencies_us.push(micros);
                 }
+            }
+            if closing {
+                break;
             }
         }
         anyhow::Ok(())

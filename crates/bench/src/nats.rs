@@ -122,6 +122,7 @@ fn merge(a: Report, b: Report) -> Report {
         ok: a.ok + b.ok,
         non_2xx: a.non_2xx + b.non_2xx,
         transport_errors: a.transport_errors + b.transport_errors,
+        stalled: a.stalled + b.stalled,
         acknowledged: a.acknowledged + b.acknowledged,
         latencies_us,
         shed: a.shed + b.shed,

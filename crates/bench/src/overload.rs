@@ -91,11 +91,12 @@ fn round(runtime: &tokio::runtime::Runtime, load: &Load) -> anyhow::Result<(Repo
     let name = format!("c={}", load.connections);
     let other = report.non_2xx - report.shed;
     println!(
-        "{name:<7} 2xx={} 503={} other={} transport_errors={} retry_after={:.1}%  requests/s={:.0}",
+        "{name:<7} 2xx={} 503={} other={} transport_errors={} (stalled={}) retry_after={:.1}%  requests/s={:.0}",
         report.ok,
         report.shed,
         other,
         report.transport_errors,
+        report.stalled,
         if report.shed == 0 { 100.0 } else { 100.0 * report.shed_with_retry_after as f64 / report.shed as f64 },
         report.requests_per_second(),
     );

@@ -26,11 +26,12 @@ pub struct ServeLimits {
     /// Seconds a keep-alive connection may stay without a request.
     #[arg(long, env = "CHATGATE_IDLE_TIMEOUT", default_value_t = 75)]
     pub idle_timeout: u64,
-    /// Open connections at most (lowered to fit the open-file limit).
-    #[arg(long, env = "CHATGATE_MAX_CONNECTIONS", default_value_t = 8192)]
+    /// Open connections at most (lowered to fit the open-file limit); past it, 503 `overloaded`
+    /// with `Retry-After`.
+    #[arg(long, env = "CHATGATE_MAX_CONNECTIONS", default_value_t = chatgate_server::serve::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
     /// Open connections from one address at most.
-    #[arg(long, env = "CHATGATE_MAX_CONNECTIONS_PER_PEER", default_value_t = 2048)]
+    #[arg(long, env = "CHATGATE_MAX_CONNECTIONS_PER_PEER", default_value_t = chatgate_server::serve::DEFAULT_MAX_CONNECTIONS_PER_PEER)]
     pub max_connections_per_peer: usize,
     /// Seconds requests in progress get after SIGTERM before the process exits anyway.
     #[arg(long, env = "CHATGATE_SHUTDOWN_GRACE", default_value_t = 10)]

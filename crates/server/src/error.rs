@@ -418,6 +418,43 @@ impl IntoResponse for WebhookRejection {
     }
 }
 
+/// What a client refused at a connection cap is told.
+const TOO_MANY_CONNECTIONS: &str = "too many connections; retry";
+
+fn too_many_connections_body() -> String {
+    json!({"error": {"code": ErrorCode::Overloaded.as_str(), "message": TOO_MANY_CONNECTIONS}}).to_string()
+}
+
+/// The answer to a request on a connection chosen to be shed as the request began (see `serve`):
+/// `503 overloaded` with `Retry-After`, and the connection closes.
+pub(crate) fn too_many_connections() -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        too_many_connections_body(),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(NOT_STORED_RETRY_AFTER.as_secs()));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// [`too_many_connections`] as the bytes of a whole HTTP/1.1 answer, for a connection refused at
+/// a cap, which is answered without the HTTP stack.
+pub(crate) fn too_many_connections_raw() -> &'static str {
+    static RAW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RAW.get_or_init(|| {
+        let body = too_many_connections_body();
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: {}\r\n\
+             connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            NOT_STORED_RETRY_AFTER.as_secs(),
+            body.len()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,14 +57,23 @@ pub struct Limits {
     pub shutdown_grace: Duration,
 }
 
+/// Open connections at most, by default. Each served connection holds about 27 KiB (hyper's read
+/// and write buffers, the request in flight; measured with `chatgate-bench overload`), so 768 of
+/// them keep the gateway under 64 MiB when more clients come than it can serve; those past the
+/// cap are answered `503` with `Retry-After`. An SSE stream of a web visitor is a connection too:
+/// raise it (`--max-connections`) for more open web chats than that.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 768;
+/// Open connections from one peer address at most, by default.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 384;
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
-            max_connections: 8192,
-            max_connections_per_peer: 2048,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -107,20 +116,76 @@ struct Entry {
 }
 
 /// What the accept loop needs to know of a connection, and how to close it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ConnState {
     /// Requests of this connection inside a handler.
     busy: AtomicUsize,
     /// Its handler waits for body bytes that do not come.
     waiting_for_body: AtomicBool,
+    /// An answer was taken by hyper and is not yet all written to the socket (hyper holds it in
+    /// its own buffer until it flushes).
+    unflushed: AtomicBool,
+    /// It has answered a request.
+    answered: AtomicBool,
+    /// When its last request ended, or when it opened.
+    last_active: Mutex<Instant>,
+    /// Chosen to be shed: a request that begins now is refused, a body still arriving errors.
+    closing: AtomicBool,
     close: Notify,
 }
 
+/// How long after its last answer a connection is kept from shedding: at a cap, a client that
+/// is being served keeps its connection and a newcomer is told to come back (`503`), rather than
+/// closing a busy client's connection between two of its requests.
+const SHED_AFTER_ANSWER: Duration = Duration::from_secs(1);
+
 impl ConnState {
-    /// Closing it loses no work: nothing is in a handler, or the handler only waits for the
-    /// client's body (nothing is stored before the whole body is there).
+    fn new() -> ConnState {
+        ConnState {
+            busy: AtomicUsize::new(0),
+            waiting_for_body: AtomicBool::new(false),
+            unflushed: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
+            last_active: Mutex::new(Instant::now()),
+            closing: AtomicBool::new(false),
+            close: Notify::new(),
+        }
+    }
+
+    /// How long it has been without a request in a handler.
+    fn idle_for(&self) -> Duration {
+        self.last_active.lock().unwrap_or_else(|e| e.into_inner()).elapsed()
+    }
+
+    /// Closing it loses no work: its handler only waits for the client's body (nothing is stored
+    /// before the whole body is there), or nothing is in a handler and every answer is written
+    /// out. A connection that answered less than [`SHED_AFTER_ANSWER`] ago is kept; one that
+    /// never completed a request (a half-sent head) is not.
     fn sheddable(&self) -> bool {
-        self.busy.load(Ordering::Acquire) == 0 || self.waiting_for_body.load(Ordering::Acquire)
+        if self.waiting_for_body.load(Ordering::SeqCst) {
+            return true;
+        }
+        self.busy.load(Ordering::SeqCst) == 0
+            && !self.unflushed.load(Ordering::SeqCst)
+            && (!self.answered.load(Ordering::SeqCst) || self.idle_for() >= SHED_AFTER_ANSWER)
+    }
+
+    /// Marks it [`ConnState::closing`] if it is sheddable. A request may begin (or its body
+    /// arrive) at the same moment: each side writes its own flag, then reads the other's, so
+    /// either the request sees `closing` and is refused before anything is stored, or this sees
+    /// the request and leaves the connection alone.
+    fn claim(&self) -> bool {
+        if !self.sheddable() {
+            return false;
+        }
+        self.closing.store(true, Ordering::SeqCst);
+        if self.waiting_for_body.load(Ordering::SeqCst)
+            || (self.busy.load(Ordering::SeqCst) == 0 && !self.unflushed.load(Ordering::SeqCst))
+        {
+            return true;
+        }
+        self.closing.store(false, Ordering::SeqCst);
+        false
     }
 }
 
@@ -132,13 +197,17 @@ struct Table {
 }
 
 impl Table {
-    /// The oldest connection with nothing in a handler, among all or those of `peer`.
-    fn oldest_idle(&self, peer: Option<IpAddr>) -> Option<u64> {
-        self.open
+    /// Claims the oldest sheddable connection, among all or those of `peer` (see
+    /// [`ConnState::claim`]).
+    fn claim_oldest_idle(&self, peer: Option<IpAddr>) -> Option<u64> {
+        let mut idle: Vec<(Instant, u64)> = self
+            .open
             .iter()
             .filter(|(_, e)| peer.is_none_or(|p| p == e.peer) && e.state.sheddable())
-            .min_by_key(|(_, e)| e.opened)
-            .map(|(id, _)| *id)
+            .map(|(id, e)| (e.opened, *id))
+            .collect();
+        idle.sort_unstable();
+        idle.into_iter().map(|(_, id)| id).find(|id| self.open[id].state.claim())
     }
 
     fn remove(&mut self, id: u64) {
@@ -164,6 +233,7 @@ pub async fn serve(
     let stats = gateway.connection_stats();
     let router = gateway.router();
     let table = Arc::new(Mutex::new(Table::default()));
+    let refusing = Arc::new(AtomicUsize::new(0));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(signal);
@@ -187,7 +257,14 @@ pub async fn serve(
         };
         let peer = addr.ip();
         let Some((id, state)) = admit(&table, &limits, &stats, peer) else {
-            drop(stream);
+            // Answered 503 while a refusal slot is free; closed without an answer otherwise.
+            if let Some(slot) = RefusalSlot::take(&refusing, refusal_slots(&limits)) {
+                let timeout = limits.header_read_timeout.min(REFUSAL_TIMEOUT);
+                tasks.spawn(async move {
+                    refuse(stream, timeout).await;
+                    drop(slot);
+                });
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -236,7 +313,7 @@ fn admit(
         if !full {
             continue;
         }
-        match t.oldest_idle(of_peer) {
+        match t.claim_oldest_idle(of_peer) {
             Some(victim) => {
                 if let Some(e) = t.open.get(&victim) {
                     e.state.close.notify_one();
@@ -255,7 +332,7 @@ fn admit(
     }
     let id = t.next;
     t.next += 1;
-    let state = Arc::new(ConnState::default());
+    let state = Arc::new(ConnState::new());
     t.open.insert(id, Entry { peer, opened: Instant::now(), state: state.clone() });
     *t.per_peer.entry(peer).or_default() += 1;
     Some((id, state))
@@ -271,12 +348,13 @@ async fn connection(
     state: Arc<ConnState>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let last_active = Arc::new(Mutex::new(Instant::now()));
     let service = {
-        let (state, last_active, stats) = (state.clone(), last_active.clone(), stats.clone());
+        let (state, stats) = (state.clone(), stats.clone());
         let body_timeout = limits.body_read_timeout;
         hyper::service::service_fn(move |request: Request<Incoming>| {
-            let guard = Busy::enter(state.clone(), last_active.clone());
+            let guard = Busy::enter(state.clone());
+            // Chosen to be shed as this request began: refused before it is handled.
+            let refused = state.closing.load(Ordering::SeqCst);
             let (router, stats) = (router.clone(), stats.clone());
             let timed_out = Arc::new(AtomicBool::new(false));
             let (mut parts, body) = request.into_parts();
@@ -285,6 +363,9 @@ async fn connection(
             let body = DeadlineBody::new(Body::new(body), body_timeout, timed_out.clone(), state.clone());
             let request = Request::from_parts(parts, Body::new(body));
             async move {
+                if refused {
+                    return Ok(crate::error::too_many_connections());
+                }
                 let response = router.oneshot(request).await;
                 if timed_out.load(Ordering::Acquire) {
                     drop(guard);
@@ -298,7 +379,7 @@ async fn connection(
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(TokioIo::new(Flushes { io: stream, state: state.clone() }), service);
     tokio::pin!(conn);
     let mut tick =
         tokio::time::interval(limits.idle_timeout.min(Duration::from_secs(1)).max(Duration::from_millis(50)));
@@ -325,7 +406,7 @@ async fn connection(
                 if stopping {
                     return;
                 }
-                let idle = last_active.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+                let idle = state.idle_for();
                 if idle >= limits.idle_timeout {
                     stats.idle_closed.fetch_add(1, Ordering::Relaxed);
                     return;
@@ -335,24 +416,150 @@ async fn connection(
     }
 }
 
+/// Most connections refused at a cap that are answered at once: a quarter of the connection cap
+/// (the file handles [`Limits::fit_file_limit`] keeps for sockets that are closing), at most 256.
+fn refusal_slots(limits: &Limits) -> usize {
+    (limits.max_connections / 4).clamp(1, 256)
+}
+
+/// The longest a refused connection may take to send its request before it is closed unanswered.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Bytes a refused connection may send before its answer (its head) and after it (its body,
+/// read and dropped): closing a socket with unread bytes resets it, and the reset can destroy
+/// the answer before the client reads it.
+const REFUSAL_READ_LIMIT: usize = 64 << 10;
+
+/// One of the [`refusal_slots`], held while a refused connection is answered.
+struct RefusalSlot(Arc<AtomicUsize>);
+
+impl RefusalSlot {
+    fn take(refusing: &Arc<AtomicUsize>, slots: usize) -> Option<RefusalSlot> {
+        refusing
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < slots).then_some(n + 1))
+            .ok()
+            .map(|_| RefusalSlot(refusing.clone()))
+    }
+}
+
+impl Drop for RefusalSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Answers a connection refused at a cap with `503 overloaded`, `Retry-After` and
+/// `Connection: close`, then closes it. The client learns why and when to come back instead of
+/// seeing a reset. The request is not parsed: its head is read up to its blank line, the answer
+/// written, and what else the client sends (its body) read and dropped until it closes, so that
+/// closing does not reset the answer away. A small buffer, no HTTP stack: an answered refusal
+/// costs about what the accept does.
+async fn refuse(mut stream: tokio::net::TcpStream, timeout: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let answer = async {
+        let mut buf = [0u8; 1024];
+        // Bytes of the blank line ("\r\n\r\n") seen in a row; it may straddle two reads.
+        let (mut matched, mut head) = (0, 0);
+        while matched < 4 {
+            let n = stream.read(&mut buf).await?;
+            head += n;
+            if n == 0 || head > REFUSAL_READ_LIMIT {
+                return Ok(());
+            }
+            for &b in &buf[..n] {
+                matched = match (matched, b) {
+                    (0 | 2, b'\r') | (1 | 3, b'\n') => matched + 1,
+                    (_, b'\r') => 1,
+                    _ => 0,
+                };
+                if matched == 4 {
+                    break;
+                }
+            }
+        }
+        stream.write_all(crate::error::too_many_connections_raw().as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut drained = 0;
+        while drained <= REFUSAL_READ_LIMIT {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(timeout, answer).await;
+}
+
 /// Counts a request as inside a handler for as long as it lives.
 struct Busy {
     state: Arc<ConnState>,
-    last_active: Arc<Mutex<Instant>>,
 }
 
 impl Busy {
-    fn enter(state: Arc<ConnState>, last_active: Arc<Mutex<Instant>>) -> Busy {
-        state.busy.fetch_add(1, Ordering::AcqRel);
-        Busy { state, last_active }
+    fn enter(state: Arc<ConnState>) -> Busy {
+        state.busy.fetch_add(1, Ordering::SeqCst);
+        Busy { state }
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        *self.last_active.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-        self.state.waiting_for_body.store(false, Ordering::Release);
-        self.state.busy.fetch_sub(1, Ordering::AcqRel);
+        *self.state.last_active.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.state.waiting_for_body.store(false, Ordering::SeqCst);
+        // Dropped once hyper has taken the whole answer into its buffer (see `busy_until_sent`):
+        // it is on the socket at the next flush.
+        self.state.unflushed.store(true, Ordering::SeqCst);
+        self.state.answered.store(true, Ordering::SeqCst);
+        self.state.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A connection's socket that tells its [`ConnState`] when an answer is all written out: hyper
+/// flushes the socket only once its own write buffer is empty.
+struct Flushes {
+    io: tokio::net::TcpStream,
+    state: Arc<ConnState>,
+}
+
+impl tokio::io::AsyncRead for Flushes {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Flushes {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.io).poll_flush(cx);
+        if matches!(flushed, Poll::Ready(Ok(()))) {
+            this.state.unflushed.store(false, Ordering::SeqCst);
+        }
+        flushed
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 
@@ -418,6 +625,11 @@ impl DeadlineBody {
     }
 }
 
+/// The error of a body whose connection is being shed.
+#[derive(Debug, thiserror::Error)]
+#[error("the connection is closing")]
+struct ConnectionClosing;
+
 /// The error of a body that did not arrive in time.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive within {0:?}")]
@@ -432,7 +644,12 @@ impl hyper::body::Body for DeadlineBody {
         // The clock starts at the first read: a handler that never reads the body is not timed.
         let started = *this.started.get_or_insert_with(Instant::now);
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        this.conn.waiting_for_body.store(polled.is_pending(), Ordering::Release);
+        this.conn.waiting_for_body.store(polled.is_pending(), Ordering::SeqCst);
+        // Chosen to be shed while the body was awaited: the body never completes, so nothing
+        // of it is stored on a connection about to close (see `ConnState::claim`).
+        if this.conn.closing.load(Ordering::SeqCst) {
+            return Poll::Ready(Some(Err(axum::Error::new(ConnectionClosing))));
+        }
         if polled.is_ready() {
             // Bytes that trickle in keep the body ready now and then; the deadline still holds.
             if this.deadline.is_some() && started.elapsed() >= this.timeout {
@@ -474,9 +691,12 @@ mod tests {
 
     #[test]
     fn the_connection_caps_fit_the_file_limit() {
-        let limits = Limits::default().fit_file_limit(1024, 128);
+        let wide = Limits { max_connections: 8192, max_connections_per_peer: 2048, ..Limits::default() };
+        let limits = wide.fit_file_limit(1024, 128);
         assert_eq!(limits.max_connections, 672);
         assert_eq!(limits.max_connections_per_peer, 672);
+        let limits = Limits::default().fit_file_limit(1024, 128);
+        assert_eq!((limits.max_connections, limits.max_connections_per_peer), (672, DEFAULT_MAX_CONNECTIONS_PER_PEER));
         let roomy = Limits::default().fit_file_limit(1 << 20, 128);
         assert_eq!(roomy.max_connections, Limits::default().max_connections);
     }
@@ -512,5 +732,75 @@ mod tests {
         third_state.waiting_for_body.store(true, Ordering::Release);
         assert!(admit(&table, &limits, &stats, a).is_some());
         assert!(!table.lock().unwrap().open.contains_key(&third));
+    }
+
+    #[test]
+    fn a_connection_is_kept_while_its_answer_is_unwritten_and_for_a_while_after_it() {
+        let state = Arc::new(ConnState::new());
+        assert!(state.sheddable(), "a connection that never sent a whole request can go");
+        let busy = Busy::enter(state.clone());
+        assert!(!state.sheddable(), "a request in its handler");
+        drop(busy);
+        assert!(!state.sheddable(), "its answer is still in hyper's buffer");
+        state.unflushed.store(false, Ordering::Release);
+        assert!(!state.sheddable(), "it answered just now");
+        *state.last_active.lock().unwrap() -= SHED_AFTER_ANSWER;
+        assert!(state.sheddable(), "idle since its answer for {SHED_AFTER_ANSWER:?}");
+        // Waiting for body bytes that do not come: nothing is stored yet, it can go at once.
+        let busy = Busy::enter(state.clone());
+        state.waiting_for_body.store(true, Ordering::Release);
+        assert!(state.sheddable());
+        drop(busy);
+    }
+
+    #[tokio::test]
+    async fn the_socket_reports_the_answer_written_when_hyper_flushes_it() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let state = Arc::new(ConnState::new());
+        state.unflushed.store(true, Ordering::Release);
+        let mut io = Flushes { io: server, state: state.clone() };
+        io.write_all(b"answer").await.unwrap();
+        assert!(state.unflushed.load(Ordering::Acquire), "written but not flushed");
+        io.flush().await.unwrap();
+        assert!(!state.unflushed.load(Ordering::Acquire));
+        let mut read = [0; 6];
+        let mut client = client;
+        client.read_exact(&mut read).await.unwrap();
+        assert_eq!(&read, b"answer");
+    }
+
+    #[tokio::test]
+    async fn a_connection_refused_at_the_cap_is_answered_503_with_retry_after_and_closed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let refusing = Arc::new(AtomicUsize::new(0));
+        let slot = RefusalSlot::take(&refusing, 1).unwrap();
+        assert!(RefusalSlot::take(&refusing, 1).is_none(), "one slot only");
+        let task = tokio::spawn(async move {
+            refuse(server, Duration::from_secs(2)).await;
+            drop(slot);
+        });
+        let body = "x".repeat(3000);
+        let request =
+            format!("POST /webhooks/telegram/a HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        client.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        drop(client);
+        task.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        let lower = answer.to_ascii_lowercase();
+        assert!(lower.contains("retry-after: 1\r\n") && lower.contains("connection: close\r\n"), "{answer}");
+        assert!(
+            answer.ends_with(r#"{"error":{"code":"overloaded","message":"too many connections; retry"}}"#),
+            "{answer}"
+        );
+        assert_eq!(refusing.load(Ordering::Acquire), 0, "the slot is given back");
+        assert!(RefusalSlot::take(&refusing, 1).is_some());
     }
 }
