@@ -298,18 +298,23 @@ pub(crate) fn checkpoint(path: &Path) -> anyhow::Result<u64> {
     Ok(file_len(path))
 }
 
-/// The queue's group-commit figures from chatgate's `/metrics`, warm-up included.
-async fn queue_metrics(port: u16) -> anyhow::Result<String> {
+/// A reader of chatgate's `/metrics`: the value of each unlabelled metric by name.
+pub(crate) async fn metrics(port: u16) -> anyhow::Result<impl Fn(&str) -> anyhow::Result<f64>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
     stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n").await?;
     let mut text = String::new();
     stream.read_to_string(&mut text).await?;
-    let value = |name: &str| -> anyhow::Result<f64> {
-        let line = text.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name}"))?;
+    Ok(move |name: &str| -> anyhow::Result<f64> {
+        let line = text.lines().find(|l| l.split(' ').next() == Some(name)).with_context(|| format!("no {name}"))?;
         let number = line.rsplit(' ').next().unwrap_or_default();
         number.parse().with_context(|| format!("{name}: `{number}`"))
-    };
+    })
+}
+
+/// The queue's group-commit figures from chatgate's `/metrics`, warm-up included.
+async fn queue_metrics(port: u16) -> anyhow::Result<String> {
+    let value = metrics(port).await?;
     let batches = value("chatgate_queue_batches_total")?;
     let commands = value("chatgate_queue_commands_total")?;
     let fsyncs = value("chatgate_queue_fsyncs_total")?;

@@ -109,6 +109,16 @@ fn round(runtime: &tokio::runtime::Runtime, load: &Load) -> anyhow::Result<(Repo
         memory.rss_mib(),
         memory.hwm_mib(),
     );
+    // The server's account of its connections (the load's connections are closed by now).
+    let value = runtime.block_on(crate::ingest::metrics(chatgate.port))?;
+    println!(
+        "{name:<7} server: connections accepted={} shed={} refused at the cap={} (answered 503={}, closed unanswered={})",
+        value("chatgate_connections_accepted_total")?,
+        value("chatgate_connections_shed_total")?,
+        value("chatgate_connections_refused_total")?,
+        value("chatgate_connections_refused_total")? - value("chatgate_connections_refused_unanswered_total")?,
+        value("chatgate_connections_refused_unanswered_total")?,
+    );
     // SIGKILL: every 2xx must already be on disk.
     chatgate.kill()?;
     let stored = count_stored(&dir.path().join("chatgate.db"))?;

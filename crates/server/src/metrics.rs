@@ -599,7 +599,16 @@ impl Collector for Scrape {
         )?;
         for (name, help, value) in [
             ("connections_accepted", "Connections accepted.", &c.accepted),
-            ("connections_refused", "Connections refused at a cap with none idle.", &c.refused),
+            (
+                "connections_refused",
+                "Connections refused at a cap with none idle (answered 503 or closed).",
+                &c.refused,
+            ),
+            (
+                "connections_refused_unanswered",
+                "Connections refused at a cap and closed unanswered: too many refusals at once.",
+                &c.refused_unanswered,
+            ),
             ("connections_shed", "Idle connections closed to make room at a cap.", &c.shed),
             ("connections_idle_closed", "Keep-alive connections closed after the idle timeout.", &c.idle_closed),
             ("connections_accept_errors", "Errors accepting a connection (EMFILE and the like).", &c.accept_errors),

@@ -98,6 +98,8 @@ pub struct ConnectionStats {
     pub accepted: AtomicU64,
     /// Refused at a cap because no open connection was idle.
     pub refused: AtomicU64,
+    /// Of those, closed without an answer: every refusal slot was busy.
+    pub refused_unanswered: AtomicU64,
     /// Closed to make room for a new connection.
     pub shed: AtomicU64,
     /// Closed after the idle timeout.
@@ -264,6 +266,8 @@ pub async fn serve(
                     refuse(stream, timeout).await;
                     drop(slot);
                 });
+            } else {
+                stats.refused_unanswered.fetch_add(1, Ordering::Relaxed);
             }
             continue;
         };
