@@ -28,7 +28,7 @@
 //!   mock Telegram Bot API, with the rate limits lifted and in force; see [`outbound`].
 //!
 //!   ```text
-//!   cargo run --release -p chatgate-bench -- outbound [--messages 20000] [--submitters 64] [--accounts 10] [--chats 1000]
+//!   cargo run --release -p chatgate-bench -- outbound [--messages 20000] [--submitters 64] [--accounts 10] [--chats 1000] [--paced-rate 5000]
 //!   ```
 
 //! - `chatgate-bench overload`: far more connections than chatgate can serve, beside an ordinary
@@ -115,6 +115,9 @@ enum Command {
         /// Chats, spread over the bots.
         #[arg(long, default_value_t = 1000)]
         chats: usize,
+        /// Messages per second the `paced` round submits (for 2 s), limits lifted.
+        #[arg(long, default_value_t = 5000)]
+        paced_rate: usize,
     },
     /// Webhook ingest on the NATS backend (one and two instances) beside SQLite and bare axum.
     Nats {
@@ -216,12 +219,12 @@ fn main() -> anyhow::Result<ExitCode> {
             anyhow::ensure!(senders > 0, "--senders must be at least 1");
             web::run(&web::WebLoad { visitors, messages, senders })
         }
-        Command::Outbound { messages, submitters, accounts, chats } => {
+        Command::Outbound { messages, submitters, accounts, chats, paced_rate } => {
             anyhow::ensure!(
-                submitters > 0 && accounts > 0 && chats >= accounts,
-                "--submitters, --accounts ≥ 1, --chats ≥ --accounts"
+                submitters > 0 && accounts > 0 && chats >= accounts && paced_rate > 0,
+                "--submitters, --accounts, --paced-rate ≥ 1, --chats ≥ --accounts"
             );
-            outbound::run(&outbound::OutboundLoad { messages, submitters, accounts, chats })
+            outbound::run(&outbound::OutboundLoad { messages, submitters, accounts, chats, paced_rate })
         }
         Command::Nats { seconds, connections, warmup_seconds } => nats::run(&Load {
             connections: connections.max(2),

@@ -2,11 +2,11 @@
 //! engine → a mock Telegram Bot API on 127.0.0.1 that answers at once.
 //!
 //! ```text
-//! cargo run --release -p chatgate-bench -- outbound [--messages 20000] [--submitters 64] [--accounts 10] [--chats 1000]
+//! cargo run --release -p chatgate-bench -- outbound [--messages 20000] [--submitters 64] [--accounts 10] [--chats 1000] [--paced-rate 5000]
 //! ```
 //!
 //! The mock runs in this process; chatgate runs as a child process with `--accounts` Telegram
-//! bots whose `api_base_url` is the mock, its SQLite queue in a temporary directory. Three rounds,
+//! bots whose `api_base_url` is the mock, its SQLite queue in a temporary directory. Four rounds,
 //! each against a fresh chatgate:
 //!
 //! - **lifted**: the bots' rate limits are lifted (the bench wraps each adapter and reports no
@@ -17,6 +17,10 @@
 //!   enqueue; negative when the call arrives before the client has read its answer), and the
 //!   provider's answer → the part's status durable (chatgate's own histogram
 //!   `chatgate_send_recorded_duration_seconds`, read from `/metrics` after the round).
+//! - **paced**: as `lifted`, but message `n` is submitted no earlier than `n / --paced-rate` s
+//!   after the start (2 s of messages, from `--submitters` connections): the latencies at the
+//!   goal's rate (5,000/s) rather than at the most the gateway takes, where every figure holds the
+//!   queueing of a saturated store.
 //! - **serial**: as `lifted`, `--messages / 10` from one connection, one at a time: the same
 //!   latencies without a queue of submitters.
 //! - **limited**: Telegram's limits in force in chatgate (30 messages/s per bot, 1/s per chat) and
@@ -56,6 +60,8 @@ pub struct OutboundLoad {
     pub submitters: usize,
     pub accounts: usize,
     pub chats: usize,
+    /// Messages per second of the `paced` round.
+    pub paced_rate: usize,
 }
 
 /// Telegram's flood limit for one bot, as the mock enforces it: calls in any sliding window.
@@ -87,6 +93,7 @@ type Shared = Arc<Mutex<Seen>>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Round {
     Lifted,
+    Paced,
     Serial,
     Limited,
 }
@@ -95,6 +102,7 @@ impl Round {
     fn name(self) -> &'static str {
         match self {
             Round::Lifted => "lifted ",
+            Round::Paced => "paced  ",
             Round::Serial => "serial ",
             Round::Limited => "limited",
         }
@@ -112,7 +120,7 @@ pub fn run(load: &OutboundLoad) -> anyhow::Result<ExitCode> {
     );
     let runtime = serve::runtime()?;
     let mut ok = true;
-    for round in [Round::Lifted, Round::Serial, Round::Limited] {
+    for round in [Round::Lifted, Round::Paced, Round::Serial, Round::Limited] {
         let dir = tempfile::tempdir().context("creating the data directory")?;
         let figures = run_round(&runtime, load, round, dir.path())?;
         dir.close()?;
@@ -160,12 +168,13 @@ fn run_round(
     }
     let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let server = ChildServer::spawn("chatgate", &refs)?;
-    let (messages, submitters) = match round {
-        Round::Lifted => (load.messages, load.submitters),
-        Round::Serial => ((load.messages / 10).max(1), 1),
-        Round::Limited => (load.accounts * 30 * 10, load.submitters),
+    let (messages, submitters, pace) = match round {
+        Round::Lifted => (load.messages, load.submitters, None),
+        Round::Paced => (load.paced_rate * 2, load.submitters, Some(load.paced_rate)),
+        Round::Serial => ((load.messages / 10).max(1), 1, None),
+        Round::Limited => (load.accounts * 30 * 10, load.submitters, None),
     };
-    let figures = runtime.block_on(submit(server.port, load, messages, submitters, &seen))?;
+    let figures = runtime.block_on(submit(server.port, load, messages, submitters, pace, &seen))?;
     let recorded = runtime.block_on(recorded_quantiles(server.port))?;
     let memory = crate::Memory::read(server.pid())?;
     server.kill()?;
@@ -291,6 +300,7 @@ async fn submit(
     load: &OutboundLoad,
     messages: usize,
     submitters: usize,
+    pace: Option<usize>,
     seen: &Shared,
 ) -> anyhow::Result<Figures> {
     let started = Instant::now();
@@ -306,6 +316,11 @@ async fn submit(
                 let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if n >= messages {
                     return anyhow::Ok((sent, failed));
+                }
+                // Paced: message `n` waits for its moment in the schedule (later if behind it).
+                if let Some(rate) = pace {
+                    let due = started + Duration::from_secs_f64(n as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
                 }
                 let chat = n % load.chats;
                 let body = format!(

@@ -132,7 +132,7 @@ pub fn run(load: &ScaleLoad) -> anyhow::Result<ExitCode> {
     );
 
     // Outbound, lifted limits, as `chatgate-bench outbound` runs it, on an empty and on the big store.
-    let outbound = OutboundLoad { messages: 20_000, submitters: 64, accounts: 10, chats: 1000 };
+    let outbound = OutboundLoad { messages: 20_000, submitters: 64, accounts: 10, chats: 1000, paced_rate: 5000 };
     let empty_dir = tempfile::tempdir().context("creating the empty store's directory")?;
     let on_empty = crate::outbound::lifted_on(&runtime, &outbound, empty_dir.path())?;
     empty_dir.close().context("removing the empty store")?;
