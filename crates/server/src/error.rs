@@ -405,10 +405,7 @@ impl IntoResponse for WebhookRejection {
         let mut response = match self {
             // The one webhook refusal with a code: the same body as the core API's errors, so a
             // load balancer or a log reader can tell shedding from a store failure.
-            WebhookRejection::Overloaded => {
-                let body = json!({"error": {"code": ErrorCode::Overloaded.as_str(), "message": self.text()}});
-                (self.status(), axum::Json(body)).into_response()
-            }
+            WebhookRejection::Overloaded => (self.status(), axum::Json(overloaded_body(self.text()))).into_response(),
             _ => (self.status(), self.text()).into_response(),
         };
         if matches!(self, WebhookRejection::NotStored | WebhookRejection::Overloaded) {
@@ -418,26 +415,22 @@ impl IntoResponse for WebhookRejection {
     }
 }
 
+/// The body of every `503 overloaded`, webhook or connection: the core API's error shape.
+fn overloaded_body(message: &str) -> Value {
+    json!({"error": {"code": ErrorCode::Overloaded.as_str(), "message": message}})
+}
+
 /// What a client refused at a connection cap is told.
 const TOO_MANY_CONNECTIONS: &str = "too many connections; retry";
-
-fn too_many_connections_body() -> String {
-    json!({"error": {"code": ErrorCode::Overloaded.as_str(), "message": TOO_MANY_CONNECTIONS}}).to_string()
-}
 
 /// The answer to a request on a connection chosen to be shed as the request began (see `serve`):
 /// `503 overloaded` with `Retry-After`, and the connection closes.
 pub(crate) fn too_many_connections() -> Response {
-    let mut response = (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        too_many_connections_body(),
-    )
-        .into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::RETRY_AFTER, HeaderValue::from(NOT_STORED_RETRY_AFTER.as_secs()));
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    let headers = [
+        (header::RETRY_AFTER, HeaderValue::from(NOT_STORED_RETRY_AFTER.as_secs())),
+        (header::CONNECTION, HeaderValue::from_static("close")),
+    ];
+    (StatusCode::SERVICE_UNAVAILABLE, headers, axum::Json(overloaded_body(TOO_MANY_CONNECTIONS))).into_response()
 }
 
 /// [`too_many_connections`] as the bytes of a whole HTTP/1.1 answer, for a connection refused at
@@ -445,7 +438,7 @@ pub(crate) fn too_many_connections() -> Response {
 pub(crate) fn too_many_connections_raw() -> &'static str {
     static RAW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     RAW.get_or_init(|| {
-        let body = too_many_connections_body();
+        let body = overloaded_body(TOO_MANY_CONNECTIONS).to_string();
         format!(
             "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: {}\r\n\
              connection: close\r\ncontent-length: {}\r\n\r\n{body}",
